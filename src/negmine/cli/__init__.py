@@ -1,0 +1,1 @@
+"""The ``negmine`` command line: ``main(argv) -> exit code``."""

@@ -1,0 +1,34 @@
+"""``negmine list retrievers|filters|samplers|formats``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from negmine._optional import EXTRAS
+from negmine.registry import FAMILIES
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("family", choices=sorted(FAMILIES), help="which components to list")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def run(args: argparse.Namespace) -> int:
+    reg = FAMILIES[args.family]
+    rows = []
+    for name in reg.names():
+        e = reg.get(name)
+        missing = e.missing()
+        extras = sorted({EXTRAS[m][0] for m in missing if m in EXTRAS})
+        rows.append({"name": name, "summary": e.summary, "available": not missing,
+                     "install": f"pip install 'negmine[{','.join(extras)}]'" if extras else None})
+    if args.json:
+        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+        return 0
+    width = max(len(r["name"]) for r in rows)
+    for r in rows:
+        note = "" if r["available"] else f"   [not installed: {r['install']}]"
+        sys.stdout.write(f"{r['name']:<{width}}  {r['summary']}{note}\n")
+    return 0

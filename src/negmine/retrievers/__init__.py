@@ -1,0 +1,23 @@
+"""Candidate retrievers: each returns :class:`~negmine.types.Candidates` for every query."""
+
+from __future__ import annotations
+
+from negmine.retrievers.base import Retriever, TopK
+
+__all__ = ["BM25", "Dense", "Faiss", "Retriever", "TopK"]
+
+
+def __getattr__(name: str) -> object:  # lazy: the backends import heavy packages on use only
+    if name == "BM25":
+        from negmine.retrievers.bm25 import BM25
+
+        return BM25
+    if name == "Dense":
+        from negmine.retrievers.dense import Dense
+
+        return Dense
+    if name == "Faiss":
+        from negmine.retrievers.faiss import Faiss
+
+        return Faiss
+    raise AttributeError(name)

@@ -1,0 +1,98 @@
+"""Shared base of the embedding retrievers (dense exact search, FAISS)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from negmine.encoders.base import Encoder
+from negmine.encoders.cache import EmbeddingCache, encode_cached
+from negmine.encoders.st import DEFAULT_MODEL, SentenceTransformerEncoder
+from negmine.retrievers.base import pair_scores, rescore_exact, resort
+from negmine.types import Candidates, MiningData
+
+#: extra candidates retrieved then re-scored exactly, so near-ties at the k-th place resolve the
+#: same way whatever the block, batch or index layout.
+EXTRA = 8
+
+
+class EmbeddingRetriever:
+    """Encodes queries and documents (through the cache), then delegates the search."""
+
+    name = "embedding"
+
+    def __init__(
+        self,
+        model: str = DEFAULT_MODEL,
+        *,
+        encoder: Encoder | None = None,
+        query_prompt: str | None = None,
+        document_prompt: str | None = None,
+        batch_size: int = 32,
+        max_length: int | None = None,
+        normalize: bool = True,
+    ) -> None:
+        self.model = model
+        self.encoder = encoder
+        self.query_prompt = query_prompt
+        self.document_prompt = document_prompt
+        self.batch_size = batch_size
+        self.max_length = max_length
+        self.normalize = normalize
+
+    def _encoder(self) -> Encoder:
+        if self.encoder is None:
+            self.encoder = SentenceTransformerEncoder(
+                self.model,
+                query_prompt=self.query_prompt,
+                document_prompt=self.document_prompt,
+                batch_size=self.batch_size,
+                max_length=self.max_length,
+                normalize=self.normalize,
+            )
+        return self.encoder
+
+    def config(self) -> dict[str, Any]:
+        enc = self._encoder()
+        return {
+            "name": self.name,
+            "model": self.model if self.encoder is None or isinstance(enc, SentenceTransformerEncoder)
+            else enc.identity("document"),
+            "query_prompt": self.query_prompt,
+            "document_prompt": self.document_prompt,
+            "max_length": self.max_length,
+            "normalize": self.normalize,
+        }
+
+    def embed(self, data: MiningData, context: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+        """``(query_emb, doc_emb)``, from the cache when possible."""
+        cache_dir = context.get("cache_dir")
+        cache = EmbeddingCache(cache_dir) if cache_dir else None
+        stats = context.setdefault("encoding", {})
+        t0 = time.perf_counter()
+        enc = self._encoder()
+        d = encode_cached(enc, data.corpus.full_texts(), "document", cache, stats)
+        q = encode_cached(enc, data.queries.texts, "query", cache, stats)
+        context.setdefault("timings", {})["encode_s"] = time.perf_counter() - t0
+        return q, d
+
+    def search(self, q: np.ndarray, d: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        raise NotImplementedError
+
+    def retrieve(self, data: MiningData, k: int, context: dict[str, Any]) -> Candidates:
+        q, d = self.embed(data, context)
+        t0 = time.perf_counter()
+        k_search = min(k + EXTRA, len(data.corpus))
+        ids, _ = self.search(q, d, k_search)
+        ids, scores = resort(ids, rescore_exact(q, d, ids), k)
+        pos = pair_scores(q, d, data)
+        context.setdefault("timings", {})["search_s"] = time.perf_counter() - t0
+        return Candidates(
+            ids=ids,
+            scores=scores,
+            sources=(ids >= 0).astype(np.uint8),
+            source_names=[self.name],
+            positive_scores=pos,
+        )

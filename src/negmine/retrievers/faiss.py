@@ -1,0 +1,55 @@
+"""FAISS retrieval (extra ``faiss``): flat (exact) or HNSW (approximate) inner-product index."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from negmine._optional import require
+from negmine.errors import ConfigError
+from negmine.retrievers.embedding import EmbeddingRetriever
+
+INDEXES = ("flat", "hnsw")
+
+
+class Faiss(EmbeddingRetriever):
+    """Search with a FAISS inner-product index: ``flat`` is exact (as the peer's ``use_faiss``),
+    ``hnsw`` approximate (``m`` links per node, ``ef_search`` breadth) for corpora too large for
+    exact search. Candidates are re-scored exactly from the embeddings, so scores are identical
+    to :class:`~negmine.retrievers.Dense` whichever index finds them.
+    """
+
+    name = "faiss"
+
+    def __init__(self, model: str | None = None, *, index: str = "flat", m: int = 32, ef_search: int = 256,
+                 ef_construction: int = 200, **kwargs: Any) -> None:
+        if model is not None:
+            kwargs["model"] = model
+        super().__init__(**kwargs)
+        if index not in INDEXES:
+            raise ConfigError(f"unknown faiss index {index!r}; known: {', '.join(INDEXES)}")
+        self.index = index
+        self.m = m
+        self.ef_search = ef_search
+        self.ef_construction = ef_construction
+
+    def config(self) -> dict[str, Any]:
+        cfg = super().config()
+        cfg.update(index=self.index)
+        if self.index == "hnsw":
+            cfg.update(m=self.m, ef_search=self.ef_search, ef_construction=self.ef_construction)
+        return cfg
+
+    def search(self, q: np.ndarray, d: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        faiss = require("faiss")
+        dim = d.shape[1]
+        if self.index == "flat":
+            index = faiss.IndexFlatIP(dim)
+        else:
+            index = faiss.IndexHNSWFlat(dim, self.m, faiss.METRIC_INNER_PRODUCT)
+            index.hnsw.efConstruction = self.ef_construction
+            index.hnsw.efSearch = max(self.ef_search, k)
+        index.add(np.ascontiguousarray(d, dtype=np.float32))
+        scores, ids = index.search(np.ascontiguousarray(q, dtype=np.float32), k)
+        return ids.astype(np.int64), scores.astype(np.float32)

@@ -1,0 +1,173 @@
+"""Samplers choose ``num_negatives`` of the surviving candidates of each query.
+
+Every sampler is a pure function of (candidates, keep-mask, num_negatives, seed): it gives each
+surviving candidate a priority and takes the highest. Randomness comes from a hash of
+``(seed, query_id, doc_id)`` — never from global state — so a query's negatives do not depend
+on batch size, sharding, query order or worker count. Chosen columns are returned in rank order,
+``-1`` where too few candidates survive (a shortfall, reported, never padded).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from negmine.errors import ConfigError
+
+__all__ = ["Random", "SampleInput", "Sampler", "SimANS", "Softmax", "Top", "string_keys", "uniform"]
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """splitmix64 finaliser, vectorised (uint64 arithmetic wraps)."""
+    z = x + _GOLDEN
+    z = (z ^ (z >> np.uint64(30))) * _M1
+    z = (z ^ (z >> np.uint64(27))) * _M2
+    return z ^ (z >> np.uint64(31))
+
+
+def string_keys(ids: Sequence[str]) -> np.ndarray:
+    """``uint64`` hash of each id string (stable across runs and platforms)."""
+    return np.fromiter(
+        (int.from_bytes(hashlib.blake2b(s.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "little")
+         for s in ids),
+        dtype=np.uint64,
+        count=len(ids),
+    )
+
+
+def uniform(seed: int, query_keys: np.ndarray, doc_keys: np.ndarray) -> np.ndarray:
+    """``float64`` in (0, 1) derived from ``(seed, query, doc)`` only; shapes broadcast."""
+    with np.errstate(over="ignore"):
+        s = _mix(np.asarray([seed & 0xFFFFFFFFFFFFFFFF], dtype=np.uint64))
+        z = _mix(_mix(s ^ query_keys[..., None]) ^ doc_keys)
+    return ((z >> np.uint64(11)).astype(np.float64) + 0.5) / float(1 << 53)
+
+
+@dataclass
+class SampleInput:
+    """``scores float32[n_q, k]`` (columns in rank order), ``keep bool[n_q, k]``,
+    ``query_keys uint64[n_q]`` and ``doc_keys uint64[n_q, k]`` (hashes of the string ids),
+    ``positive_reference float32[n_q]`` (lowest positive score), and the seed."""
+
+    scores: np.ndarray
+    keep: np.ndarray
+    query_keys: np.ndarray
+    doc_keys: np.ndarray
+    positive_reference: np.ndarray
+    seed: int
+
+    def gumbel(self) -> np.ndarray:
+        u = uniform(self.seed, self.query_keys, self.doc_keys)
+        return -np.log(-np.log(u))
+
+
+class Sampler(Protocol):
+    name: str
+
+    def config(self) -> dict[str, Any]: ...
+
+    def priority(self, inp: SampleInput) -> np.ndarray: ...
+
+
+def select(sampler: Sampler, inp: SampleInput, num_negatives: int) -> np.ndarray:
+    """Column positions ``int64[n_q, num_negatives]`` of the chosen candidates in rank order,
+    ``-1`` for a shortfall."""
+    if num_negatives < 1:
+        raise ConfigError(f"num_negatives must be >= 1, got {num_negatives}; pass --num-negatives 1 or more")
+    n_q, k = inp.scores.shape
+    prio = np.where(inp.keep, sampler.priority(inp).astype(np.float64), -np.inf)
+    order = np.argsort(-prio, axis=1, kind="stable")[:, :num_negatives]
+    chosen_ok = np.take_along_axis(inp.keep, order, axis=1)
+    cols = np.where(chosen_ok, order, k)  # sentinel k sorts after every real column
+    cols = np.sort(cols, axis=1)
+    cols[cols == k] = -1
+    if cols.shape[1] < num_negatives:
+        cols = np.concatenate([cols, np.full((n_q, num_negatives - cols.shape[1]), -1, np.int64)], axis=1)
+    return cols.astype(np.int64)
+
+
+class Top:
+    """The highest-scoring surviving candidates (the peer's ``sampling_strategy="top"``;
+    NV-Retriever finds 4 negatives from the top 10 best). Deterministic; ties to the better rank.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> inp = SampleInput(np.array([[.9, .8, .7]], np.float32), np.array([[True, False, True]]),
+    ...                   np.zeros(1, np.uint64), np.zeros((1, 3), np.uint64), np.ones(1, np.float32), 0)
+    >>> select(Top(), inp, 2).tolist()
+    [[0, 2]]
+    """
+
+    name = "top"
+
+    def config(self) -> dict[str, Any]:
+        return {"name": self.name}
+
+    def priority(self, inp: SampleInput) -> np.ndarray:
+        return inp.scores.astype(np.float64)
+
+
+class Random:
+    """Uniform among surviving candidates, without replacement (STAR mixes random with hard
+    negatives; easier than ``top``, and rarely false negatives)."""
+
+    name = "random"
+
+    def config(self) -> dict[str, Any]:
+        return {"name": self.name}
+
+    def priority(self, inp: SampleInput) -> np.ndarray:
+        return uniform(inp.seed, inp.query_keys, inp.doc_keys)
+
+
+class Softmax:
+    """Without replacement, with probability ∝ ``exp(s / temperature)`` (NV-Retriever's "sampled
+    top-k"), as Gumbel-top-k: priority ``s / T + Gumbel``. ``T → 0`` tends to ``top``; large ``T``
+    to ``random``. ``T`` is on the score's scale (cosine: 0.01–0.1)."""
+
+    name = "softmax"
+
+    def __init__(self, temperature: float = 0.05) -> None:
+        if not temperature > 0:
+            raise ConfigError(f"temperature must be > 0, got {temperature}")
+        self.temperature = float(temperature)
+
+    def config(self) -> dict[str, Any]:
+        return {"name": self.name, "temperature": self.temperature}
+
+    def priority(self, inp: SampleInput) -> np.ndarray:
+        return inp.scores.astype(np.float64) / self.temperature + inp.gumbel()
+
+
+class SimANS:
+    """Ambiguous negatives (SimANS, Zhou et al. 2022): weight ``w = exp(−a·(s − s⁺ + b)²)``
+    peaks at candidates scored *near the positive* (``s ≈ s⁺ − b``), sampled without
+    replacement (Gumbel-top-k on ``log w``). Defaults ``a = 0.5, b = 0`` follow the authors'
+    code (their README writes ``b`` with the other sign). ``a`` is on the squared score scale:
+    with cosine scores in [−1, 1] use a large ``a`` (e.g. 50–500) for a sharp peak; with BM25
+    scores (tens) a small one.
+    """
+
+    name = "simans"
+
+    def __init__(self, a: float = 0.5, b: float = 0.0) -> None:
+        if not a >= 0:
+            raise ConfigError(f"simans a must be >= 0, got {a}")
+        self.a = float(a)
+        self.b = float(b)
+
+    def config(self) -> dict[str, Any]:
+        return {"name": self.name, "a": self.a, "b": self.b}
+
+    def priority(self, inp: SampleInput) -> np.ndarray:
+        d = inp.scores.astype(np.float64) - inp.positive_reference.astype(np.float64)[:, None] + self.b
+        return -self.a * d * d + inp.gumbel()
