@@ -74,7 +74,7 @@ class ExcludePositives:
 
     def keep(self, inp: FilterInput) -> np.ndarray:
         ids = inp.candidates.ids
-        n_q, k = ids.shape
+        n_q = ids.shape[0]
         excl = inp.data.exclude
         groups = (
             inp.data.corpus.duplicate_groups() if self.near_duplicates

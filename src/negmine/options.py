@@ -3,9 +3,10 @@ the factory that turns them into data and components."""
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 from negmine import filters as F
 from negmine import registry
@@ -53,7 +54,7 @@ def load_config(path: str | Path) -> dict[str, Any]:
         if k not in DEFAULTS:
             raise ConfigError(f"{p}: unknown option {key!r}; known options: {', '.join(sorted(DEFAULTS))}")
         types = _TYPES.get(k, (str,))
-        if isinstance(value, bool) and bool not in types or not isinstance(value, types):
+        if (isinstance(value, bool) and bool not in types) or not isinstance(value, types):
             want = " or ".join(t.__name__ for t in types)
             raise ConfigError(f"{p}: option {key!r} must be {want}, got {value!r}")
         out[k] = value

@@ -27,7 +27,7 @@ class Entry:
 
     def load(self) -> Callable[..., Any]:
         module, _, attr = self.target.partition(":")
-        return getattr(importlib.import_module(module), attr)  # type: ignore[no-any-return]
+        return getattr(importlib.import_module(module), attr)
 
 
 @dataclass

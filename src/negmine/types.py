@@ -164,7 +164,7 @@ class Candidates:
 
     @property
     def shape(self) -> tuple[int, int]:
-        return self.ids.shape  # type: ignore[return-value]
+        return self.ids.shape
 
     def valid(self) -> np.ndarray:
         return self.ids >= 0

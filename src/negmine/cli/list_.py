@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import Any
 
 from negmine._optional import EXTRAS
 from negmine.registry import FAMILIES
@@ -17,7 +18,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     reg = FAMILIES[args.family]
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name in reg.names():
         e = reg.get(name)
         missing = e.missing()

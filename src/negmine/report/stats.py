@@ -98,7 +98,7 @@ def build_report(result: MiningResult) -> dict[str, Any]:
         "encoding": dict(result.context.get("encoding", {})),
         "timings": dict(result.timings),
     }
-    return _round(report)  # type: ignore[no-any-return]
+    return _round(report)
 
 
 def _fmt(v: Any) -> str:

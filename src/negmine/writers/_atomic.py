@@ -30,7 +30,12 @@ def write_atomic(path: Path, write: Callable[[IO[bytes]], None]) -> None:
 
 
 def write_json(path: Path, obj: Any) -> None:
-    write_atomic(path, lambda fh: fh.write((json.dumps(obj, indent=2, sort_keys=False) + "\n").encode()))
+    data = (json.dumps(obj, indent=2) + "\n").encode()
+
+    def w(fh: IO[bytes]) -> None:
+        fh.write(data)
+
+    write_atomic(path, w)
 
 
 def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:

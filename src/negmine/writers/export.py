@@ -83,9 +83,10 @@ def export_rows(fmt: str, rows: Iterable[dict[str, Any]], texts: Texts, *, num_n
                     row["scores"] = [ps] + [ns for _, ns in neg]
                 out.append(row)
         elif fmt == "labeled-pair":
-            for docs, label in ((pos, 1), (neg, 0)):
-                for d, s in docs:
-                    out.append({"anchor": q, "document": t.doc(d), **({"score": s} if with_scores else {"label": label})})
+            for group, label in ((pos, 1), (neg, 0)):
+                for d, s in group:
+                    extra = {"score": s} if with_scores else {"label": label}
+                    out.append({"anchor": q, "document": t.doc(d), **extra})
         elif fmt == "labeled-list":
             docs = [t.doc(d) for d, _ in pos + neg]
             if with_scores:

@@ -29,7 +29,7 @@ def result_rows(result: MiningResult) -> list[dict[str, Any]]:
     doc_ids = data.corpus.ids
     pos = data.positives
     names = cand.source_names
-    rows = []
+    rows: list[dict[str, Any]] = []
     for q in range(len(data.queries)):
         p_rows = pos.row(q)
         p_scores = cand.positive_scores[pos.indptr[q] : pos.indptr[q + 1]]
@@ -159,9 +159,9 @@ def save_result(result: MiningResult, directory: Path, *, overwrite: bool, fmt: 
     }
     write_json(directory / "manifest.json", manifest)
     for stale in FILES:  # a previous run in another format must not linger
-        p = directory / stale
-        if p.exists() and stale not in (mined.name, texts.name, "manifest.json", "report.json"):
-            p.unlink()
+        stale_path = directory / stale
+        if stale_path.exists() and stale not in (mined.name, texts.name, "manifest.json", "report.json"):
+            stale_path.unlink()
     return directory
 
 

@@ -1,0 +1,5 @@
+"""``python -m negmine.cli``."""
+
+from negmine.cli.main import entry
+
+entry()
