@@ -123,6 +123,23 @@ def test_blank_lines_do_not_shift_line_numbers(cli: Cli, beir: Path, out: Path) 
     assert_one_line_error(cli(*mine_args(beir, out)), f"{path}:5")
 
 
+def test_corpus_that_is_not_utf8(cli: Cli, beir: Path, out: Path) -> None:
+    """A byte that is not UTF-8 is bad input like malformed JSON: exit 2, the file and the line."""
+    path = beir / "corpus.jsonl"
+    path.write_bytes(path.read_bytes() + '{"_id": "d9", "title": "caf\u00e9", "text": "x"}\n'.encode("latin-1"))
+    assert_one_line_error(cli(*mine_args(beir, out)), f"{path}:{len(CORPUS) + 1}")
+    assert not out.exists()
+
+
+def test_corrupt_parquet_corpus(cli: Cli, beir: Path, out: Path) -> None:
+    """A file that claims to be parquet but is not is bad input: exit 2, naming the file."""
+    (beir / "corpus.jsonl").unlink()
+    path = beir / "corpus.parquet"
+    path.write_text("this is not parquet\n")
+    assert_one_line_error(cli(*mine_args(beir, out)), str(path))
+    assert not out.exists()
+
+
 # --------------------------------------------------------------------------------- duplicate ids
 def test_duplicate_document_ids(cli: Cli, beir: Path, out: Path, fs: SimpleNamespace) -> None:
     fs.write_jsonl(beir / "corpus.jsonl", [*CORPUS, {**CORPUS[1], "text": "another text"}, dict(CORPUS[4])])
@@ -422,6 +439,17 @@ def test_bad_toml_values(cli: Cli, beir: Path, out: Path, tmp_path: Path, body: 
     cfg = tmp_path / "mine.toml"
     cfg.write_text(f'dataset = "{beir}"\n{body}\n')
     assert_one_line_error(cli("mine", "--config", cfg, "--out", out), str(cfg), needle)
+    assert not out.exists()
+
+
+def test_bad_mined_format_in_toml_is_refused_before_any_work(cli: Cli, beir: Path, out: Path,
+                                                              tmp_path: Path) -> None:
+    """``format`` from a config file is validated with the other options, before mining (the flag
+    is limited by argparse). The dense model here cannot be found: had mining started, that
+    would be the error reported instead."""
+    cfg = tmp_path / "mine.toml"
+    cfg.write_text(f'dataset = "{beir}"\nformat = "csv"\nretriever = "dense"\nmodel = "/nonexistent/model"\n')
+    assert_one_line_error(cli("mine", "--config", cfg, "--out", out), "'csv'")
     assert not out.exists()
 
 

@@ -1,0 +1,157 @@
+"""The exact running top-k shared by the retrievers (``retrievers/base.py``).
+
+Specification: for each query row, the first ``k`` document rows in the order (score descending,
+row ascending), padded with ``-1`` / ``-inf`` when ``k`` exceeds the number of documents — the
+same answer however the score matrix is split into column blocks and in whatever order the
+blocks arrive.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from negmine.retrievers.base import MAX_ROWS, TopK, pack, rescore_exact, resort, top_k, unpack
+
+POOL = np.array([-np.inf, -2.5, -1.0, 0.0, 0.25, 1.0, 3.5], dtype=np.float32)  # drawn often: ties
+
+
+def reference(scores: np.ndarray, k: int, first_row: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    n_q, n = scores.shape
+    ids = np.full((n_q, k), -1, np.int64)
+    out = np.full((n_q, k), -np.inf, np.float32)
+    for q in range(n_q):
+        order = sorted(range(n), key=lambda j: (-float(scores[q, j]), j))[:k]
+        ids[q, : len(order)] = np.array(order, np.int64) + first_row
+        out[q, : len(order)] = scores[q, order]
+    return ids, out
+
+
+def random_scores(rng: np.random.Generator, n_q: int, n: int) -> np.ndarray:
+    s = rng.normal(size=(n_q, n)).astype(np.float32)
+    tied = rng.random((n_q, n)) < 0.5
+    s[tied] = rng.choice(POOL, size=int(tied.sum()))
+    return s
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_top_k_equals_stable_sort_reference(seed):
+    rng = np.random.default_rng(seed)
+    n_q, n = int(rng.integers(1, 6)), int(rng.integers(1, 40))
+    k = int(rng.integers(1, n + 6))  # sometimes k > n_docs
+    s = random_scores(rng, n_q, n)
+    ids, scores = top_k(s, k)
+    want_ids, want_scores = reference(s, k)
+    np.testing.assert_array_equal(ids, want_ids)
+    np.testing.assert_array_equal(scores, want_scores)
+    assert ids.dtype == np.int64 and scores.dtype == np.float32 and ids.shape == (n_q, k)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_top_k_is_the_same_for_any_column_block_split_and_order(seed):
+    rng = np.random.default_rng(1000 + seed)
+    n_q, n = int(rng.integers(1, 5)), int(rng.integers(2, 60))
+    k = int(rng.integers(1, n + 4))
+    s = random_scores(rng, n_q, n)
+    cuts = sorted({0, n, *rng.integers(1, n, size=int(rng.integers(0, 6))).tolist()})
+    blocks = list(zip(cuts[:-1], cuts[1:]))
+    rng.shuffle(blocks)  # blocks may arrive in any order
+    t = TopK(n_q, k)
+    for lo, hi in blocks:
+        t.push(s[:, lo:hi], first_row=lo)
+    ids, scores = t.result()
+    want_ids, want_scores = reference(s, k)
+    np.testing.assert_array_equal(ids, want_ids)
+    np.testing.assert_array_equal(scores, want_scores)
+
+
+def test_docstring_tie_example():
+    # 0.9 at row 1 and row 2: the lower row first
+    t = TopK(n_queries=1, k=2)
+    t.push(np.array([[0.1, 0.9]], np.float32), first_row=0)
+    t.push(np.array([[0.9, 0.2]], np.float32), first_row=2)
+    assert t.result()[0].tolist() == [[1, 2]]
+
+
+def test_padding_when_k_exceeds_documents():
+    ids, scores = top_k(np.array([[0.5, 2.0]], np.float32), 4)
+    assert ids.tolist() == [[1, 0, -1, -1]]
+    np.testing.assert_array_equal(scores, np.array([[2.0, 0.5, -np.inf, -np.inf]], np.float32))
+
+
+def test_first_row_offsets_document_rows():
+    ids, _ = top_k(np.array([[0.1, 0.3, 0.2]], np.float32), 2, first_row=100)
+    assert ids.tolist() == [[101, 102]]
+
+
+def test_minus_inf_scored_documents_rank_last_by_row_and_are_not_padding():
+    ids, scores = top_k(np.array([[-np.inf, 1.0, -np.inf]], np.float32), 4)
+    assert ids.tolist() == [[1, 0, 2, -1]]
+    np.testing.assert_array_equal(scores, np.array([[1.0, -np.inf, -np.inf, -np.inf]], np.float32))
+
+
+def test_signed_zeros_are_a_tie_broken_by_row():
+    # -0.0 == 0.0 in IEEE arithmetic (and in the stable-sort reference): the lower row goes first.
+    s = np.array([[-0.0, 0.0, 0.0]], np.float32)
+    assert top_k(s, 3)[0].tolist() == reference(s, 3)[0].tolist() == [[0, 1, 2]]
+
+
+def test_nan_scored_document_is_never_a_candidate():
+    # base._sortable: "NaN sorts below -inf: it is never a candidate".
+    ids, _ = top_k(np.array([[np.nan, -np.inf, 1.0]], np.float32), 3)
+    assert 0 not in ids[0].tolist()
+
+
+def test_push_rejects_rows_beyond_the_packable_range():
+    t = TopK(1, 1)
+    with pytest.raises(ValueError, match="documents"):
+        t.push(np.zeros((1, 2), np.float32), first_row=MAX_ROWS - 1)
+
+
+# ---------------------------------------------------------------------------------------- pack
+def test_pack_unpack_round_trip():
+    rng = np.random.default_rng(5)
+    specials = np.array([-np.inf, np.inf, 0.0, -0.0, 1e-45, -1e-45, 3.4e38, -3.4e38, 1.0, -1.0], np.float32)
+    scores = np.concatenate([specials, rng.normal(scale=100, size=990).astype(np.float32)])
+    rows = rng.integers(0, MAX_ROWS - 1, size=scores.size, dtype=np.int64)
+    rows[:3] = [0, 1, MAX_ROWS - 2]
+    got_rows, got_scores = unpack(pack(scores, rows))
+    np.testing.assert_array_equal(got_rows, rows)
+    assert got_scores.dtype == np.float32
+    np.testing.assert_array_equal(got_scores.view(np.uint32), scores.view(np.uint32))  # bit-exact, keeps -0.0
+
+
+def test_pack_orders_by_score_then_lower_row():
+    rng = np.random.default_rng(6)
+    s = rng.choice(np.array([-np.inf, -1.5, -0.25, 0.0, 0.5, 2.0, np.inf], np.float32), size=400)
+    r = rng.integers(0, 50, size=400)
+    keys = pack(s, r)
+    for i in range(0, 400, 2):
+        a, b = i, i + 1
+        want = (s[a] > s[b]) or (s[a] == s[b] and r[a] < r[b])
+        assert (keys[a] > keys[b]) == want, (s[a], r[a], s[b], r[b])
+
+
+# ---------------------------------------------------------------------------------- re-scoring
+def test_resort_sorts_rows_by_score_then_row_and_pads():
+    ids = np.array([[4, -1, 2, 7], [3, 1, -1, -1]], np.int64)
+    scores = np.array([[0.5, -np.inf, 0.9, 0.5], [0.1, 0.1, -np.inf, -np.inf]], np.float32)
+    new_ids, new_scores = resort(ids, scores, 3)
+    assert new_ids.tolist() == [[2, 4, 7], [1, 3, -1]]
+    np.testing.assert_array_equal(new_scores, np.array([[0.9, 0.5, 0.5], [0.1, 0.1, -np.inf]], np.float32))
+
+
+def test_rescore_exact_is_elementwise_float64_dot_products():
+    rng = np.random.default_rng(8)
+    q = rng.normal(size=(3, 5)).astype(np.float32)
+    d = rng.normal(size=(7, 5)).astype(np.float32)
+    ids = np.array([[0, 6, -1], [3, 3, 1], [-1, -1, -1]], np.int64)
+    out = rescore_exact(q, d, ids)
+    for i in range(3):
+        for j in range(3):
+            if ids[i, j] < 0:
+                assert out[i, j] == -np.inf
+            else:
+                want = sum(float(a) * float(b) for a, b in zip(q[i], d[ids[i, j]]))
+                assert out[i, j] == pytest.approx(want, rel=1e-6)
+    assert out.dtype == np.float32
