@@ -38,10 +38,12 @@ class FilterInput:
 
     @cached_property
     def positive_reference(self) -> np.ndarray:
-        """``float32[n_queries]``: the lowest retrieval score among each query's positives."""
+        """``float32[n_queries]``: the lowest retrieval score among each query's positives (unscored
+        positives ignored; ``NaN`` when none is scored, so margin filters then keep nothing)."""
         pos = self.data.positives
         ref = np.full(pos.n_queries, np.inf, dtype=np.float32)
-        np.minimum.at(ref, pos.query_of_pair(), self.candidates.positive_scores)
+        np.fmin.at(ref, pos.query_of_pair(), self.candidates.positive_scores.astype(np.float32))
+        ref[np.isinf(ref) & (ref > 0)] = np.nan
         return ref
 
     @property

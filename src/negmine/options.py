@@ -17,7 +17,8 @@ from negmine.types import MiningData
 DEFAULTS: dict[str, Any] = {
     "dataset": None, "split": "train", "exclude_splits": None, "corpus": None, "queries": None, "qrels": None,
     "pairs": None, "drop_unknown": False, "min_relevance": 1.0,
-    "retriever": "bm25", "model": "sentence-transformers/all-MiniLM-L6-v2", "query_prompt": None,
+    "retriever": "bm25", "members": "bm25,dense", "union_score": None, "run": None,
+    "model": "sentence-transformers/all-MiniLM-L6-v2", "query_prompt": None,
     "document_prompt": None, "max_length": None, "batch_size": 32, "faiss_index": "flat", "hnsw_m": 32,
     "ef_search": 256, "query_block": 1024, "doc_block": 16384, "bm25_k1": 1.5, "bm25_b": 0.75,
     "sampler": "top", "num_negatives": 5, "temperature": 0.05, "simans_a": 0.5, "simans_b": 0.0,
@@ -32,7 +33,7 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "bm25_b": (int, float), "num_negatives": (int,), "temperature": (int, float), "simans_a": (int, float),
     "simans_b": (int, float), "range_min": (int,), "range_max": (int,), "depth": (int,),
     "max_score": (int, float), "min_score": (int, float), "absolute_margin": (int, float),
-    "relative_margin": (int, float), "seed": (int,), "exclude_splits": (str, list),
+    "relative_margin": (int, float), "seed": (int,), "exclude_splits": (str, list), "members": (str, list),
 }
 
 
@@ -92,6 +93,18 @@ def load_data(o: dict[str, Any]) -> MiningData:
 def build_retriever(o: dict[str, Any]) -> Any:
     name = o["retriever"]
     registry.retrievers.get(name)  # unknown names fail here, listing the known ones
+    if name in ("union", "hybrid"):
+        members = o["members"].split(",") if isinstance(o["members"], str) else list(o["members"])
+        if any(m in ("union", "hybrid") for m in members):
+            raise ConfigError("--members cannot contain union or hybrid; list plain retrievers, e.g. bm25,dense")
+        built = [build_retriever({**o, "retriever": m.strip()}) for m in members if m.strip()]
+        if name == "hybrid":
+            return registry.retrievers.create(name, members=built)
+        return registry.retrievers.create(name, members=built, score=o["union_score"])
+    if name == "precomputed":
+        if not o["run"]:
+            raise ConfigError("--retriever precomputed needs --run FILE (a TREC run or an npz)")
+        return registry.retrievers.create(name, path=o["run"])
     if name == "bm25":
         return registry.retrievers.create(name, k1=float(o["bm25_k1"]), b=float(o["bm25_b"]))
     common = {"model": o["model"], "query_prompt": o["query_prompt"], "document_prompt": o["document_prompt"],

@@ -73,6 +73,16 @@ retrievers.register(
     "FAISS index over dense embeddings (flat or HNSW)",
     ("sentence_transformers", "faiss"),
 )
+retrievers.register(
+    "union", "negmine.retrievers.multi:Union",
+    "several retrievers, provenance kept, ranked by one member's score or rrf (--members, --union-score)",
+)
+retrievers.register(
+    "hybrid", "negmine.retrievers.multi:Hybrid", "reciprocal-rank fusion (k=60) of several retrievers (--members)"
+)
+retrievers.register(
+    "precomputed", "negmine.retrievers.precomputed:Precomputed", "candidates from a TREC run file or an npz (--run)"
+)
 
 filters.register("exclude-positives", "negmine.filters:ExcludePositives",
                  "drop known positives and documents whose normalised text equals a positive's (always first)")

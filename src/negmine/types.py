@@ -153,7 +153,11 @@ class Candidates:
     ``ids``: ``int64[n_queries, k]`` document rows, ``-1`` = padding.
     ``scores``: ``float32[n_queries, k]``, ``-inf`` = padding.
     ``sources``: ``uint8[n_queries, k]`` bit mask over ``source_names`` (which retriever found it).
-    ``positive_scores``: ``float32[n_pairs]`` retrieval score of each positive in ``MiningData.positives``.
+    ``positive_scores``: ``float32[n_pairs]`` retrieval score of each positive in ``MiningData.positives``
+    (``NaN`` when the retriever cannot score it, e.g. a precomputed run that does not list it).
+    With several retrievers (``union``/``hybrid``): ``member_ranks int32[n_queries, k, R]`` (0-based
+    rank in each retriever's raw list, ``-1`` = not found by it) and ``member_scores
+    float32[n_queries, k, R]`` (each retriever's score of every cell).
     """
 
     ids: np.ndarray
@@ -161,6 +165,8 @@ class Candidates:
     sources: np.ndarray
     source_names: list[str]
     positive_scores: np.ndarray
+    member_ranks: np.ndarray | None = None
+    member_scores: np.ndarray | None = None
 
     @property
     def shape(self) -> tuple[int, int]:

@@ -95,10 +95,35 @@ def build_report(result: MiningResult) -> dict[str, Any]:
             "negative_over_positive": describe(ratio),
         },
         "ranks": describe(neg_ranks.astype(np.float64)),
+        "retrievers": _agreement(result),
         "encoding": dict(result.context.get("encoding", {})),
         "timings": dict(result.timings),
     }
     return _round(report)
+
+
+def _agreement(result: MiningResult) -> dict[str, Any]:
+    """Which retrievers found the candidates and the chosen negatives, and how much they agree
+    (mean per-query Jaccard overlap of their candidate sets)."""
+    cand = result.candidates
+    names = cand.source_names
+    chosen = result.columns >= 0
+    src = np.take_along_axis(cand.sources, np.where(chosen, result.columns, 0), axis=1)[chosen]
+    combos: dict[str, int] = {}
+    for mask, count in zip(*np.unique(src, return_counts=True)):
+        label = "+".join(n for b, n in enumerate(names) if int(mask) >> b & 1) or "none"
+        combos[label] = int(count)
+    out: dict[str, Any] = {"names": names, "negatives_by_source": combos}
+    if cand.member_ranks is not None and len(names) > 1:
+        found = cand.member_ranks >= 0
+        jac = {}
+        for i in range(len(names)):
+            for j in range(i + 1, len(names)):
+                inter = (found[..., i] & found[..., j]).sum(axis=1)
+                union = (found[..., i] | found[..., j]).sum(axis=1)
+                jac[f"{names[i]}~{names[j]}"] = float(np.mean(np.where(union > 0, inter / np.maximum(union, 1), 0.0)))
+        out["candidate_jaccard"] = jac
+    return out
 
 
 def _fmt(v: Any) -> str:
@@ -146,6 +171,11 @@ def render_text(report: dict[str, Any]) -> str:
         )
     else:
         lines.append("shortfall: none")
+    agree = report.get("retrievers") or {}
+    if len(agree.get("names", [])) > 1:
+        lines.append("negatives by source: " + ", ".join(f"{k} {v}" for k, v in agree["negatives_by_source"].items()))
+        lines.append("candidate overlap (Jaccard): " + ", ".join(
+            f"{k} {v:.3f}" for k, v in agree.get("candidate_jaccard", {}).items()))
     enc = report.get("encoding") or {}
     if enc:
         lines.append("embeddings: " + ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in sorted(enc.items())))

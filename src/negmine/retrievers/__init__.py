@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from negmine.retrievers.base import Retriever, TopK
 
-__all__ = ["BM25", "Dense", "Faiss", "Retriever", "TopK"]
+__all__ = ["BM25", "Dense", "Faiss", "Hybrid", "Precomputed", "Retriever", "TopK", "Union"]
 
 
 def __getattr__(name: str) -> object:  # lazy: the backends import heavy packages on use only
@@ -20,4 +20,12 @@ def __getattr__(name: str) -> object:  # lazy: the backends import heavy package
         from negmine.retrievers.faiss import Faiss
 
         return Faiss
+    if name in ("Union", "Hybrid"):
+        from negmine.retrievers import multi
+
+        return getattr(multi, name)
+    if name == "Precomputed":
+        from negmine.retrievers.precomputed import Precomputed
+
+        return Precomputed
     raise AttributeError(name)

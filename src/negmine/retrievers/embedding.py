@@ -41,6 +41,7 @@ class EmbeddingRetriever:
         self.batch_size = batch_size
         self.max_length = max_length
         self.normalize = normalize
+        self.embeddings_: tuple[Any, np.ndarray, np.ndarray] | None = None
 
     def _encoder(self) -> Encoder:
         if self.encoder is None:
@@ -68,6 +69,10 @@ class EmbeddingRetriever:
 
     def embed(self, data: MiningData, context: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
         """``(query_emb, doc_emb)``, from the cache when possible."""
+        key = (data.corpus, data.queries)  # held, so `is` cannot match a recycled object
+        memo = self.embeddings_
+        if memo is not None and memo[0][0] is data.corpus and memo[0][1] is data.queries:
+            return self.embeddings_[1], self.embeddings_[2]
         cache_dir = context.get("cache_dir")
         cache = EmbeddingCache(cache_dir) if cache_dir else None
         stats = context.setdefault("encoding", {})
@@ -76,7 +81,13 @@ class EmbeddingRetriever:
         d = encode_cached(enc, data.corpus.full_texts(), "document", cache, stats)
         q = encode_cached(enc, data.queries.texts, "query", cache, stats)
         context.setdefault("timings", {})["encode_s"] = time.perf_counter() - t0
+        self.embeddings_ = (key, q, d)
         return q, d
+
+    def score_cells(self, data: MiningData, ids: np.ndarray, context: dict[str, Any]) -> np.ndarray:
+        """Exact score of each ``(query row, ids[q, j])`` cell; ``-inf`` where ``ids < 0``."""
+        q, d = self.embed(data, context)
+        return rescore_exact(q, d, ids)
 
     def search(self, q: np.ndarray, d: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         raise NotImplementedError
