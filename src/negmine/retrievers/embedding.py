@@ -72,7 +72,7 @@ class EmbeddingRetriever:
         key = (data.corpus, data.queries)  # held, so `is` cannot match a recycled object
         memo = self.embeddings_
         if memo is not None and memo[0][0] is data.corpus and memo[0][1] is data.queries:
-            return self.embeddings_[1], self.embeddings_[2]
+            return memo[1], memo[2]
         cache_dir = context.get("cache_dir")
         cache = EmbeddingCache(cache_dir) if cache_dir else None
         stats = context.setdefault("encoding", {})
