@@ -24,7 +24,7 @@ DEFAULTS: dict[str, Any] = {
     "sampler": "top", "num_negatives": 5, "temperature": 0.05, "simans_a": 0.5, "simans_b": 0.0,
     "range_min": 0, "range_max": None, "depth": None, "max_score": None, "min_score": None,
     "absolute_margin": None, "relative_margin": None, "near_duplicates": True,
-    "seed": 0, "cache_dir": None, "out": None, "overwrite": False, "format": "parquet",
+    "target_fnr": None, "seed": 0, "cache_dir": None, "out": None, "overwrite": False, "format": "parquet",
 }
 _TYPES: dict[str, tuple[type, ...]] = {
     "drop_unknown": (bool,), "overwrite": (bool,), "near_duplicates": (bool,),
@@ -33,7 +33,8 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "bm25_b": (int, float), "num_negatives": (int,), "temperature": (int, float), "simans_a": (int, float),
     "simans_b": (int, float), "range_min": (int,), "range_max": (int,), "depth": (int,),
     "max_score": (int, float), "min_score": (int, float), "absolute_margin": (int, float),
-    "relative_margin": (int, float), "seed": (int,), "exclude_splits": (str, list), "members": (str, list),
+    "relative_margin": (int, float), "target_fnr": (int, float), "seed": (int,), "exclude_splits": (str, list),
+    "members": (str, list),
 }
 
 

@@ -23,7 +23,7 @@ from negmine.retrievers.base import Retriever
 from negmine.samplers import SampleInput, Sampler, Top, select, string_keys
 from negmine.types import Candidates, MiningData
 
-__all__ = ["MiningResult", "mine", "resolve_depth"]
+__all__ = ["MiningResult", "choose", "mine", "prepare", "resolve_depth"]
 
 DEFAULT_DEPTH = 100
 
@@ -114,7 +114,9 @@ class MiningResult:
         return referenced_texts(self)
 
     def run_id(self) -> str:
-        return run_id(self.config, self.data)
+        """Identity of the *requested* run (a calibrated run is identified by its target, not by
+        the margin calibration chose)."""
+        return run_id(self.context.get("request_config", self.config), self.data)
 
 
 def run_id(config: dict[str, Any], data: MiningData) -> str:
@@ -199,12 +201,31 @@ def mine(
     context: dict[str, Any] = {"cache_dir": str(cache_dir) if cache_dir else None, "timings": {}}
     t_start = time.perf_counter()
     cand = retriever.retrieve(data, k, context)
+    return choose(data, cand, all_filters, sampler, num_negatives, seed, config=config, context=context,
+                  t_start=t_start)
 
+
+def choose(
+    data: MiningData,
+    cand: Candidates,
+    filters: Sequence[Filter],
+    sampler: Sampler,
+    num_negatives: int,
+    seed: int,
+    *,
+    config: dict[str, Any],
+    context: dict[str, Any] | None = None,
+    t_start: float | None = None,
+) -> MiningResult:
+    """Filter and sample already retrieved candidates (``filters`` in order, ``ExcludePositives``
+    included). Several settings can share one retrieval this way (audits, sweeps)."""
+    context = context if context is not None else {"timings": {}}
     t0 = time.perf_counter()
+    t_start = t0 if t_start is None else t_start
     inp = FilterInput(cand, data)
     keep = cand.ids >= 0
     counts: list[tuple[str, int]] = []
-    for f in all_filters:
+    for f in filters:
         new = keep & f.keep(inp)
         counts.append((f.name, int(keep.sum() - new.sum())))
         keep = new

@@ -61,6 +61,8 @@ def add_mining_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--min-score", type=float, default=S, help="keep iff score >= S")
     g.add_argument("--absolute-margin", type=float, default=S, help="keep iff score < s+ - M")
     g.add_argument("--relative-margin", type=float, default=S, help="keep iff score < s+ - |s+| * M")
+    g.add_argument("--target-fnr", type=float, default=S,
+                   help="calibrate the relative margin to this hidden-positive false-negative rate")
     g.add_argument("--no-near-duplicates", dest="near_duplicates", action="store_false", default=S,
                    help="do not exclude documents whose text equals a positive's")
     g = p.add_argument_group("sampling")
@@ -90,14 +92,24 @@ def run(args: argparse.Namespace) -> int:
     from negmine.options import build_filters, build_retriever, build_sampler, load_data
 
     retriever = build_retriever(o)
+    if o["target_fnr"] is not None and o["relative_margin"] is not None:
+        raise ConfigError("--target-fnr chooses the relative margin itself; drop --relative-margin")
     filters = build_filters(o)
     sampler = build_sampler(o)
     data = load_data(o)
     kwargs = {"num_negatives": o["num_negatives"], "seed": o["seed"], "depth": o["depth"],
               "near_duplicates": o["near_duplicates"]}
     *_, config = prepare(data, retriever, filters, sampler, **kwargs)
+    if o["target_fnr"] is not None:
+        config["target_fnr"] = o["target_fnr"]
     check_output_dir(out, run_id(config, data), bool(o["overwrite"]))  # before any work
-    result = mine(data, retriever, filters, sampler, cache_dir=o["cache_dir"], **kwargs)
+    if o["target_fnr"] is not None:
+        from negmine.audit import mine_calibrated
+
+        result = mine_calibrated(data, retriever, filters, sampler, target_fnr=float(o["target_fnr"]),
+                                 cache_dir=o["cache_dir"], **kwargs)
+    else:
+        result = mine(data, retriever, filters, sampler, cache_dir=o["cache_dir"], **kwargs)
     result.save(out, overwrite=bool(o["overwrite"]), fmt=o["format"],
                 extra_manifest={"options": {k: v for k, v in o.items() if k != "overwrite"}})
     if args.json:

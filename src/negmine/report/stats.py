@@ -96,6 +96,7 @@ def build_report(result: MiningResult) -> dict[str, Any]:
         },
         "ranks": describe(neg_ranks.astype(np.float64)),
         "retrievers": _agreement(result),
+        **({"calibration": result.context["calibration"]} if "calibration" in result.context else {}),
         "encoding": dict(result.context.get("encoding", {})),
         "timings": dict(result.timings),
     }
@@ -171,6 +172,14 @@ def render_text(report: dict[str, Any]) -> str:
         )
     else:
         lines.append("shortfall: none")
+    cal = report.get("calibration")
+    if cal:
+        lines.append(
+            f"calibrated relative margin: {cal['chosen_relative_margin']} for target HP-FNR {cal['target_fnr']} "
+            f"(estimated {cal['estimated_hp_fnr']:.4f}, 95% CI {cal['estimated_hp_fnr_ci95'][0]:.4f}-"
+            f"{cal['estimated_hp_fnr_ci95'][1]:.4f}, on {cal['calibration_queries']} queries"
+            + ("" if cal["target_met"] else "; TARGET NOT MET, strictest margin used") + ")"
+        )
     agree = report.get("retrievers") or {}
     if len(agree.get("names", [])) > 1:
         lines.append("negatives by source: " + ", ".join(f"{k} {v}" for k, v in agree["negatives_by_source"].items()))

@@ -1,0 +1,285 @@
+"""Measuring false negatives: hidden-positive audits, comparisons of settings on one retrieval,
+and calibration of the relative margin to a target false-negative rate.
+
+Hidden-positive false-negative rate (HP-FNR): on data where queries have several labelled
+positives, some are *hidden* from the miner; the share of mined negatives that are hidden
+positives estimates how often a strategy picks false negatives. It is computed over the queries
+that have at least one hidden positive (the others cannot score a hit), with a Wilson 95%
+interval.
+
+Set score (negmine's ECI-style score; the published ECI formula could not be verified, so this
+is our own, defined here): per query with ``K`` chosen negatives, hardness
+``H = mean(clip(s_n / s⁺, 0, 1))``, safety ``S`` = share of negatives with
+``s_n < s⁺ − |s⁺|·0.05``, and ``set = log(1 + K·S) · 2HS / (H + S)``; averaged over queries.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from negmine.errors import ConfigError
+from negmine.filters import ExcludePositives, Filter, RelativeMargin
+from negmine.pipeline import MiningResult, build_config, choose, resolve_depth
+from negmine.retrievers.base import Retriever
+from negmine.samplers import Sampler, string_keys, uniform
+from negmine.types import Candidates, MiningData, Qrels
+
+SAFETY_MARGIN = 0.05
+MARGIN_GRID = (0.0, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3)
+
+
+@dataclass
+class Setting:
+    """One mining setting to audit: a label, the user filters and the sampler."""
+
+    label: str
+    filters: list[Filter]
+    sampler: Sampler
+
+
+@dataclass
+class Split:
+    """Positives split into what the miner sees (``visible``) and what it does not (``hidden``)."""
+
+    visible: MiningData
+    hidden: Qrels
+
+
+def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score interval of a proportion ``k / n``."""
+    if n == 0:
+        return (float("nan"), float("nan"))
+    p = k / n
+    den = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / den
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def _pair_keys(q: np.ndarray, d: np.ndarray, n_docs: int) -> np.ndarray:
+    return q.astype(np.int64) * n_docs + d.astype(np.int64)
+
+
+def _subset(qrels: Qrels, mask: np.ndarray) -> Qrels:
+    return Qrels.from_pairs(qrels.n_queries, qrels.query_of_pair()[mask], qrels.indices[mask], qrels.grades[mask])
+
+
+def _make_split(data: MiningData, hide: np.ndarray) -> Split:
+    """Hide the positive pairs flagged in ``hide`` (aligned with ``data.positives``)."""
+    pos = data.positives
+    n_docs = len(data.corpus)
+    hidden = _subset(pos, hide)
+    visible_pos = _subset(pos, ~hide)
+    hk = _pair_keys(hidden.query_of_pair(), hidden.indices, n_docs)
+    ek = _pair_keys(data.exclude.query_of_pair(), data.exclude.indices, n_docs)
+    visible_excl = _subset(data.exclude, ~np.isin(ek, hk))
+    visible = MiningData(data.corpus, data.queries, visible_pos, visible_excl, stats=data.stats, sources=data.sources)
+    return Split(visible, hidden)
+
+
+def hide_fraction(data: MiningData, fraction: float, seed: int) -> Split:
+    """Hide ``round(fraction · n)`` of each query's ``n`` positives (at most ``n − 1``: one always
+    stays visible), chosen by a hash of ``(seed, query_id, doc_id)``."""
+    if not 0 < fraction < 1:
+        raise ConfigError(f"hide fraction must be in (0, 1), got {fraction}; e.g. --hide-fraction 0.5")
+    pos = data.positives
+    q = pos.query_of_pair()
+    u = uniform(seed, string_keys(data.queries.ids)[q], string_keys(data.corpus.ids)[pos.indices][:, None])[:, 0]
+    counts = pos.counts()
+    n_hide = np.minimum(np.rint(fraction * counts), counts - 1).astype(np.int64)
+    order = np.lexsort((u, q))  # within each query, by hash
+    rank_in_query = np.empty(len(q), dtype=np.int64)
+    rank_in_query[order] = np.arange(len(q)) - pos.indptr[q[order]]
+    return _make_split(data, rank_in_query < n_hide[q])
+
+
+def hide_below_grade(data: MiningData, min_grade: float) -> Split:
+    """Positives graded ``>= min_grade`` are visible, the rest hidden (e.g. Cranfield: give the
+    miner grades 3-4, audit against grades 1-2). Queries left with no visible positive keep
+    their best one visible."""
+    pos = data.positives
+    g = pos.grades
+    hide = g < min_grade
+    q = pos.query_of_pair()
+    best = np.zeros(pos.n_queries, dtype=np.int64)
+    for i in range(pos.n_queries):  # queries with nothing visible keep their best-graded positive
+        lo, hi = pos.indptr[i], pos.indptr[i + 1]
+        if hi > lo and hide[lo:hi].all():
+            best[i] = lo + int(np.argmax(g[lo:hi]))
+            hide[best[i]] = False
+    del q
+    return _make_split(data, hide)
+
+
+def hide_qrels(data: MiningData, rows: list[tuple[str, str, float]]) -> Split:
+    """Hide the positives named in a second qrels file (rows ``(query_id, doc_id, grade)``)."""
+    doc_row = {d: i for i, d in enumerate(data.corpus.ids)}
+    q_row = {q: i for i, q in enumerate(data.queries.ids)}
+    n_docs = len(data.corpus)
+    keys = np.array([q_row[q] * n_docs + doc_row[d] for q, d, g in rows if q in q_row and d in doc_row and g > 0],
+                    dtype=np.int64)
+    pos = data.positives
+    hide = np.isin(_pair_keys(pos.query_of_pair(), pos.indices, n_docs), keys)
+    split = _make_split(data, hide)
+    extra = [(q_row[q], doc_row[d], g) for q, d, g in rows if q in q_row and d in doc_row and g > 0]
+    if extra:  # hidden labels that were never positives of the miner count too
+        h = split.hidden
+        qq = np.concatenate([h.query_of_pair(), np.array([e[0] for e in extra], dtype=np.int64)])
+        dd = np.concatenate([h.indices, np.array([e[1] for e in extra], dtype=np.int64)])
+        split = Split(split.visible, Qrels.from_pairs(h.n_queries, qq, dd))
+    return split
+
+
+def restrict(cand: Candidates, full: Qrels, sub: Qrels, n_docs: int) -> Candidates:
+    """The same candidates with ``positive_scores`` re-aligned to a subset ``sub`` of ``full``."""
+    fk = _pair_keys(full.query_of_pair(), full.indices, n_docs)
+    sk = _pair_keys(sub.query_of_pair(), sub.indices, n_docs)
+    order = np.argsort(fk)
+    idx = order[np.searchsorted(fk[order], sk)]
+    return Candidates(cand.ids, cand.scores, cand.sources, cand.source_names, cand.positive_scores[idx],
+                      cand.member_ranks, cand.member_scores)
+
+
+def negative_metrics(result: MiningResult, hidden: Qrels | None = None,
+                     doc_embeddings: np.ndarray | None = None) -> dict[str, Any]:
+    """HP-FNR (when ``hidden`` is given), hardness, coverage, set score and diversity of a result."""
+    neg, scores = result.negatives()
+    ok = neg >= 0
+    ref = result.positive_reference.astype(np.float64)
+    cols = np.where(ok, result.columns, 0)
+    out: dict[str, Any] = {}
+    n_docs = len(result.data.corpus)
+    if hidden is not None:
+        hk = _pair_keys(hidden.query_of_pair(), hidden.indices, n_docs)
+        qrow = np.broadcast_to(np.arange(neg.shape[0])[:, None], neg.shape)
+        hit = ok & np.isin(_pair_keys(qrow, np.where(ok, neg, 0), n_docs), hk)
+        has_hidden = hidden.counts() > 0
+        k = int(hit[has_hidden].sum())
+        n = int(ok[has_hidden].sum())
+        lo, hi = wilson(k, n)
+        out.update(hp_fnr=k / n if n else float("nan"), hp_fnr_ci95=[lo, hi], hidden_hits=k,
+                   negatives_audited=n, queries_audited=int(has_hidden.sum()),
+                   hidden_positives=int(hidden.counts().sum()))
+    s = np.where(ok, scores.astype(np.float64), np.nan)
+    with np.errstate(divide="ignore", invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows (queries with no negative)
+        ratio = s / ref[:, None]
+        h_q = np.nanmean(np.clip(ratio, 0, 1), axis=1)
+        safe = ok & (s < (ref - np.abs(ref) * SAFETY_MARGIN)[:, None])
+        k_q = ok.sum(axis=1)
+        s_q = np.where(k_q > 0, safe.sum(axis=1) / np.maximum(k_q, 1), np.nan)
+        set_q = np.log1p(k_q * s_q) * np.where(h_q + s_q > 0, 2 * h_q * s_q / (h_q + s_q), 0.0)
+    out.update(
+        mean_negative_score=float(np.nanmean(s)) if ok.any() else float("nan"),
+        mean_rank=float(cols[ok].mean()) if ok.any() else float("nan"),
+        mean_score_over_positive=float(np.nanmean(ratio[ok & np.isfinite(ratio)])) if ok.any() else float("nan"),
+        coverage=float((k_q >= result.num_negatives).mean()) if len(k_q) else float("nan"),
+        negatives=int(ok.sum()),
+        set_score=float(np.nanmean(set_q)) if np.isfinite(set_q).any() else float("nan"),
+    )
+    if doc_embeddings is not None and result.num_negatives > 1:
+        sims = []
+        for row, m in zip(neg, ok):
+            e = doc_embeddings[row[m]]
+            if len(e) > 1:
+                g = e @ e.T
+                sims.append((g.sum() - np.trace(g)) / (len(e) * (len(e) - 1)))
+        out["diversity_mean_pairwise_sim"] = float(np.mean(sims)) if sims else float("nan")
+    return out
+
+
+def run_settings(data: MiningData, split: Split, retriever: Retriever, settings: Sequence[Setting],
+                 num_negatives: int, seed: int, *, depth: int | None = None, cache_dir: str | Path | None = None,
+                 near_duplicates: bool = True) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Audit several settings on ONE retrieval: returns one metrics row per setting and the shared
+    retrieval's info (depth, timings, retrieval count)."""
+    if not settings:
+        raise ConfigError("no setting to audit")
+    k = max(resolve_depth(data, num_negatives, [ExcludePositives(), *s.filters], depth) for s in settings)
+    context: dict[str, Any] = {"cache_dir": str(cache_dir) if cache_dir else None, "timings": {}}
+    t0 = time.perf_counter()
+    cand = retriever.retrieve(data, k, context)
+    t_retrieve = time.perf_counter() - t0
+    vis = split.visible
+    vcand = restrict(cand, data.positives, vis.positives, len(data.corpus))
+    emb = getattr(retriever, "embeddings_", None)
+    doc_emb = emb[2] if emb is not None else None
+    rows = []
+    for s in settings:
+        filters = [ExcludePositives(near_duplicates), *s.filters]
+        cfg = build_config(vis, retriever, filters, s.sampler, num_negatives, seed, k)
+        res = choose(vis, vcand, filters, s.sampler, num_negatives, seed, config=cfg, context={"timings": {}})
+        row = {"setting": s.label, **negative_metrics(res, split.hidden, doc_emb)}
+        row["removed_by_filters"] = {name: n for name, n in res.filter_counts}
+        rows.append(row)
+    info = {"depth": k, "retrievals": 1, "retrieve_s": t_retrieve, "timings": context["timings"],
+            "encoding": context.get("encoding", {})}
+    return rows, info
+
+
+def calibrate_margin(data: MiningData, cand: Candidates, sampler: Sampler, num_negatives: int, seed: int,
+                     target_fnr: float, *, other_filters: Sequence[Filter] = (), hide: float = 0.5,
+                     grid: Sequence[float] = MARGIN_GRID) -> dict[str, Any]:
+    """The loosest relative margin of ``grid`` whose HP-FNR, on a seeded half of the queries with
+    two or more positives (``hide`` of their positives hidden), is at most ``target_fnr``; uses
+    the already retrieved ``cand``. Returns the choice and the whole curve."""
+    if not 0 <= target_fnr < 1:
+        raise ConfigError(f"target FNR must be in [0, 1), got {target_fnr}")
+    pos = data.positives
+    eligible = pos.counts() >= 2
+    u = uniform(seed ^ 0x5EED, string_keys(data.queries.ids), np.zeros(1, np.uint64))[:, 0]
+    held = eligible & (u < 0.5) if eligible.sum() >= 40 else eligible
+    if held.sum() == 0:
+        raise ConfigError("--target-fnr needs queries with two or more positives to calibrate on; none found")
+    split = hide_fraction(data, hide, seed)
+    hidden = split.hidden
+    hq = hidden.query_of_pair()
+    hidden = _subset(hidden, held[hq])
+    split = Split(split.visible, hidden)
+    vcand = restrict(cand, data.positives, split.visible.positives, len(data.corpus))
+    curve = []
+    for m in grid:
+        filters = [ExcludePositives(), *other_filters, RelativeMargin(m)]
+        res = choose(split.visible, vcand, filters, sampler, num_negatives, seed, config={}, context={"timings": {}})
+        met = negative_metrics(res, hidden)
+        curve.append({"relative_margin": m, "hp_fnr": met["hp_fnr"], "hp_fnr_ci95": met["hp_fnr_ci95"],
+                      "coverage": met["coverage"], "mean_negative_score": met["mean_negative_score"]})
+    ok = [c for c in curve if c["hp_fnr"] <= target_fnr]
+    chosen = ok[0] if ok else curve[-1]
+    return {"target_fnr": target_fnr, "chosen_relative_margin": chosen["relative_margin"],
+            "estimated_hp_fnr": chosen["hp_fnr"], "estimated_hp_fnr_ci95": chosen["hp_fnr_ci95"],
+            "target_met": bool(ok), "calibration_queries": int(held.sum()), "hide_fraction": hide, "curve": curve}
+
+
+def mine_calibrated(data: MiningData, retriever: Retriever, filters: Sequence[Filter], sampler: Sampler,
+                    num_negatives: int, seed: int, target_fnr: float, *, depth: int | None = None,
+                    cache_dir: str | Path | None = None, near_duplicates: bool = True) -> MiningResult:
+    """``mine`` with the relative margin chosen by :func:`calibrate_margin` for ``target_fnr`` (one
+    retrieval serves calibration and mining); the choice and its estimate go into the config,
+    manifest and report (``result.context["calibration"]``)."""
+    from negmine.pipeline import prepare
+
+    user = [f for f in filters if not isinstance(f, RelativeMargin)]
+    all_filters, sampler, k, request = prepare(data, retriever, user, sampler, num_negatives, seed, depth,
+                                               near_duplicates)
+    request["target_fnr"] = target_fnr
+    context: dict[str, Any] = {"cache_dir": str(cache_dir) if cache_dir else None, "timings": {},
+                               "request_config": request}
+    t_start = time.perf_counter()
+    cand = retriever.retrieve(data, k, context)
+    t0 = time.perf_counter()
+    calib = calibrate_margin(data, cand, sampler, num_negatives, seed, target_fnr, other_filters=all_filters[1:])
+    context["timings"]["calibrate_s"] = time.perf_counter() - t0
+    context["calibration"] = calib
+    final = [*all_filters, RelativeMargin(calib["chosen_relative_margin"])]
+    config = build_config(data, retriever, final, sampler, num_negatives, seed, k)
+    config["target_fnr"] = target_fnr
+    return choose(data, cand, final, sampler, num_negatives, seed, config=config, context=context, t_start=t_start)
