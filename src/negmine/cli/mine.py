@@ -23,7 +23,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
 
 
-def add_mining_arguments(p: argparse.ArgumentParser) -> None:
+def add_mining_arguments(p: argparse.ArgumentParser, multi: tuple[str, ...] = ()) -> None:
+    """The mining options; those named in ``multi`` take comma-separated lists (audits)."""
+
+    def num(dest: str) -> Any:
+        return str if dest in multi else float
+
     g = p.add_argument_group("input")
     g.add_argument("--dataset", default=S, help="BEIR directory (corpus.jsonl, queries.jsonl, qrels/)")
     g.add_argument("--split", default=S, help="qrels split to mine (train)")
@@ -57,10 +62,10 @@ def add_mining_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("filters")
     g.add_argument("--range-min", type=int, default=S, help="skip raw ranks below this (0)")
     g.add_argument("--range-max", type=int, default=S, help="consider raw ranks below this")
-    g.add_argument("--max-score", type=float, default=S, help="keep iff score <= S")
-    g.add_argument("--min-score", type=float, default=S, help="keep iff score >= S")
-    g.add_argument("--absolute-margin", type=float, default=S, help="keep iff score < s+ - M")
-    g.add_argument("--relative-margin", type=float, default=S, help="keep iff score < s+ - |s+| * M")
+    g.add_argument("--max-score", type=num("max_score"), default=S, help="keep iff score <= S")
+    g.add_argument("--min-score", type=num("min_score"), default=S, help="keep iff score >= S")
+    g.add_argument("--absolute-margin", type=num("absolute_margin"), default=S, help="keep iff score < s+ - M")
+    g.add_argument("--relative-margin", type=num("relative_margin"), default=S, help="keep iff score < s+ - |s+| * M")
     g.add_argument("--target-fnr", type=float, default=S,
                    help="calibrate the relative margin to this hidden-positive false-negative rate")
     g.add_argument("--no-near-duplicates", dest="near_duplicates", action="store_false", default=S,
