@@ -83,7 +83,8 @@ def run(args: argparse.Namespace) -> int:
     o = resolve_options(args)
     chosen = [x for x in ("hide_fraction", "visible_min_grade", "hidden_qrels") if getattr(args, x) is not None]
     if len(chosen) > 1:
-        raise ConfigError(f"pick one way to hide positives, got {', '.join('--' + c.replace('_', '-') for c in chosen)}")
+        flags = ", ".join("--" + c.replace("_", "-") for c in chosen)
+        raise ConfigError(f"pick one way to hide positives, got {flags}")
     settings = build_settings(o)
     retriever = build_retriever(o)
     data = load_data(o)
@@ -99,9 +100,9 @@ def run(args: argparse.Namespace) -> int:
     payload = {"settings": rows, "retrieval": info}
     if args.out:
         out = Path(args.out)
-        from negmine.writers._atomic import write_atomic, write_json
+        from negmine.writers._atomic import write_json, write_text
 
         write_json(out / "audit.json", payload)
-        write_atomic(out / "audit.md", lambda fh: fh.write((table + "\n").encode()))
+        write_text(out / "audit.md", table + "\n")
     sys.stdout.write((json.dumps(payload, indent=2) if args.json else table) + "\n")
     return 0

@@ -29,13 +29,17 @@ def write_atomic(path: Path, write: Callable[[IO[bytes]], None]) -> None:
         raise
 
 
-def write_json(path: Path, obj: Any) -> None:
-    data = (json.dumps(obj, indent=2) + "\n").encode()
+def write_text(path: Path, text: str) -> None:
+    data = text.encode("utf-8")
 
     def w(fh: IO[bytes]) -> None:
         fh.write(data)
 
     write_atomic(path, w)
+
+
+def write_json(path: Path, obj: Any) -> None:
+    write_text(path, json.dumps(obj, indent=2) + "\n")
 
 
 def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
