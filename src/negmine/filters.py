@@ -14,6 +14,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from negmine.errors import ConfigError
+from negmine.scorers.base import VERDICT_BETTER, VERDICT_IRRELEVANT, VERDICT_WORSE, ScoreMatrix
 from negmine.types import Candidates, MiningData
 
 __all__ = [
@@ -34,22 +35,40 @@ class FilterInput:
 
     candidates: Candidates
     data: MiningData
-    _cache: dict[str, Any] = field(default_factory=dict)
+    scorers: dict[str, Any] = field(default_factory=dict)  # name -> Scorer, run on first use
+    context: dict[str, Any] = field(default_factory=dict)
+    current: np.ndarray | None = None  # the keep-mask so far (set by the pipeline before each filter)
+    matrices: dict[str, ScoreMatrix] = field(default_factory=dict)
 
     @cached_property
     def positive_reference(self) -> np.ndarray:
         """``float32[n_queries]``: the lowest retrieval score among each query's positives (unscored
         positives ignored; ``NaN`` when none is scored, so margin filters then keep nothing)."""
-        pos = self.data.positives
-        ref = np.full(pos.n_queries, np.inf, dtype=np.float32)
-        np.fmin.at(ref, pos.query_of_pair(), self.candidates.positive_scores.astype(np.float32))
-        ref[np.isinf(ref) & (ref > 0)] = np.nan
-        return ref
+        return lowest_positive(self.data, self.candidates.positive_scores)
+
+    def matrix(self, name: str) -> ScoreMatrix:
+        """The score matrix of scorer ``name``, computed on first use for the cells still kept."""
+        if name not in self.matrices:
+            if name not in self.scorers:
+                raise ConfigError(f"a filter needs the {name!r} scorer, which is not configured")
+            mask = self.current if self.current is not None else self.candidates.ids >= 0
+            ctx = {**self.context, "score_mask": mask, "judge_mask": mask}
+            self.matrices[name] = self.scorers[name].score(self.data, self.candidates, ctx)
+        return self.matrices[name]
 
     @property
     def ranks(self) -> np.ndarray:
         """``int64[1, k]``: the raw retrieval rank of each column (0-based)."""
         return np.arange(self.candidates.ids.shape[1], dtype=np.int64)[None, :]
+
+
+def lowest_positive(data: MiningData, positive_scores: np.ndarray) -> np.ndarray:
+    """``float32[n_queries]``: each query's lowest positive score, ignoring NaN (NaN if none)."""
+    pos = data.positives
+    ref = np.full(pos.n_queries, np.inf, dtype=np.float32)
+    np.fmin.at(ref, pos.query_of_pair(), positive_scores.astype(np.float32))
+    ref[np.isinf(ref) & (ref > 0)] = np.nan
+    return ref
 
 
 class Filter(Protocol):
@@ -174,3 +193,70 @@ class RelativeMargin(_Threshold):
         ref = inp.positive_reference.astype(np.float64)
         thr = ref - np.abs(ref) * self.value
         return inp.candidates.scores.astype(np.float64) < thr[:, None]
+
+
+class CrossEncoderMaxScore(_Threshold):
+    """Keep iff the cross-encoder score ``ce(q, n) < ce_max_score`` (RocketQA's denoising: with
+    sigmoid scores, keep candidates whose probability of relevance is below 0.1). Reads the
+    ``cross-encoder`` score matrix; an unscored cell is dropped (fail closed)."""
+
+    name = "ce-max-score"
+    param = "ce_max_score"
+    needs = "cross-encoder"
+
+    def keep(self, inp: FilterInput) -> np.ndarray:
+        ce = inp.matrix(self.needs).scores
+        return np.isfinite(ce) & (ce < np.float32(self.value))
+
+
+class CrossEncoderMargin(_Threshold):
+    """Drop iff ``ce(q, n) > min_p ce(q, p) − ce_margin`` (RocketQA's logit-margin variant, e.g.
+    3.0 on logits): a candidate the cross-encoder scores near or above the query's weakest
+    positive is likely a false negative. Unscored cells are dropped (fail closed)."""
+
+    name = "ce-margin"
+    param = "ce_margin"
+    needs = "cross-encoder"
+
+    def keep(self, inp: FilterInput) -> np.ndarray:
+        m = inp.matrix(self.needs)
+        ref = lowest_positive(inp.data, m.positive_scores).astype(np.float64)
+        ce = m.scores.astype(np.float64)
+        return np.isfinite(ce) & (ce <= (ref - self.value)[:, None])
+
+
+class JudgeFilter:
+    """Drop what an LLM judge flags (RLHN): with ``drop="better"`` the candidates judged at least
+    as relevant as the positive; with ``drop="relevant"`` also those judged relevant but worse.
+    A failed or unparsable judgement drops the candidate (fail closed, DESIGN.md invariant 5).
+    Queries with more than ``max_flagged`` flagged candidates lose all their negatives (their
+    labels are too unreliable to mine). The flagged cells are kept in ``flagged`` for relabeling.
+    """
+
+    name = "llm-judge"
+    needs = "llm-judge"
+
+    def __init__(self, drop: str = "better", max_flagged: int | None = 7, relabel: bool = False) -> None:
+        if drop not in ("better", "relevant"):
+            raise ConfigError(f"judge drop must be 'better' or 'relevant', got {drop!r}")
+        self.drop = drop
+        self.max_flagged = max_flagged
+        self.relabel = relabel
+        self.flagged: np.ndarray | None = None
+        self.skipped_queries: np.ndarray | None = None
+
+    def config(self) -> dict[str, Any]:
+        return {"name": self.name, "drop": self.drop, "max_flagged": self.max_flagged, "relabel": self.relabel}
+
+    def keep(self, inp: FilterInput) -> np.ndarray:
+        v = inp.matrix(self.needs).verdicts
+        if v is None:
+            raise ConfigError("the llm-judge scorer returned no verdicts")
+        bad = (VERDICT_BETTER,) if self.drop == "better" else (VERDICT_BETTER, VERDICT_WORSE)
+        self.flagged = np.isin(v, bad)
+        keep = v == VERDICT_IRRELEVANT
+        if self.max_flagged is not None:
+            too_many = self.flagged.sum(axis=1) > self.max_flagged
+            self.skipped_queries = np.flatnonzero(too_many)
+            keep &= ~too_many[:, None]
+        return keep

@@ -171,6 +171,7 @@ def mine(
     depth: int | None = None,
     near_duplicates: bool = True,
     cache_dir: str | Path | None = None,
+    scorers: Sequence[Any] = (),
 ) -> MiningResult:
     """Mine ``num_negatives`` hard negatives for every query of ``data``.
 
@@ -194,6 +195,10 @@ def mine(
         Also exclude documents whose normalised text equals a positive's.
     cache_dir
         Directory of the embedding cache (dense retrievers).
+    scorers
+        Second opinions (``CrossEncoderScorer``, ``LLMJudge``) that filters such as
+        ``CrossEncoderMaxScore`` or ``JudgeFilter`` read; each runs once, on first use, on the
+        cells the earlier filters kept.
     """
     all_filters, sampler, k, config = prepare(
         data, retriever, filters, sampler, num_negatives, seed, depth, near_duplicates
@@ -201,6 +206,9 @@ def mine(
     context: dict[str, Any] = {"cache_dir": str(cache_dir) if cache_dir else None, "timings": {}}
     t_start = time.perf_counter()
     cand = retriever.retrieve(data, k, context)
+    if scorers:
+        config["scorers"] = [s.config() for s in scorers]
+        context["scorers"] = {s.name: s for s in scorers}
     return choose(data, cand, all_filters, sampler, num_negatives, seed, config=config, context=context,
                   t_start=t_start)
 
@@ -222,10 +230,16 @@ def choose(
     context = context if context is not None else {"timings": {}}
     t0 = time.perf_counter()
     t_start = t0 if t_start is None else t_start
-    inp = FilterInput(cand, data)
+    scorers = context.get("scorers", {})
+    inp = FilterInput(cand, data, scorers=scorers,
+                      context={k: v for k, v in context.items() if k not in ("scorers", "timings")})
     keep = cand.ids >= 0
     counts: list[tuple[str, int]] = []
     for f in filters:
+        needs = getattr(f, "needs", None)
+        if needs is not None and needs not in scorers:
+            raise ConfigError(f"filter {f.name!r} needs the {needs!r} scorer; configure it (e.g. --cross-encoder)")
+        inp.current = keep
         new = keep & f.keep(inp)
         counts.append((f.name, int(keep.sum() - new.sum())))
         keep = new
@@ -239,6 +253,8 @@ def choose(
     )
     cols = select(sampler, sinp, num_negatives)
     t2 = time.perf_counter()
+    context["matrices"] = inp.matrices
+    context["judge_filters"] = [f for f in filters if getattr(f, "needs", None) == "llm-judge"]
 
     timings = dict(context.get("timings", {}))
     timings.update(filter_s=t1 - t0, sample_s=t2 - t1, total_s=t2 - t_start)

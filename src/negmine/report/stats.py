@@ -96,11 +96,34 @@ def build_report(result: MiningResult) -> dict[str, Any]:
         },
         "ranks": describe(neg_ranks.astype(np.float64)),
         "retrievers": _agreement(result),
+        **_scorers(result),
         **({"calibration": result.context["calibration"]} if "calibration" in result.context else {}),
         "encoding": dict(result.context.get("encoding", {})),
         "timings": dict(result.timings),
     }
     return _round(report)
+
+
+def _scorers(result: MiningResult) -> dict[str, Any]:
+    """Cross-encoder score distributions and judge counts, when scorers ran."""
+    out: dict[str, Any] = {}
+    matrices = result.context.get("matrices", {})
+    chosen = result.columns >= 0
+    cols = np.where(chosen, result.columns, 0)
+    for name, m in matrices.items():
+        entry: dict[str, Any] = {"stats": {k: v for k, v in m.stats.items() if isinstance(v, (int, float, str))}}
+        if name == "cross-encoder":
+            entry["positive"] = describe(m.positive_scores)
+            entry["negative"] = describe(np.take_along_axis(m.scores, cols, axis=1)[chosen])
+        out.setdefault("scorers", {})[name] = entry
+    judges = result.context.get("judge_filters", [])
+    for f in judges:
+        if f.flagged is not None:
+            skipped = [] if f.skipped_queries is None else sorted(result.data.queries.ids[i] for i in f.skipped_queries)
+            out["judge"] = {"flagged": int(f.flagged.sum()), "queries_with_flags": int(f.flagged.any(axis=1).sum()),
+                            "queries_skipped_too_many_flags": len(skipped), "skipped_query_ids": skipped[:MAX_IDS],
+                            "max_flagged": f.max_flagged, "drop": f.drop, "relabel": f.relabel}
+    return out
 
 
 def _agreement(result: MiningResult) -> dict[str, Any]:

