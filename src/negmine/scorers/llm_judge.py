@@ -323,8 +323,8 @@ class LLMJudge:
         json_mode: bool = False,
         cache_dir: str | Path | None = None,
     ) -> None:
-        scheme = urllib.parse.urlsplit(base_url).scheme.lower() if isinstance(base_url, str) else ""
-        if scheme not in ("http", "https"):
+        parts = urllib.parse.urlsplit(base_url) if isinstance(base_url, str) else None
+        if parts is None or parts.scheme.lower() not in ("http", "https") or not parts.hostname:
             raise ConfigError(
                 f"llm-judge base_url must start with http:// or https://, got {base_url!r}; "
                 "e.g. http://localhost:8000/v1"
@@ -407,7 +407,9 @@ class LLMJudge:
             ``NaN`` (positives are not judged); ``stats`` with ``calls``, ``calls_verify``,
             ``failed_calls``, ``retries``, ``parse_failures``, ``prompt_tokens``,
             ``completion_tokens``, ``cache_hits``, ``judged``, ``better``, ``worse``,
-            ``irrelevant``, ``failed`` and ``errors`` (failure kind -> count).
+            ``irrelevant``, ``failed``, ``errors`` (failure kind -> count), ``model`` (the model
+            whose verdicts stand for flagged cells: ``verify_model`` if set, else ``model``) and
+            ``prompt_version``.
         """
         ids = np.asarray(candidates.ids)
         n_q, k = ids.shape
@@ -424,7 +426,7 @@ class LLMJudge:
 
         batches = self._batches(data, ids, todo)
         cache = self._cache(context)
-        key = os.environ.get(self.api_key_env) if self.api_key_env else None
+        key = self._api_key()
         opener = urllib.request.build_opener()  # honours the *_proxy environment variables
         log.info(
             "llm-judge: %d candidates in %d batches to %s (model %s, verify %s, prompt %s)",
@@ -437,7 +439,7 @@ class LLMJudge:
             pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="negmine-llm-judge")
             try:
                 futures: list[Future[_Batch]] = [
-                    pool.submit(self._judge_batch, b, opener, key or None, cache) for b in batches
+                    pool.submit(self._judge_batch, b, opener, key, cache) for b in batches
                 ]
                 for fut in progress(as_completed(futures), desc="llm-judge", total=len(futures), unit="batch"):
                     b = fut.result()
@@ -448,6 +450,8 @@ class LLMJudge:
             pool.shutdown(wait=True)
 
         stats = self._stats(batches, verdicts)
+        # the model whose verdicts stand for flagged cells (provenance of relabeled positives)
+        stats.update(model=self.verify_model or self.model, prompt_version=PROMPT_VERSION)
         if stats["failed"]:
             log.warning(
                 "llm-judge: %d of %d candidates failed (%d failed calls, %d unparsed answers; %s); "
@@ -464,6 +468,14 @@ class LLMJudge:
         positive_scores = np.full(len(data.positives.indices), np.nan, dtype=np.float32)
         return ScoreMatrix(name=self.name, scores=scores, positive_scores=positive_scores, verdicts=verdicts,
                            stats=stats)
+
+    def _api_key(self) -> str | None:
+        key = (os.environ.get(self.api_key_env) or "").strip() if self.api_key_env else ""
+        if not key.isascii() or not key.isprintable():
+            raise ConfigError(
+                f"the API key in ${self.api_key_env} has non-ASCII or control characters; set it to the plain key"
+            )
+        return key or None
 
     def _batches(self, data: MiningData, ids: np.ndarray, todo: np.ndarray) -> list[_Batch]:
         if not todo.any():
