@@ -147,7 +147,7 @@ def _assemble(
     corpus: Corpus,
     query_texts: dict[str, str],
     split_rows: list[tuple[str, str, float]],
-    exclude_rows: list[tuple[str, str, float]],
+    exclude_rows: list[tuple[str, list[tuple[str, str, float]]]],
     *,
     where: str,
     drop_unknown: bool,
@@ -157,7 +157,7 @@ def _assemble(
     doc_row = {d: i for i, d in enumerate(corpus.ids)}
     stats: dict[str, Any] = {"qrels_unknown_dropped": 0, "queries_skipped_no_positive": 0}
 
-    def known(rows: list[tuple[str, str, float]]) -> list[tuple[str, str, float]]:
+    def known(rows: list[tuple[str, str, float]], where: str) -> list[tuple[str, str, float]]:
         bad_q = [q for q, _, _ in rows if q not in query_texts]
         bad_d = [d for _, d, _ in rows if d not in doc_row]
         if (bad_q or bad_d) and not drop_unknown:
@@ -174,8 +174,8 @@ def _assemble(
         stats["qrels_unknown_dropped"] += len(rows) - len(kept)
         return kept
 
-    split_rows = known(split_rows)
-    exclude_rows = known(exclude_rows)
+    split_rows = known(split_rows, where)
+    excluded = [r for path, rows in exclude_rows for r in known(rows, path)]
 
     # Queries of the split, in order of first appearance; those without a positive are skipped.
     split_qids = list(dict.fromkeys(q for q, _, _ in split_rows))
@@ -199,7 +199,7 @@ def _assemble(
         )
 
     positives = to_qrels(pos_rows)
-    exclude = positives.union(to_qrels(exclude_rows))
+    exclude = positives.union(to_qrels(excluded))
     stats["skipped_query_ids"] = skipped
     return MiningData(corpus, queries, positives, exclude, stats=stats, sources=sources)
 
@@ -264,9 +264,7 @@ def load_files(
     corpus_obj = read_corpus(corpus)
     query_texts = read_queries(queries)
     split_rows = read_qrels(qrels)
-    exclude_rows: list[tuple[str, str, float]] = []
-    for p in exclude_qrels:
-        exclude_rows.extend(read_qrels(p))
+    exclude_rows = [(str(p), read_qrels(p)) for p in exclude_qrels]
     sources = {"corpus": str(corpus), "queries": str(queries), "qrels": str(qrels)}
     sources.update({f"exclude_qrels_{i}": str(p) for i, p in enumerate(exclude_qrels)})
     return _assemble(

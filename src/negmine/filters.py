@@ -96,7 +96,7 @@ class ExcludePositives:
     def keep(self, inp: FilterInput) -> np.ndarray:
         ids = inp.candidates.ids
         n_q = ids.shape[0]
-        excl = inp.data.exclude
+        excl = inp.data.exclude.union(inp.data.positives)  # whatever the caller built, positives are excluded
         groups = (
             inp.data.corpus.duplicate_groups() if self.near_duplicates
             else np.arange(len(inp.data.corpus), dtype=np.int64)

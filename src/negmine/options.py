@@ -24,6 +24,10 @@ DEFAULTS: dict[str, Any] = {
     "sampler": "top", "num_negatives": 5, "temperature": 0.05, "simans_a": 0.5, "simans_b": 0.0,
     "range_min": 0, "range_max": None, "depth": None, "max_score": None, "min_score": None,
     "absolute_margin": None, "relative_margin": None, "near_duplicates": True,
+    "cross_encoder": None, "ce_max_score": None, "ce_margin": None, "ce_activation": "sigmoid",
+    "llm_base_url": None, "llm_model": None, "llm_verify_model": None, "llm_api_key_env": "OPENAI_API_KEY",
+    "llm_batch_size": 10, "llm_concurrency": 4, "llm_timeout": 60.0, "llm_drop": "better", "llm_max_flagged": 7,
+    "judge_action": "drop",
     "target_fnr": None, "seed": 0, "cache_dir": None, "out": None, "overwrite": False, "format": "parquet",
 }
 _TYPES: dict[str, tuple[type, ...]] = {
@@ -34,7 +38,8 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "simans_b": (int, float), "range_min": (int,), "range_max": (int,), "depth": (int,),
     "max_score": (int, float), "min_score": (int, float), "absolute_margin": (int, float),
     "relative_margin": (int, float), "target_fnr": (int, float), "seed": (int,), "exclude_splits": (str, list),
-    "members": (str, list),
+    "members": (str, list), "ce_max_score": (int, float), "ce_margin": (int, float), "llm_batch_size": (int,),
+    "llm_concurrency": (int,), "llm_timeout": (int, float), "llm_max_flagged": (int,),
 }
 
 
@@ -129,6 +134,34 @@ def build_filters(o: dict[str, Any]) -> list[Any]:
         out.append(F.MaxScore(o["max_score"]))
     if o["min_score"] is not None:
         out.append(F.MinScore(o["min_score"]))
+    if (o["ce_max_score"] is not None or o["ce_margin"] is not None) and not o["cross_encoder"]:
+        raise ConfigError("--ce-max-score/--ce-margin need --cross-encoder NAME_OR_PATH")
+    if o["ce_max_score"] is not None:
+        out.append(F.CrossEncoderMaxScore(o["ce_max_score"]))
+    if o["ce_margin"] is not None:
+        out.append(F.CrossEncoderMargin(o["ce_margin"]))
+    if o["llm_model"]:
+        if o["judge_action"] not in ("drop", "relabel"):
+            raise ConfigError(f"--judge-action must be drop or relabel, got {o['judge_action']!r}")
+        out.append(F.JudgeFilter(drop=o["llm_drop"], max_flagged=o["llm_max_flagged"],
+                                 relabel=o["judge_action"] == "relabel"))
+    return out
+
+
+def build_scorers(o: dict[str, Any]) -> list[Any]:
+    """Scorers named by the options: ``--cross-encoder`` and/or ``--llm-model``."""
+    out: list[Any] = []
+    if o["cross_encoder"]:
+        out.append(registry.scorers.create("cross-encoder", model=o["cross_encoder"], batch_size=o["batch_size"],
+                                           activation=o["ce_activation"], cache_dir=o["cache_dir"]))
+    if o["llm_model"]:
+        if not o["llm_base_url"]:
+            raise ConfigError("--llm-model needs --llm-base-url (an OpenAI-compatible endpoint, e.g. http://localhost:8000/v1)")
+        out.append(registry.scorers.create(
+            "llm-judge", base_url=o["llm_base_url"], model=o["llm_model"], verify_model=o["llm_verify_model"],
+            api_key_env=o["llm_api_key_env"], batch_size=o["llm_batch_size"], max_concurrency=o["llm_concurrency"],
+            timeout_s=float(o["llm_timeout"]), cache_dir=o["cache_dir"],
+        ))
     return out
 
 

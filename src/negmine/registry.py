@@ -58,6 +58,7 @@ class Registry:
 retrievers = Registry("retriever")
 filters = Registry("filter")
 samplers = Registry("sampler")
+scorers = Registry("scorer")
 formats = Registry("format")
 
 retrievers.register("bm25", "negmine.retrievers.bm25:BM25", "lexical BM25 (bm25s)", ("bm25s",))
@@ -93,6 +94,17 @@ filters.register("min-score", "negmine.filters:MinScore", "keep iff score >= min
 filters.register("absolute-margin", "negmine.filters:AbsoluteMargin", "keep iff score < s+ - margin")
 filters.register("relative-margin", "negmine.filters:RelativeMargin", "keep iff score < s+ - |s+| * margin")
 
+scorers.register("cross-encoder", "negmine.scorers.cross_encoder:CrossEncoderScorer",
+                 "sentence-transformers CrossEncoder scores of (query, candidate) and (query, positive) pairs",
+                 ("sentence_transformers",))
+scorers.register("llm-judge", "negmine.scorers.llm_judge:LLMJudge",
+                 "OpenAI-compatible chat judge: better / worse / irrelevant per candidate, cheap-then-strong cascade")
+filters.register("ce-max-score", "negmine.filters:CrossEncoderMaxScore", "keep iff cross-encoder score < S")
+filters.register("ce-margin", "negmine.filters:CrossEncoderMargin",
+                 "keep iff ce(n) <= min ce(p) - margin (cross-encoder)")
+filters.register("llm-judge", "negmine.filters:JudgeFilter",
+                 "drop what the LLM judge flags (fail closed); skip queries with > K flags; optional relabel")
+
 samplers.register("top", "negmine.samplers:Top", "the highest-scoring surviving candidates")
 samplers.register("random", "negmine.samplers:Random", "uniform among surviving candidates")
 samplers.register("softmax", "negmine.samplers:Softmax", "without replacement, p ∝ exp(score / temperature)")
@@ -112,5 +124,6 @@ FAMILIES: dict[str, Registry] = {
     "retrievers": retrievers,
     "filters": filters,
     "samplers": samplers,
+    "scorers": scorers,
     "formats": formats,
 }

@@ -48,7 +48,7 @@ def uniform(seed: int, query_keys: np.ndarray, doc_keys: np.ndarray) -> np.ndarr
     with np.errstate(over="ignore"):
         s = _mix(np.asarray([seed & 0xFFFFFFFFFFFFFFFF], dtype=np.uint64))
         z = _mix(_mix(s ^ query_keys[..., None]) ^ doc_keys)
-    return ((z >> np.uint64(11)).astype(np.float64) + 0.5) / float(1 << 53)
+    return ((z >> np.uint64(12)).astype(np.float64) + 0.5) / float(1 << 52)  # 52 bits: never rounds to 1
 
 
 @dataclass
@@ -83,8 +83,11 @@ def select(sampler: Sampler, inp: SampleInput, num_negatives: int) -> np.ndarray
     if num_negatives < 1:
         raise ConfigError(f"num_negatives must be >= 1, got {num_negatives}; pass --num-negatives 1 or more")
     n_q, k = inp.scores.shape
-    prio = np.where(inp.keep, sampler.priority(inp).astype(np.float64), -np.inf)
-    order = np.argsort(-prio, axis=1, kind="stable")[:, :num_negatives]
+    prio = sampler.priority(inp).astype(np.float64)
+    prio = np.where(np.isnan(prio), -np.inf, prio)  # e.g. SimANS without a positive score: least preferred
+    col = np.broadcast_to(np.arange(k), (n_q, k))
+    # survivors first, then by priority, then by rank — masked cells can never crowd out a survivor
+    order = np.lexsort((col, -prio, ~inp.keep), axis=1)[:, :num_negatives]
     chosen_ok = np.take_along_axis(inp.keep, order, axis=1)
     cols = np.where(chosen_ok, order, k)  # sentinel k sorts after every real column
     cols = np.sort(cols, axis=1)

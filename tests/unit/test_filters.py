@@ -66,7 +66,7 @@ def _data(exclude_has_positives: bool = True) -> MiningData:
 
 
 def _input(ids: list[list[int]] | None = None, scores: list[list[float]] | None = None,
-           data: MiningData | None = None) -> FilterInput:
+           data: MiningData | None = None, pos_scores: dict[tuple[int, int], float] | None = None) -> FilterInput:
     data = data or _data()
     if scores is None:
         scores = [[1.0 - 0.125 * j for j in range(len(ids[0]))] for _ in ids]  # type: ignore[index]
@@ -74,9 +74,9 @@ def _input(ids: list[list[int]] | None = None, scores: list[list[float]] | None 
     i = np.array(ids, dtype=np.int64) if ids is not None else np.tile(np.arange(s.shape[1]) + 2, (3, 1))
     s[i < 0] = -np.inf
     pairs = zip(data.positives.query_of_pair().tolist(), data.positives.indices.tolist())
-    pos_scores = np.array([POS_SCORES[p] for p in pairs], dtype=np.float32)
+    table = {**POS_SCORES, **(pos_scores or {})}
     cand = Candidates(ids=i, scores=s, sources=np.ones(i.shape, np.uint8), source_names=["test"],
-                      positive_scores=pos_scores)
+                      positive_scores=np.array([table[p] for p in pairs], dtype=np.float32))
     return FilterInput(cand, data)
 
 
@@ -84,6 +84,16 @@ def test_positive_reference_is_the_lowest_positive_score_per_query():
     # q0: min(0.875, 0.625); q1: -0.5; q2: min(0.75, 0.25, 0.5) — the lowest is the middle pair.
     inp = _input(scores=[[0.0], [0.0], [0.0]])
     np.testing.assert_array_equal(inp.positive_reference, np.array([0.625, -0.5, 0.25], np.float32))
+
+
+def test_unscored_positives_are_ignored_and_margins_fail_closed_without_any():
+    # A retriever that cannot score a positive reports NaN. q0 loses d0 (s⁺ = 0.625 from d1 alone);
+    # q1 loses its only positive: no reference, so margin filters keep none of its candidates.
+    inp = _input(scores=[[0.4375], [-10.0], [0.0]], pos_scores={(0, 0): float("nan"), (1, 2): float("nan")})
+    np.testing.assert_array_equal(inp.positive_reference, np.array([0.625, np.nan, 0.25], np.float32))
+    np.testing.assert_array_equal(AbsoluteMargin(0.125).keep(inp), np.array([[T], [F], [T]]))
+    np.testing.assert_array_equal(RelativeMargin(0.25).keep(inp), np.array([[T], [F], [T]]))
+    np.testing.assert_array_equal(MaxScore(1.0).keep(inp), np.array([[T], [T], [T]]))  # needs no s⁺
 
 
 # ------------------------------------------------------------------------------ exclude-positives

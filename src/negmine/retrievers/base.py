@@ -34,8 +34,9 @@ class Retriever(Protocol):
 
 
 def _sortable(scores: np.ndarray) -> np.ndarray:
-    """float32 -> uint32 with the same order (NaN sorts below -inf: it is never a candidate)."""
-    s = np.ascontiguousarray(scores, dtype=np.float32)
+    """float32 -> uint32 with the same order; -0.0 equals +0.0 and NaN counts as -inf (and a
+    document scored -inf is never a candidate, see :func:`keys_to_result`)."""
+    s = np.ascontiguousarray(scores, dtype=np.float32) + np.float32(0.0)  # -0.0 + 0.0 == +0.0
     s = np.where(np.isnan(s), np.float32(-np.inf), s)
     bits = s.view(np.uint32)
     return np.where(bits & np.uint32(0x80000000), ~bits, bits | np.uint32(0x80000000))
@@ -95,10 +96,11 @@ class TopK:
 
 
 def keys_to_result(keys: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Sort packed keys descending and unpack the first ``k``; key ``0`` marks padding."""
+    """Sort packed keys descending and unpack the first ``k``; key ``0`` and ``-inf`` scores
+    (including NaN) are padding: such a document is never a candidate."""
     keys = np.sort(keys, axis=1)[:, ::-1][:, :k]
     rows, scores = unpack(keys)
-    pad = keys == 0
+    pad = (keys == 0) | np.isneginf(scores)
     rows[pad] = -1
     scores[pad] = -np.inf
     n, m = keys.shape
