@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -30,12 +31,18 @@ def _records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
         raise DataError(f"{path}: file not found; check the path")
     if path.suffix == ".parquet":
         pq = require("pyarrow.parquet")
-        table = pq.read_table(path)
+        try:
+            table = pq.read_table(path)
+        except Exception as exc:  # pyarrow raises ArrowInvalid / OSError subclasses for unreadable files
+            raise DataError(
+                f"{path}: not a readable parquet file ({exc.__class__.__name__}); check the file or re-export it"
+            ) from None
         for i, rec in enumerate(table.to_pylist(), start=1):
             yield i, rec
         return
-    with path.open("r", encoding="utf-8") as fh:
-        for i, line in enumerate(fh, start=1):
+    with path.open("rb") as fh:
+        for i, raw in enumerate(fh, start=1):
+            line = _decode(raw, path, i)
             if not line.strip():
                 continue
             try:
@@ -47,6 +54,19 @@ def _records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             if not isinstance(rec, dict):
                 raise DataError(f"{path}:{i}: expected a JSON object, got {type(rec).__name__}; fix this line")
             yield i, rec
+
+
+def _decode(raw: bytes, path: Path, line: int) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(
+            f"{path}:{line}: not valid UTF-8 (byte {raw[exc.start]:#04x} at column {exc.start + 1}); "
+            "fix it by saving the file as UTF-8"
+        ) from None
+
+
+_QREL_HEADER_FIRST = ("query", "qid", "topic")
 
 
 def _field(rec: dict[str, Any], name: str, path: Path, line: int, *, required: bool = True) -> str:
@@ -109,12 +129,19 @@ def read_qrels(path: str | Path) -> list[tuple[str, str, float]]:
     if not path.is_file():
         raise DataError(f"{path}: file not found; check the path")
     rows: list[tuple[str, str, float]] = []
-    with path.open("r", encoding="utf-8", newline="") as fh:
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        _decode(raw.splitlines()[raw.count(b"\n", 0, exc.start)], path, raw.count(b"\n", 0, exc.start) + 1)
+        raise  # unreachable: _decode raises for the offending line
+    with io.StringIO(text, newline="") as fh:
         reader = csv.reader(fh, delimiter="\t")
         header = next(reader, None)
         if header is None:
             raise DataError(f"{path}: the qrels file is empty; it needs a header and at least one row")
-        if len(header) < 2 or _is_number(header[-1]):
+        first = header[0].strip().lower() if header else ""
+        if len(header) < 2 or _is_number(header[-1]) or not first.startswith(_QREL_HEADER_FIRST):
             raise DataError(
                 f"{path}:1: the qrels file has no header; add the line 'query-id<TAB>corpus-id<TAB>score' first"
             )

@@ -43,6 +43,13 @@ _TYPES: dict[str, tuple[type, ...]] = {
 }
 
 
+#: options limited to a few values (argparse checks the flags; this checks the TOML)
+CHOICES: dict[str, tuple[str, ...]] = {
+    "format": ("parquet", "jsonl"), "faiss_index": ("flat", "hnsw"), "ce_activation": ("sigmoid", "none"),
+    "llm_drop": ("better", "relevant"), "judge_action": ("drop", "relabel"),
+}
+
+
 def load_config(path: str | Path) -> dict[str, Any]:
     """Read a TOML config (keys as the CLI flags, with ``-`` or ``_``; an optional ``[mine]``
     table) and validate names and types."""
@@ -64,6 +71,8 @@ def load_config(path: str | Path) -> dict[str, Any]:
         if (isinstance(value, bool) and bool not in types) or not isinstance(value, types):
             want = " or ".join(t.__name__ for t in types)
             raise ConfigError(f"{p}: option {key!r} must be {want}, got {value!r}")
+        if k in CHOICES and value not in CHOICES[k]:
+            raise ConfigError(f"{p}: option {key!r} must be one of {', '.join(CHOICES[k])}, got {value!r}")
         out[k] = value
     return out
 

@@ -490,7 +490,7 @@ def test_real_process_exit_codes(negmine_exe: Cli, beir: Path, out: Path, fs: Si
     assert not out.exists()
 
     res = negmine_exe(*mine_args(beir, out, "--retriever", "nope"))
-    assert_one_line_error(res, "bm25, dense, faiss")
+    assert_one_line_error(res, "'nope'", *registry.retrievers.names())
 
     path.write_text(good)
     res = negmine_exe(*mine_args(beir, out))
