@@ -20,13 +20,14 @@ DEFAULTS: dict[str, Any] = {
     "retriever": "bm25", "members": "bm25,dense", "union_score": None, "run": None,
     "model": "sentence-transformers/all-MiniLM-L6-v2", "query_prompt": None,
     "document_prompt": None, "max_length": None, "batch_size": 32, "faiss_index": "flat", "hnsw_m": 32,
-    "ef_search": 256, "query_block": 1024, "doc_block": 16384, "bm25_k1": 1.5, "bm25_b": 0.75, "bm25_stemmer": None,
+    "ef_search": 256, "query_block": 256, "doc_block": 8192, "bm25_k1": 1.5, "bm25_b": 0.75, "bm25_stemmer": None,
     "sampler": "top", "num_negatives": 5, "temperature": 0.05, "simans_a": 0.5, "simans_b": 0.0,
     "range_min": 0, "range_max": None, "depth": None, "max_score": None, "min_score": None,
     "absolute_margin": None, "relative_margin": None, "near_duplicates": True,
     "cross_encoder": None, "ce_max_score": None, "ce_margin": None, "ce_activation": "sigmoid",
     "llm_base_url": None, "llm_model": None, "llm_verify_model": None, "llm_api_key_env": "OPENAI_API_KEY",
-    "llm_batch_size": 10, "llm_concurrency": 4, "llm_timeout": 60.0, "llm_drop": "better", "llm_max_flagged": 7,
+    "llm_batch_size": 10, "llm_concurrency": 4, "llm_timeout": 60.0, "llm_retries": 3, "llm_drop": "better",
+    "llm_max_flagged": 7,
     "judge_action": "drop",
     "target_fnr": None, "seed": 0, "cache_dir": None, "out": None, "overwrite": False, "format": "parquet",
 }
@@ -39,7 +40,7 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "max_score": (int, float), "min_score": (int, float), "absolute_margin": (int, float),
     "relative_margin": (int, float), "target_fnr": (int, float), "seed": (int,), "exclude_splits": (str, list),
     "members": (str, list), "ce_max_score": (int, float), "ce_margin": (int, float), "llm_batch_size": (int,),
-    "llm_concurrency": (int,), "llm_timeout": (int, float), "llm_max_flagged": (int,),
+    "llm_concurrency": (int,), "llm_timeout": (int, float), "llm_retries": (int,), "llm_max_flagged": (int,),
 }
 
 
@@ -169,7 +170,7 @@ def build_scorers(o: dict[str, Any]) -> list[Any]:
         out.append(registry.scorers.create(
             "llm-judge", base_url=o["llm_base_url"], model=o["llm_model"], verify_model=o["llm_verify_model"],
             api_key_env=o["llm_api_key_env"], batch_size=o["llm_batch_size"], max_concurrency=o["llm_concurrency"],
-            timeout_s=float(o["llm_timeout"]), cache_dir=o["cache_dir"],
+            timeout_s=float(o["llm_timeout"]), max_retries=o["llm_retries"], cache_dir=o["cache_dir"],
         ))
     return out
 

@@ -103,7 +103,7 @@ def test_a_failing_judge_never_makes_a_negative(tmp_path: Path, judge_server: Th
                                                 mode: str) -> None:
     judge_server.mode = mode  # type: ignore[attr-defined]
     out = tmp_path / "out"
-    assert _mine(out, judge_server, "--llm-batch-size", "20") == 0
+    assert _mine(out, judge_server, "--llm-batch-size", "20", "--llm-retries", "0") == 0
     assert all(r["negative_ids"] == [] for r in _rows(out))
     report = json.loads((out / "report.json").read_text())
     assert report["shortfall"]["queries"] == report["queries"]["mined"]

