@@ -91,6 +91,8 @@ def main() -> None:
     ap.add_argument("--dataset", default=str(DEFAULT_DATASET))
     ap.add_argument("--out", default=str(HERE / "out"))
     ap.add_argument("--queries", type=int, default=10**9, help="limit the queries (a quick smoke run)")
+    ap.add_argument("--order", choices=["peer-first", "negmine-first"], default="peer-first",
+                    help="which tool runs first in each pair (run both orders to see order effects)")
     ap.add_argument("--child", choices=["peer"], help=argparse.SUPPRESS)
     ap.add_argument("--relative-margin", type=float, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--cache", help=argparse.SUPPRESS)
@@ -141,6 +143,8 @@ def main() -> None:
         ("negmine warm, relative margin 0.05", ours_cmd("dense", 0.05, "rm")),
         ("negmine bm25, no filter", ours_cmd("bm25", None, "bm25")),
     ]
+    if args.order == "negmine-first":
+        plan = [plan[1], plan[0], plan[3], plan[2], plan[4]]
     for name, cmd in plan:
         sys.stderr.write(f"running: {name}\n")
         results[name] = run_child(cmd, env)

@@ -70,9 +70,11 @@ writes ``OUT/<slug>/metrics.json`` and ``OUT/<slug>/compare-state.json``.
 
 Sharing: data is loaded once; retrievers are kept by their configuration, so settings with the
 same retriever share its BM25 index and dense embeddings, and candidates are retrieved once per
-(retriever, depth); dense embeddings go through ``[mine] cache_dir``. A trained model is always
-evaluated *without* the embedding cache: its cache key fingerprints the model directory by file
-names and sizes, which a retrained model saved to the same path would share.
+(retriever, depth); dense embeddings of the starting model go through ``[mine] cache_dir``
+(mining and the untrained rows). A trained model is always evaluated *without* the embedding
+cache: it is encoded once anyway, and a model retrained into the same directory must never meet
+entries of its predecessor (the cache key fingerprints the model files by name, size and content
+samples, so it would change too; not caching makes that independent of the fingerprint).
 
 Significance
 ------------
@@ -364,15 +366,24 @@ def _parse_setting(p: Path, i: int, raw: Any) -> Setting:
 
 def _validate_components(sweep: Sweep) -> None:
     """Build every component and training config once, so bad values fail before any work."""
+    from negmine.encoders.st import resolve_model
     from negmine.options import build_filters, build_retriever, build_sampler
     from negmine.train.trainer import TrainConfig
 
     for s in sweep.settings:
-        if not s.train:
-            continue
         where = f"{sweep.path} [[setting]] {s.name!r}"
+        if not s.train:
+            try:
+                if s.mine.get("retriever", "dense") == "dense":
+                    resolve_model(str(s.mine.get("model") or sweep.starting_model()))
+            except ConfigError as exc:
+                raise ConfigError(f"{where}: {exc}") from None
+            continue
         o = sweep.mine_options(s, sweep.seeds[0])
         try:
+            resolve_model(str(sweep.train_options(s, sweep.seeds[0])["model"]))  # a missing path fails here
+            if o["retriever"] in ("dense", "faiss", "union", "hybrid"):
+                resolve_model(str(o["model"]))
             build_retriever(o)
             build_filters(o)
             build_sampler(o)
@@ -685,7 +696,7 @@ class _Runner:
             retriever = self.dense_for_eval(str(s.mine.get("model") or self.sweep.starting_model()))
             identity = {"retriever": retriever.config(), "weights": retriever._encoder().identity("document"),
                         "eval": self.sweep.eval_options()}
-        # the starting model does not change under negmine's feet: the embedding cache is safe here
+        # a model as it is (not trained here): its embeddings are worth caching
         ev = self.evaluate(state, run_dir / "metrics.json", retriever, identity,
                            cache_dir=self.sweep.mine.get("cache_dir"), label={"setting": s.name, "trained": False})
         log.info("%s: evaluate %s", s.name, ev["status"])
