@@ -38,7 +38,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dataset", default=str(DEFAULT))
     ap.add_argument("--cache-dir", default=str(HERE / ".cache"))
-    ap.add_argument("--out", default=str(HERE / "out" / "cranfield_audit.json"))
+    ap.add_argument("--out", default=str(HERE / "out-cranfield" / "cranfield_audit.json"))
     args = ap.parse_args()
     data = negmine.load_beir(args.dataset, "test")
     retrievers = {

@@ -276,3 +276,13 @@ def test_chromium_screenshot_is_not_blank(page: Path, tmp_path: Path) -> None:
     keep = os.environ.get("NEGMINE_KEEP_SCREENSHOT")
     if keep:
         shutil.copy(shot, keep)
+
+
+def test_mine_writes_the_html_report_directly(tmp_path: Path) -> None:
+    out, page = tmp_path / "out", tmp_path / "mined.html"
+    code = main(["mine", "--dataset", str(SAMPLE), "--retriever", "bm25", "--num-negatives", "3",
+                 "--out", str(out), "--html", str(page)])
+    assert code == 0
+    text = page.read_text(encoding="utf-8")
+    assert text.count("data:image/png;base64,") >= 4
+    assert json.loads((out / "report.json").read_text())["queries"]["mined"] == 80

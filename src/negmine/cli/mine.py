@@ -21,6 +21,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overwrite", action="store_true", default=S, help="replace a different run in --out")
     p.add_argument("--format", choices=["parquet", "jsonl"], default=S, help="mined file format (parquet)")
     p.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
+    p.add_argument("--html", default=None, help="also write the self-contained HTML report to this file")
 
 
 def add_mining_arguments(p: argparse.ArgumentParser, multi: tuple[str, ...] = ()) -> None:
@@ -140,6 +141,10 @@ def run(args: argparse.Namespace) -> int:
         result = mine(data, retriever, filters, sampler, cache_dir=o["cache_dir"], scorers=scorers, **kwargs)
     result.save(out, overwrite=bool(o["overwrite"]), fmt=o["format"],
                 extra_manifest={"options": {k: v for k, v in o.items() if k != "overwrite"}})
+    if args.html:
+        from negmine.report.html import write_html
+
+        write_html(out, args.html)
     if args.json:
         sys.stdout.write(json.dumps(result.report, indent=2) + "\n")
     else:
