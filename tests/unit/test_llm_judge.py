@@ -107,11 +107,19 @@ class JudgeServer:
                 with server.lock:
                     server.in_flight += 1
                     server.max_in_flight = max(server.max_in_flight, server.in_flight)
+                self.counted = True
                 try:
                     self._answer()
                 except OSError:  # the client timed out and went away
                     pass
                 finally:
+                    self._done()
+
+            def _done(self) -> None:
+                # a request stops being in flight *before* its answer is written: once the client has
+                # the answer it may send the next request before this thread gets to run again
+                if self.counted:
+                    self.counted = False
                     with server.lock:
                         server.in_flight -= 1
 
@@ -152,6 +160,7 @@ class JudgeServer:
                 self._send(200, json.dumps(reply).encode())
 
             def _send(self, code: int, payload: bytes) -> None:
+                self._done()
                 self.send_response(code)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(payload)))
