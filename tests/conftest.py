@@ -16,7 +16,7 @@ import pytest
 
 from negmine.types import Corpus, MiningData, Qrels, Queries
 
-SCIFACT = Path("/work/shared/datasets/scifact")
+SCIFACT = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "scifact"  # ../shared beside the checkout
 
 
 def build_mining_data(
