@@ -57,19 +57,33 @@ class EmbeddingCache:
             raise
 
 
+#: texts per cache entry: an interrupted encoding resumes from its last completed chunk, and a
+#: corpus that grows at the end re-encodes only its last chunks
+CHUNK = 4096
+
+
 def encode_cached(
-    encoder: Encoder, texts: Sequence[str], kind: Kind, cache: EmbeddingCache | None, stats: dict[str, int]
+    encoder: Encoder, texts: Sequence[str], kind: Kind, cache: EmbeddingCache | None, stats: dict[str, int],
+    *, chunk: int = CHUNK,
 ) -> np.ndarray:
-    """Encode ``texts`` (or load them from ``cache``); counts go to ``stats``:
-    ``{kind}_cached`` and ``{kind}_encoded``."""
-    key = cache.key(encoder, kind, texts) if cache is not None else ""
-    if cache is not None:
-        hit = cache.load(key, len(texts))
+    """Encode ``texts`` in fixed chunks of ``chunk`` texts, each loaded from ``cache`` when present
+    and saved as soon as it is encoded; counts go to ``stats`` (``{kind}_cached``,
+    ``{kind}_encoded``). The chunking is the same with or without a cache and however often a run
+    was interrupted, so the embeddings are the same bytes either way."""
+    if not texts:
+        return np.zeros((0, 0), dtype=np.float32)
+    parts: list[np.ndarray] = []
+    for start in range(0, len(texts), chunk):
+        part = texts[start : start + chunk]
+        key = cache.key(encoder, kind, part) if cache is not None else ""
+        hit = cache.load(key, len(part)) if cache is not None else None
         if hit is not None:
-            stats[f"{kind}_cached"] = stats.get(f"{kind}_cached", 0) + len(texts)
-            return hit
-    emb = np.ascontiguousarray(encoder.encode(texts, kind), dtype=np.float32)
-    stats[f"{kind}_encoded"] = stats.get(f"{kind}_encoded", 0) + len(texts)
-    if cache is not None:
-        cache.save(key, emb)
-    return emb
+            stats[f"{kind}_cached"] = stats.get(f"{kind}_cached", 0) + len(part)
+            parts.append(hit)
+            continue
+        emb = np.ascontiguousarray(encoder.encode(part, kind), dtype=np.float32)
+        stats[f"{kind}_encoded"] = stats.get(f"{kind}_encoded", 0) + len(part)
+        if cache is not None:
+            cache.save(key, emb)
+        parts.append(emb)
+    return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=0)
