@@ -183,23 +183,6 @@ def test_cli_reports_a_bad_key_in_one_line_with_exit_2(tmp_path: Path, capsys: p
 
 
 # ------------------------------------------------------------------------------ end to end
-def build_tiny_sentence_transformer(path: Path, words: list[str]) -> Path:
-    """The tiny BERT of ``tiny_models`` (random weights, fixed seed) + mean pooling."""
-    from sentence_transformers import SentenceTransformer
-    from tiny_models import build_tiny_cross_encoder
-
-    try:
-        from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
-    except ImportError:  # sentence-transformers < 5.4
-        from sentence_transformers.models import Pooling, Transformer
-
-    bert = build_tiny_cross_encoder(path.with_name(path.name + "-bert"), words=words, max_positions=128)
-    transformer = Transformer(str(bert), max_seq_length=128)
-    dim = getattr(transformer, "get_embedding_dimension", None) or transformer.get_word_embedding_dimension
-    SentenceTransformer(modules=[transformer, Pooling(dim(), "mean")], device="cpu").save(str(path))
-    return path
-
-
 @pytest.fixture(scope="module")
 def one_thread() -> Any:
     """torch on one thread: the tiny model is ~10x faster so on a shared 2-core machine."""
@@ -220,6 +203,8 @@ def sweep_file(tmp_path_factory: pytest.TempPathFactory, one_thread: None) -> Pa
         for line in (SAMPLE / name).read_text(encoding="utf-8").splitlines():
             r = json.loads(line)
             words.update(re.findall(r"\w+", f"{r.get('title', '')} {r['text']}".lower()))
+    from tiny_models import build_tiny_sentence_transformer
+
     model = build_tiny_sentence_transformer(root / "st", sorted(words))
     return write(root, f"""
 [sweep]

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from tiny_models import build_tiny_cross_encoder
+from tiny_models import build_tiny_sentence_transformer
 
 from negmine.cli.main import main
 from negmine.errors import ConfigError, DataError
@@ -39,23 +39,6 @@ FAST = {"max_steps": 2, "batch_size": 8}
 
 
 # ------------------------------------------------------------------------------------- fixtures
-def build_tiny_sentence_transformer(path: Path, words: list[str]) -> Path:
-    """The tiny BERT of ``tiny_models`` (random weights, fixed seed) + mean pooling, saved as a
-    SentenceTransformer directory."""
-    from sentence_transformers import SentenceTransformer
-
-    try:
-        from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
-    except ImportError:  # sentence-transformers < 5.4
-        from sentence_transformers.models import Pooling, Transformer
-
-    bert = build_tiny_cross_encoder(path.with_name(path.name + "-bert"), words=words, max_positions=128)
-    transformer = Transformer(str(bert), max_seq_length=128)
-    dim = getattr(transformer, "get_embedding_dimension", None) or transformer.get_word_embedding_dimension
-    SentenceTransformer(modules=[transformer, Pooling(dim(), "mean")], device="cpu").save(str(path))
-    return path
-
-
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     words: set[str] = set()

@@ -82,3 +82,21 @@ def build_tiny_cross_encoder(
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
+
+
+def build_tiny_sentence_transformer(path: str | Path, words: Iterable[str]) -> Path:
+    """The tiny BERT of :func:`build_tiny_cross_encoder` (random weights, fixed seed) + mean
+    pooling, saved as a SentenceTransformer directory at ``path``."""
+    from sentence_transformers import SentenceTransformer
+
+    try:
+        from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
+    except ImportError:  # sentence-transformers < 5.4
+        from sentence_transformers.models import Pooling, Transformer
+
+    path = Path(path)
+    bert = build_tiny_cross_encoder(path.with_name(path.name + "-bert"), words=words, max_positions=128)
+    transformer = Transformer(str(bert), max_seq_length=128)
+    dim = getattr(transformer, "get_embedding_dimension", None) or transformer.get_word_embedding_dimension
+    SentenceTransformer(modules=[transformer, Pooling(dim(), "mean")], device="cpu").save(str(path))
+    return path
