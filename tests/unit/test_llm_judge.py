@@ -30,7 +30,14 @@ import pytest
 
 from negmine.errors import ConfigError
 from negmine.scorers.base import VERDICT_BETTER, VERDICT_FAILED, VERDICT_IRRELEVANT, VERDICT_WORSE
-from negmine.scorers.llm_judge import PROMPT_VERSION, VERDICT_UNJUDGED, LLMJudge, build_prompt, parse_verdicts
+from negmine.scorers.llm_judge import (
+    PROMPT_VERSION,
+    VERDICT_UNJUDGED,
+    LLMJudge,
+    build_prompt,
+    parse_verdicts,
+    redact_url,
+)
 from negmine.types import Candidates, Corpus, MiningData, Qrels, Queries
 
 B, W, N, X, U = VERDICT_BETTER, VERDICT_WORSE, VERDICT_IRRELEVANT, VERDICT_FAILED, VERDICT_UNJUDGED
@@ -91,6 +98,7 @@ class JudgeServer:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.requests: list[dict[str, Any]] = []
+        self.redirected: list[str | None] = []
         self.in_flight = 0
         self.max_in_flight = 0
         self.delay = 0.0
@@ -125,6 +133,15 @@ class JudgeServer:
 
             def _answer(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                if self.path.startswith("/old/"):  # a same-host redirect to /v1/...
+                    with server.lock:
+                        server.redirected.append(self.headers.get("Authorization"))
+                    self._done()
+                    self.send_response(307)
+                    self.send_header("Location", "/v1/" + self.path.removeprefix("/old/"))
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 prompt = body["messages"][-1]["content"]
                 with server.lock:
                     n_seen = len(server.requests)
@@ -207,7 +224,7 @@ def judge(server: JudgeServer, model: str = "small", **kw: Any) -> LLMJudge:
 
 def test_verdicts_end_to_end(server: JudgeServer) -> None:
     data, cand = make_data()
-    out = judge(server, batch_size=2).score(data, cand, {})
+    out = judge(server, batch_size=2).score(data, cand)
 
     assert out.name == "llm-judge"
     assert out.verdicts is not None and out.verdicts.dtype == np.int8
@@ -237,7 +254,7 @@ def test_judge_mask_limits_the_cells(server: JudgeServer) -> None:
     mask = np.zeros(IDS.shape, dtype=bool)
     mask[0, [1, 3]] = True
     mask[1, 3] = True  # padding: never judged, even when masked in
-    out = judge(server).score(data, cand, {"judge_mask": mask})
+    out = judge(server).score(data, cand, mask=mask)
 
     expected = np.full(IDS.shape, U, np.int8)
     expected[0, [1, 3]] = [W, N]
@@ -249,14 +266,14 @@ def test_judge_mask_limits_the_cells(server: JudgeServer) -> None:
 
 def test_judge_mask_of_the_wrong_shape_is_a_config_error(server: JudgeServer) -> None:
     data, cand = make_data()
-    with pytest.raises(ConfigError, match="judge_mask"):
-        judge(server).score(data, cand, {"judge_mask": np.ones((3, 3), bool)})
+    with pytest.raises(ConfigError, match="mask must be"):
+        judge(server).score(data, cand, mask=np.ones((3, 3), bool))
     assert server.requests == []
 
 
 def test_nothing_to_judge_makes_no_call(server: JudgeServer) -> None:
     data, cand = make_data()
-    out = judge(server).score(data, cand, {"judge_mask": np.zeros(IDS.shape, bool)})
+    out = judge(server).score(data, cand, mask=np.zeros(IDS.shape, bool))
     assert (out.verdicts == U).all() and out.stats["calls"] == 0 and server.requests == []
 
 
@@ -267,7 +284,7 @@ def test_nothing_to_judge_makes_no_call(server: JudgeServer) -> None:
 def test_concurrency_is_bounded(server: JudgeServer, max_concurrency: int) -> None:
     data, cand = make_data()
     server.delay = 0.05
-    out = judge(server, batch_size=1, max_concurrency=max_concurrency).score(data, cand, {})
+    out = judge(server, batch_size=1, max_concurrency=max_concurrency).score(data, cand)
     np.testing.assert_array_equal(out.verdicts, EXPECTED)
     assert len(server.requests) == 9
     assert server.max_in_flight <= max_concurrency
@@ -278,7 +295,7 @@ def test_timeouts_are_retried_then_fail_closed(server: JudgeServer) -> None:
     data, cand = make_data()
     server.hook = lambda model, prompt, n: ("sleep", 0.6) if "sky" in prompt else None
     t0 = time.perf_counter()
-    out = judge(server, timeout_s=0.15, max_retries=2).score(data, cand, {})
+    out = judge(server, timeout_s=0.15, max_retries=2).score(data, cand)
     assert time.perf_counter() - t0 < 3
 
     expected = EXPECTED.copy()
@@ -294,7 +311,7 @@ def test_timeouts_are_retried_then_fail_closed(server: JudgeServer) -> None:
 def test_server_error_then_success_is_retried(server: JudgeServer) -> None:
     data, cand = make_data()
     server.hook = lambda model, prompt, n: ("status", 500) if n < 2 else None
-    out = judge(server, max_concurrency=1).score(data, cand, {})
+    out = judge(server, max_concurrency=1).score(data, cand)
     np.testing.assert_array_equal(out.verdicts, EXPECTED)
     assert len(server.requests) == 5  # the first batch was tried 3 times
     assert (out.stats["calls"], out.stats["retries"], out.stats["failed_calls"]) == (3, 2, 0)
@@ -304,7 +321,7 @@ def test_rate_limit_429_is_retried_and_fails_closed_when_it_persists(server: Jud
     data, cand = make_data()
     q0 = "Query: what cures scurvy"
     server.hook = lambda model, prompt, n: ("status", 429) if prompt.startswith(q0) else None
-    out = judge(server, max_retries=3).score(data, cand, {})
+    out = judge(server, max_retries=3).score(data, cand)
     expected = EXPECTED.copy()
     expected[0] = X
     np.testing.assert_array_equal(out.verdicts, expected)
@@ -315,7 +332,7 @@ def test_rate_limit_429_is_retried_and_fails_closed_when_it_persists(server: Jud
 def test_client_errors_are_not_retried(server: JudgeServer) -> None:
     data, cand = make_data()
     server.hook = lambda model, prompt, n: ("status", 404)
-    out = judge(server, max_retries=3).score(data, cand, {})
+    out = judge(server, max_retries=3).score(data, cand)
     assert (out.verdicts[EXPECTED != U] == X).all() and (out.verdicts[EXPECTED == U] == U).all()
     assert len(server.requests) == 3 and out.stats["retries"] == 0
     assert out.stats["errors"] == {"http 404": 3} and out.stats["failed"] == 9
@@ -326,7 +343,7 @@ def test_connection_refused_fails_closed() -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     data, cand = make_data()
-    out = LLMJudge(f"http://127.0.0.1:{port}/v1", "small", max_retries=1, timeout_s=2, **FAST).score(data, cand, {})
+    out = LLMJudge(f"http://127.0.0.1:{port}/v1", "small", max_retries=1, timeout_s=2, **FAST).score(data, cand)
     assert (out.verdicts[EXPECTED != U] == X).all()
     assert out.stats["errors"] == {"connection error": 3} and out.stats["retries"] == 3
 
@@ -353,7 +370,7 @@ def test_malformed_answers_fail_only_the_affected_candidates(server: JudgeServer
         return ("content", MALFORMED[word][0])
 
     server.hook = hook
-    out = judge(server, max_retries=3).score(data, cand, {})
+    out = judge(server, max_retries=3).score(data, cand)
     expected = np.full(IDS.shape, U, np.int8)
     for q, word in enumerate(["scurvy", "sky", "magnets"]):
         row = MALFORMED[word][1]
@@ -369,7 +386,7 @@ def test_an_answer_that_is_not_a_chat_completion_fails_closed(server: JudgeServe
     server.usage = None
     bodies = {"sky": b"<html>502 Bad Gateway</html>", "magnets": b'{"choices": []}'}
     server.hook = lambda model, prompt, n: next((("raw", v) for w, v in bodies.items() if w in prompt), None)
-    out = judge(server).score(data, cand, {})
+    out = judge(server).score(data, cand)
     expected = EXPECTED.copy()
     expected[1:][EXPECTED[1:] != U] = X
     np.testing.assert_array_equal(out.verdicts, expected)
@@ -414,7 +431,7 @@ def test_cascade_sends_only_flagged_batches_to_the_verify_model(server: JudgeSer
     server.verify_rule = lambda v: {
         **v, "label": {"better": "worse", "worse": "irrelevant"}.get(v["label"], v["label"])
     }
-    out = judge(server, batch_size=2, verify_model="big", max_concurrency=2).score(data, cand, {})
+    out = judge(server, batch_size=2, verify_model="big", max_concurrency=2).score(data, cand)
 
     # batches: q0 [d1 d2] flagged, q0 [d3 d4] clean, q1 [d6 d7] clean, q2 [d9 d1] flagged, q2 [d3] clean
     assert server.models().count("small") == 5 and server.models().count("big") == 2
@@ -430,7 +447,7 @@ def test_cascade_sends_only_flagged_batches_to_the_verify_model(server: JudgeSer
 def test_cascade_sends_failed_batches_to_the_verify_model(server: JudgeServer) -> None:
     data, cand = make_data()
     server.hook = lambda model, prompt, n: ("status", 503) if model == "small" and "sky" in prompt else None
-    out = judge(server, verify_model="big", max_retries=1).score(data, cand, {})
+    out = judge(server, verify_model="big", max_retries=1).score(data, cand)
     np.testing.assert_array_equal(out.verdicts, EXPECTED)  # the big model rescued q1
     big = [r["prompt"] for r in server.requests if r["model"] == "big"]
     assert len(big) == 3  # q0 and q2 were flagged (GOLD/NEAR), q1 failed
@@ -450,7 +467,7 @@ def test_api_key_is_sent_but_never_logged_or_configured(
     server.hook = lambda model, prompt, n: ("status", 500) if n == 0 else ("status", 401) if "sky" in prompt else None
     j = judge(server, api_key_env="NEGMINE_TEST_KEY", max_concurrency=1, verify_model="big")
     with caplog.at_level(logging.DEBUG, logger="negmine"):
-        out = j.score(data, cand, {})
+        out = j.score(data, cand)
 
     assert {r["auth"] for r in server.requests} == {f"Bearer {SECRET}"}
     assert out.stats["retries"] == 1 and out.stats["failed_calls"] == 2  # both models got 401 for q1
@@ -464,7 +481,7 @@ def test_api_key_is_sent_but_never_logged_or_configured(
 
 def test_without_a_key_no_authorization_header_is_sent(server: JudgeServer) -> None:
     data, cand = make_data()
-    out = judge(server).score(data, cand, {})  # OPENAI_API_KEY is unset by the fixture
+    out = judge(server).score(data, cand)  # OPENAI_API_KEY is unset by the fixture
     assert out.stats["failed"] == 0
     assert {r["auth"] for r in server.requests} == {None}
 
@@ -480,18 +497,18 @@ def test_credentials_in_the_url_stay_out_of_config() -> None:
 def test_usage_tokens_are_summed(server: JudgeServer) -> None:
     data, cand = make_data()
     server.usage = {"prompt_tokens": 123, "completion_tokens": 4, "total_tokens": 127}
-    out = judge(server, batch_size=3).score(data, cand, {})
+    out = judge(server, batch_size=3).score(data, cand)
     assert out.stats["calls"] == 4  # 2 + 1 + 1
     assert (out.stats["prompt_tokens"], out.stats["completion_tokens"]) == (4 * 123, 4 * 4)
 
 
 def test_cache_makes_a_second_run_free(server: JudgeServer, tmp_path: Any) -> None:
     data, cand = make_data()
-    first = judge(server, batch_size=2, verify_model="big", cache_dir=tmp_path).score(data, cand, {})
+    first = judge(server, batch_size=2, verify_model="big", cache_dir=tmp_path).score(data, cand)
     n = len(server.requests)
     assert n == 7 and first.stats["cache_hits"] == 0
 
-    second = judge(server, batch_size=2, verify_model="big", cache_dir=tmp_path).score(data, cand, {})
+    second = judge(server, batch_size=2, verify_model="big", cache_dir=tmp_path).score(data, cand)
     assert len(server.requests) == n  # zero calls
     assert (second.stats["calls"], second.stats["calls_verify"], second.stats["cache_hits"]) == (0, 0, 7)
     assert second.stats["prompt_tokens"] == 0
@@ -499,7 +516,7 @@ def test_cache_makes_a_second_run_free(server: JudgeServer, tmp_path: Any) -> No
     assert not list(tmp_path.rglob("*.tmp"))  # atomic writes leave no temp files
 
     # another model is another key
-    judge(server, batch_size=2, model="other", cache_dir=tmp_path).score(data, cand, {})
+    judge(server, batch_size=2, model="other", cache_dir=tmp_path).score(data, cand)
     assert len(server.requests) == n + 5
 
 
@@ -507,9 +524,9 @@ def test_cache_does_not_keep_failures_and_uses_the_pipeline_cache_dir(server: Ju
     data, cand = make_data()
     server.hook = lambda model, prompt, n: ("content", "no idea") if n == 0 else None
     j = judge(server, max_concurrency=1)
-    first = j.score(data, cand, {"cache_dir": str(tmp_path)})
+    first = j.score(data, cand, cache_dir=str(tmp_path))
     assert first.stats["failed"] > 0 and (tmp_path / "llm-judge").is_dir()
-    second = j.score(data, cand, {"cache_dir": str(tmp_path)})
+    second = j.score(data, cand, cache_dir=str(tmp_path))
     assert second.stats["calls"] == 1 and second.stats["cache_hits"] == 2  # only the failure is asked again
     np.testing.assert_array_equal(second.verdicts, EXPECTED)
 
@@ -543,8 +560,8 @@ def test_endpoint_and_config() -> None:
 
 def test_json_mode_is_requested_when_asked(server: JudgeServer) -> None:
     data, cand = make_data()
-    judge(server, json_mode=True).score(data, cand, {})
-    judge(server, model="plain").score(data, cand, {})
+    judge(server, json_mode=True).score(data, cand)
+    judge(server, model="plain").score(data, cand)
     formats = {r["model"]: r["body"].get("response_format") for r in server.requests}
     assert formats == {"small": {"type": "json_object"}, "plain": None}
 
@@ -562,5 +579,108 @@ def test_a_key_with_control_characters_is_refused_without_echoing_it(
     monkeypatch.setenv("OPENAI_API_KEY", "sk-abc\r\nX-Evil: 1")
     data, cand = make_data()
     with pytest.raises(ConfigError, match=r"\$OPENAI_API_KEY") as info:
-        judge(server).score(data, cand, {})
+        judge(server).score(data, cand)
     assert "sk-abc" not in str(info.value) and server.requests == []
+
+
+# -- secrets in URLs and redirects (issue 12, items 1-2) ---------------------------------------------
+
+
+@pytest.mark.parametrize(("url", "expected"), [
+    ("http://user:SECRET@host:8000/v1", "http://host:8000/v1"),
+    ("https://SECRET@api.example.com/v1", "https://api.example.com/v1"),
+    ("http://h/v1?api_key=SECRET&model=m", "http://h/v1?api_key=REDACTED&model=m"),
+    ("http://h/v1?Token=SECRET&x-api-key=SECRET&sig=SECRET",
+     "http://h/v1?Token=REDACTED&x-api-key=REDACTED&sig=REDACTED"),
+    ("http://u:SECRET@[::1]:9/v1?access_token=SECRET", "http://[::1]:9/v1?access_token=REDACTED"),
+    ("http://localhost:8000/v1", "http://localhost:8000/v1"),
+    ("http://u:SECRET@host:notaport/v1", "host:notaport/v1"),
+])
+def test_redact_url(url: str, expected: str) -> None:
+    assert redact_url(url) == expected
+    assert "SECRET" not in redact_url(url)
+
+
+def test_credentials_in_the_url_are_never_logged_or_configured(
+    server: JudgeServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    host = server.url.split("//", 1)[1]
+    j = judge(server, max_concurrency=1)
+    j.base_url = f"http://bob:SECRET-PW@{host}?api_key=SECRET-Q"
+    data, cand = make_data()
+    with caplog.at_level(logging.DEBUG, logger="negmine"):
+        out = j.score(data, cand)
+    assert out.stats["failed"] == 0
+    assert "SECRET" not in caplog.text and "SECRET" not in json.dumps(j.config())
+    assert caplog.text.count("api_key=REDACTED") >= 1
+    # user-info is sent as Basic auth to the configured host, never as part of the URL
+    assert {r["auth"] for r in server.requests} == {"Basic Ym9iOlNFQ1JFVC1QVw=="}
+    with pytest.raises(ConfigError) as err:
+        LLMJudge("ftp://bob:SECRET@h/v1", "m")
+    assert "SECRET" not in str(err.value)
+
+
+class Redirector:
+    """A second local server that answers every POST with a redirect to ``target`` and records the
+    headers it received."""
+
+    def __init__(self, target: str, code: int) -> None:
+        self.requests: list[dict[str, Any]] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                outer.requests.append({"path": self.path, "auth": self.headers.get("Authorization")})
+                self.send_response(code)
+                self.send_header("Location", target + self.path.removeprefix("/v1"))
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+
+    def __enter__(self) -> Redirector:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(timeout=5)
+
+
+@pytest.mark.parametrize("code", [301, 302, 303, 307, 308])
+def test_a_redirect_to_another_host_is_an_error_and_never_carries_the_key(
+    server: JudgeServer, monkeypatch: pytest.MonkeyPatch, code: int
+) -> None:
+    monkeypatch.setenv("NEGMINE_TEST_KEY", SECRET)
+    data, cand = make_data()
+    with Redirector(server.url, code) as first:
+        j = LLMJudge(first.url, "small", api_key_env="NEGMINE_TEST_KEY", max_retries=0, timeout_s=5.0, **FAST)
+        with pytest.raises(ConfigError) as err:
+            j.score(data, cand)
+    first_host = first.url.split("//")[1].split("/")[0]
+    second_host = server.url.split("//")[1].split("/")[0]
+    msg = str(err.value)
+    assert first_host in msg and second_host in msg and "\n" not in msg
+    assert first.requests and {r["auth"] for r in first.requests} == {f"Bearer {SECRET}"}
+    assert server.requests == []  # the second host never saw a request, let alone the key
+
+
+def test_a_same_host_307_redirect_is_followed_as_a_post_with_the_key(
+    server: JudgeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NEGMINE_TEST_KEY", SECRET)
+    data, cand = make_data()
+    old = server.url.removesuffix("/v1") + "/old"
+    out = LLMJudge(old, "small", api_key_env="NEGMINE_TEST_KEY", timeout_s=5.0, **FAST).score(data, cand)
+    np.testing.assert_array_equal(out.verdicts, EXPECTED)
+    assert len(server.redirected) == len(server.requests) == 3
+    assert {r["path"] for r in server.requests} == {"/v1/chat/completions"}
+    assert {r["auth"] for r in server.requests} == {f"Bearer {SECRET}"}

@@ -13,11 +13,12 @@ Cells of the returned ``verdicts int8[n_queries, k]``:
 - :data:`~negmine.scorers.base.VERDICT_FAILED` (-1): the call failed after its retries (HTTP 5xx,
   429, timeout, connection error, another HTTP error) or the answer for that candidate could not
   be parsed. Fail closed: the pipeline never makes such a candidate a negative;
-- :data:`VERDICT_UNJUDGED` (-2): padding, or a cell outside ``context["judge_mask"]``.
+- :data:`VERDICT_UNJUDGED` (-2): padding, or a cell outside ``mask``.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import http.client
 import json
@@ -163,14 +164,73 @@ def parse_verdicts(content: str, n: int) -> list[int]:
     return [VERDICT_FAILED if i in duplicated else found.get(i, VERDICT_FAILED) for i in range(1, n + 1)]
 
 
-def _redact_url(url: str) -> str:
-    """``url`` without any ``user:password@`` part."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.username is None and parts.password is None:
+#: Query parameters whose value is redacted by :func:`redact_url` (matched case-insensitively
+#: anywhere in the parameter name).
+_SECRET_PARAM = re.compile(r"key|token|secret|passw|pwd|auth|sig|credential|session|cookie|jwt|bearer", re.I)
+REDACTED = "REDACTED"
+
+
+def redact_url(url: str) -> str:
+    """``url`` fit to record or log: the ``user:password@`` part removed and the value of every
+    secret-looking query parameter (a name containing ``key``, ``token``, ``secret``, ``pass``,
+    ``auth``, ``sig``...) replaced by ``REDACTED``. Anything that is not a URL is returned as is.
+
+    >>> redact_url("https://bob:hunter2@api.example.com/v1?api_key=sk-1&model=m")
+    'https://api.example.com/v1?api_key=REDACTED&model=m'
+    """
+    if not isinstance(url, str):
         return url
-    host = parts.hostname or ""
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port
+    except ValueError:  # e.g. a non-numeric port: keep only what is certainly not user-info
+        return url.rsplit("@", 1)[-1] if "@" in url else url
+    netloc = parts.netloc
+    if "@" in netloc:
+        host = parts.hostname or ""
+        host = f"[{host}]" if ":" in host else host
+        netloc = f"{host}:{port}" if port else host
+    query = parts.query
+    if query:
+        pairs = urllib.parse.parse_qsl(query, keep_blank_values=True)
+        if any(_SECRET_PARAM.search(k) for k, _ in pairs):
+            query = urllib.parse.urlencode(
+                [(k, REDACTED if _SECRET_PARAM.search(k) else v) for k, v in pairs], safe=":/,"
+            )
+    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def _origin(url: str) -> tuple[str, str]:
+    """``(scheme, host[:port])`` of ``url``, the port spelled out; the key is only sent there."""
+    parts = urllib.parse.urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port or (443 if scheme == "https" else 80)
+    except ValueError:
+        port = 0
+    host = (parts.hostname or "").lower()
+    return scheme, f"{host}:{port}"
+
+
+class _SameHostRedirects(urllib.request.HTTPRedirectHandler):
+    """Follow redirects only within the configured scheme, host and port (307/308 keep the POST
+    and its body); a redirect anywhere else is a :class:`~negmine.errors.ConfigError` naming both
+    hosts, raised before anything — the ``Authorization`` header above all — is sent there."""
+
+    def redirect_request(self, req: urllib.request.Request, fp: Any, code: int, msg: str, headers: Any,
+                         newurl: str) -> urllib.request.Request | None:
+        old, new = _origin(req.full_url), _origin(newurl)
+        if old != new:
+            fp.close()
+            raise ConfigError(
+                f"llm-judge: {old[0]}://{old[1]} redirected (HTTP {code}) to another host, {new[0]}://{new[1]}; "
+                "the API key is only ever sent to the configured host: if you trust the new one, set "
+                f"--llm-base-url to it ({redact_url(newurl)})"
+            )
+        if code in (307, 308) and req.get_method() == "POST":
+            return urllib.request.Request(newurl, data=req.data, headers=dict(req.header_items()),
+                                          origin_req_host=req.origin_req_host, unverifiable=True, method="POST")
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
 class _CallFailed(Exception):
@@ -247,7 +307,7 @@ class LLMJudge:
     A call that still fails after ``max_retries`` retries, and a candidate whose verdict cannot be
     parsed from the answer, get :data:`~negmine.scorers.base.VERDICT_FAILED` (-1): fail closed,
     such a candidate never becomes a negative. Padding and cells outside the optional
-    ``context["judge_mask"]`` (``bool[n_queries, k]``, e.g. the cells that survived the other
+    ``mask`` (``bool[n_queries, k]``, e.g. the cells that survived the other
     filters) get :data:`VERDICT_UNJUDGED` (-2).
 
     Parameters
@@ -286,7 +346,7 @@ class LLMJudge:
         Also send ``response_format={"type": "json_object"}`` (supported by OpenAI, vLLM, Ollama and
         llama.cpp; leave off for servers that reject unknown fields).
     cache_dir
-        Directory of the on-disk answer cache; when ``None``, ``context["cache_dir"]/llm-judge``
+        Directory of the on-disk answer cache; when ``None``, ``<the run's cache_dir>/llm-judge``
         is used if the pipeline gives one, else nothing is cached. Only answers that parse
         completely are cached, so failures are asked again on the next run.
 
@@ -297,7 +357,7 @@ class LLMJudge:
     >>> judge.config()["prompt_version"]
     'judge-v1'
 
-    ``judge.score(data, candidates, {"judge_mask": keep})`` returns a
+    ``judge.score(data, candidates, mask=keep)`` returns a
     :class:`~negmine.scorers.base.ScoreMatrix` with ``verdicts`` and ``stats`` (calls, retries,
     failures, tokens, cache hits and verdict counts).
     """
@@ -323,10 +383,14 @@ class LLMJudge:
         json_mode: bool = False,
         cache_dir: str | Path | None = None,
     ) -> None:
-        parts = urllib.parse.urlsplit(base_url) if isinstance(base_url, str) else None
+        try:
+            parts = urllib.parse.urlsplit(base_url) if isinstance(base_url, str) else None
+            _ = parts and parts.port
+        except ValueError:  # a bad port or IPv6 literal
+            parts = None
         if parts is None or parts.scheme.lower() not in ("http", "https") or not parts.hostname:
             raise ConfigError(
-                f"llm-judge base_url must start with http:// or https://, got {base_url!r}; "
+                f"llm-judge base_url must start with http:// or https://, got {redact_url(base_url)!r}; "
                 "e.g. http://localhost:8000/v1"
             )
         if not model:
@@ -363,7 +427,7 @@ class LLMJudge:
         """Everything that determines the verdicts (for the manifest); never the API key."""
         return {
             "name": self.name,
-            "base_url": _redact_url(self.base_url),
+            "base_url": redact_url(self.base_url),
             "model": self.model,
             "verify_model": self.verify_model,
             "prompt_version": PROMPT_VERSION,
@@ -380,12 +444,28 @@ class LLMJudge:
 
     @property
     def endpoint(self) -> str:
-        url = self.base_url.rstrip("/")
-        return url if url.endswith("/chat/completions") else url + "/chat/completions"
+        """``{base_url}/chat/completions`` without any ``user:password@`` (sent as Basic auth
+        instead, when no API key is set)."""
+        parts = urllib.parse.urlsplit(self.base_url)
+        host = parts.hostname or ""
+        host = f"[{host}]" if ":" in host else host
+        netloc = f"{host}:{parts.port}" if parts.port else host
+        path = parts.path.rstrip("/")
+        path = path if path.endswith("/chat/completions") else path + "/chat/completions"
+        return urllib.parse.urlunsplit((parts.scheme, netloc, path, parts.query, ""))
+
+    def _basic_auth(self) -> str | None:
+        parts = urllib.parse.urlsplit(self.base_url)
+        if parts.username is None:
+            return None
+        user = urllib.parse.unquote(parts.username)
+        password = urllib.parse.unquote(parts.password or "")
+        return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
 
     # -- scoring ----------------------------------------------------------------------------------
 
-    def score(self, data: MiningData, candidates: Candidates, context: dict[str, Any]) -> ScoreMatrix:
+    def score(self, data: MiningData, candidates: Candidates, *, mask: np.ndarray | None = None,
+              cache_dir: str | None = None) -> ScoreMatrix:
         """Judge the candidate cells; see the class docstring for the verdict codes.
 
         Parameters
@@ -395,9 +475,11 @@ class LLMJudge:
             positives shown to the judge (``data.positives``).
         candidates
             ``ids int64[n_queries, k]``; ``-1`` cells are padding and never judged.
-        context
-            ``judge_mask`` (optional ``bool[n_queries, k]``): judge only these cells;
-            ``cache_dir`` (optional): where to cache answers when the judge has no ``cache_dir``.
+        mask
+            Optional ``bool[n_queries, k]``: judge only these cells.
+        cache_dir
+            The run's cache directory: answers are cached under ``cache_dir/llm-judge`` when the
+            judge has no ``cache_dir`` of its own.
 
         Returns
         -------
@@ -414,23 +496,23 @@ class LLMJudge:
         ids = np.asarray(candidates.ids)
         n_q, k = ids.shape
         todo = ids >= 0
-        mask = context.get("judge_mask")
         if mask is not None:
             mask = np.asarray(mask)
             if mask.shape != ids.shape or mask.dtype != np.bool_:
                 raise ConfigError(
-                    f"llm-judge judge_mask must be bool[{n_q}, {k}] like the candidates, "
+                    f"llm-judge mask must be bool[{n_q}, {k}] like the candidates, "
                     f"got {mask.dtype}{list(mask.shape)}"
                 )
             todo &= mask
 
         batches = self._batches(data, ids, todo)
-        cache = self._cache(context)
+        cache = self._cache(cache_dir)
         key = self._api_key()
-        opener = urllib.request.build_opener()  # honours the *_proxy environment variables
+        # honours the *_proxy environment variables; redirects only within the configured host
+        opener = urllib.request.build_opener(_SameHostRedirects())
         log.info(
             "llm-judge: %d candidates in %d batches to %s (model %s, verify %s, prompt %s)",
-            int(todo.sum()), len(batches), _redact_url(self.endpoint), self.model, self.verify_model, PROMPT_VERSION,
+            int(todo.sum()), len(batches), redact_url(self.endpoint), self.model, self.verify_model, PROMPT_VERSION,
         )
 
         verdicts = np.full((n_q, k), VERDICT_UNJUDGED, dtype=np.int8)
@@ -496,10 +578,9 @@ class LLMJudge:
                 out.append(_Batch(int(q), chunk.astype(np.int64), prompt))
         return out
 
-    def _cache(self, context: dict[str, Any]) -> _AnswerCache | None:
+    def _cache(self, shared: str | None) -> _AnswerCache | None:
         if self.cache_dir is not None:
             return _AnswerCache(self.cache_dir)
-        shared = context.get("cache_dir")
         return _AnswerCache(Path(shared) / "llm-judge") if shared else None
 
     def _judge_batch(
@@ -571,8 +652,9 @@ class LLMJudge:
     def _post(self, opener: urllib.request.OpenerDirector, payload: bytes, key: str | None) -> tuple[bytes, int]:
         """POST ``payload`` with retries; returns ``(body, retries)`` or raises :class:`_CallFailed`."""
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        if key:
-            headers["Authorization"] = f"Bearer {key}"
+        auth = f"Bearer {key}" if key else self._basic_auth()
+        if auth:
+            headers["Authorization"] = auth
         kind = "no attempt"
         for attempt in range(self.max_retries + 1):
             retry_after = 0.0
