@@ -11,9 +11,10 @@ import csv
 import hashlib
 import io
 import json
+import math
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -29,6 +30,7 @@ def _records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """Yield ``(line_number, record)`` from a jsonl or parquet file."""
     if not path.is_file():
         raise DataError(f"{path}: file not found; check the path")
+    _check_readable(path)
     if path.suffix == ".parquet":
         pq = require("pyarrow.parquet")
         try:
@@ -40,9 +42,11 @@ def _records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
         for i, rec in enumerate(table.to_pylist(), start=1):
             yield i, rec
         return
-    with path.open("rb") as fh:
-        for i, raw in enumerate(fh, start=1):
+    with _open(path) as fh:
+        for i, raw in enumerate(_lines(fh, path), start=1):
             line = _decode(raw, path, i)
+            if i == 1:
+                line = line.removeprefix(_BOM)
             if not line.strip():
                 continue
             try:
@@ -54,6 +58,37 @@ def _records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             if not isinstance(rec, dict):
                 raise DataError(f"{path}:{i}: expected a JSON object, got {type(rec).__name__}; fix this line")
             yield i, rec
+
+
+_BOM = "\ufeff"
+
+
+def _unreadable(path: Path, exc: OSError) -> DataError:
+    reason = exc.strerror or exc.__class__.__name__
+    return DataError(f"{path}: cannot be read ({reason}); check the path and its permissions")
+
+
+def _check_readable(path: Path) -> None:
+    """Refuse a file that exists but cannot be opened (permissions, a directory...)."""
+    try:
+        with path.open("rb"):
+            pass
+    except OSError as exc:
+        raise _unreadable(path, exc) from None
+
+
+def _open(path: Path) -> BinaryIO:
+    try:
+        return path.open("rb")
+    except OSError as exc:
+        raise _unreadable(path, exc) from None
+
+
+def _lines(fh: BinaryIO, path: Path) -> Iterator[bytes]:
+    try:
+        yield from fh
+    except OSError as exc:  # an I/O error mid-file
+        raise _unreadable(path, exc) from None
 
 
 def _decode(raw: bytes, path: Path, line: int) -> str:
@@ -69,17 +104,38 @@ def _decode(raw: bytes, path: Path, line: int) -> str:
 _QREL_HEADER_FIRST = ("query", "qid", "topic")
 
 
-def _field(rec: dict[str, Any], name: str, path: Path, line: int, *, required: bool = True) -> str:
+def _field(rec: dict[str, Any], name: str, path: Path | str, line: int, *, required: bool = True,
+           is_id: bool = False) -> str:
+    """The string value of ``rec[name]`` (a finite number is turned into its string), validated:
+    no NaN/Infinity, no lone surrogates; an id (``is_id``) must not be empty or blank."""
     value = rec.get(name)
     if value is None:
         if required:
             raise DataError(f"{path}:{line}: missing field {name!r}; every record needs {name!r}")
         return ""
+    if isinstance(value, float) and not math.isfinite(value):
+        shown = "NaN" if math.isnan(value) else "Infinity" if value > 0 else "-Infinity"
+        raise DataError(f"{path}:{line}: field {name!r} is {shown}, not a value; write a string or finite number")
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(value)
     if not isinstance(value, str):
         raise DataError(f"{path}:{line}: field {name!r} must be a string, got {type(value).__name__}")
+    if is_id and not value.strip():
+        raise DataError(f"{path}:{line}: field {name!r} is empty; every record needs a non-empty id")
+    check_text(value, f"{path}:{line}: field {name!r}")
     return value
+
+
+def check_text(text: str, where: str) -> None:
+    """Refuse ``text`` that cannot be written as UTF-8 (a lone surrogate such as ``"\\ud800"``,
+    which JSON escapes allow), naming ``where`` and the column."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise DataError(
+            f"{where} has a lone surrogate {text[exc.start]!r} at character {exc.start + 1}, which is not "
+            "valid Unicode; fix the text (a broken \\uXXXX escape)"
+        ) from None
 
 
 def _check_unique(ids: Sequence[str], what: str, path: Path) -> None:
@@ -102,7 +158,7 @@ def read_corpus(path: str | Path) -> Corpus:
     titles: list[str] = []
     texts: list[str] = []
     for line, rec in _records(path):
-        ids.append(_field(rec, "_id", path, line))
+        ids.append(_field(rec, "_id", path, line, is_id=True))
         texts.append(_field(rec, "text", path, line))
         titles.append(_field(rec, "title", path, line, required=False))
     if not ids:
@@ -117,7 +173,7 @@ def read_queries(path: str | Path) -> dict[str, str]:
     ids: list[str] = []
     texts: list[str] = []
     for line, rec in _records(path):
-        ids.append(_field(rec, "_id", path, line))
+        ids.append(_field(rec, "_id", path, line, is_id=True))
         texts.append(_field(rec, "text", path, line))
     _check_unique(ids, "query", path)
     return dict(zip(ids, texts))
@@ -129,7 +185,11 @@ def read_qrels(path: str | Path) -> list[tuple[str, str, float]]:
     if not path.is_file():
         raise DataError(f"{path}: file not found; check the path")
     rows: list[tuple[str, str, float]] = []
-    raw = path.read_bytes()
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise _unreadable(path, exc) from None
+    raw = raw.removeprefix(b"\xef\xbb\xbf")  # a UTF-8 byte order mark
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -157,7 +217,14 @@ def read_qrels(path: str | Path) -> list[tuple[str, str, float]]:
                 if not _is_number(row[2]):
                     raise DataError(f"{path}:{line}: score {row[2]!r} is not a number; fix this line")
                 grade = float(row[2])
-            rows.append((row[0].strip(), row[1].strip(), grade))
+                if not math.isfinite(grade):
+                    raise DataError(f"{path}:{line}: score {row[2]!r} is not a finite number; fix this line")
+            qid, did = row[0].strip(), row[1].strip()
+            for what, value in (("query id", qid), ("document id", did)):
+                if not value:
+                    raise DataError(f"{path}:{line}: empty {what}; fix this line")
+                check_text(value, f"{path}:{line}: {what}")
+            rows.append((qid, did, grade))
     return rows
 
 
@@ -329,6 +396,12 @@ def from_pairs(
     for i, (a, p) in enumerate(zip(anchors, positives), start=1):
         if not isinstance(a, str) or not isinstance(p, str):
             raise DataError(f"{where}:{i}: anchor and positive must be strings; fix this row")
+        check_text(a, f"{where}:{i}: anchor")
+        check_text(p, f"{where}:{i}: positive")
+    for i, t in enumerate(corpus or [], start=1):
+        if not isinstance(t, str):
+            raise DataError(f"{where}: corpus item {i} must be a string, got {type(t).__name__}; fix it")
+        check_text(t, f"{where}: corpus item {i}")
     docs = list(dict.fromkeys([*positives, *(corpus or [])]))
     if not docs:
         raise DataError(f"{where}: no documents; pass at least one (anchor, positive) pair")

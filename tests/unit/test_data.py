@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -281,3 +283,87 @@ def test_load_pairs_jsonl_with_extra_corpus(tmp_path):
     bad.write_text(json.dumps({"anchor": "a"}) + "\n")
     with _raises(re.escape(f"{bad}:1: missing field 'positive'")):
         load_pairs(bad)
+
+
+# ------------------------------------------- issue 12 (items 5, 6, 8): ids, grades, text, BOM, access
+@pytest.mark.parametrize(("raw_id", "what"), [
+    ("NaN", "NaN"), ("Infinity", "Infinity"), ("-Infinity", "-Infinity"), ('""', "empty"), ('"  "', "empty"),
+])
+def test_non_finite_and_empty_ids_are_refused_with_file_and_line(tmp_path, make_beir, raw_id, what):
+    raw = "".join(json.dumps(r) + "\n" for r in CORPUS[:2]) + f'{{"_id": {raw_id}, "text": "x"}}\n'
+    root = make_beir(tmp_path, raw, QUERIES, {"train": TRAIN})
+    with pytest.raises(DataError, match=rf"corpus\.jsonl:3: field '_id' is .*{what}") as err:
+        load_beir(root)
+    assert "\n" not in str(err.value)
+
+
+def test_non_finite_query_id_is_refused(tmp_path, make_beir):
+    raw = "".join(json.dumps(r) + "\n" for r in QUERIES) + '{"_id": NaN, "text": "x"}\n'
+    root = make_beir(tmp_path, CORPUS, raw, {"train": TRAIN})
+    with pytest.raises(DataError, match=r"queries\.jsonl:6: field '_id' is NaN"):
+        load_beir(root)
+
+
+@pytest.mark.parametrize("grade", ["nan", "NaN", "inf", "-Infinity"])
+def test_non_finite_qrels_grades_are_refused(tmp_path, make_beir, grade):
+    root = make_beir(tmp_path, CORPUS, QUERIES, {"train": f"query-id\tcorpus-id\tscore\nq1\td2\t1\nq2\td1\t{grade}\n"})
+    with pytest.raises(DataError, match=rf"train\.tsv:3: score '{grade}' is not a finite number"):
+        load_beir(root)
+
+
+@pytest.mark.parametrize(("row", "what"), [("\td1\t1", "empty query id"), ("q2\t \t1", "empty document id")])
+def test_empty_qrels_ids_are_refused(tmp_path, make_beir, row, what):
+    root = make_beir(tmp_path, CORPUS, QUERIES, {"train": f"query-id\tcorpus-id\tscore\nq1\td2\t1\n{row}\n"})
+    with pytest.raises(DataError, match=rf"train\.tsv:3: {what}"):
+        load_beir(root)
+
+
+def test_lone_surrogates_are_refused_at_load_naming_file_and_line(tmp_path, make_beir):
+    raw = "".join(json.dumps(r) + "\n" for r in CORPUS) + '{"_id": "d9", "text": "bad \\ud800 text"}\n'
+    root = make_beir(tmp_path, raw, QUERIES, {"train": TRAIN})
+    with pytest.raises(DataError, match=r"corpus\.jsonl:6: field 'text' has a lone surrogate '\\ud800' at character 5"):
+        load_beir(root)
+    with pytest.raises(DataError, match=r"pairs:2: positive has a lone surrogate"):
+        from_pairs(["a", "b"], ["x", "y\udcff"])
+    with pytest.raises(DataError, match=r"corpus item 1 has a lone surrogate"):
+        from_pairs(["a"], ["x"], ["\ud800"])
+
+
+def test_a_utf8_bom_is_accepted_in_jsonl_and_qrels(tmp_path, make_beir, beir):
+    root = make_beir(tmp_path / "bom", CORPUS, QUERIES, {"train": TRAIN, "test": TEST})
+    for name in ("corpus.jsonl", "queries.jsonl", "qrels/train.tsv", "qrels/test.tsv"):
+        path = root / name
+        path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    with_bom, plain = load_beir(root), load_beir(beir)
+    assert with_bom.corpus.ids == plain.corpus.ids and with_bom.queries.ids == plain.queries.ids
+    assert _pairs(with_bom, with_bom.positives) == _pairs(plain, plain.positives)
+    assert _pairs(with_bom, with_bom.exclude) == _pairs(plain, plain.exclude)
+
+
+@pytest.mark.parametrize("name", ["corpus.jsonl", "queries.jsonl", "qrels/train.tsv"])
+def test_unreadable_files_are_data_errors(tmp_path, make_beir, monkeypatch, name):
+    root = make_beir(tmp_path, CORPUS, QUERIES, {"train": TRAIN})
+    target = root / name
+    target.chmod(0)
+    if os.geteuid() == 0:  # root reads any file: make the operating system's refusal happen anyway
+        real_open, real_read = Path.open, Path.read_bytes
+
+        def guard(real):
+            def call(self, *a, **kw):
+                if self == target:
+                    raise PermissionError(13, "Permission denied", str(self))
+                return real(self, *a, **kw)
+            return call
+
+        monkeypatch.setattr(Path, "open", guard(real_open))
+        monkeypatch.setattr(Path, "read_bytes", guard(real_read))
+    with pytest.raises(DataError, match=rf"{re.escape(name)}: cannot be read \(Permission denied\)"):
+        load_beir(root)
+
+
+def test_a_directory_given_as_a_file_is_a_data_error(tmp_path, make_beir):
+    root = make_beir(tmp_path, CORPUS, QUERIES, {"train": TRAIN})
+    with pytest.raises(DataError, match="file not found"):
+        load_files(root, root / "queries.jsonl", root / "qrels" / "train.tsv")
+    with pytest.raises(DataError, match="file not found"):
+        load_files(root / "corpus.jsonl", root / "queries.jsonl", root / "qrels")
