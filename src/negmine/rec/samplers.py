@@ -1,0 +1,305 @@
+"""Negative samplers for implicit feedback: for each training ``(user, positive item)``, items the
+user is not known to like.
+
+Every draw is a pure function of ``(seed, user id, positive item id, slot, round)`` through the
+text samplers' hash (:func:`negmine.samplers.uniform`), so the output does not depend on the
+order of the interactions, on chunking or on other users. Negatives are drawn with replacement
+(as RecBole, word2vec and implicit do) from a proposal distribution; a draw that hits one of the
+user's excluded items (positives of every split; low ratings when they are ignored) is redrawn in
+vectorised rounds, and after :data:`MAX_ROUNDS` the few cells left are drawn exactly from the
+user's allowed items. A user with no allowed item gets ``-1`` (a shortfall, reported).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from negmine.errors import ConfigError
+from negmine.rec.data import RecData
+from negmine.rec.scorers import Scorer
+from negmine.samplers import uniform
+
+__all__ = ["DNS", "SAMPLERS", "Context", "Mixed", "Popularity", "Robust", "Sampler", "Uniform", "make_sampler"]
+
+MAX_ROUNDS = 32
+_C = np.uint64(0xD6E8FEB86659FD93)  # odd multiplier: the pair key of (u, i) differs from that of (i, u)
+
+
+@dataclass
+class Context:
+    """What every sampler reads: the split data, the seed, hashed ids, sorted excluded pair keys
+    ``user * n_items + item`` and an optional scorer (with each user's reference score)."""
+
+    data: RecData
+    seed: int
+    scorer: Scorer | None = None
+    user_keys: np.ndarray = field(init=False)
+    item_keys: np.ndarray = field(init=False)
+    excluded: np.ndarray = field(init=False)
+    rejected: int = field(default=0, init=False)
+    exact_fallback: int = field(default=0, init=False)
+
+    def __post_init__(self) -> None:
+        inter = self.data.interactions
+        self.user_keys = inter.user_keys()
+        self.item_keys = inter.item_keys()
+        ex = self.data.exclude
+        self.excluded = ex.query_of_pair() * self.data.n_items + ex.indices  # sorted: CSR rows are sorted
+
+    def pair_keys(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """``uint64[n]`` key of each ``(user, positive item)`` from the hashed ids."""
+        with np.errstate(over="ignore"):
+            return self.user_keys[users] ^ (self.item_keys[items] * _C)
+
+    def is_excluded(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        key = users * self.data.n_items + items
+        pos = np.minimum(np.searchsorted(self.excluded, key), max(len(self.excluded) - 1, 0))
+        return (self.excluded[pos] == key) if len(self.excluded) else np.zeros(key.shape, bool)
+
+    def draw(self, users: np.ndarray, pair_keys: np.ndarray, n_cols: int, stream: int,
+             weights: np.ndarray | None) -> np.ndarray:
+        """``int64[n, n_cols]`` items not excluded for each row's user, drawn from ``weights``
+        (``None``: uniform over the catalogue), ``-1`` where the user has no allowed item."""
+        n_items = self.data.n_items
+        cdf = None if weights is None else np.cumsum(weights) / weights.sum()
+        cols = np.arange(n_cols, dtype=np.uint64)
+
+        def items_of(u: np.ndarray) -> np.ndarray:
+            if cdf is None:
+                return np.minimum((u * n_items).astype(np.int64), n_items - 1)
+            return np.minimum(np.searchsorted(cdf, u, side="right"), n_items - 1).astype(np.int64)
+
+        slot = cols + np.uint64(stream << 40)
+        out = items_of(uniform(self.seed, pair_keys, slot))
+        bad = self.is_excluded(users[:, None], out)
+        for r in range(1, MAX_ROUNDS):
+            rows, cc = np.nonzero(bad)
+            if len(rows) == 0:
+                return out
+            self.rejected += len(rows)
+            slot_r = cc.astype(np.uint64) + np.uint64((stream << 40) | (r << 24))
+            out[rows, cc] = items_of(uniform(self.seed, pair_keys[rows], slot_r[:, None])[:, 0])
+            bad[rows, cc] = self.is_excluded(users[rows], out[rows, cc])
+        rows, cc = np.nonzero(bad)
+        self.exact_fallback += len(rows)
+        for r, c in zip(rows.tolist(), cc.tolist()):  # rare: users who excluded almost the whole catalogue
+            out[r, c] = self._exact(int(users[r]), pair_keys[r], c, stream, weights)
+        return out
+
+    def _exact(self, user: int, pair_key: np.uint64, col: int, stream: int, weights: np.ndarray | None) -> int:
+        ex = self.data.exclude
+        allowed = np.setdiff1d(np.arange(self.data.n_items), ex.indices[ex.indptr[user]:ex.indptr[user + 1]])
+        w = np.ones(len(allowed)) if weights is None else weights[allowed]
+        if len(allowed) == 0 or w.sum() <= 0:
+            return -1
+        u = uniform(self.seed, np.array([pair_key]), np.array([col + ((stream << 40) | (MAX_ROUNDS << 24))],
+                                                             np.uint64))[0, 0]
+        return int(allowed[min(int(np.searchsorted(np.cumsum(w) / w.sum(), u, side="right")), len(allowed) - 1)])
+
+    def scores(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        if self.scorer is None:
+            raise ConfigError("this sampler needs a scorer; pass --scorer als|bpr|embeddings")
+        s = self.scorer.score(users, np.maximum(items, 0))
+        return np.where(items >= 0, s, -np.inf).astype(np.float32)
+
+
+class Sampler(Protocol):
+    name: str
+    needs_scorer: bool
+
+    def config(self) -> dict[str, Any]: ...
+
+    def sample(self, ctx: Context, users: np.ndarray, pair_keys: np.ndarray, num_negatives: int,
+               stream: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """``(items int64[n, num_negatives], scores float32[n, num_negatives])``; scores are the
+        scorer's (``NaN`` without one), ``-1``/``-inf`` for a shortfall."""
+        ...
+
+
+def _scored(ctx: Context, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+    if ctx.scorer is None:
+        return np.full(items.shape, np.nan, np.float32)
+    return ctx.scores(users, items)
+
+
+class Uniform:
+    """Every allowed item equally likely (RecBole ``distribution: uniform``; BPR's sampler).
+
+    Examples
+    --------
+    >>> from negmine.rec.data import from_arrays, split_interactions
+    >>> data = split_interactions(from_arrays([1, 1, 2], [10, 11, 12], [5, 5, 5], [1, 2, 3]), "time", 0)
+    >>> items, _ = Uniform().sample(Context(data, 0), np.array([0]), np.array([7], np.uint64), 3)
+    >>> sorted(set(items[0].tolist()))  # user 1 likes items 10, 11 (rows 0, 1): only row 2 is left
+    [2]
+    """
+
+    name = "uniform"
+    needs_scorer = False
+
+    def config(self) -> dict[str, Any]:
+        return {"name": self.name}
+
+    def sample(self, ctx: Context, users: np.ndarray, pair_keys: np.ndarray, num_negatives: int,
+               stream: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        items = ctx.draw(users, pair_keys, num_negatives, stream, None)
+        return items, _scored(ctx, users, items)
+
+
+class Popularity:
+    """``p(i) ∝ count(i)^alpha`` over training positives (word2vec's unigram^0.75, Mikolov et al.
+    2013; RecBole ``distribution: popularity`` is ``alpha = 1``). ``alpha = 0`` is uniform over
+    every item; with ``alpha > 0`` an item nobody liked in training is never drawn."""
+
+    name = "popularity"
+    needs_scorer = False
+
+    def __init__(self, alpha: float = 0.75) -> None:
+        if not alpha >= 0:
+            raise ConfigError(f"popularity alpha must be >= 0, got {alpha}; e.g. --alpha 0.75")
+        self.alpha = float(alpha)
+
+    def config(self) -> dict[str, Any]:
+        return {"name": self.name, "alpha": self.alpha}
+
+    def weights(self, ctx: Context) -> np.ndarray:
+        return np.power(ctx.data.item_counts().astype(np.float64), self.alpha)
+
+    def sample(self, ctx: Context, users: np.ndarray, pair_keys: np.ndarray, num_negatives: int,
+               stream: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        items = ctx.draw(users, pair_keys, num_negatives, stream, self.weights(ctx))
+        return items, _scored(ctx, users, items)
+
+
+class DNS:
+    """Dynamic negative sampling (Zhang et al., SIGIR 2013; RecBole ``dynamic`` with
+    ``candidate_num``): draw ``candidates`` items uniformly, score them with the model, keep the
+    highest-scoring one, once per negative. Here the model is fixed (ALS/BPR fitted on the training
+    split, or given embeddings), not the model being trained. Ties go to the earlier draw."""
+
+    name = "dns"
+    needs_scorer = True
+
+    def __init__(self, candidates: int = 10) -> None:
+        if candidates < 1:
+            raise ConfigError(f"dns candidates must be >= 1, got {candidates}; e.g. --candidates 10")
+        self.candidates = int(candidates)
+
+    def config(self) -> dict[str, Any]:
+        return {"name": self.name, "candidates": self.candidates}
+
+    def priority(self, ctx: Context, users: np.ndarray, scores: np.ndarray, keys: np.ndarray) -> np.ndarray:
+        return scores.astype(np.float64)
+
+    def sample(self, ctx: Context, users: np.ndarray, pair_keys: np.ndarray, num_negatives: int,
+               stream: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        n, m = len(users), self.candidates
+        cand = ctx.draw(users, pair_keys, num_negatives * m, stream, None)
+        scores = ctx.scores(users, cand)
+        prio = self.priority(ctx, users, scores, pair_keys).reshape(n, num_negatives, m)
+        prio = np.where(cand.reshape(n, num_negatives, m) >= 0, prio, -np.inf)
+        best = np.argmax(prio, axis=2)[..., None]  # first maximum: the earlier draw wins a tie
+        items = np.take_along_axis(cand.reshape(n, num_negatives, m), best, axis=2)[..., 0]
+        return items, np.take_along_axis(scores.reshape(n, num_negatives, m), best, axis=2)[..., 0]
+
+
+class Robust(DNS):
+    """Hard, but probably not liked: of ``candidates`` uniform draws, sample one with probability
+    ``∝ exp(s / T) · σ(−(s − r_u) / T)²``, where ``s`` is the model's score and ``r_u`` the median
+    score of the user's training positives. ``exp(s / T)`` prefers hard candidates, as DNS does;
+    the squared sigmoid is the model's estimate that the item is *not* an unlabeled positive of
+    the user, so candidates scored above the user's typical positive are down-weighted rather
+    than preferred (Gumbel-max, seeded per cell).
+
+    Inspired by NBPO (Yu & Qin, "Sampler Design for Implicit Feedback Data by Noisy-label Robust
+    Learning", SIGIR 2020), which treats unobserved items as noisy labels. Differences: NBPO
+    learns a noise (label-flip) model jointly with the recommender and changes the loss; here
+    the "likely positive" estimate comes from a fixed model's score relative to the user's own
+    positives, and only the sampling changes.
+    """
+
+    name = "robust"
+
+    def __init__(self, candidates: int = 10, temperature: float = 0.1) -> None:
+        super().__init__(candidates)
+        if not temperature > 0:
+            raise ConfigError(f"robust temperature must be > 0, got {temperature}")
+        self.temperature = float(temperature)
+
+    def config(self) -> dict[str, Any]:
+        return {"name": self.name, "candidates": self.candidates, "temperature": self.temperature}
+
+    def priority(self, ctx: Context, users: np.ndarray, scores: np.ndarray, keys: np.ndarray) -> np.ndarray:
+        if ctx.scorer is None:
+            raise ConfigError("robust needs a scorer; pass --scorer als|bpr|embeddings")
+        ref = ctx.scorer.reference(ctx.data.train)[users][:, None]
+        s = scores.astype(np.float64)
+        t = self.temperature
+        x = (s - ref) / t
+        log_not_liked = -np.logaddexp(0.0, x)  # log σ(−x)
+        g = -np.log(-np.log(uniform(ctx.seed, keys, np.arange(s.shape[1], dtype=np.uint64) + np.uint64(0xFFFF << 40))))
+        return s / t + 2.0 * log_not_liked + g
+
+
+class Mixed:
+    """A stated share of each sampler: of ``N`` negatives, ``round(share · N)`` slots (largest
+    remainder) go to each part in order; each part draws from its own random stream."""
+
+    name = "mixed"
+
+    def __init__(self, parts: Sequence[tuple[Sampler, float]]) -> None:
+        if not parts or any(s < 0 for _, s in parts) or sum(s for _, s in parts) <= 0:
+            raise ConfigError("mixed needs shares >= 0 that sum to > 0, e.g. --mix uniform=0.5,dns=0.5")
+        total = sum(s for _, s in parts)
+        self.parts = [(p, s / total) for p, s in parts]
+        self.needs_scorer = any(p.needs_scorer for p, _ in self.parts)
+
+    def config(self) -> dict[str, Any]:
+        return {"name": self.name, "parts": [{**p.config(), "share": s} for p, s in self.parts]}
+
+    def slots(self, num_negatives: int) -> list[int]:
+        raw = np.array([s * num_negatives for _, s in self.parts])
+        n = np.floor(raw).astype(int)
+        for i in np.argsort(-(raw - n), kind="stable")[: num_negatives - int(n.sum())]:
+            n[i] += 1
+        return n.tolist()
+
+    def sample(self, ctx: Context, users: np.ndarray, pair_keys: np.ndarray, num_negatives: int,
+               stream: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        items, scores = [], []
+        for j, ((p, _), k) in enumerate(zip(self.parts, self.slots(num_negatives))):
+            if k:
+                it, sc = p.sample(ctx, users, pair_keys, k, stream + j + 1)
+                items.append(it)
+                scores.append(sc.astype(np.float32))
+        return np.concatenate(items, axis=1), np.concatenate(scores, axis=1)
+
+
+SAMPLERS: dict[str, Callable[..., Any]] = {"uniform": Uniform, "popularity": Popularity, "dns": DNS,
+                                          "robust": Robust}
+
+
+def make_sampler(name: str, *, alpha: float = 0.75, candidates: int = 10, temperature: float = 0.1,
+                 mix: dict[str, float] | None = None) -> Sampler:
+    """A sampler by name (``uniform``, ``popularity``, ``dns``, ``robust``, ``mixed``); ``mix``
+    maps part names to shares for ``mixed``."""
+    def one(n: str) -> Sampler:
+        if n == "uniform":
+            return Uniform()
+        if n == "popularity":
+            return Popularity(alpha)
+        if n == "dns":
+            return DNS(candidates)
+        if n == "robust":
+            return Robust(candidates, temperature)
+        raise ConfigError(f"unknown sampler {n!r}; use one of {', '.join([*SAMPLERS, 'mixed'])}")
+
+    if name == "mixed":
+        if not mix:
+            raise ConfigError("sampler 'mixed' needs shares, e.g. --mix uniform=0.5,dns=0.5")
+        return Mixed([(one(n), s) for n, s in mix.items()])
+    return one(name)

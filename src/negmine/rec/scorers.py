@@ -1,0 +1,137 @@
+"""Models that score ``(user, item)`` pairs for DNS, robust sampling and the audit's hardness:
+``implicit``'s ALS or BPR fitted on the training split (extra ``rec``), or user/item embeddings
+the user supplies. Every scorer is a pair of factor matrices; a score is a dot product."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from negmine._optional import require
+from negmine.errors import ConfigError, DataError, examples
+from negmine.types import Qrels
+
+__all__ = ["SCORERS", "Scorer", "fit_implicit", "load_embeddings"]
+
+log = logging.getLogger(__name__)
+
+SCORERS = ("als", "bpr", "embeddings")
+
+
+@dataclass
+class Scorer:
+    """``user_factors float32[n_users, d]``, ``item_factors float32[n_items, d]``; score = dot."""
+
+    user_factors: np.ndarray
+    item_factors: np.ndarray
+    info: dict[str, Any] = field(default_factory=dict)
+    _reference: np.ndarray | None = field(default=None, init=False, repr=False)
+
+    def score(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """``float32[n, m]`` scores of ``items int64[n, m]`` for ``users int64[n]``."""
+        u = self.user_factors[users]
+        return np.einsum("nd,nmd->nm", u, self.item_factors[items], optimize=True).astype(np.float32)
+
+    def reference(self, train: Qrels) -> np.ndarray:
+        """``float64[n_users]``: the median score of each user's training positives (``0`` for a
+        user without any)."""
+        if self._reference is None:
+            ref = np.zeros(train.n_queries)
+            q = train.query_of_pair()
+            s = np.einsum("nd,nd->n", self.user_factors[q], self.item_factors[train.indices]).astype(np.float64)
+            order = np.lexsort((s, q))
+            s = s[order]
+            counts = train.counts()
+            has = counts > 0
+            lo = train.indptr[:-1] + (counts - 1) // 2
+            hi = train.indptr[:-1] + counts // 2
+            ref[has] = (s[lo[has]] + s[hi[has]]) / 2
+            self._reference = ref
+        return self._reference
+
+    def ranks(self, users: np.ndarray, items: np.ndarray, block: int = 256) -> np.ndarray:
+        """``int64[n, m]``: 0-based rank of each item among all items for its user (number of
+        items scored strictly higher); ``-1`` for ``items == -1``. Users are scored in blocks
+        against the whole catalogue, so the cost is ``O(n_users · n_items)``."""
+        out = np.full(items.shape, -1, np.int64)
+        order = np.argsort(users, kind="stable")
+        uniq, starts = np.unique(users[order], return_index=True)
+        ends = np.append(starts[1:], len(order))
+        for b in range(0, len(uniq), block):
+            ub = uniq[b : b + block]
+            full = np.sort(self.user_factors[ub] @ self.item_factors.T, axis=1)  # (b, n_items) ascending
+            for j, u in enumerate(ub.tolist()):
+                rows = order[starts[b + j] : ends[b + j]]
+                it = items[rows]
+                s = self.score(np.full(len(rows), u), np.maximum(it, 0))
+                r = full.shape[1] - np.searchsorted(full[j], s, side="right")
+                out[rows] = np.where(it >= 0, r, -1)
+        return out
+
+
+def fit_implicit(train: Qrels, n_items: int, kind: str = "als", *, factors: int = 64, iterations: int = 15,
+                 regularization: float = 0.01, learning_rate: float = 0.01, seed: int = 0) -> Scorer:
+    """Fit ``implicit``'s ALS or BPR on the training positives (binary user × item matrix) on the
+    CPU. BPR runs single-threaded so the factors are the same on every run."""
+    if kind not in ("als", "bpr"):
+        raise ConfigError(f"unknown implicit model {kind!r}; use als or bpr")
+    sparse = require("scipy.sparse")
+    require("implicit")
+    data = np.ones(len(train.indices), np.float32)
+    ui = sparse.csr_matrix((data, train.indices, train.indptr), shape=(train.n_queries, n_items))
+    if kind == "als":
+        from implicit.cpu.als import AlternatingLeastSquares
+
+        model: Any = AlternatingLeastSquares(factors=factors, regularization=regularization, iterations=iterations,
+                                             random_state=seed, calculate_training_loss=False)
+    else:
+        from implicit.cpu.bpr import BayesianPersonalizedRanking
+
+        model = BayesianPersonalizedRanking(factors=factors, learning_rate=learning_rate,
+                                            regularization=regularization, iterations=iterations,
+                                            random_state=seed, num_threads=1)
+    with require("threadpoolctl").threadpool_limits(1, "blas"):  # implicit's advice: BLAS threads off
+        model.fit(ui, show_progress=False)
+    info = {"name": kind, "factors": factors, "iterations": iterations, "regularization": regularization,
+            "seed": seed, **({"learning_rate": learning_rate} if kind == "bpr" else {})}
+    return Scorer(np.ascontiguousarray(model.user_factors, np.float32),
+                  np.ascontiguousarray(model.item_factors, np.float32), info)
+
+
+def _read_vectors(path: Path, role: str) -> tuple[np.ndarray, np.ndarray]:
+    if not path.is_file():
+        raise DataError(f"{path}: {role} embeddings file not found; pass an .npz with arrays 'ids' and 'vectors'")
+    try:
+        z = np.load(path, allow_pickle=False)
+        ids, vecs = np.asarray(z["ids"]), np.asarray(z["vectors"], np.float32)
+    except (OSError, ValueError, KeyError) as exc:
+        raise DataError(f"{path}: not an .npz with arrays 'ids' and 'vectors' ({exc.__class__.__name__}); "
+                        "save one with numpy.savez(path, ids=..., vectors=...)") from None
+    if vecs.ndim != 2 or len(ids) != len(vecs):
+        raise DataError(f"{path}: 'vectors' must be [n, d] with one row per id, got {vecs.shape} for {len(ids)} ids")
+    return ids.astype(np.int64), vecs
+
+
+def load_embeddings(user_file: str | Path, item_file: str | Path, user_ids: np.ndarray,
+                    item_ids: np.ndarray) -> Scorer:
+    """A scorer from ``.npz`` files holding ``ids int64[n]`` and ``vectors float32[n, d]`` for
+    users and for items; every user and item of the data must have a vector."""
+    out = []
+    for path, role, need in ((Path(user_file), "user", user_ids), (Path(item_file), "item", item_ids)):
+        ids, vecs = _read_vectors(path, role)
+        order = np.argsort(ids)
+        pos = np.searchsorted(ids[order], need)
+        pos = np.minimum(pos, len(ids) - 1)
+        missing = need[ids[order][pos] != need]
+        if len(missing):
+            raise DataError(f"{path}: no vector for {len(missing)} {role}(s), e.g. {examples(missing.tolist())}; "
+                            f"add them to the {role} embeddings")
+        out.append(vecs[order][pos])
+    if out[0].shape[1] != out[1].shape[1]:
+        raise DataError(f"user vectors have dimension {out[0].shape[1]} but item vectors {out[1].shape[1]}; "
+                        "they must match")
+    return Scorer(out[0], out[1], {"name": "embeddings", "user_file": str(user_file), "item_file": str(item_file)})
