@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 from negmine.rec.data import Interactions, RecData, from_arrays, load_interactions, split_interactions
-from negmine.rec.mine import RecMiningResult, mine, sample_negatives
+from negmine.rec.mining import RecMiningResult, mine, sample_negatives
 from negmine.rec.samplers import DNS, Mixed, Popularity, Robust, Uniform, make_sampler
 from negmine.rec.scorers import Scorer, fit_implicit, load_embeddings
 

@@ -11,7 +11,7 @@ from negmine.report.stats import _round, describe
 
 if TYPE_CHECKING:
     from negmine.rec.data import RecData
-    from negmine.rec.mine import RecMiningResult
+    from negmine.rec.mining import RecMiningResult
 
 __all__ = ["build_report", "popularity_bias"]
 
