@@ -111,7 +111,7 @@ def test_scores_that_rank_a_negative_above_a_positive_warn(caplog: pytest.LogCap
 
 def test_missing_or_non_finite_scores_are_refused() -> None:
     no_ce = [{k: v for k, v in r.items() if "_ce_" not in k} for r in ROWS]
-    with pytest.raises(ConfigError, match="no cross-encoder scores .*--cross-encoder.*--scores retrieval"):
+    with pytest.raises(ConfigError, match=r"no cross-encoder scores .*--cross-encoder.*--scores retrieval"):
         build_export("flag", no_ce, TEXTS, num_negatives=2, scores="cross-encoder")
     nan = [{**ROWS[0], "positive_scores": [float("nan")]}]
     with pytest.raises(DataError, match="'q1' has a non-finite retrieval score"):

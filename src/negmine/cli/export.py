@@ -21,7 +21,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--with-scores", action="store_true", help="same as --scores retrieval")
     p.add_argument("--keep-empty", action="store_true",
                    help="keep queries without negatives in flag/tevatron exports (their trainers crash on them)")
-    p.add_argument("--prompt", default=None, help="flag: FlagEmbedding 'prompt' column (query instruction) on every row")
+    p.add_argument("--prompt", default=None,
+                   help="flag: FlagEmbedding 'prompt' column (query instruction) on every row")
     p.add_argument("--type", dest="type_", default=None,
                    help="flag: FlagEmbedding 'type' column on every row (e.g. normal, symmetric_class, only_1neg)")
     p.add_argument("--corpus-out", default=None,
