@@ -59,7 +59,8 @@ def _check_directory(directory: Path, run_id: str, overwrite: bool) -> None:
         raise ConfigError(f"{directory}: holds a different run (run_id {previous}); choose another --out "
                           "or pass --overwrite")
     if any(directory.iterdir()):
-        raise ConfigError(f"{directory}: is not empty and holds no negmine run; choose another --out or pass --overwrite")
+        raise ConfigError(f"{directory}: is not empty and holds no negmine run; "
+                          "choose another --out or pass --overwrite")
 
 
 def write_run(result: RecMiningResult, directory: Path, *, overwrite: bool = False) -> Path:
