@@ -22,6 +22,7 @@ COMMANDS = {
     "report": ("negmine.cli.report", "show the report of a mining output"),
     "list": ("negmine.cli.list_", "list registered components"),
     "demo": ("negmine.cli.demo", "mine the bundled sample offline with BM25 and the dense MiniLM model"),
+    "kg": ("negmine.cli.kg", "knowledge-graph negatives: kg mine | kg audit | kg compare"),
 }
 
 
