@@ -12,6 +12,7 @@ backend imports its own on first use.
 from __future__ import annotations
 
 from negmine import encoders, filters, retrievers, samplers
+from negmine.compat import mine_hard_negatives  # light: heavy imports happen inside the call
 from negmine.data import from_pairs, load_beir, load_files, load_pairs
 from negmine.errors import ConfigError, DataError, MissingDependencyError, NegmineError
 from negmine.pipeline import MiningResult, mine
@@ -38,6 +39,7 @@ __all__ = [
     "load_files",
     "load_pairs",
     "mine",
+    "mine_hard_negatives",
     "retrievers",
     "samplers",
 ]
