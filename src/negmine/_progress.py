@@ -1,23 +1,80 @@
-"""One progress wrapper for the whole library (tqdm on stderr).
+"""One progress wrapper for the whole library (tqdm on stderr), and one switch for every bar.
 
-Set ``NEGMINE_PROGRESS=0`` to silence every bar.
+Bars are shown only when stderr is a terminal, unless the environment variable
+``NEGMINE_PROGRESS`` says otherwise: ``0``/``false``/``no``/``off`` never, ``1``/``true``/
+``yes``/``on`` always (e.g. in a CI log), unset or ``auto`` when stderr is a terminal. The CLI's
+``-q`` turns them off (:func:`set_enabled`). :func:`quiet_third_party` applies the same setting
+to the bars and notices of the libraries negmine drives (transformers' "Loading weights" and
+"Writing model shards", sentence-transformers' "Computing widget examples", huggingface_hub and
+datasets bars).
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterable, Iterator
 from typing import TypeVar
 
 T = TypeVar("T")
 
+_OFF = ("0", "false", "no", "off")
+_ON = ("1", "true", "yes", "on")
+_override: bool | None = None
+
 
 def enabled() -> bool:
-    return os.environ.get("NEGMINE_PROGRESS", "1") not in ("0", "false", "no", "")
+    """Whether progress bars are shown (see the module docstring)."""
+    if _override is not None:
+        return _override
+    value = os.environ.get("NEGMINE_PROGRESS", "auto").strip().lower()
+    if value in _OFF:
+        return False
+    if value in _ON:
+        return True
+    try:
+        return sys.stderr is not None and sys.stderr.isatty()
+    except (AttributeError, ValueError):  # a replaced or closed stderr
+        return False
+
+
+def set_enabled(value: bool | None) -> None:
+    """Force bars on or off for this process (``None``: back to ``NEGMINE_PROGRESS``/terminal)."""
+    global _override
+    _override = value
+
+
+def quiet_third_party(*, verbose: bool = False) -> None:
+    """When bars are off, silence other libraries' bars too; unless ``verbose``, keep their
+    advisory notices (load reports, deprecation advice) out of stderr.
+
+    Sets the environment variables those libraries read when they are imported, and flips their
+    switches when they already are. Meant for applications (the CLI calls it once); it changes
+    process-wide state.
+    """
+    if not enabled():
+        os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+        os.environ["HF_DATASETS_DISABLE_PROGRESS_BARS"] = "1"
+        os.environ["TQDM_DISABLE"] = "1"  # plain tqdm bars (sentence-transformers' model card)
+        if "huggingface_hub" in sys.modules:
+            sys.modules["huggingface_hub"].utils.disable_progress_bars()
+        if "transformers" in sys.modules:
+            from transformers.utils import logging as tlog
+
+            tlog.disable_progress_bar()
+        if "datasets" in sys.modules:
+            sys.modules["datasets"].disable_progress_bars()
+    if not verbose:
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+        if "transformers" in sys.modules:
+            from transformers.utils import logging as tlog
+
+            tlog.set_verbosity_error()
 
 
 def progress(iterable: Iterable[T], *, desc: str, total: int | None = None, unit: str = "it") -> Iterator[T]:
-    """Wrap ``iterable`` in a tqdm bar on stderr unless progress is disabled."""
+    """Wrap ``iterable`` in a tqdm bar on stderr when bars are enabled."""
     if not enabled():
         yield from iterable
         return

@@ -1,5 +1,9 @@
 """``negmine`` entry point: parse, dispatch to a subcommand module (imported lazily), map errors
-to exit codes (0 ok, 2 usage/config/data error with one line, 1 runtime failure)."""
+to exit codes (0 ok, 2 usage/config/data/environment error with one line, 1 runtime failure).
+
+``-v``/``-q``/``--debug`` are accepted before or after the subcommand. Progress bars (negmine's
+and the libraries' it drives) show only when stderr is a terminal, never with ``-q``; see
+:mod:`negmine._progress` and ``NEGMINE_PROGRESS``."""
 
 from __future__ import annotations
 
@@ -9,7 +13,9 @@ import logging
 import sys
 import traceback
 from collections.abc import Sequence
+from typing import Any
 
+from negmine import __version__
 from negmine.errors import NegmineError
 
 COMMANDS = {
@@ -26,20 +32,72 @@ COMMANDS = {
 }
 
 
+#: examples shown at the end of a command's --help
+EXAMPLES = {
+    "mine": """examples:
+  negmine mine --dataset scifact --out runs/bm25
+  negmine mine --dataset scifact --retriever dense --model BAAI/bge-small-en-v1.5 \\
+      --range-min 10 --range-max 100 --relative-margin 0.05 --num-negatives 7 --out runs/dense
+  negmine mine --pairs pairs.jsonl --retriever dense --sampler softmax --temperature 0.05 --out runs/pairs
+  negmine mine --config mine.toml --out runs/from-config --html report.html""",
+    "audit": """examples:
+  negmine audit --dataset scifact --hide-fraction 0.3 --relative-margin 0,0.05,0.1
+  negmine audit --dataset scifact --retriever dense --hidden-qrels extra-qrels.tsv --out audits/dense""",
+    "export": """examples:
+  negmine export runs/bm25 --format n-tuple --out train.jsonl
+  negmine export runs/bm25 --format flag --scores cross-encoder --prompt "Represent this query: " --out flag.jsonl
+  negmine export runs/bm25 --format tevatron-ids --out tevatron/train.jsonl   # + tevatron/train.corpus.jsonl
+  negmine export runs/bm25 --format triplet --out - | head -3""",
+    "train": """examples:
+  negmine train runs/dense --out models/minilm-ft
+  negmine train runs/dense --loss cached-mnrl --batch-size 128 --epochs 2 --eval-dataset scifact --out models/ft
+  negmine train runs/dense --loss gist --remine-every 500 --out models/gist""",
+    "compare": """examples:
+  negmine compare sweep.toml
+  negmine compare sweep.toml --out sweeps/scifact --json > compare.json""",
+}
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(2, f"negmine: error: {message}; see '{self.prog} --help'\n")
 
 
+def _common(defaults: bool) -> _Parser:
+    """-v/-q/--debug, for the main parser (with defaults) and every subcommand (without, so a
+    flag given before the subcommand is not reset after it)."""
+    p = _Parser(add_help=False)
+    d: dict[str, Any] = {} if defaults else {"default": argparse.SUPPRESS}
+    p.add_argument("--debug", action="store_true", help="show tracebacks", **d)
+    p.add_argument("-v", "--verbose", action="store_true", help="log progress messages", **d)
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars, errors only", **d)
+    return p
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="negmine", description="Mine hard negatives for contrastive training.")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log progress messages")
+    parser = _Parser(prog="negmine", description="Mine hard negatives for contrastive training.",
+                     parents=[_common(True)])
+    parser.add_argument("--version", action="version", version=f"negmine {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    common = _common(False)
     for name, (module, help_) in COMMANDS.items():
-        p = sub.add_parser(name, help=help_, description=help_)
+        p = sub.add_parser(name, help=help_, description=help_, parents=[common], epilog=EXAMPLES.get(name),
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
         importlib.import_module(module).add_arguments(p)
     return parser
+
+
+def _configure(args: argparse.Namespace) -> None:
+    from negmine import _progress
+
+    level = logging.INFO if args.verbose else logging.ERROR if args.quiet else logging.WARNING
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setLevel(level)  # some libraries force DEBUG on their loggers
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler], force=True)
+    if args.quiet:
+        _progress.set_enabled(False)
+    _progress.quiet_third_party(verbose=args.verbose)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -48,26 +106,48 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setLevel(logging.INFO if args.verbose else logging.WARNING)  # some libraries force DEBUG on their loggers
-    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, handlers=[handler])
+    if args.verbose and args.quiet:
+        parser.error("-v and -q contradict each other; pass one of them")
+    _configure(args)
     module = importlib.import_module(COMMANDS[args.command][0])
     try:
         return int(module.run(args))
     except NegmineError as exc:
         if args.debug:
             traceback.print_exc()
-        sys.stderr.write(f"negmine: error: {exc}\n")
+        sys.stderr.write(f"negmine: error: {_one_line(exc)}\n")
         return 2
     except KeyboardInterrupt:
         sys.stderr.write("negmine: interrupted; nothing partial was written\n")
         return 130
+    except BrokenPipeError:  # e.g. 'negmine export ... --out - | head'
+        _silence_stdout()
+        return 0
     except Exception as exc:
         if args.debug:
             traceback.print_exc()
-        sys.stderr.write(f"negmine: failed: {exc.__class__.__name__}: {exc} (run with --debug for the traceback)\n")
+        sys.stderr.write(f"negmine: failed: {exc.__class__.__name__}: {_one_line(exc)} "
+                         "(run with --debug for the traceback)\n")
         return 1
+    finally:
+        from negmine import _progress
+
+        _progress.set_enabled(None)
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or exc.__class__.__name__
+
+
+def _silence_stdout() -> None:
+    """After a closed pipe, point stdout at /dev/null so the interpreter's final flush is quiet."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 def entry() -> None:

@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from negmine.errors import ConfigError, DataError
 from negmine.report.stats import render_text
+from negmine.writers._atomic import write_text
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("directory", help="a 'negmine mine --out' directory")
     p.add_argument("--json", action="store_true", help="print report.json as is")
     p.add_argument("--html", metavar="FILE", default=None,
-                   help="write a self-contained HTML report (plots, audit, searchable per-query table) to FILE")
+                   help="write a self-contained HTML report (plots, audit, searchable per-query table) to FILE "
+                        "('-': stdout)")
     p.add_argument("--audit", metavar="FILE", default=None,
                    help="an audit.json from 'negmine audit --out' to include in the HTML report "
                         "(default: DIR/audit.json when present)")
@@ -28,16 +32,50 @@ def run(args: argparse.Namespace) -> int:
     if args.audit is not None and args.html is None:
         raise ConfigError("--audit adds an audit to the HTML report; add --html FILE "
                           "(the audit's text table is in audit.md next to its audit.json)")
-    report = json.loads(path.read_text())
+    if args.html == "-" and args.json:
+        raise ConfigError("--html - and --json both write to stdout; pass one of them, or --html FILE")
+    report = _read_report(path)
     if args.html is None:
         sys.stdout.write((json.dumps(report, indent=2) if args.json else render_text(report)) + "\n")
         return 0
-    from negmine.report.html import write_html
+    from negmine.report.html import render_html
 
-    out = write_html(args.directory, args.html, args.audit)
+    if args.html == "-":
+        sys.stdout.write(render_html(args.directory, args.audit))
+        sys.stdout.flush()
+        return 0
+    out = Path(args.html)
+    _check_writable(out)
+    page = render_html(args.directory, args.audit)
+    try:
+        write_text(out, page)
+    except OSError as exc:
+        raise ConfigError(f"{out}: cannot be written ({exc.strerror or exc}); choose another --html FILE") from None
     if args.json:  # stdout stays pure JSON; the note goes to stderr
         sys.stdout.write(json.dumps(report, indent=2) + "\n")
         sys.stderr.write(f"wrote the HTML report to {out}\n")
     else:
         sys.stdout.write(f"wrote the HTML report to {out}\n")
     return 0
+
+
+def _read_report(path: Path) -> dict[str, Any]:
+    try:
+        report = json.loads(path.read_bytes().decode("utf-8"))
+    except OSError as exc:
+        raise DataError(f"{path}: cannot be read ({exc.strerror or exc}); check its permissions") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(f"{path}: not a valid report ({exc.__class__.__name__}); mine again with --overwrite") from None
+    if not isinstance(report, dict):
+        raise DataError(f"{path}: not a negmine report (expected a JSON object); mine again with --overwrite")
+    return report
+
+
+def _check_writable(out: Path) -> None:
+    if out.is_dir():
+        raise ConfigError(f"{out}: is a directory; --html names a file (or '-' for stdout)")
+    probe = out.parent
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
+        raise ConfigError(f"{out}: cannot write in {probe}; choose another --html FILE (or '-' for stdout)")
