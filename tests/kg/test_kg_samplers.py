@@ -182,10 +182,12 @@ def test_hasa_weight_is_hard_times_probability_of_a_true_negative(tmp_path: Path
     hasa = HaSa(emb, strength=2.0).fit(g)
     t = d.train[:4]
     want = hard.within(t)
-    want[:, 0] += 2.0 * np.log1p(-hasa.q_[hasa.features_[t[:, 1], :, t[:, 2]]])
-    want[:, 1] += 2.0 * np.log1p(-hasa.q_[hasa.features_[t[:, 1], t[:, 0], :]])
+    pi = hasa.estimate_["prior"]
+    lr = np.maximum(1.0, hasa.q_ / pi)  # likelihood ratio of a true fact, never a bonus
+    want[:, 0] -= 2.0 * np.log(lr[hasa.features_[t[:, 1], :, t[:, 2]]])
+    want[:, 1] -= 2.0 * np.log(lr[hasa.features_[t[:, 1], t[:, 0], :]])
     np.testing.assert_allclose(hasa.within(t), want)
-    assert ((hasa.q_ > 0) & (hasa.q_ < 1)).all()
+    assert ((hasa.q_ > 0) & (hasa.q_ < 1)).all() and (lr > 1).any()
 
 
 def test_same_seed_same_bytes_whatever_the_file_order(tmp_path: Path, write_triples) -> None:

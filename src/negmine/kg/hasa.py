@@ -24,9 +24,16 @@ labels), compute features on the rest, and estimate for each bucket
 outside the visible graph that are true held-out facts — with ``π`` the overall share and
 ``α = 10`` pseudo-counts (empty buckets get ``π``).
 
-**Sampling.** The ``hard`` weight times the probability of being a true negative:
-``log w = cos(e, replaced)/temperature + strength · log(1 − q(f))``, per side, head or tail with
-probability ½ (``strength = 1`` is the plain product; larger values guard harder).
+**Sampling.** The ``hard`` weight divided by how much likelier than an average non-training
+triple the candidate's bucket is to hold a true fact (its likelihood ratio ``q(f)/π``, never
+below 1, so no candidate is promoted):
+``log w = cos(e, replaced)/temperature − strength · max(0, log(q(f)/π))``, per side, head or tail
+with probability ½. A bucket where missing facts are 18 times as common as on average has its
+candidates' weight divided by 18 (``strength = 1``). Why a ratio and not ``1 − q(f)``: ``q(f)`` is
+small everywhere (a few per cent at most), so ``1 − q(f)`` cannot move a sampler whose weights
+span ``e^{±10}``; but a hard candidate is far likelier a true fact than an average triple, and
+the ratio carries the structure's evidence on that scale (the posterior odds of a true fact are
+the prior odds times this ratio).
 
 Memory is ``n_r · n_e²`` bytes for the feature table (fine for Nations, Kinships, UMLS; a graph
 too large for it is refused with a :class:`~negmine.errors.ConfigError`).
@@ -95,8 +102,9 @@ def true_fact_probability(graph: Graph, hidden_fraction: float = 0.2,
 
 
 class HaSa(Hard):
-    """Hard negatives weighted down by a structure-based probability of being a true fact (see
-    the module docstring for exactly what is estimated). Needs the same embeddings as ``hard``.
+    """Hard negatives weighted down by a structure-based estimate of how likely they are true
+    facts (see the module docstring for exactly what is estimated and how it weighs). Needs the
+    same embeddings as ``hard``.
 
     Attributes
     ----------
@@ -123,7 +131,10 @@ class HaSa(Hard):
         super().fit(graph)
         self.q_, self.estimate_ = true_fact_probability(graph, self.hidden_fraction)
         self.features_ = structure_features(graph.train, graph.num_entities, graph.num_relations)
-        self.penalty_ = self.strength * np.log1p(-self.q_)
+        prior = float(self.estimate_["prior"])
+        with np.errstate(divide="ignore"):
+            ratio = np.log(self.q_ / prior) if prior > 0 else np.zeros_like(self.q_)
+        self.penalty_ = -self.strength * np.maximum(0.0, ratio)
         return self
 
     def within(self, triples: np.ndarray) -> np.ndarray:
