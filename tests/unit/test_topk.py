@@ -160,3 +160,151 @@ def test_rescore_exact_is_elementwise_float64_dot_products():
                 want = sum(float(a) * float(b) for a, b in zip(q[i], d[ids[i, j]]))
                 assert out[i, j] == pytest.approx(want, rel=1e-6)
     assert out.dtype == np.float32
+
+
+# ------------------------------------------------------------------- screened running top-k
+# The running top-k screens each block on float32 scores against each row's k-th best so far
+# and packs only the survivors; these properties pin it to the brute-force reference.
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from negmine.retrievers.dense import Dense, search_torch  # noqa: E402
+
+VALUES = st.sampled_from([-np.inf, np.nan, -1.0, -0.0, 0.0, 0.5, 1.0, 2.0, np.inf])
+
+
+@st.composite
+def matrices(draw: st.DrawFn) -> np.ndarray:
+    n_q = draw(st.integers(1, 6))
+    n = draw(st.integers(1, 80))
+    tied = draw(st.booleans())  # few distinct values: ties everywhere
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    if tied:
+        pool = np.array(draw(st.lists(VALUES, min_size=1, max_size=4)), np.float32)
+        return rng.choice(pool, size=(n_q, n)).astype(np.float32)
+    s = rng.normal(size=(n_q, n)).astype(np.float32)
+    s[rng.random((n_q, n)) < 0.2] = np.float32(0.5)
+    return s
+
+
+def ref_with_nan(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    clean = np.where(np.isnan(scores), np.float32(-np.inf), scores) + np.float32(0.0)
+    return reference(clean, k)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(s=matrices(), k=st.integers(0, 90), data=st.data())
+def test_screened_top_k_equals_reference_for_any_blocks_and_order(s, k, data):
+    n = s.shape[1]
+    cuts = sorted({0, n, *data.draw(st.lists(st.integers(1, max(1, n - 1)), max_size=8))})
+    cuts = [c for c in cuts if c <= n]
+    blocks = list(itertools.pairwise(cuts))
+    if data.draw(st.booleans()):  # out of order: ties at the threshold must stay in
+        blocks = data.draw(st.permutations(blocks))
+    t = TopK(s.shape[0], k)
+    for lo, hi in blocks:
+        t.push(s[:, lo:hi], first_row=lo)
+    ids, scores = t.result()
+    want_ids, want_scores = ref_with_nan(s, k)
+    np.testing.assert_array_equal(ids, want_ids)
+    np.testing.assert_array_equal(scores, want_scores)
+
+
+def test_rising_scores_and_massive_ties_stay_exact():
+    # the worst cases for screening: every block beats the last (each row re-partitioned),
+    # and whole blocks tied at the threshold (kept only while they can still win)
+    rising = np.tile(np.arange(3000, dtype=np.float32), (3, 1))
+    rising[1] = rising[1][::-1]
+    flat = np.zeros((2, 3000), np.float32)
+    for s in (rising, flat):
+        for k in (1, 7, 250):
+            t = TopK(s.shape[0], k)
+            for lo in range(0, s.shape[1], 256):
+                t.push(s[:, lo : lo + 256], lo)
+            got = t.result()
+            want = reference(s, k)
+            np.testing.assert_array_equal(got[0], want[0])
+            np.testing.assert_array_equal(got[1], want[1])
+
+
+def test_one_row_with_many_survivors_between_merges():
+    # row 0 rises along the corpus while the others are flat: its survivors exceed the padded
+    # merge width and take the per-row path
+    s = np.zeros((40, 6000), np.float32)
+    s[0] = np.arange(6000, dtype=np.float32)
+    s[1:] = np.random.default_rng(3).normal(size=(39, 6000)).astype(np.float32)
+    t = TopK(40, 5)
+    for lo in range(0, 6000, 100):
+        t.push(s[:, lo : lo + 100], lo)
+    got = t.result()
+    want = reference(s, 5)
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_array_equal(got[1], want[1])
+
+
+def embeddings(seed: int, n: int, dim: int) -> np.ndarray:
+    x = np.random.default_rng(seed).normal(size=(n, dim)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    return x
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**16), k=st.integers(1, 40), qb=st.integers(3, 64), db=st.integers(16, 700),
+       dup=st.integers(0, 30))
+def test_dense_search_equals_brute_force_for_any_block_sizes(seed, k, qb, db, dup):
+    # exact ties from duplicated documents and zero vectors; the reference sorts one full matrix
+    d = embeddings(seed, 600, 16)
+    d[100 : 100 + dup] = d[7]
+    d[300 : 300 + dup // 2] = 0.0
+    q = embeddings(seed + 1, 50, 16)
+    q[0] = d[7]
+    full = q @ d.T
+    ids, _ = Dense(query_block=qb, doc_block=db).search(q, d, k)
+    # the same float32 products up to BLAS rounding: compare on the exact re-scored result
+    got = resort(ids, rescore_exact(q, d, ids), k)
+    want_ids, _ = reference(full, k + 8)
+    want = resort(want_ids, rescore_exact(q, d, want_ids), k)
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_array_equal(got[1], want[1])
+
+
+def test_dense_search_is_identical_for_any_block_sizes_on_the_same_products():
+    # with one product per (query, document) pair the raw search output itself is byte-identical
+    d = embeddings(11, 1500, 8)
+    d[1000:1020] = d[4]
+    q = embeddings(12, 37, 8)
+    base = Dense(query_block=37, doc_block=1500).search(q, d, 25)
+    for qb, db in [(1, 7), (5, 333), (37, 64), (100, 1499)]:
+        got = Dense(query_block=qb, doc_block=db).search(q, d, 25)
+        full = reference(q.astype(np.float64) @ d.T.astype(np.float64), 25)[0]
+        got_exact = resort(got[0], rescore_exact(q, d, got[0]), 17)
+        base_exact = resort(base[0], rescore_exact(q, d, base[0]), 17)
+        np.testing.assert_array_equal(got_exact[0], base_exact[0])
+        np.testing.assert_array_equal(got_exact[1], base_exact[1])
+        assert (np.isin(got_exact[0], full)).all()
+
+
+def test_torch_search_path_equals_the_cpu_search():
+    # the device path (int64 keys reduced with torch.topk), run here on the CPU
+    pytest.importorskip("torch")
+    d = embeddings(21, 900, 12)
+    d[40:60] = d[3]
+    d[600:610] = 0.0
+    q = embeddings(22, 30, 12)
+    q[5] = d[3]
+    for k in (1, 30, 950):
+        want = Dense(query_block=30, doc_block=900).search(q, d, k)
+        got = search_torch(q, d, k, "cpu", query_block=30, doc_block=900)
+        np.testing.assert_array_equal(got[0], want[0])
+        np.testing.assert_array_equal(got[1], want[1])
+
+
+def test_torch_keys_order_nan_and_signed_zero():
+    torch = pytest.importorskip("torch")
+    from negmine.retrievers.dense import _torch_keys
+
+    s = np.array([[np.nan, -np.inf, -0.0, 0.0, 1.5, -1.5, np.inf, 3.0e38]], np.float32)
+    keys = _torch_keys(torch, torch.from_numpy(s), 10).numpy().view(np.uint64) ^ np.uint64(1 << 63)
+    clean = np.where(np.isnan(s), np.float32(-np.inf), s)
+    np.testing.assert_array_equal(keys, pack(clean, np.arange(10, 18)[None, :]))

@@ -3,14 +3,67 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import re
 from collections.abc import Sequence
 from typing import Literal, Protocol
 
 import numpy as np
 
+from negmine.errors import ConfigError
+
 Kind = Literal["query", "document"]
 _TOKEN = re.compile(r"\w+")
+
+#: ``--device`` choices (``cuda:N`` selects one GPU)
+DEVICES = ("cpu", "cuda", "mps")
+#: ``--precision`` choices for encoding; fp32 is the default and the reference
+PRECISIONS = ("fp32", "fp16", "bf16")
+
+
+def available_devices() -> list[str]:
+    """The devices torch can use here (``cpu`` always; imports torch only if it is installed)."""
+    out = ["cpu"]
+    if importlib.util.find_spec("torch") is None:
+        return out
+    import torch
+
+    if torch.cuda.is_available():
+        out += ["cuda", *(f"cuda:{i}" for i in range(torch.cuda.device_count()))]
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        out.append("mps")
+    return out
+
+
+def check_device(device: str) -> str:
+    """``device`` if it is present on this machine, else :class:`ConfigError` naming it and the
+    devices that are. ``cpu`` is accepted without importing torch.
+
+    Examples
+    --------
+    >>> check_device("cpu")
+    'cpu'
+    """
+    if device == "cpu":
+        return device
+    kind = device.split(":", 1)[0]
+    if kind not in DEVICES or (device != kind and (kind != "cuda" or not device[5:].isdigit())):
+        raise ConfigError(f"unknown device {device!r}; choose one of: {', '.join(DEVICES)} (or cuda:N)")
+    present = available_devices()
+    if device not in present:
+        raise ConfigError(
+            f"device {device!r} is not available on this machine (available: {', '.join(present)}); "
+            "pass --device cpu or run where that device is present"
+        )
+    return device
+
+
+def check_precision(precision: str) -> str:
+    """``precision`` if it is one of :data:`PRECISIONS`, else :class:`ConfigError`."""
+    if precision not in PRECISIONS:
+        raise ConfigError(f"unknown precision {precision!r}; choose one of: {', '.join(PRECISIONS)}")
+    return precision
 
 
 class Encoder(Protocol):

@@ -13,7 +13,7 @@ import numpy as np
 
 from negmine._optional import available, require
 from negmine._progress import enabled as progress_enabled
-from negmine.encoders.base import Kind
+from negmine.encoders.base import Kind, check_device, check_precision
 from negmine.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -96,8 +96,13 @@ class SentenceTransformerEncoder:
     query_prompt, document_prompt
         Strings prepended to queries / documents (e.g. ``"query: "`` for E5). ``None`` uses the
         model's own configured prompts, as sentence-transformers' ``encode_query`` does.
-    batch_size, max_length, normalize, device
+    batch_size, max_length, normalize
         Encoding options; ``max_length`` ``None`` keeps the model's.
+    device
+        ``cpu``, ``cuda`` (``cuda:N``) or ``mps``; an absent device is a :class:`ConfigError`.
+    precision
+        ``fp32`` (default), ``fp16`` or ``bf16``: the weights and activations while encoding
+        (embeddings are returned as float32). Part of the cache identity when not ``fp32``.
     """
 
     def __init__(
@@ -110,6 +115,7 @@ class SentenceTransformerEncoder:
         max_length: int | None = None,
         normalize: bool = True,
         device: str = "cpu",
+        precision: str = "fp32",
     ) -> None:
         self.model = model
         self.query_prompt = query_prompt
@@ -117,7 +123,8 @@ class SentenceTransformerEncoder:
         self.batch_size = batch_size
         self.max_length = max_length
         self.normalize = normalize
-        self.device = device
+        self.device = check_device(device)
+        self.precision = check_precision(precision)
         self.model_: Any = None
         self.path_: str | None = None
 
@@ -134,6 +141,9 @@ class SentenceTransformerEncoder:
                 ) from None
             if self.max_length is not None:
                 self.model_.max_seq_length = self.max_length
+            if self.precision != "fp32":
+                torch = require("torch")
+                self.model_.to(torch.float16 if self.precision == "fp16" else torch.bfloat16)
         return self.model_
 
     def release(self) -> None:
@@ -148,6 +158,7 @@ class SentenceTransformerEncoder:
         return (
             f"st:{path}:{model_fingerprint(path) if Path(path).is_dir() else 'hub'}:prompt={prompt!r}"
             f":normalize={self.normalize}:max_length={self.max_length}"
+            + (f":precision={self.precision}" if self.precision != "fp32" else "")
         )
 
     def encode(self, texts: Sequence[str], kind: Kind) -> np.ndarray:
@@ -157,10 +168,14 @@ class SentenceTransformerEncoder:
         kwargs: dict[str, Any] = {
             "batch_size": self.batch_size,
             "normalize_embeddings": self.normalize,
-            "convert_to_numpy": True,
+            "convert_to_numpy": self.precision == "fp32",
+            "convert_to_tensor": self.precision != "fp32",  # numpy has no bf16: cast below
             "show_progress_bar": progress_enabled() and len(texts) > self.batch_size,
         }
         if prompt is not None:
             kwargs["prompt"] = prompt
         log.info("encoding %d %s texts with %s", len(texts), kind, self.model)
-        return np.asarray(fn(list(texts), **kwargs), dtype=np.float32)
+        out = fn(list(texts), **kwargs)
+        if hasattr(out, "float"):  # a tensor (fp16/bf16 encoding)
+            out = out.float().cpu().numpy()
+        return np.asarray(out, dtype=np.float32)

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from negmine.types import Candidates, MiningData
+from negmine.types import Candidates, MiningData, RunContext
 
 _LOW = np.uint64(0xFFFFFFFF)
 _SHIFT = np.uint64(32)
@@ -20,17 +20,18 @@ MAX_ROWS = 0xFFFFFFFF
 
 
 class Retriever(Protocol):
-    """Finds candidates: ``retrieve(data, k, context)`` returns the top ``k`` documents of every
+    """Finds candidates: ``retrieve(data, k, ctx)`` returns the top ``k`` documents of every
     query (with the retrieval score of every known positive) as plain arrays.
 
-    ``context`` carries the embedding cache (``context["cache"]``) and receives counts and timings.
+    ``ctx`` (:class:`~negmine.types.RunContext`) carries the cache directory and device, and
+    receives timings and encoding counts.
     """
 
     name: str
 
     def config(self) -> dict[str, Any]: ...
 
-    def retrieve(self, data: MiningData, k: int, context: dict[str, Any]) -> Candidates: ...
+    def retrieve(self, data: MiningData, k: int, ctx: RunContext | None = None) -> Candidates: ...
 
 
 def _sortable(scores: np.ndarray) -> np.ndarray:
@@ -65,6 +66,13 @@ class TopK:
 
     Memory is ``O(n_queries * (k + block))``, never ``O(n_queries * n_docs)``.
 
+    Each query keeps its best ``k`` packed keys and the score of the ``k``-th (its threshold).
+    A block is first screened on its float32 scores — a row whose maximum does not beat the
+    threshold is skipped, and in the other rows only the scores that beat it survive — so only
+    the few survivors are packed and merged. The answer is the exact top-k by packed key, the
+    same for any split of the matrix and any order of the blocks; blocks pushed in ascending row
+    order (as the retrievers do) may drop ties at the threshold at once, since the earlier rows win.
+
     Examples
     --------
     >>> t = TopK(n_queries=1, k=2)
@@ -76,22 +84,116 @@ class TopK:
 
     def __init__(self, n_queries: int, k: int) -> None:
         self.k = k
-        self.keys = np.zeros((n_queries, 0), dtype=np.uint64)
+        self.n_queries = n_queries
+        #: the best keys so far, per row sorted descending; 0 marks an empty slot
+        self.keys = np.zeros((n_queries, k), dtype=np.uint64)
+        #: the k-th best score so far (-inf while a row holds fewer than k candidates)
+        self.threshold = np.full(n_queries, -np.inf, dtype=np.float32)
+        self.max_row = -1
+        self._pending_q: list[np.ndarray] = []
+        self._pending_keys: list[np.ndarray] = []
+        self._pending = 0
+        self._budget = max(n_queries * k, 1 << 14)
+        self._unscreened = 0
+        self._mask: np.ndarray | None = None
 
     def push(self, scores: np.ndarray, first_row: int) -> None:
         """Merge a block of scores whose column ``j`` is document row ``first_row + j``."""
-        if first_row + scores.shape[1] >= MAX_ROWS:
+        width = scores.shape[1]
+        if first_row + width >= MAX_ROWS:
             raise ValueError(f"at most {MAX_ROWS - 1} documents are supported")
-        rows = np.arange(first_row, first_row + scores.shape[1], dtype=np.int64)
-        keys = pack(scores, rows[None, :])
-        merged = np.concatenate([self.keys, keys], axis=1) if self.keys.shape[1] else keys
-        if merged.shape[1] > self.k:
-            part = np.argpartition(merged, merged.shape[1] - self.k, axis=1)[:, -self.k :]
-            merged = np.take_along_axis(merged, part, axis=1)
-        self.keys = merged
+        if width == 0 or self.k == 0 or self.n_queries == 0:
+            return
+        s = np.ascontiguousarray(scores, dtype=np.float32)
+        # ``score > t`` keeps what can still enter: in ascending order a tie with the k-th loses
+        # (its row is higher); otherwise a tie may win, so step t down to the next float.
+        t = self.threshold if first_row > self.max_row else np.nextafter(self.threshold, np.float32(-np.inf))
+        self.max_row = max(self.max_row, first_row + width - 1)
+        sub, rows = s, None
+        if self._unscreened:  # screening did not pay on a recent block
+            self._unscreened -= 1
+        else:  # skip the rows whose best score cannot enter (NaN maxima stay in)
+            hot = np.flatnonzero(~(s.max(axis=1) <= t))
+            self._unscreened = 8 if 2 * hot.size > self.n_queries else 0
+            if hot.size < self.n_queries:
+                sub, rows, t = s[hot], hot, t[hot]
+        cells = self._survivors(sub, t)
+        if cells.size == 0:
+            return
+        r, c = np.divmod(cells, width)
+        self._pending_q.append(r if rows is None else rows[r])
+        self._pending_keys.append(pack(sub.ravel()[cells], c + first_row))
+        self._pending += cells.size
+        if self._pending >= self._budget:
+            self._merge()
+
+    def _survivors(self, sub: np.ndarray, t: np.ndarray) -> np.ndarray:
+        """Flat indices of the cells of ``sub`` above their row's ``t`` (never NaN or -inf). A
+        row with no threshold yet, or with many survivors, keeps only those at or above the
+        block's own k-th best of the row."""
+        n, width = sub.shape
+        if self._mask is None or self._mask.size < sub.size:
+            self._mask = np.empty(sub.size, dtype=bool)
+        mask = self._mask[: sub.size].reshape(n, width)
+        np.greater(sub, t[:, None], out=mask)
+        if width <= self.k:
+            return np.flatnonzero(mask)
+        self._restrict(mask, sub, np.flatnonzero(np.isneginf(t)))
+        cells = np.flatnonzero(mask)
+        limit = 2 * self.k + 16
+        if cells.size > n * limit // 2:  # rare: scores rising along the corpus
+            self._restrict(mask, sub, np.flatnonzero(np.bincount(cells // width, minlength=n) > limit))
+            cells = np.flatnonzero(mask)
+        return cells
+
+    def _restrict(self, mask: np.ndarray, sub: np.ndarray, rows: np.ndarray) -> None:
+        """In ``rows`` of ``mask``, keep only cells at or above the row's k-th best score."""
+        if rows.size == 0:
+            return
+        vals = sub if rows.size == sub.shape[0] else sub[rows]
+        nan = np.isnan(vals.max(axis=1))
+        if nan.any():  # NaN would partition above everything: count it as -inf
+            vals = vals.copy()
+            vals[nan] = np.where(np.isnan(vals[nan]), np.float32(-np.inf), vals[nan])
+        cut = vals.shape[1] - self.k
+        kth = np.partition(vals, cut, axis=1)[:, cut, None]
+        if rows.size == sub.shape[0]:
+            mask &= vals >= kth
+        else:
+            mask[rows] &= vals >= kth
+
+    def _merge(self) -> None:
+        """Fold the pending survivors into ``keys`` and raise the thresholds."""
+        if not self._pending:
+            return
+        q = np.concatenate(self._pending_q)
+        keys = np.concatenate(self._pending_keys)
+        self._pending_q, self._pending_keys, self._pending = [], [], 0
+        order = np.argsort(q, kind="stable")  # runs already sorted: cheap
+        q, keys = q[order], keys[order]
+        counts = np.bincount(q, minlength=self.n_queries)
+        starts = np.cumsum(counts) - counts
+        wide = 4 * self.k + 64
+        rows = np.flatnonzero((counts > 0) & (counts <= wide))
+        if rows.size:  # one padded matrix, sorted row-wise
+            m = int(counts[rows].max())
+            slot = np.full(self.n_queries, -1, dtype=np.int64)
+            slot[rows] = np.arange(rows.size)
+            sel = slot[q] >= 0
+            grid = np.zeros((rows.size, self.k + m), dtype=np.uint64)
+            grid[:, : self.k] = self.keys[rows]
+            grid[slot[q[sel]], self.k + np.flatnonzero(sel) - starts[q[sel]]] = keys[sel]
+            grid.sort(axis=1)
+            self.keys[rows] = grid[:, : -self.k - 1 : -1]
+        for row in np.flatnonzero(counts > wide):  # rare: a row with many survivors
+            merged = np.concatenate([self.keys[row], keys[starts[row] : starts[row] + counts[row]]])
+            self.keys[row] = np.sort(merged)[: -self.k - 1 : -1]
+        last = self.keys[:, -1]
+        self.threshold = np.where(last != 0, unpack(last)[1], np.float32(-np.inf)).astype(np.float32)
 
     def result(self) -> tuple[np.ndarray, np.ndarray]:
         """``(ids int64[n, k], scores float32[n, k])`` sorted descending, padded with ``-1``/``-inf``."""
+        self._merge()
         return keys_to_result(self.keys, self.k)
 
 

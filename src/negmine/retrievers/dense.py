@@ -1,4 +1,4 @@
-"""Exact dense retrieval by blocks with a running top-k."""
+"""Exact dense retrieval by blocks with a running top-k, on the CPU (BLAS) or a torch device."""
 
 from __future__ import annotations
 
@@ -6,8 +6,11 @@ from typing import Any
 
 import numpy as np
 
+from negmine._optional import require
 from negmine._progress import progress
-from negmine.retrievers.base import TopK
+from negmine.encoders.base import Encoder, check_device, check_precision
+from negmine.encoders.st import SentenceTransformerEncoder
+from negmine.retrievers.base import _LOW, MAX_ROWS, TopK, keys_to_result
 from negmine.retrievers.embedding import EmbeddingRetriever
 
 
@@ -18,6 +21,11 @@ class Dense(EmbeddingRetriever):
     scores whole chunks with ``torch.topk``; the results are the same up to ties, which negmine
     breaks by document row.
 
+    On the CPU each block is one sgemm followed by a float32 screen against every query's running
+    k-th score, so only the few documents that can still enter are packed and merged (the search
+    runs at the speed of the matrix product). On ``cuda``/``mps`` the blocks are multiplied and
+    reduced on the device with ``torch.topk`` over the same packed (score, row) keys.
+
     Parameters
     ----------
     model
@@ -26,6 +34,11 @@ class Dense(EmbeddingRetriever):
         Any :class:`~negmine.encoders.Encoder` instead of ``model`` (e.g. ``HashingEncoder``).
     query_block, doc_block
         Block sizes of the search; they change memory and speed, never the result.
+    device
+        ``cpu`` (default), ``cuda`` (``cuda:N``) or ``mps``: where the model encodes and the
+        search runs. An absent device is a :class:`~negmine.errors.ConfigError`.
+    precision
+        ``fp32`` (default), ``fp16`` or ``bf16``: the encoder's precision (the search is float32).
 
     Examples
     --------
@@ -36,22 +49,98 @@ class Dense(EmbeddingRetriever):
 
     name = "dense"
 
-    def __init__(self, model: str | None = None, *, query_block: int = 256, doc_block: int = 8192,
-                 **kwargs: Any) -> None:
+    def __init__(self, model: str | None = None, *, query_block: int = 1024, doc_block: int = 8192,
+                 device: str = "cpu", precision: str = "fp32", **kwargs: Any) -> None:
         if model is not None:
             kwargs["model"] = model
         super().__init__(**kwargs)
         self.query_block = query_block
         self.doc_block = doc_block
+        self.device = check_device(device)
+        self.precision = check_precision(precision)
+
+    def _encoder(self) -> Encoder:
+        return with_device(self, super()._encoder())
+
+    def config(self) -> dict[str, Any]:
+        return device_config(self, super().config())
 
     def search(self, q: np.ndarray, d: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(ids int64[n_q, k], scores float32[n_q, k])``: the exact top ``k`` by float32 inner
+        product, ties to the lower row. ``q`` and ``d`` may be memory-mapped; ``d`` is read one
+        block at a time."""
+        if len(d) >= MAX_ROWS:
+            raise ValueError(f"at most {MAX_ROWS - 1} documents are supported")
+        if self.device != "cpu":
+            return search_torch(q, d, k, self.device, self.query_block, self.doc_block)
         ids = np.empty((len(q), k), dtype=np.int64)
         scores = np.empty((len(q), k), dtype=np.float32)
-        blocks = range(0, len(q), self.query_block)
+        qbs, dbs = max(1, min(self.query_block, len(q))), max(1, min(self.doc_block, len(d)))
+        buf = np.empty(qbs * dbs, dtype=np.float32)  # reused: no page faults per block
+        blocks = range(0, len(q), qbs)
         for qs in progress(blocks, desc="dense search", total=len(blocks), unit="block"):
-            qb = q[qs : qs + self.query_block]
+            qb = np.ascontiguousarray(q[qs : qs + qbs], dtype=np.float32)
             top = TopK(len(qb), k)
-            for ds in range(0, len(d), self.doc_block):
-                top.push(qb @ d[ds : ds + self.doc_block].T, ds)
+            for ds in range(0, len(d), dbs):
+                db = np.asarray(d[ds : ds + dbs], dtype=np.float32)
+                out = buf[: len(qb) * len(db)].reshape(len(qb), len(db))
+                np.matmul(qb, db.T, out=out)
+                top.push(out, ds)
             ids[qs : qs + len(qb)], scores[qs : qs + len(qb)] = top.result()
         return ids, scores
+
+
+def with_device(retriever: Any, enc: Encoder) -> Encoder:
+    """Hand the retriever's ``device`` and ``precision`` to a sentence-transformers encoder it
+    created itself, before the model loads."""
+    if retriever.encoder is enc and isinstance(enc, SentenceTransformerEncoder) and enc.model_ is None:
+        enc.device, enc.precision = retriever.device, retriever.precision
+    return enc
+
+
+def device_config(retriever: Any, cfg: dict[str, Any]) -> dict[str, Any]:
+    """``cfg`` plus ``device``/``precision`` when they are not the defaults (so run ids of
+    default runs do not change)."""
+    if retriever.device != "cpu":
+        cfg["device"] = retriever.device
+    if retriever.precision != "fp32":
+        cfg["precision"] = retriever.precision
+    return cfg
+
+
+def search_torch(q: np.ndarray, d: np.ndarray, k: int, device: str, query_block: int,
+                 doc_block: int) -> tuple[np.ndarray, np.ndarray]:
+    """The exact blocked search on a torch ``device``: float32 products (no TF32), each score
+    packed with its row into one int64 key ordered as :func:`~negmine.retrievers.base.pack`,
+    reduced with ``torch.topk`` — the same answer as the CPU search."""
+    torch = require("torch")
+    dev = torch.device(device)
+    keys_out = np.zeros((len(q), k), dtype=np.uint64)
+    qbs, dbs = max(1, min(query_block, len(q))), max(1, min(doc_block, len(d)))
+    top_bit = np.uint64(1 << 63)
+    with torch.inference_mode():
+        blocks = range(0, len(q), qbs)
+        for qs in progress(blocks, desc="dense search", total=len(blocks), unit="block"):
+            qb = torch.from_numpy(np.ascontiguousarray(q[qs : qs + qbs], dtype=np.float32)).to(dev)
+            best = None
+            for ds in range(0, len(d), dbs):
+                db = torch.from_numpy(np.ascontiguousarray(d[ds : ds + dbs], dtype=np.float32)).to(dev)
+                keys = _torch_keys(torch, qb @ db.T, ds)
+                if best is not None:
+                    keys = torch.cat([best, keys], dim=1)
+                best = torch.topk(keys, min(k, keys.shape[1]), dim=1, sorted=False).values
+            if best is not None:
+                signed = best.cpu().numpy()
+                keys_out[qs : qs + len(signed), : signed.shape[1]] = signed.view(np.uint64) ^ top_bit
+    return keys_to_result(keys_out, k)
+
+
+def _torch_keys(torch: Any, s: Any, first_row: int) -> Any:
+    """int64 keys of a float32 score block: the order-preserving score bits (NaN as -inf, -0.0 as
+    +0.0) in the high word, the inverted row in the low word, minus 2**63 (the signed view of
+    the uint64 keys of :func:`~negmine.retrievers.base.pack`)."""
+    s = torch.nan_to_num(s + 0.0, nan=-float("inf"), posinf=float("inf"), neginf=-float("inf"))
+    bits = s.view(torch.int32).to(torch.int64) & 0xFFFFFFFF
+    sortable = torch.where(bits >= 0x80000000, (~bits) & 0xFFFFFFFF, bits | 0x80000000)
+    rows = torch.arange(first_row, first_row + s.shape[1], device=s.device, dtype=torch.int64)
+    return ((sortable - 0x80000000) * (1 << 32)) | (int(_LOW) - rows)[None, :]

@@ -7,7 +7,9 @@ from typing import Any
 import numpy as np
 
 from negmine._optional import require
+from negmine.encoders.base import Encoder, check_device, check_precision
 from negmine.errors import ConfigError
+from negmine.retrievers.dense import device_config, with_device
 from negmine.retrievers.embedding import EmbeddingRetriever
 
 INDEXES = ("flat", "hnsw")
@@ -18,15 +20,21 @@ class Faiss(EmbeddingRetriever):
     ``hnsw`` approximate (``m`` links per node, ``ef_search`` breadth) for corpora too large for
     exact search. Candidates are re-scored exactly from the embeddings, so scores are identical
     to :class:`~negmine.retrievers.Dense` whichever index finds them.
+
+    ``device`` and ``precision`` apply to encoding (as for :class:`~negmine.retrievers.Dense`);
+    the index itself is searched on the CPU.
     """
 
     name = "faiss"
 
     def __init__(self, model: str | None = None, *, index: str = "flat", m: int = 32, ef_search: int = 256,
-                 ef_construction: int = 200, **kwargs: Any) -> None:
+                 ef_construction: int = 200, device: str = "cpu", precision: str = "fp32",
+                 **kwargs: Any) -> None:
         if model is not None:
             kwargs["model"] = model
         super().__init__(**kwargs)
+        self.device = check_device(device)
+        self.precision = check_precision(precision)
         if index not in INDEXES:
             raise ConfigError(f"unknown faiss index {index!r}; known: {', '.join(INDEXES)}")
         self.index = index
@@ -34,12 +42,15 @@ class Faiss(EmbeddingRetriever):
         self.ef_search = ef_search
         self.ef_construction = ef_construction
 
+    def _encoder(self) -> Encoder:
+        return with_device(self, super()._encoder())
+
     def config(self) -> dict[str, Any]:
         cfg = super().config()
         cfg.update(index=self.index)
         if self.index == "hnsw":
             cfg.update(m=self.m, ef_search=self.ef_search, ef_construction=self.ef_construction)
-        return cfg
+        return device_config(self, cfg)
 
     def search(self, q: np.ndarray, d: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         faiss = require("faiss")
