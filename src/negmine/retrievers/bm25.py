@@ -9,8 +9,9 @@ import numpy as np
 
 from negmine._optional import available, require
 from negmine._progress import progress
+from negmine.errors import DataError
 from negmine.retrievers.base import TopK
-from negmine.types import Candidates, MiningData
+from negmine.types import Candidates, MiningData, RunContext
 
 
 class BM25:
@@ -38,7 +39,7 @@ class BM25:
         self.stopwords = stopwords
         self.stemmer = stemmer
         self.query_block = query_block
-        self.state_: tuple[Any, Any, list[list[str]]] | None = None
+        self.state_: tuple[Any, Any, list[np.ndarray]] | None = None
 
     def config(self) -> dict[str, Any]:
         return {"name": self.name, "k1": self.k1, "b": self.b, "method": self.method,
@@ -49,35 +50,52 @@ class BM25:
             return None
         return require("Stemmer").Stemmer(self.stemmer)
 
-    def _fit(self, data: MiningData, context: dict[str, Any]) -> tuple[Any, list[list[str]]]:
-        """Index the corpus and tokenize the queries (once per data object)."""
+    def _fit(self, data: MiningData, ctx: RunContext) -> tuple[Any, list[np.ndarray]]:
+        """Index the corpus and map the queries to token ids (once per data object).
+
+        Tokenized as ``bm25s.tokenize`` does and indexed from token ids (no token strings are
+        rebuilt), so memory and time are those of bm25s alone.
+        """
         key = (data.corpus, data.queries)  # held, so `is` cannot match a recycled object
         if self.state_ is not None and self.state_[0][0] is data.corpus and self.state_[0][1] is data.queries:
             return self.state_[1], self.state_[2]
         bm25s = require("bm25s")
         t0 = time.perf_counter()
         stemmer = self._stemmer()
-        corpus_tokens = bm25s.tokenize(data.corpus.full_texts(), stopwords=self.stopwords, stemmer=stemmer,
-                                       return_ids=False, show_progress=False)
+        tokens = bm25s.tokenize(data.corpus.full_texts(), stopwords=self.stopwords, stemmer=stemmer,
+                                return_ids=True, show_progress=False)
+        if not tokens.vocab:
+            raise DataError(
+                f"BM25: all {len(data.corpus)} documents are empty or only stop-words "
+                f"(stopwords={self.stopwords!r}), so there is nothing to index; check that the corpus "
+                "has a non-empty 'text' (or 'title') field, or use a dense retriever"
+            )
         index = bm25s.BM25(k1=self.k1, b=self.b, method=self.method)
-        index.index(corpus_tokens, show_progress=False)
+        index.index(tokens, show_progress=False)
+        del tokens
+        vocab = index.vocab_dict
         query_tokens = bm25s.tokenize(data.queries.texts, stopwords=self.stopwords, stemmer=stemmer,
                                       return_ids=False, show_progress=False)
-        query_tokens = [[t for t in toks if t in index.vocab_dict] for toks in query_tokens]
-        self.state_ = (key, index, query_tokens)
-        context.setdefault("timings", {})["index_s"] = time.perf_counter() - t0
-        return index, query_tokens
+        query_ids = [np.array([vocab[t] for t in toks if t in vocab], dtype=np.int64) for toks in query_tokens]
+        self.state_ = (key, index, query_ids)
+        ctx.timings["index_s"] = time.perf_counter() - t0
+        return index, query_ids
 
-    def _score_block(self, index: Any, query_tokens: list[list[str]], rows: range, n_docs: int) -> np.ndarray:
+    def _block_size(self, n_docs: int) -> int:
+        """Queries scored at once: at most ``query_block``, and at most ~32 MB of scores."""
+        return max(1, min(self.query_block, (1 << 23) // max(1, n_docs)))
+
+    def _score_block(self, index: Any, query_ids: list[np.ndarray], rows: range, n_docs: int) -> np.ndarray:
         """``float32[len(rows), n_docs]``: BM25 scores of the queries ``rows`` against every document."""
         block = np.zeros((len(rows), n_docs), dtype=np.float32)
         for j, qi in enumerate(rows):
-            if query_tokens[qi]:
-                block[j] = index.get_scores(query_tokens[qi])
+            if query_ids[qi].size:
+                block[j] = index.get_scores_from_ids(query_ids[qi])
         return block
 
-    def retrieve(self, data: MiningData, k: int, context: dict[str, Any]) -> Candidates:
-        index, query_tokens = self._fit(data, context)
+    def retrieve(self, data: MiningData, k: int, ctx: RunContext | None = None) -> Candidates:
+        ctx = ctx if ctx is not None else RunContext()
+        index, query_ids = self._fit(data, ctx)
         t0 = time.perf_counter()
         n_docs = len(data.corpus)
         kk = min(k, n_docs)
@@ -85,25 +103,27 @@ class BM25:
         scores = np.full((len(data.queries), k), -np.inf, dtype=np.float32)
         pos_q = data.positives.query_of_pair()
         pos_scores = np.zeros(len(pos_q), dtype=np.float32)
-        blocks = range(0, len(data.queries), self.query_block)
+        step = self._block_size(n_docs)
+        blocks = range(0, len(data.queries), step)
         for qs in progress(blocks, desc="bm25 search", total=len(blocks), unit="block"):
-            rows = range(qs, min(qs + self.query_block, len(data.queries)))
-            block = self._score_block(index, query_tokens, rows, n_docs)
+            rows = range(qs, min(qs + step, len(data.queries)))
+            block = self._score_block(index, query_ids, rows, n_docs)
             top = TopK(len(rows), kk)
             top.push(block, 0)
             ids[qs : qs + len(rows), :kk], scores[qs : qs + len(rows), :kk] = top.result()
             sel = (pos_q >= qs) & (pos_q < qs + len(rows))
             pos_scores[sel] = block[pos_q[sel] - qs, data.positives.indices[sel]]
-        context.setdefault("timings", {})["search_s"] = time.perf_counter() - t0
+        ctx.timings["search_s"] = time.perf_counter() - t0
         return Candidates(ids=ids, scores=scores, sources=(ids >= 0).astype(np.uint8),
                           source_names=[self.name], positive_scores=pos_scores)
 
-    def score_cells(self, data: MiningData, ids: np.ndarray, context: dict[str, Any]) -> np.ndarray:
+    def score_cells(self, data: MiningData, ids: np.ndarray, ctx: RunContext | None = None) -> np.ndarray:
         """BM25 score of each ``(query row, ids[q, j])`` cell; ``-inf`` where ``ids < 0``."""
-        index, query_tokens = self._fit(data, context)
+        index, query_tokens = self._fit(data, ctx if ctx is not None else RunContext())
         out = np.full(ids.shape, -np.inf, dtype=np.float32)
-        for qs in range(0, len(data.queries), self.query_block):
-            rows = range(qs, min(qs + self.query_block, len(data.queries)))
+        step = self._block_size(len(data.corpus))
+        for qs in range(0, len(data.queries), step):
+            rows = range(qs, min(qs + step, len(data.queries)))
             block = self._score_block(index, query_tokens, rows, len(data.corpus))
             blk = ids[qs : qs + len(rows)]
             got = np.take_along_axis(block, np.where(blk >= 0, blk, 0), axis=1)
