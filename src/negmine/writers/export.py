@@ -303,8 +303,9 @@ def export_file(directory: str | Path, fmt: str, out: str | Path | IO[str], *, w
         suffixes = FLAG_SUFFIXES if fmt == "flag" else (".jsonl", ".parquet")
         if path.suffix not in suffixes:
             why = " (FlagEmbedding reads only .json/.jsonl)" if fmt == "flag" else ""
+            kind = repr(path.suffix) if path.suffix else "a file without suffix"
             raise ConfigError(
-                f"{path}: cannot write a {fmt} export as {path.suffix or 'a file without suffix'}{why}; "
+                f"{path}: cannot write a {fmt} export as {kind}{why}; "
                 f"name the output {' or '.join('*' + s for s in suffixes)}"
             )
         _check_target(path, overwrite, "--out")
