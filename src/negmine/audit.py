@@ -64,6 +64,31 @@ def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
     return (max(0.0, centre - half), min(1.0, centre + half))
 
 
+def cluster_wilson(hits: np.ndarray, negatives: np.ndarray, z: float = 1.96) -> tuple[float, float]:
+    """Wilson 95% interval of the pooled rate ``Σ hits / Σ negatives`` whose units come in
+    clusters (the negatives of one query are not independent): the count is shrunk to Kish's
+    effective size ``n / deff`` with the design effect ``deff = var_cluster(p) / var_binomial(p)``
+    (at least 1) of the ratio estimator. With one cluster, or no hit, ``deff = 1``."""
+    k = np.asarray(hits, dtype=np.float64)
+    n = np.asarray(negatives, dtype=np.float64)
+    keep = n > 0
+    k, n = k[keep], n[keep]
+    total = float(n.sum())
+    if total == 0:
+        return (float("nan"), float("nan"))
+    p = float(k.sum()) / total
+    deff = 1.0
+    m = len(n)
+    if m > 1 and 0 < p < 1:
+        var_c = m / (m - 1) * float(((k - p * n) ** 2).sum()) / total**2
+        deff = max(1.0, var_c / (p * (1 - p) / total))
+    n_eff = total / deff
+    den = 1 + z * z / n_eff
+    centre = (p + z * z / (2 * n_eff)) / den
+    half = z * math.sqrt(p * (1 - p) / n_eff + z * z / (4 * n_eff * n_eff)) / den
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
 def _pair_keys(q: np.ndarray, d: np.ndarray, n_docs: int) -> np.ndarray:
     return q.astype(np.int64) * n_docs + d.astype(np.int64)
 

@@ -1,8 +1,21 @@
 """Filters against false negatives: each returns a boolean keep-mask of shape ``(n_queries, k)``.
 
 The pipeline ANDs the masks in order and records how many cells each filter *newly* removed.
-Score filters read the retrieval scores; ``s⁺`` is the query's **lowest** positive score (the
-hardest positive), so a negative must be below every positive to pass a margin.
+Score filters read the retrieval scores against a per-query positive reference ``s⁺`` chosen by
+``FilterInput.reference`` (``--positive-reference``):
+
+- ``min`` (default, the classic rule): the query's **lowest** positive score (the hardest positive),
+  so a negative must be below *every* positive to pass a margin. Safest, and with many positives
+  per query the lowest one sits near the bottom of the list, so few candidates survive (low coverage).
+- ``mean``: the mean of the query's positive scores; keeps more candidates than ``min``.
+- ``max``: the highest positive score; keeps the most (coverage close to no margin at all), and
+  relies on other guards (e.g. the false-negative detector) against false negatives.
+- ``pair``: each known positive is its own row with its own margin (sentence-transformers'
+  (anchor, positive) pairs, NV-Retriever's per-positive TopK-PercPos); the rows are expanded by
+  :func:`expand_pairs` before filtering, after which every row has exactly one positive.
+
+Unscored positives (``NaN``) are ignored; a query without any scored positive gets ``NaN`` and
+the margin filters keep none of its candidates (fail closed).
 """
 
 from __future__ import annotations
@@ -18,15 +31,22 @@ from negmine.scorers.base import VERDICT_BETTER, VERDICT_IRRELEVANT, VERDICT_WOR
 from negmine.types import Candidates, MiningData
 
 __all__ = [
+    "REFERENCES",
     "AbsoluteMargin",
     "ExcludePositives",
     "Filter",
     "FilterInput",
+    "FnMaxProb",
     "MaxScore",
     "MinScore",
+    "PairRows",
     "RankWindow",
     "RelativeMargin",
+    "expand_pairs",
+    "positive_reference",
 ]
+
+REFERENCES = ("min", "mean", "max", "pair")
 
 
 @dataclass
@@ -39,12 +59,37 @@ class FilterInput:
     context: dict[str, Any] = field(default_factory=dict)
     current: np.ndarray | None = None  # the keep-mask so far (set by the pipeline before each filter)
     matrices: dict[str, ScoreMatrix] = field(default_factory=dict)
+    reference: str = "min"  # min | mean | max | pair (pair: rows expanded by expand_pairs first)
+    seed: int = 0  # seeds the false-negative detector's folds (FnMaxProb)
+    doc_embeddings: np.ndarray | None = None  # float32[n_docs, dim], normalised: doc-doc similarity
+    fn_probability: np.ndarray | None = None  # float32[n_queries, k]: a detector matrix already computed
 
     @cached_property
     def positive_reference(self) -> np.ndarray:
-        """``float32[n_queries]``: the lowest retrieval score among each query's positives (unscored
-        positives ignored; ``NaN`` when none is scored, so margin filters then keep nothing)."""
-        return lowest_positive(self.data, self.candidates.positive_scores)
+        """``float32[n_queries]``: each query's positive reference ``s⁺`` (see the module doc;
+        unscored positives ignored; ``NaN`` when none is scored, so margin filters keep nothing)."""
+        return positive_reference(self.data, self.candidates.positive_scores, self.reference)
+
+    def reference_for(self, how: str | None) -> np.ndarray:
+        """The reference of a filter that names its own (``None``: the input's)."""
+        if how is None or how == self.reference:
+            return self.positive_reference
+        return positive_reference(self.data, self.candidates.positive_scores, how)
+
+    def false_negative_probability(self, detector: Any = None) -> np.ndarray:
+        """``float32[n_queries, k]``: the detector's false-negative probability of each cell
+        (``NaN`` for padding), fitted on first use and kept as the ``fn-detector`` matrix."""
+        if self.fn_probability is not None:
+            return self.fn_probability
+        if "fn-detector" not in self.matrices:
+            from negmine.detector import Detector
+
+            det = detector if detector is not None else Detector()
+            res = det.fit_predict(self.data, self.candidates, seed=self.seed, doc_embeddings=self.doc_embeddings)
+            self.matrices["fn-detector"] = ScoreMatrix(
+                "fn-detector", res.probability, np.full(len(self.candidates.positive_scores), np.nan, np.float32),
+                stats=res.stats)
+        return self.matrices["fn-detector"].scores
 
     def matrix(self, name: str) -> ScoreMatrix:
         """The score matrix of scorer ``name``, computed on first use for the cells still kept."""
@@ -60,6 +105,35 @@ class FilterInput:
     def ranks(self) -> np.ndarray:
         """``int64[1, k]``: the raw retrieval rank of each column (0-based)."""
         return np.arange(self.candidates.ids.shape[1], dtype=np.int64)[None, :]
+
+
+def positive_reference(data: MiningData, positive_scores: np.ndarray, how: str = "min") -> np.ndarray:
+    """``float32[n_queries]``: each query's ``min``, ``mean`` or ``max`` positive score ignoring
+    ``NaN`` (``NaN`` if none is scored). ``pair`` needs rows with one positive each
+    (:func:`expand_pairs`); on such rows it is that positive's score."""
+    if how not in REFERENCES:
+        raise ConfigError(f"unknown positive reference {how!r}; pick one of {', '.join(REFERENCES)}")
+    pos = data.positives
+    ps = positive_scores.astype(np.float64)
+    if how == "min":
+        return lowest_positive(data, positive_scores)
+    if how == "pair":
+        scored = np.bincount(pos.query_of_pair()[~np.isnan(ps)], minlength=pos.n_queries)
+        if (scored > 1).any():
+            raise ConfigError("positive reference 'pair' needs one row per (query, positive): expand the rows "
+                              "with negmine.filters.expand_pairs first")
+        return lowest_positive(data, positive_scores)
+    q = pos.query_of_pair()
+    ok = ~np.isnan(ps)
+    if how == "max":
+        ref = np.full(pos.n_queries, -np.inf)
+        np.fmax.at(ref, q[ok], ps[ok])
+        ref[np.isinf(ref)] = np.nan
+        return ref.astype(np.float32)
+    total = np.bincount(q[ok], weights=ps[ok], minlength=pos.n_queries)
+    n = np.bincount(q[ok], minlength=pos.n_queries)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n > 0, total / np.maximum(n, 1), np.nan).astype(np.float32)
 
 
 def lowest_positive(data: MiningData, positive_scores: np.ndarray) -> np.ndarray:
@@ -169,18 +243,35 @@ class MinScore(_Threshold):
         return inp.candidates.scores >= np.float32(self.value)
 
 
-class AbsoluteMargin(_Threshold):
+class _Margin(_Threshold):
+    """A margin below the positive reference: the input's (``--positive-reference``) unless the
+    filter names its own ``reference``."""
+
+    def __init__(self, value: float, reference: str | None = None) -> None:
+        super().__init__(value)
+        if reference is not None and reference not in REFERENCES:
+            raise ConfigError(f"unknown positive reference {reference!r}; pick one of {', '.join(REFERENCES)}")
+        self.reference = reference
+
+    def config(self) -> dict[str, Any]:
+        out = super().config()
+        if self.reference is not None:
+            out["reference"] = self.reference
+        return out
+
+
+class AbsoluteMargin(_Margin):
     """Keep iff ``s(q, n) < s⁺ − margin`` (NV-Retriever's TopK-MarginPos; best m = 0.05)."""
 
     name = "absolute-margin"
     param = "absolute_margin"
 
     def keep(self, inp: FilterInput) -> np.ndarray:
-        ref = inp.positive_reference.astype(np.float64) - self.value
+        ref = inp.reference_for(self.reference).astype(np.float64) - self.value
         return inp.candidates.scores.astype(np.float64) < ref[:, None]
 
 
-class RelativeMargin(_Threshold):
+class RelativeMargin(_Margin):
     """Keep iff ``s(q, n) < s⁺ − |s⁺|·margin`` (NV-Retriever's TopK-PercPos, "95% of the
     positive" for m = 0.05, in a sign-safe form: with a negative ``s⁺`` the threshold still lies
     *below* the positive, where ``s⁺·(1 − m)`` would lie above it).
@@ -190,7 +281,7 @@ class RelativeMargin(_Threshold):
     param = "relative_margin"
 
     def keep(self, inp: FilterInput) -> np.ndarray:
-        ref = inp.positive_reference.astype(np.float64)
+        ref = inp.reference_for(self.reference).astype(np.float64)
         thr = ref - np.abs(ref) * self.value
         return inp.candidates.scores.astype(np.float64) < thr[:, None]
 
@@ -260,3 +351,81 @@ class JudgeFilter:
             self.skipped_queries = np.flatnonzero(too_many)
             keep &= ~too_many[:, None]
         return keep
+
+
+class FnMaxProb(_Threshold):
+    """Keep iff the false-negative detector's probability ``p(q, n) <= fn_max_prob`` (see
+    :mod:`negmine.detector`: a classifier fitted, cross-fitted by query, on the data's own known
+    positives). Padding and unscored cells are dropped (fail closed)."""
+
+    name = "fn-max-prob"
+    param = "fn_max_prob"
+
+    def __init__(self, value: float, detector: Any = None) -> None:
+        super().__init__(value)
+        if not 0 <= self.value <= 1:
+            raise ConfigError(f"fn_max_prob is a probability in [0, 1], got {value}; e.g. --fn-max-prob 0.2")
+        self.detector = detector
+
+    def config(self) -> dict[str, Any]:
+        out = super().config()
+        if self.detector is not None:
+            out["detector"] = self.detector.config()
+        return out
+
+    def keep(self, inp: FilterInput) -> np.ndarray:
+        p = inp.false_negative_probability(self.detector)
+        return np.isfinite(p) & (p <= np.float32(self.value))
+
+
+@dataclass
+class PairRows:
+    """Rows expanded to one per (query, known positive): ``data`` and ``candidates`` for the pair
+    rows, ``query_row int64[n_rows]`` (the original query of each row) and ``positive_row
+    int64[n_rows]`` (its positive's document row; ``-1`` for a query without positives, which
+    keeps one row)."""
+
+    data: MiningData
+    candidates: Candidates
+    query_row: np.ndarray
+    positive_row: np.ndarray
+
+
+def expand_pairs(data: MiningData, cand: Candidates) -> PairRows:
+    """One row per (query, positive) for ``--positive-reference pair``.
+
+    Each row repeats its query's candidate list; its ``positives`` are its one positive (the
+    margin reference and the ``positive_ids`` written), its ``exclude`` is all of the query's
+    known positives (no positive of the query is ever a negative of any of its rows). Row ids
+    are ``"{query_id}\\x1f{doc_id}"``, so each row draws its own position-free random keys.
+    """
+    from negmine.types import Qrels, Queries
+
+    pos = data.positives
+    counts = pos.counts()
+    per = np.maximum(counts, 1)
+    query_row = np.repeat(np.arange(pos.n_queries, dtype=np.int64), per)
+    positive_row = np.full(len(query_row), -1, dtype=np.int64)
+    has = np.repeat(counts > 0, per)
+    positive_row[has] = pos.indices
+    n = len(query_row)
+    own = np.flatnonzero(has)
+    positives = Qrels.from_pairs(n, own, pos.indices, pos.grades)
+    ex = data.exclude
+    first = np.concatenate([[0], np.cumsum(per)[:-1]])  # first expanded row of each query
+    exq = ex.query_of_pair()
+    rep = np.repeat(np.arange(len(exq)), per[exq])  # each excluded pair once per row of its query
+    within = np.arange(len(rep)) - np.repeat(np.cumsum(per[exq]) - per[exq], per[exq])
+    eq, ed, eg = first[exq][rep] + within, ex.indices[rep], ex.grades[rep]
+    exclude = Qrels.from_pairs(n, eq.astype(np.int64), ed.astype(np.int64), eg).union(positives)
+    qids = [data.queries.ids[q] if p < 0 else f"{data.queries.ids[q]}\x1f{data.corpus.ids[p]}"
+            for q, p in zip(query_row.tolist(), positive_row.tolist())]
+    queries = Queries(ids=qids, texts=[data.queries.texts[q] for q in query_row.tolist()])
+    pdata = MiningData(data.corpus, queries, positives, exclude, stats=data.stats, sources=data.sources)
+    # positives are stored in CSR order, which a pair row's single positive keeps
+    pscores = cand.positive_scores
+    mr = cand.member_ranks[query_row] if cand.member_ranks is not None else None
+    ms = cand.member_scores[query_row] if cand.member_scores is not None else None
+    pcand = Candidates(cand.ids[query_row], cand.scores[query_row], cand.sources[query_row], cand.source_names,
+                       pscores.copy(), mr, ms)
+    return PairRows(pdata, pcand, query_row, positive_row)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from negmine.errors import ConfigError
-from negmine.samplers import Random, SampleInput, SimANS, Softmax, Top, select, string_keys, uniform
+from negmine.samplers import Random, SampleInput, SimANS, Softmax, Top, query_sd, select, string_keys, uniform
 
 
 def _inp(scores, keep=None, *, qids=None, dids=None, ref=None, seed=0) -> SampleInput:
@@ -293,3 +293,65 @@ def test_simans_without_a_positive_reference_is_not_starved_by_masked_cells():
     inp = _inp(scores, keep, qids=["a", "b"], dids=docs, ref=[np.nan, np.nan])
     cols = select(SimANS(), inp, 2)
     assert (cols[0] >= 0).sum() == (cols[1] >= 0).sum(), cols.tolist()
+
+
+# ------------------------------------------------------------------- the standardised ("query") scale
+def test_query_sd_is_the_population_sd_of_the_finite_scores():
+    s = np.array([[30, 30, 10, 10, -np.inf], [0.75, 0.75, 0.25, 0.25, -np.inf],
+                  [5, -np.inf, -np.inf, -np.inf, -np.inf], [2, 2, 2, 2, 2]], np.float32)
+    # rows: mean 20, sd 10; mean .5, sd .25; one score -> 1; constant -> 1
+    np.testing.assert_array_equal(query_sd(s), [10.0, 0.25, 1.0, 1.0])
+
+
+def test_simans_query_scale_is_a_gaussian_in_list_sds_below_the_reference():
+    # s = (30, 30, 10, 10), s⁺ = 40, sd = 10: z = (−1, −1, −3, −3); a = 0.5, b = 1:
+    #   log w = −0.5·(z + 1)² = (0, 0, −2, −2)
+    inp = _inp([[30, 30, 10, 10]], ref=[40.0], seed=3)
+    prio = SimANS(a=0.5, b=1.0, scale="query").priority(inp) - inp.gumbel()
+    np.testing.assert_allclose(prio, [[0.0, 0.0, -2.0, -2.0]], atol=1e-12)
+    raw = SimANS(a=0.5, b=1.0).priority(inp) - inp.gumbel()  # raw: −0.5·(s − 40 + 1)²
+    np.testing.assert_allclose(raw, [[-40.5, -40.5, -420.5, -420.5]], atol=1e-9)
+
+
+def test_softmax_query_scale_divides_by_the_list_sd():
+    # s / sd / T with sd = 10, T = 0.5: (6, 6, 2, 2)
+    inp = _inp([[30, 30, 10, 10]], seed=5)
+    prio = Softmax(0.5, scale="query").priority(inp) - inp.gumbel()
+    np.testing.assert_allclose(prio, [[6.0, 6.0, 2.0, 2.0]], atol=1e-12)
+
+
+@pytest.mark.parametrize("make", [lambda: SimANS(a=0.5, b=1.0, scale="query"),
+                                  lambda: Softmax(1.0, scale="query")])
+def test_query_scale_picks_the_same_on_bm25_and_cosine_scales(make):
+    # the same ranking on a BM25-like scale (tens) and a cosine-like one (±1), s' = α·s + β with
+    # the reference moved alike: identical picks, query by query
+    rng = np.random.default_rng(1)
+    n, k = 200, 50
+    cos = np.sort(rng.uniform(0.1, 0.9, (n, k)), axis=1)[:, ::-1]
+    ref = cos[:, 0] + 0.05
+    bm = 40.0 * cos + 3.0
+    qids = [f"q{i}" for i in range(n)]
+    a = select(make(), _inp(cos, qids=qids, ref=ref, seed=9), 5)
+    b = select(make(), _inp(bm, qids=qids, ref=40.0 * ref + 3.0, seed=9), 5)
+    assert (a == b).mean() > 0.99  # float32 rounding of the two scales may flip a rare near-tie
+
+
+def test_query_scale_simans_differs_from_random_on_cosine_scores_where_raw_does_not():
+    # cosine scores 0.8 .. 0.2 over 100 candidates, s⁺ = 0.85: raw a = 0.5 is uniform in all but
+    # name (log-weights differ by < 0.2), the standardised default concentrates near s⁺ − sd
+    n, k = 400, 100
+    scores = np.tile(np.linspace(0.8, 0.2, k, dtype=np.float32), (n, 1))
+    inp = _inp(scores, qids=[f"q{i}" for i in range(n)], ref=np.full(n, 0.85), seed=7)
+    rank = {name: float(select(s, inp, 5).mean()) for name, s in
+            [("random", Random()), ("raw", SimANS(a=0.5)), ("query", SimANS(a=0.5, b=1.0, scale="query"))]}
+    assert abs(rank["raw"] - rank["random"]) < 3  # both ~ 49.5
+    assert rank["query"] < 35 and rank["random"] - rank["query"] > 15  # peak 1 sd below s⁺: rank ~20
+
+
+def test_scale_must_be_known_and_raw_configs_are_unchanged():
+    with pytest.raises(ConfigError, match="score scale"):
+        SimANS(scale="log")
+    with pytest.raises(ConfigError, match="score scale"):
+        Softmax(scale="z")
+    assert SimANS().config() == {"name": "simans", "a": 0.5, "b": 0.0}  # run ids of raw runs unchanged
+    assert Softmax(0.1, scale="query").config() == {"name": "softmax", "temperature": 0.1, "scale": "query"}

@@ -1,0 +1,360 @@
+"""Calibration: choose the mining policy from the data's own known positives.
+
+:func:`calibrate` is what :func:`negmine.mine` calls when ``target_fnr`` is given. On the already
+retrieved candidates it hides a seeded half of the known positives of every query with two or
+more, mines with every *policy* of a grid — positive reference (``min | mean | max | pair``) ×
+relative margin × sampler × false-negative-detector threshold — and measures each policy's
+hidden-positive false-negative rate (HP-FNR, with a query-clustered 95% Wilson interval:
+:func:`negmine.audit.cluster_wilson`), its coverage (share of rows that get all their negatives)
+and its hardness (mean raw rank of the negatives, lower is harder). The whole table is the
+*frontier* in ``record["frontier"]``.
+
+Choice: the hardest policy (lowest mean raw rank) whose **upper** 95% bound is at most the target
+and whose coverage is at least ``min_coverage``. When none qualifies, the closest one (the least
+relative violation of the two bounds) is used and ``record["note"]`` says so in one line.
+
+Cross-fitting. Choosing on the same hidden positives that then measure the choice is optimistic
+(the winner's curse). So the calibration queries are split into ``CROSSFIT_FOLDS`` folds by a
+hash of ``(seed, query id)``; for each fold, a policy is chosen from the *other* folds only and
+measured on this fold's hidden positives. ``record["crossfit"]`` is that honest estimate of the
+selection procedure (and ``estimated_hp_fnr``): no query's hidden positives ever choose the policy
+that is scored on them. The detector inside the policies is cross-fitted too
+(:mod:`negmine.detector`), and never sees the hidden half.
+
+:func:`default_policy` is the default of ``negmine mine`` without explicit filter or sampler
+options: calibrate to ``DEFAULT_TARGET_FNR`` with ``DEFAULT_MIN_COVERAGE`` when the data has at
+least ``MIN_CALIBRATION_QUERIES`` queries with two or more positives, otherwise the ``PRESET``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from negmine.errors import ConfigError
+from negmine.filters import (
+    AbsoluteMargin,
+    ExcludePositives,
+    Filter,
+    FilterInput,
+    FnMaxProb,
+    RelativeMargin,
+    expand_pairs,
+)
+from negmine.samplers import SampleInput, Sampler, SimANS, Softmax, Top, select, string_keys
+from negmine.types import Candidates, MiningData, Qrels
+
+__all__ = ["DEFAULT_MIN_COVERAGE", "DEFAULT_TARGET_FNR", "MIN_CALIBRATION_QUERIES", "PRESET", "Calibration",
+           "Policy", "calibrate", "default_policy", "evaluate_policies", "policy_grid", "summarise"]
+
+DEFAULT_TARGET_FNR = 0.10
+DEFAULT_MIN_COVERAGE = 0.90
+#: queries with two or more positives needed to calibrate (below it: the preset)
+MIN_CALIBRATION_QUERIES = 30
+CROSSFIT_FOLDS = 5
+HIDE_FRACTION = 0.5
+
+REFERENCES = ("min", "mean", "max", "pair")
+MARGINS: tuple[float | None, ...] = (None, 0.0, 0.05, 0.1)
+DETECTOR_THRESHOLDS: tuple[float | None, ...] = (None, 0.5, 0.2, 0.1, 0.05, 0.03, 0.02)
+
+
+def make_sampler(name: str) -> Sampler:
+    """The samplers the search tries, by label."""
+    if name == "top":
+        return Top()
+    if name == "softmax-z":
+        return Softmax(temperature=1.0, scale="query")
+    if name == "simans-z":
+        return SimANS(a=0.5, b=1.0, scale="query")
+    raise ConfigError(f"unknown calibration sampler {name!r}; pick top, softmax-z or simans-z")
+
+
+SAMPLERS = ("top", "softmax-z", "simans-z")
+
+#: the documented preset (data too small to calibrate on): per-positive-row-free, no detector
+PRESET: dict[str, Any] = {"positive_reference": "mean", "relative_margin": 0.05, "sampler": "simans",
+                          "simans_a": 0.5, "simans_b": 1.0, "sampler_scale": "query"}
+
+
+@dataclass(frozen=True)
+class Policy:
+    """One point of the search: reference, relative margin (``None``: none), sampler label and
+    detector threshold (``None``: no detector)."""
+
+    reference: str
+    margin: float | None
+    sampler: str
+    fn_max_prob: float | None
+
+    def label(self) -> str:
+        parts = [f"ref {self.reference}", "no margin" if self.margin is None else f"rm {self.margin:g}",
+                 self.sampler, "no detector" if self.fn_max_prob is None else f"fn<={self.fn_max_prob:g}"]
+        return ", ".join(parts)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"positive_reference": self.reference, "relative_margin": self.margin, "sampler": self.sampler,
+                "fn_max_prob": self.fn_max_prob}
+
+
+@dataclass
+class Calibration:
+    """The chosen policy: ``filters`` (``ExcludePositives`` first) and ``sampler`` to mine with,
+    ``reference`` (``pair``: expand rows with :func:`negmine.filters.expand_pairs`), and ``record``
+    (target, choice, cross-fitted estimate, the frontier, the note) for the report and manifest."""
+
+    filters: list[Filter]
+    sampler: Sampler
+    record: dict[str, Any] = field(default_factory=dict)
+    reference: str = "min"
+
+
+def policy_grid(references: Sequence[str] = REFERENCES, margins: Sequence[float | None] = MARGINS,
+                samplers: Sequence[str] = SAMPLERS,
+                thresholds: Sequence[float | None] = DETECTOR_THRESHOLDS) -> list[Policy]:
+    """Every combination, without duplicates that cannot differ (the reference matters only with
+    a margin, with ``simans-z`` or with ``pair`` rows)."""
+    out: list[Policy] = []
+    seen: set[tuple[Any, ...]] = set()
+    for ref in references:
+        for m in margins:
+            for s in samplers:
+                for t in thresholds:
+                    used = ref == "pair" or m is not None or s == "simans-z"
+                    key = (ref if used else "-", m, s, t)
+                    if key not in seen:
+                        seen.add(key)
+                        out.append(Policy(ref if used else "min", m, s, t))
+    return out
+
+
+@dataclass
+class _Rows:
+    """One row layout (query rows, or pair rows) with its shared pieces."""
+
+    data: MiningData
+    cand: Candidates
+    query_row: np.ndarray  # int64[n_rows]: the original query of each row
+    base: np.ndarray  # bool[n_rows, k]: kept by ExcludePositives and the user's other filters
+    hit: np.ndarray  # bool[n_rows, k]: the cell is a hidden positive of the row's query
+    fn_prob: np.ndarray | None
+
+
+def _layout(data: MiningData, cand: Candidates, query_row: np.ndarray, hidden_keys: np.ndarray,
+            base_filters: Sequence[Filter], fn_prob: np.ndarray | None, seed: int) -> _Rows:
+    inp = FilterInput(cand, data, seed=seed, fn_probability=fn_prob)
+    keep = cand.ids >= 0
+    for f in base_filters:
+        inp.current = keep
+        keep = keep & f.keep(inp)
+    n_docs = len(data.corpus)
+    keys = query_row[:, None] * n_docs + np.where(cand.ids >= 0, cand.ids, 0)
+    return _Rows(data, cand, query_row, keep, (cand.ids >= 0) & np.isin(keys, hidden_keys), fn_prob)
+
+
+def _stats(rows: _Rows, policy: Policy, num_negatives: int, seed: int, n_q: int) -> np.ndarray:
+    """``float64[5, n_queries]``: hits, negatives, full rows, rows and rank sum per original query."""
+    ref = "min" if policy.reference == "pair" else policy.reference
+    inp = FilterInput(rows.cand, rows.data, reference=ref, seed=seed, fn_probability=rows.fn_prob)
+    keep = rows.base.copy()
+    if policy.margin is not None:
+        keep &= RelativeMargin(policy.margin).keep(inp)
+    if policy.fn_max_prob is not None:
+        if rows.fn_prob is None:
+            raise ConfigError("a detector threshold needs the detector's probabilities")
+        keep &= np.isfinite(rows.fn_prob) & (rows.fn_prob <= np.float32(policy.fn_max_prob))
+    ids = rows.cand.ids
+    doc_keys = np.where(ids >= 0, string_keys(rows.data.corpus.ids)[np.where(ids >= 0, ids, 0)], np.uint64(0))
+    sinp = SampleInput(rows.cand.scores, keep, string_keys(rows.data.queries.ids), doc_keys,
+                       inp.positive_reference, seed)
+    cols = select(make_sampler(policy.sampler), sinp, num_negatives)
+    ok = cols >= 0
+    hit = np.take_along_axis(rows.hit, np.where(ok, cols, 0), axis=1) & ok
+    per_row = np.stack([hit.sum(1), ok.sum(1), ok.sum(1) >= num_negatives, np.ones(len(cols)),
+                        np.where(ok, cols, 0).sum(1)]).astype(np.float64)
+    return np.stack([np.bincount(rows.query_row, weights=r, minlength=n_q) for r in per_row])
+
+
+def _summary(st: np.ndarray, queries: np.ndarray) -> dict[str, Any]:
+    from negmine.audit import cluster_wilson
+
+    hits, negs, full, rows, ranks = st[:, queries]
+    n = float(negs.sum())
+    lo, hi = cluster_wilson(hits, negs)
+    return {"hp_fnr": float(hits.sum() / n) if n else float("nan"), "hp_fnr_ci95": [lo, hi],
+            "coverage": float(full.sum() / rows.sum()) if rows.sum() else float("nan"),
+            "mean_rank": float(ranks.sum() / n) if n else float("nan"), "negatives": int(n),
+            "queries": int(queries.sum())}
+
+
+def _pick(summaries: list[dict[str, Any]], target: float, min_cov: float) -> tuple[int, bool]:
+    """The hardest qualifying policy, or the closest when none qualifies."""
+    def upper(s: dict[str, Any]) -> float:
+        u = s["hp_fnr_ci95"][1]
+        return 1.0 if not np.isfinite(u) else float(u)
+
+    ok = [i for i, s in enumerate(summaries) if upper(s) <= target and s["coverage"] >= min_cov]
+    if ok:
+        return min(ok, key=lambda i: (summaries[i]["mean_rank"], upper(summaries[i]), i)), True
+
+    def violation(i: int) -> float:
+        s = summaries[i]
+        cov = s["coverage"] if np.isfinite(s["coverage"]) else 0.0
+        return max(0.0, upper(s) - target) / max(target, 1e-3) + max(0.0, min_cov - cov) / max(min_cov, 1e-3)
+
+    return min(range(len(summaries)), key=lambda i: (violation(i), summaries[i]["mean_rank"], i)), False
+
+
+def crossfit_choices(stats: np.ndarray, folds: np.ndarray, eligible: np.ndarray, target: float,
+                     min_cov: float) -> list[int | None]:
+    """For each fold, the policy index chosen from the *other* folds' queries only (``None`` for
+    an empty fold). ``stats`` is ``float64[n_policies, 5, n_queries]``."""
+    out: list[int | None] = []
+    for f in range(int(folds.max(initial=-1)) + 1):
+        test = eligible & (folds == f)
+        train = eligible & (folds != f)
+        if not test.any() or not train.any():
+            out.append(None)
+            continue
+        out.append(_pick([_summary(s, train) for s in stats], target, min_cov)[0])
+    return out
+
+
+def evaluate_policies(data: MiningData, cand: Candidates, hidden: Qrels, grid: Sequence[Policy],
+                      base: Sequence[Filter], num_negatives: int, seed: int, *,
+                      doc_embeddings: np.ndarray | None = None, detector: Any = None,
+                      fn_probability: np.ndarray | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+    """Mine ``data`` (the positives the miner sees) with every policy of ``grid`` and count, per
+    query, how many negatives are ``hidden`` positives: ``float64[n_policies, 5, n_queries]``
+    (hits, negatives, rows with all negatives, rows, sum of raw ranks) and the detector's stats.
+    ``base`` are the filters every policy shares (``ExcludePositives`` first)."""
+    from negmine.detector import Detector
+
+    n_q, n_docs = len(data.queries), len(data.corpus)
+    hidden_keys = hidden.query_of_pair() * n_docs + hidden.indices
+    fn_prob = fn_probability
+    det_stats: dict[str, Any] = {}
+    if fn_prob is None and any(p.fn_max_prob is not None for p in grid):
+        found = (detector or Detector()).fit_predict(data, cand, seed=seed, doc_embeddings=doc_embeddings)
+        fn_prob, det_stats = found.probability, found.stats
+    layouts = {"rows": _layout(data, cand, np.arange(n_q), hidden_keys, base, fn_prob, seed)}
+    if any(p.reference == "pair" for p in grid):
+        pr = expand_pairs(data, cand)
+        layouts["pair"] = _layout(pr.data, pr.candidates, pr.query_row, hidden_keys, base,
+                                  None if fn_prob is None else fn_prob[pr.query_row], seed)
+    stats = np.stack([_stats(layouts["pair" if p.reference == "pair" else "rows"], p, num_negatives, seed, n_q)
+                      for p in grid])
+    return stats, det_stats
+
+
+def summarise(stats: np.ndarray, queries: np.ndarray) -> dict[str, Any]:
+    """HP-FNR with its query-clustered 95% interval, coverage and mean raw rank of one policy's
+    ``float64[5, n_queries]`` counts over the ``queries`` mask."""
+    return _summary(stats, queries)
+
+
+def calibrate(data: MiningData, cand: Candidates, filters: Sequence[Filter], sampler: Sampler,
+              num_negatives: int, seed: int, *, target_fnr: float, min_coverage: float | None = None,
+              samplers: Sequence[str] | None = None, policies: Sequence[Policy] | None = None,
+              doc_embeddings: np.ndarray | None = None, detector: Any = None) -> Calibration:
+    """Search the policy grid for the hardest policy meeting ``target_fnr`` (module doc).
+
+    ``filters`` are the user's (``ExcludePositives`` first); their margin filters are replaced by
+    the search's, the others (rank window, max score, ...) stay in every policy. The samplers
+    searched are ``samplers`` (labels of :func:`make_sampler`; default all), not ``sampler``: to
+    keep a user's explicit sampler, pass ``policies`` built with it. ``doc_embeddings`` (dense
+    retrievers) add the detector's dense document-document features.
+    """
+    from negmine.audit import hide_fraction, restrict
+    from negmine.detector import Detector, fold_of
+
+    if not 0 <= target_fnr < 1:
+        raise ConfigError(f"target FNR must be in [0, 1), got {target_fnr}; e.g. --target-fnr 0.1")
+    min_cov = DEFAULT_MIN_COVERAGE if min_coverage is None else float(min_coverage)
+    if not 0 <= min_cov <= 1:
+        raise ConfigError(f"min coverage must be in [0, 1], got {min_coverage}; e.g. --min-coverage 0.9")
+    eligible = data.positives.counts() >= 2
+    if not eligible.any():
+        raise ConfigError("--target-fnr needs queries with two or more positives to calibrate on; none found "
+                          "(mine without --target-fnr, or add qrels with several positives per query)")
+    base = [f for f in filters if not isinstance(f, (RelativeMargin, AbsoluteMargin, FnMaxProb))]
+    if not base or not isinstance(base[0], ExcludePositives):
+        base = [ExcludePositives(), *base]
+    grid = list(policies) if policies is not None else policy_grid(samplers=samplers or SAMPLERS)
+    split = hide_fraction(data, HIDE_FRACTION, seed)
+    vis = split.visible
+    vcand = restrict(cand, data.positives, vis.positives, len(data.corpus))
+    det = detector if detector is not None else Detector()
+    stats, det_stats = evaluate_policies(vis, vcand, split.hidden, grid, base, num_negatives, seed,
+                                         doc_embeddings=doc_embeddings, detector=det)
+    n_q = len(data.queries)
+    audited = split.hidden.counts() > 0
+    summaries = [_summary(s, audited) for s in stats]
+    idx, met = _pick(summaries, target_fnr, min_cov)
+    folds = fold_of(data, CROSSFIT_FOLDS, seed ^ 0xCF)
+    choices = crossfit_choices(stats, folds, audited, target_fnr, min_cov)
+    cf = np.zeros((5, n_q))
+    for f, c in enumerate(choices):
+        if c is not None:
+            m = audited & (folds == f)
+            cf[:, m] = stats[c][:, m]
+    crossfit = _summary(cf, audited)
+    crossfit.update(folds=CROSSFIT_FOLDS, fold_choices=[None if c is None else grid[c].label() for c in choices])
+    frontier = []
+    for p, s in zip(grid, summaries):
+        dominated = any(o["hp_fnr_ci95"][1] <= s["hp_fnr_ci95"][1] and o["coverage"] >= s["coverage"]
+                        and o["mean_rank"] <= s["mean_rank"] and o is not s and
+                        (o["hp_fnr_ci95"][1], -o["coverage"], o["mean_rank"]) !=
+                        (s["hp_fnr_ci95"][1], -s["coverage"], s["mean_rank"]) for o in summaries)
+        frontier.append({"policy": p.label(), **p.as_dict(), **s, "pareto": not dominated,
+                         "meets": bool(s["hp_fnr_ci95"][1] <= target_fnr and s["coverage"] >= min_cov)})
+    chosen = grid[idx]
+    ch = summaries[idx]
+    desc = (f"{chosen.label()} (HP-FNR {ch['hp_fnr']:.3f}, 95% CI {ch['hp_fnr_ci95'][0]:.3f}-"
+            f"{ch['hp_fnr_ci95'][1]:.3f}, coverage {ch['coverage']:.2f}, mean rank {ch['mean_rank']:.1f})")
+    note = (f"calibrated to HP-FNR <= {target_fnr:g} with coverage >= {min_cov:g}: {desc}" if met else
+            f"no policy meets the target (upper 95% bound of HP-FNR <= {target_fnr:g} with coverage >= "
+            f"{min_cov:g}); closest is {desc}, used")
+    record = {
+        "method": "policy-search", "target_fnr": target_fnr, "min_coverage": min_cov, "target_met": met,
+        "note": note, "chosen": {"policy": chosen.label(), **chosen.as_dict(), **ch},
+        "crossfit": crossfit, "calibration_queries": int(audited.sum()),
+        "hidden_positives": int(split.hidden.counts().sum()), "hide_fraction": HIDE_FRACTION,
+        "policies": len(grid), "frontier": frontier, "detector": det_stats,
+        # the keys of the margin-only calibration, for readers of older reports
+        "chosen_relative_margin": chosen.margin, "estimated_hp_fnr": crossfit["hp_fnr"],
+        "estimated_hp_fnr_ci95": crossfit["hp_fnr_ci95"],
+        "curve": [{"relative_margin": r["relative_margin"], "hp_fnr": r["hp_fnr"], "hp_fnr_ci95": r["hp_fnr_ci95"],
+                   "coverage": r["coverage"], "mean_rank": r["mean_rank"]} for r in frontier
+                  if r["relative_margin"] is not None and r["positive_reference"] == chosen.reference
+                  and r["sampler"] == chosen.sampler and r["fn_max_prob"] == chosen.fn_max_prob],
+    }
+    final: list[Filter] = list(base)
+    if chosen.margin is not None:
+        final.append(RelativeMargin(chosen.margin, reference=None if chosen.reference == "pair" else chosen.reference))
+    if chosen.fn_max_prob is not None:
+        final.append(FnMaxProb(chosen.fn_max_prob, detector=det))
+    return Calibration(final, make_sampler(chosen.sampler), record, reference=chosen.reference)
+
+
+def default_policy(data: MiningData) -> dict[str, Any]:
+    """What ``negmine mine`` does without explicit filter or sampler options.
+
+    Returns ``{"calibrate": bool, "target_fnr", "min_coverage", "options": {...}, "reason": str,
+    "fnr_measured": bool}``: with at least ``MIN_CALIBRATION_QUERIES`` queries that have two or
+    more positives, calibrate to ``DEFAULT_TARGET_FNR`` / ``DEFAULT_MIN_COVERAGE``; otherwise mine
+    with the ``PRESET`` options, and the report must say the false-negative rate was not measured.
+    """
+    n = int((data.positives.counts() >= 2).sum())
+    if n >= MIN_CALIBRATION_QUERIES:
+        return {"calibrate": True, "target_fnr": DEFAULT_TARGET_FNR, "min_coverage": DEFAULT_MIN_COVERAGE,
+                "options": {}, "fnr_measured": True,
+                "reason": f"{n} queries have two or more positives (>= {MIN_CALIBRATION_QUERIES}): calibrated to "
+                          f"HP-FNR <= {DEFAULT_TARGET_FNR:g} with coverage >= {DEFAULT_MIN_COVERAGE:g}"}
+    return {"calibrate": False, "target_fnr": None, "min_coverage": None, "options": dict(PRESET),
+            "fnr_measured": False,
+            "reason": f"only {n} queries have two or more positives (< {MIN_CALIBRATION_QUERIES}): preset "
+                      "policy used; the false-negative rate was not measured"}
