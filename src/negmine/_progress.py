@@ -2,11 +2,11 @@
 
 Bars are shown only when stderr is a terminal, unless the environment variable
 ``NEGMINE_PROGRESS`` says otherwise: ``0``/``false``/``no``/``off`` never, ``1``/``true``/
-``yes``/``on`` always (e.g. in a CI log), unset or ``auto`` when stderr is a terminal. The CLI's
-``-q`` turns them off (:func:`set_enabled`). :func:`quiet_third_party` applies the same setting
-to the bars and notices of the libraries negmine drives (transformers' "Loading weights" and
-"Writing model shards", sentence-transformers' "Computing widget examples", huggingface_hub and
-datasets bars).
+``yes``/``on`` always (e.g. in a CI log), unset or ``auto`` when stderr is a terminal (or in a
+notebook). The CLI's ``-q`` turns them off (:func:`set_enabled`). :func:`quiet_third_party`
+applies the same setting to the bars and notices of the libraries negmine drives (transformers'
+"Loading weights" and "Writing model shards", sentence-transformers' "Computing widget examples",
+huggingface_hub and datasets bars).
 """
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ def enabled() -> bool:
     if value in _OFF:
         return False
     if value in _ON:
+        return True
+    if "ipykernel" in sys.modules:  # a notebook: tqdm.auto draws widgets there
         return True
     try:
         return sys.stderr is not None and sys.stderr.isatty()
