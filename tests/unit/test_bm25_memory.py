@@ -51,3 +51,23 @@ def test_some_empty_documents_are_fine():
     c = BM25().retrieve(data, 4)
     assert c.ids.shape == (2, 4)
     assert np.isfinite(c.scores[:, 0]).all()
+
+
+@pytest.mark.parametrize("stemmer", [None, "english"])
+def test_tokenizer_matches_bm25s_tokenize(stemmer):
+    # negmine's tokenizer (per-token work in C) must give bm25s.tokenize's ids and vocabulary
+    import bm25s
+
+    from negmine.retrievers.bm25 import _tokenize
+
+    texts = ["The Cats are RUNNING, running: ran!", "", "a an the", "naïve café Ünïcode 42 x 3.14",
+             "the cat", "C++ e-mail o'neil", "running cats ran again and AGAIN"]
+    st = BM25(stemmer=stemmer)._stemmer()
+    if stemmer and st is None:
+        pytest.skip("PyStemmer is not installed")
+    ours = _tokenize(bm25s, texts, "en", st)
+    theirs = bm25s.tokenize(texts, stopwords="en", stemmer=st, show_progress=False)
+    inv_ours = {i: t for t, i in ours.vocab.items()}
+    inv_theirs = {i: t for t, i in theirs.vocab.items()}
+    assert [[inv_ours[i] for i in row] for row in ours.ids] == [[inv_theirs[i] for i in row] for row in theirs.ids]
+    assert set(ours.vocab) == set(theirs.vocab)
