@@ -279,3 +279,35 @@ def test_bars_on_a_terminal_and_none_with_quiet(tiny_beir: Path, tmp_path: Path)
     assert code == 0 and not [b for b in BAR if b in err], err
     code, err = run_with_stderr([*argv, "--out", str(tmp_path / "c")], tty=True, env_progress="0")
     assert code == 0 and not [b for b in BAR if b in err], err
+
+
+@pytest.mark.parametrize(("value", "expected"), [("0", False), ("off", False), ("no", False), ("1", True),
+                                                 ("yes", True), ("on", True)])
+def test_negmine_progress_values(monkeypatch: pytest.MonkeyPatch, value: str, expected: bool) -> None:
+    from negmine import _progress
+
+    monkeypatch.setenv("NEGMINE_PROGRESS", value)
+    assert _progress.enabled() is expected
+    _progress.set_enabled(not expected)  # -q (or a forced setting) wins over the variable
+    try:
+        assert _progress.enabled() is (not expected)
+    finally:
+        _progress.set_enabled(None)
+
+
+def test_quiet_third_party_sets_the_libraries_switches(monkeypatch: pytest.MonkeyPatch) -> None:
+    from negmine import _progress
+
+    names = ("HF_HUB_DISABLE_PROGRESS_BARS", "HF_DATASETS_DISABLE_PROGRESS_BARS", "TQDM_DISABLE",
+             "TRANSFORMERS_VERBOSITY", "TRANSFORMERS_NO_ADVISORY_WARNINGS")
+    for name in names:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("NEGMINE_PROGRESS", "1")
+    _progress.quiet_third_party(verbose=True)
+    assert not [n for n in names if n in os.environ]  # bars on and -v: nothing touched
+    monkeypatch.setenv("NEGMINE_PROGRESS", "0")
+    _progress.quiet_third_party()
+    assert all(os.environ[n] for n in names)
+    from huggingface_hub.utils import are_progress_bars_disabled
+
+    assert are_progress_bars_disabled()
