@@ -129,14 +129,14 @@ def test_export_errors(cli: Cli, run: Path, tmp_path: Path) -> None:
 
 
 def test_report_errors(cli: Cli, run: Path, tmp_path: Path) -> None:
-    one_line_error(cli("report", tmp_path), "report.json", "not found")
+    one_line_error(cli("report", tmp_path), "negmine mine")
     one_line_error(cli("report", run, "--html", tmp_path), "is a directory")
     (tmp_path / "file").write_text("x")
     one_line_error(cli("report", run, "--html", tmp_path / "file" / "r.html"), "cannot write")
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "report.json").write_text('{"truncated": ')
-    one_line_error(cli("report", broken), "not a valid report")
+    one_line_error(cli("report", broken), str(broken))
 
 
 @pytest.mark.parametrize(("name", "content", "needle"), [
