@@ -27,6 +27,7 @@ from negmine.samplers import _mix
 __all__ = ["FILTERS", "BloomFilter", "ExactFilter", "KnownFilter", "NoFilter", "make_filter"]
 
 FILTERS = ("exact", "bloom", "none")
+_DENSE_MAX = 1 << 25  # keys below this: a bool table (32 MB at most) instead of a binary search
 _SALT1 = np.uint64(0x5851F42D4C957F2D)
 _SALT2 = np.uint64(0x14057B7EF767814F)
 
@@ -65,11 +66,20 @@ class ExactFilter:
 
     def __init__(self, keys: np.ndarray) -> None:
         self.keys_ = np.unique(np.asarray(keys, dtype=np.int64))
+        # small key spaces (Nations, Kinships, UMLS...): a dense table, one lookup per key
+        top = int(self.keys_[-1]) + 1 if len(self.keys_) else 0
+        self.table_: np.ndarray | None = None
+        if len(self.keys_) and self.keys_[0] >= 0 and top <= _DENSE_MAX:
+            self.table_ = np.zeros(top, dtype=bool)
+            self.table_[self.keys_] = True
 
     def contains(self, keys: np.ndarray) -> np.ndarray:
         k = np.asarray(keys, dtype=np.int64)
         if not len(self.keys_):
             return np.zeros(k.shape, dtype=bool)
+        if self.table_ is not None:
+            inside = (k >= 0) & (k < len(self.table_))
+            return inside & self.table_[np.where(inside, k, 0)]
         pos = np.searchsorted(self.keys_, k)
         return self.keys_[np.minimum(pos, len(self.keys_) - 1)] == k
 

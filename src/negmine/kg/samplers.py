@@ -324,6 +324,14 @@ def _log_softmax(x: np.ndarray) -> np.ndarray:
     return x - m - np.log(np.where(total > 0, total, 1.0))  # an empty side stays all -inf
 
 
+def _top(prio: np.ndarray, k: int) -> np.ndarray:
+    """Columns of the ``k`` highest priorities of each row, highest first (ties: lower column)."""
+    n = prio.shape[1]
+    part = np.argpartition(-prio, k - 1, axis=1)[:, :k] if k < n else np.broadcast_to(np.arange(n), prio.shape)
+    sub = np.take_along_axis(prio, part, axis=1)
+    return np.take_along_axis(part, np.lexsort((part, -sub), axis=1), axis=1)
+
+
 def corrupt(sampler: KGSampler, graph: Graph, triples: np.ndarray, num_negatives: int, seed: int,
             known: KnownFilter | None = None, draw: int = 0) -> Corruptions:
     """``num_negatives`` distinct corruptions of each of ``triples`` (``int64[B, 3]``) — see the
@@ -359,7 +367,7 @@ def corrupt(sampler: KGSampler, graph: Graph, triples: np.ndarray, num_negatives
             with np.errstate(over="ignore"):
                 q = q ^ _mix(np.array([draw], dtype=np.uint64))
         prio = w - np.log(-np.log(uniform(seed, q, cand_keys)))
-        order = np.argsort(-prio, axis=1, kind="stable")[:, :num_negatives]
+        order = _top(prio, num_negatives)
         chosen = np.take_along_axis(prio, order, axis=1) > -np.inf
         s = order // n_e
         e = order % n_e
