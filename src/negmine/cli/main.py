@@ -8,6 +8,7 @@ and the libraries' it drives) show only when stderr is a terminal, never with ``
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import logging
 import sys
@@ -123,16 +124,47 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. 'negmine export ... --out - | head'
         _silence_stdout()
         return 0
-    except Exception as exc:
+    except (OSError, MemoryError) as exc:
+        fix = _environment_fix(exc)
+        if fix is None:
+            return _failed(exc, args.debug)
         if args.debug:
             traceback.print_exc()
-        sys.stderr.write(f"negmine: failed: {exc.__class__.__name__}: {_one_line(exc)} "
-                         "(run with --debug for the traceback)\n")
-        return 1
+        sys.stderr.write(f"negmine: error: {fix}\n")
+        return 2
+    except Exception as exc:
+        return _failed(exc, args.debug)
     finally:
         from negmine import _progress
 
         _progress.set_enabled(None)
+
+
+def _failed(exc: BaseException, debug: bool) -> int:
+    if debug:
+        traceback.print_exc()
+    sys.stderr.write(f"negmine: failed: {exc.__class__.__name__}: {_one_line(exc)} "
+                     "(run with --debug for the traceback)\n")
+    return 1
+
+
+#: errno values of problems the user fixes in the environment (exit 2, not 1)
+_ENV_ERRNO = {errno.EACCES: "permission denied", errno.EPERM: "operation not permitted",
+              errno.ENOSPC: "no space left on the device", errno.EROFS: "read-only file system",
+              errno.EDQUOT: "disk quota exceeded", errno.EISDIR: "is a directory",
+              errno.ENOTDIR: "a part of the path is not a directory", errno.ENAMETOOLONG: "file name too long"}
+
+
+def _environment_fix(exc: BaseException) -> str | None:
+    """One line with the fix for an environment problem (permissions, a full or read-only disk,
+    memory), or ``None`` for anything else (a bug: exit 1)."""
+    if isinstance(exc, MemoryError):
+        return ("out of memory; lower --num-negatives, --depth or the batch/block sizes, or mine fewer "
+                "queries at a time")
+    if isinstance(exc, OSError) and exc.errno in _ENV_ERRNO:
+        where = f"{exc.filename}: " if exc.filename else ""
+        return f"{where}{_ENV_ERRNO[exc.errno]}; check the path, its permissions and free space, or choose another"
+    return None
 
 
 def _one_line(exc: BaseException) -> str:
