@@ -311,3 +311,18 @@ def test_quiet_third_party_sets_the_libraries_switches(monkeypatch: pytest.Monke
     from huggingface_hub.utils import are_progress_bars_disabled
 
     assert are_progress_bars_disabled()
+
+
+@pytest.mark.parametrize(("exc", "expected"), [
+    (PermissionError(13, "Permission denied", "/data/corpus.jsonl"), "/data/corpus.jsonl: permission denied; check"),
+    (OSError(28, "No space left on device", "/out/mined.parquet"), "/out/mined.parquet: no space left on the device"),
+    (OSError(30, "Read-only file system", "/ro/x"), "/ro/x: read-only file system"),
+    (MemoryError(), "out of memory; lower --num-negatives"),
+    (OSError(5, "Input/output error"), None),  # not something the user fixes: exit 1
+    (ConnectionResetError(104, "reset"), None),
+])
+def test_environment_problems_are_exit_2_with_the_fix(exc: BaseException, expected: str | None) -> None:
+    from negmine.cli.main import _environment_fix
+
+    fix = _environment_fix(exc)
+    assert (fix is None) if expected is None else (fix is not None and fix.startswith(expected)), fix
