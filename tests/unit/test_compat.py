@@ -175,3 +175,12 @@ def test_bad_inputs_are_clear_errors(dataset: Any, model: Any, tmp_path: Path) -
         negmine.mine_hard_negatives(Dataset.from_dict({"a": [], "b": []}), model)
     with pytest.raises(DataError, match="cannot load it as a dataset"):
         negmine.mine_hard_negatives(str(tmp_path / "absent"), model)
+
+
+def test_without_a_corpus_the_positives_are_the_corpus(dataset: Any, model: Any) -> None:
+    from sentence_transformers.util import mine_hard_negatives as peer
+
+    theirs = peer(dataset, model, num_negatives=2, output_format="labeled-list", output_scores=True, verbose=False)
+    ours = negmine.mine_hard_negatives(dataset, model, num_negatives=2, output_format="labeled-list",
+                                       output_scores=True, verbose=False)
+    assert_same(ours, theirs)
