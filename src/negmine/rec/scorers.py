@@ -83,18 +83,19 @@ def fit_implicit(train: Qrels, n_items: int, kind: str = "als", *, factors: int 
     require("implicit")
     data = np.ones(len(train.indices), np.float32)
     ui = sparse.csr_matrix((data, train.indices, train.indptr), shape=(train.n_queries, n_items))
-    if kind == "als":
-        from implicit.cpu.als import AlternatingLeastSquares
-
-        model: Any = AlternatingLeastSquares(factors=factors, regularization=regularization, iterations=iterations,
-                                             random_state=seed, calculate_training_loss=False)
-    else:
-        from implicit.cpu.bpr import BayesianPersonalizedRanking
-
-        model = BayesianPersonalizedRanking(factors=factors, learning_rate=learning_rate,
-                                            regularization=regularization, iterations=iterations,
-                                            random_state=seed, num_threads=1)
     with require("threadpoolctl").threadpool_limits(1, "blas"):  # implicit's advice: BLAS threads off
+        if kind == "als":
+            from implicit.cpu.als import AlternatingLeastSquares
+
+            model: Any = AlternatingLeastSquares(factors=factors, regularization=regularization,
+                                                 iterations=iterations, random_state=seed,
+                                                 calculate_training_loss=False)
+        else:
+            from implicit.cpu.bpr import BayesianPersonalizedRanking
+
+            model = BayesianPersonalizedRanking(factors=factors, learning_rate=learning_rate,
+                                                regularization=regularization, iterations=iterations,
+                                                random_state=seed, num_threads=1)
         model.fit(ui, show_progress=False)
     info = {"name": kind, "factors": factors, "iterations": iterations, "regularization": regularization,
             "seed": seed, **({"learning_rate": learning_rate} if kind == "bpr" else {})}
@@ -102,36 +103,44 @@ def fit_implicit(train: Qrels, n_items: int, kind: str = "als", *, factors: int 
                   np.ascontiguousarray(model.item_factors, np.float32), info)
 
 
-def _read_vectors(path: Path, role: str) -> tuple[np.ndarray, np.ndarray]:
-    if not path.is_file():
-        raise DataError(f"{path}: {role} embeddings file not found; pass an .npz with arrays 'ids' and 'vectors'")
+def load_embeddings(path: str | Path, user_ids: np.ndarray, item_ids: np.ndarray) -> Scorer:
+    """A scorer from one ``.npz`` holding ``user_ids int64[n_u]``, ``user_vectors float32[n_u, d]``,
+    ``item_ids int64[n_i]`` and ``item_vectors float32[n_i, d]``; every user and item of the data
+    needs a vector.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, os
+    >>> f = os.path.join(tempfile.mkdtemp(), "e.npz")
+    >>> np.savez(f, user_ids=[5], user_vectors=[[1.0, 0.0]], item_ids=[7, 8], item_vectors=[[2.0, 0], [0, 1]])
+    >>> load_embeddings(f, np.array([5]), np.array([7, 8])).score(np.array([0]), np.array([[0, 1]])).tolist()
+    [[2.0, 0.0]]
+    """
+    p = Path(path)
+    hint = "save one with numpy.savez(path, user_ids=..., user_vectors=..., item_ids=..., item_vectors=...)"
+    if not p.is_file():
+        raise DataError(f"{p}: embeddings file not found; {hint}")
     try:
-        z = np.load(path, allow_pickle=False)
-        ids, vecs = np.asarray(z["ids"]), np.asarray(z["vectors"], np.float32)
+        z = np.load(p, allow_pickle=False)
+        arrays = {k: np.asarray(z[k]) for k in ("user_ids", "user_vectors", "item_ids", "item_vectors")}
     except (OSError, ValueError, KeyError) as exc:
-        raise DataError(f"{path}: not an .npz with arrays 'ids' and 'vectors' ({exc.__class__.__name__}); "
-                        "save one with numpy.savez(path, ids=..., vectors=...)") from None
-    if vecs.ndim != 2 or len(ids) != len(vecs):
-        raise DataError(f"{path}: 'vectors' must be [n, d] with one row per id, got {vecs.shape} for {len(ids)} ids")
-    return ids.astype(np.int64), vecs
-
-
-def load_embeddings(user_file: str | Path, item_file: str | Path, user_ids: np.ndarray,
-                    item_ids: np.ndarray) -> Scorer:
-    """A scorer from ``.npz`` files holding ``ids int64[n]`` and ``vectors float32[n, d]`` for
-    users and for items; every user and item of the data must have a vector."""
+        raise DataError(f"{p}: not an .npz with user_ids, user_vectors, item_ids, item_vectors "
+                        f"({exc.__class__.__name__}: {exc}); {hint}") from None
     out = []
-    for path, role, need in ((Path(user_file), "user", user_ids), (Path(item_file), "item", item_ids)):
-        ids, vecs = _read_vectors(path, role)
-        order = np.argsort(ids)
-        pos = np.searchsorted(ids[order], need)
-        pos = np.minimum(pos, len(ids) - 1)
-        missing = need[ids[order][pos] != need]
-        if len(missing):
-            raise DataError(f"{path}: no vector for {len(missing)} {role}(s), e.g. {examples(missing.tolist())}; "
-                            f"add them to the {role} embeddings")
-        out.append(vecs[order][pos])
+    for role, need in (("user", user_ids), ("item", item_ids)):
+        ids, vecs = arrays[f"{role}_ids"], arrays[f"{role}_vectors"].astype(np.float32)
+        if vecs.ndim != 2 or ids.ndim != 1 or len(ids) != len(vecs) or ids.dtype.kind not in "iu":
+            raise DataError(f"{p}: {role}_vectors must be [n, d] with one integer {role}_id per row, got "
+                            f"{vecs.shape} vectors for {ids.shape} ids of dtype {ids.dtype}")
+        order = np.argsort(ids, kind="stable")
+        pos = np.minimum(np.searchsorted(ids[order], need), max(len(ids) - 1, 0))
+        found = ids[order][pos] == need if len(ids) else np.zeros(len(need), bool)
+        if not found.all():
+            missing = need[~found]
+            raise DataError(f"{p}: no vector for {len(missing)} {role}(s), e.g. {examples(missing.tolist())}; "
+                            f"add them to {role}_ids/{role}_vectors")
+        out.append(np.ascontiguousarray(vecs[order][pos]))
     if out[0].shape[1] != out[1].shape[1]:
-        raise DataError(f"user vectors have dimension {out[0].shape[1]} but item vectors {out[1].shape[1]}; "
-                        "they must match")
-    return Scorer(out[0], out[1], {"name": "embeddings", "user_file": str(user_file), "item_file": str(item_file)})
+        raise DataError(f"{p}: user vectors have dimension {out[0].shape[1]} but item vectors "
+                        f"{out[1].shape[1]}; they must match")
+    return Scorer(out[0], out[1], {"name": "embeddings", "file": str(p)})
