@@ -174,3 +174,17 @@ def test_mixed_splits_slots_by_share() -> None:
     data = _shuffled(ROWS, 0)
     with pytest.raises(ConfigError, match="needs a scorer"):
         sample_negatives(data, DNS(3), 2, 0)
+
+
+def test_bloom_filter_path_is_exact_too(monkeypatch) -> None:
+    """Above DENSE_MAX_BITS cells the excluded set is a Bloom filter confirmed by binary search:
+    the same negatives as the exact bitmap."""
+    import negmine.rec.samplers as samplers_module
+
+    data = _shuffled(ROWS, 0)
+    dense, _ = sample_negatives(data, Popularity(), 9, 2)
+    monkeypatch.setattr(samplers_module, "DENSE_MAX_BITS", 0)
+    ctx = Context(data, 2)
+    assert not ctx._filter.exact
+    bloom, _ = sample_negatives(data, Popularity(), 9, 2, ctx=ctx)
+    assert np.array_equal(dense, bloom)

@@ -21,11 +21,12 @@ import numpy as np
 from negmine.errors import ConfigError
 from negmine.rec.data import RecData
 from negmine.rec.scorers import Scorer
-from negmine.samplers import uniform
+from negmine.samplers import _mix, uniform
 
 __all__ = ["DNS", "SAMPLERS", "Context", "Mixed", "Popularity", "Robust", "Sampler", "Uniform", "make_sampler"]
 
 MAX_ROUNDS = 32
+DENSE_MAX_BITS = 1 << 30  # user x item grids up to this many cells get an exact bitmap (<= 128 MiB)
 _C = np.uint64(0xD6E8FEB86659FD93)  # odd multiplier: the pair key of (u, i) differs from that of (i, u)
 
 
@@ -49,6 +50,7 @@ class Context:
         self.item_keys = inter.item_keys()
         ex = self.data.exclude
         self.excluded = ex.query_of_pair() * self.data.n_items + ex.indices  # sorted: CSR rows are sorted
+        self._filter = _PairFilter(self.excluded, self.data.n_users * self.data.n_items)
 
     def pair_keys(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         """``uint64[n]`` key of each ``(user, positive item)`` from the hashed ids."""
@@ -56,9 +58,16 @@ class Context:
             return self.user_keys[users] ^ (self.item_keys[items] * _C)
 
     def is_excluded(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """``bool`` (broadcast shape): whether ``item`` is excluded for ``user`` (exact)."""
         key = users * self.data.n_items + items
-        pos = np.minimum(np.searchsorted(self.excluded, key), max(len(self.excluded) - 1, 0))
-        return (self.excluded[pos] == key) if len(self.excluded) else np.zeros(key.shape, bool)
+        out = self._filter.maybe(key)
+        if self._filter.exact or not out.any():
+            return out
+        idx = np.flatnonzero(out)
+        k = key.reshape(-1)[idx]
+        pos = np.minimum(np.searchsorted(self.excluded, k), len(self.excluded) - 1)
+        out.reshape(-1)[idx] = self.excluded[pos] == k
+        return out
 
     def draw(self, users: np.ndarray, pair_keys: np.ndarray, n_cols: int, stream: int,
              weights: np.ndarray | None) -> np.ndarray:
@@ -67,6 +76,8 @@ class Context:
         n_items = self.data.n_items
         cdf = None if weights is None else np.cumsum(weights) / weights.sum()
         cols = np.arange(n_cols, dtype=np.uint64)
+        if len(users) == 0:
+            return np.zeros((0, n_cols), np.int64)
 
         def items_of(u: np.ndarray) -> np.ndarray:
             if cdf is None:
@@ -75,18 +86,18 @@ class Context:
 
         slot = cols + np.uint64(stream << 40)
         out = items_of(uniform(self.seed, pair_keys, slot))
-        bad = self.is_excluded(users[:, None], out)
+        flat = out.reshape(-1)
+        idx = np.flatnonzero(self.is_excluded(users[:, None], out))  # cells to redraw, as flat indices
         for r in range(1, MAX_ROUNDS):
-            rows, cc = np.nonzero(bad)
-            if len(rows) == 0:
+            if len(idx) == 0:
                 return out
-            self.rejected += len(rows)
+            self.rejected += len(idx)
+            rows, cc = np.divmod(idx, n_cols)
             slot_r = cc.astype(np.uint64) + np.uint64((stream << 40) | (r << 24))
-            out[rows, cc] = items_of(uniform(self.seed, pair_keys[rows], slot_r[:, None])[:, 0])
-            bad[rows, cc] = self.is_excluded(users[rows], out[rows, cc])
-        rows, cc = np.nonzero(bad)
-        self.exact_fallback += len(rows)
-        for r, c in zip(rows.tolist(), cc.tolist()):  # rare: users who excluded almost the whole catalogue
+            flat[idx] = new = items_of(uniform(self.seed, pair_keys[rows], slot_r[:, None])[:, 0])
+            idx = idx[self.is_excluded(users[rows], new)]
+        self.exact_fallback += len(idx)
+        for r, c in zip(*(x.tolist() for x in np.divmod(idx, n_cols))):  # rare: users who excluded almost everything
             out[r, c] = self._exact(int(users[r]), pair_keys[r], c, stream, weights)
         return out
 
@@ -105,6 +116,37 @@ class Context:
             raise ConfigError("this sampler needs a scorer; pass --scorer als|bpr|embeddings")
         s = self.scorer.score(users, np.maximum(items, 0))
         return np.where(items >= 0, s, -np.inf).astype(np.float32)
+
+
+class _PairFilter:
+    """Membership of ``user * n_items + item`` keys in the excluded set, as a packed bitmap:
+    exact over the whole user x item grid when it has at most :data:`DENSE_MAX_BITS` cells,
+    otherwise a one-hash Bloom filter of ~16 bits per key (false positives ~6%, confirmed by
+    binary search; never a false negative)."""
+
+    def __init__(self, keys: np.ndarray, cells: int) -> None:
+        self.exact = cells <= DENSE_MAX_BITS
+        if self.exact:
+            self.shift = 0
+            size = max(cells, 8)
+        else:
+            log2 = max(3, int(np.ceil(np.log2(max(16 * len(keys), 8)))))
+            self.shift = 64 - log2
+            size = 1 << log2
+        self.bits = np.zeros((size + 7) // 8, np.uint8)
+        h = self._slot(keys)
+        np.bitwise_or.at(self.bits, h >> 3, (np.uint8(1) << (h & 7).astype(np.uint8)))
+
+    def _slot(self, keys: np.ndarray) -> np.ndarray:
+        k = np.asarray(keys, np.int64)
+        if self.exact:
+            return k
+        with np.errstate(over="ignore"):
+            return (_mix(k.astype(np.uint64)) >> np.uint64(self.shift)).astype(np.int64)
+
+    def maybe(self, keys: np.ndarray) -> np.ndarray:
+        h = self._slot(keys)
+        return ((self.bits[h >> 3] >> (h & 7).astype(np.uint8)) & 1).astype(bool)
 
 
 class Sampler(Protocol):
