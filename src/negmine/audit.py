@@ -30,9 +30,10 @@ from negmine.filters import ExcludePositives, Filter, RelativeMargin
 from negmine.pipeline import MiningResult, build_config, choose, resolve_depth
 from negmine.retrievers.base import Retriever
 from negmine.samplers import Sampler, string_keys, uniform
-from negmine.types import Candidates, MiningData, Qrels
+from negmine.types import Candidates, MiningData, Qrels, RunContext
 
 SAFETY_MARGIN = 0.05
+HIDE_SALT = 0x41D3_5A17_0000_0001  # hide_fraction's hash salt (independent of the samplers)
 MARGIN_GRID = (0.0, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3)
 
 
@@ -112,12 +113,16 @@ def _make_split(data: MiningData, hide: np.ndarray) -> Split:
 
 def hide_fraction(data: MiningData, fraction: float, seed: int) -> Split:
     """Hide ``round(fraction · n)`` of each query's ``n`` positives (at most ``n − 1``: one always
-    stays visible), chosen by a hash of ``(seed, query_id, doc_id)``."""
+    stays visible), chosen by a hash of ``(seed, query_id, doc_id)``, salted (``HIDE_SALT``) so that
+    it is independent of the samplers' noise, which hashes the same triple: without the salt, the
+    hidden positives are exactly those with the lowest sampler noise, and any random sampler mined
+    with the same seed avoids them (HP-FNR of ``random`` read 0.000)."""
     if not 0 < fraction < 1:
         raise ConfigError(f"hide fraction must be in (0, 1), got {fraction}; e.g. --hide-fraction 0.5")
     pos = data.positives
     q = pos.query_of_pair()
-    u = uniform(seed, string_keys(data.queries.ids)[q], string_keys(data.corpus.ids)[pos.indices][:, None])[:, 0]
+    u = uniform(seed ^ HIDE_SALT, string_keys(data.queries.ids)[q],
+                string_keys(data.corpus.ids)[pos.indices][:, None])[:, 0]
     counts = pos.counts()
     n_hide = np.minimum(np.rint(fraction * counts), counts - 1).astype(np.int64)
     order = np.lexsort((u, q))  # within each query, by hash
@@ -229,9 +234,9 @@ def run_settings(data: MiningData, split: Split, retriever: Retriever, settings:
     if not settings:
         raise ConfigError("no setting to audit")
     k = max(resolve_depth(data, num_negatives, [ExcludePositives(), *s.filters], depth) for s in settings)
-    context: dict[str, Any] = {"cache_dir": str(cache_dir) if cache_dir else None, "timings": {}}
+    ctx = RunContext(cache_dir=str(cache_dir) if cache_dir else None)
     t0 = time.perf_counter()
-    cand = retriever.retrieve(data, k, context)
+    cand = retriever.retrieve(data, k, ctx)
     t_retrieve = time.perf_counter() - t0
     vis = split.visible
     vcand = restrict(cand, data.positives, vis.positives, len(data.corpus))
@@ -241,12 +246,12 @@ def run_settings(data: MiningData, split: Split, retriever: Retriever, settings:
     for s in settings:
         filters = [ExcludePositives(near_duplicates), *s.filters]
         cfg = build_config(vis, retriever, filters, s.sampler, num_negatives, seed, k)
-        res = choose(vis, vcand, filters, s.sampler, num_negatives, seed, config=cfg, context={"timings": {}})
+        res = choose(vis, vcand, filters, s.sampler, num_negatives, seed, config=cfg)
         row = {"setting": s.label, **negative_metrics(res, split.hidden, doc_emb)}
         row["removed_by_filters"] = {name: n for name, n in res.filter_counts}
         rows.append(row)
-    info = {"depth": k, "retrievals": 1, "retrieve_s": t_retrieve, "timings": context["timings"],
-            "encoding": context.get("encoding", {})}
+    info = {"depth": k, "retrievals": 1, "retrieve_s": t_retrieve, "timings": ctx.timings,
+            "encoding": ctx.encoding}
     return rows, info
 
 
@@ -273,7 +278,7 @@ def calibrate_margin(data: MiningData, cand: Candidates, sampler: Sampler, num_n
     curve = []
     for m in grid:
         filters = [ExcludePositives(), *other_filters, RelativeMargin(m)]
-        res = choose(split.visible, vcand, filters, sampler, num_negatives, seed, config={}, context={"timings": {}})
+        res = choose(split.visible, vcand, filters, sampler, num_negatives, seed, config={})
         met = negative_metrics(res, hidden)
         curve.append({"relative_margin": m, "hp_fnr": met["hp_fnr"], "hp_fnr_ci95": met["hp_fnr_ci95"],
                       "coverage": met["coverage"], "mean_negative_score": met["mean_negative_score"]})
@@ -282,29 +287,3 @@ def calibrate_margin(data: MiningData, cand: Candidates, sampler: Sampler, num_n
     return {"target_fnr": target_fnr, "chosen_relative_margin": chosen["relative_margin"],
             "estimated_hp_fnr": chosen["hp_fnr"], "estimated_hp_fnr_ci95": chosen["hp_fnr_ci95"],
             "target_met": bool(ok), "calibration_queries": int(held.sum()), "hide_fraction": hide, "curve": curve}
-
-
-def mine_calibrated(data: MiningData, retriever: Retriever, filters: Sequence[Filter], sampler: Sampler,
-                    num_negatives: int, seed: int, target_fnr: float, *, depth: int | None = None,
-                    cache_dir: str | Path | None = None, near_duplicates: bool = True) -> MiningResult:
-    """``mine`` with the relative margin chosen by :func:`calibrate_margin` for ``target_fnr`` (one
-    retrieval serves calibration and mining); the choice and its estimate go into the config,
-    manifest and report (``result.context["calibration"]``)."""
-    from negmine.pipeline import prepare
-
-    user = [f for f in filters if not isinstance(f, RelativeMargin)]
-    all_filters, sampler, k, request = prepare(data, retriever, user, sampler, num_negatives, seed, depth,
-                                               near_duplicates)
-    request["target_fnr"] = target_fnr
-    context: dict[str, Any] = {"cache_dir": str(cache_dir) if cache_dir else None, "timings": {},
-                               "request_config": request}
-    t_start = time.perf_counter()
-    cand = retriever.retrieve(data, k, context)
-    t0 = time.perf_counter()
-    calib = calibrate_margin(data, cand, sampler, num_negatives, seed, target_fnr, other_filters=all_filters[1:])
-    context["timings"]["calibrate_s"] = time.perf_counter() - t0
-    context["calibration"] = calib
-    final = [*all_filters, RelativeMargin(calib["chosen_relative_margin"])]
-    config = build_config(data, retriever, final, sampler, num_negatives, seed, k)
-    config["target_fnr"] = target_fnr
-    return choose(data, cand, final, sampler, num_negatives, seed, config=config, context=context, t_start=t_start)

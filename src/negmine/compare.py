@@ -103,9 +103,8 @@ import numpy as np
 from negmine._progress import progress
 from negmine.errors import ConfigError, DataError
 from negmine.evaluate import METRICS
-from negmine.options import _TYPES as MINE_TYPES  # the TOML types of the mining options
-from negmine.options import CHOICES, DEFAULTS
-from negmine.types import Candidates, MiningData
+from negmine.options import DEFAULTS, OPTIONS
+from negmine.types import Candidates, MiningData, RunContext
 
 log = logging.getLogger(__name__)
 
@@ -223,10 +222,7 @@ def _check_mine(where: str, table: dict[str, Any]) -> dict[str, Any]:
         if k not in MINE_KEYS:
             hint = " (set by the sweep: use [sweep] dataset/train_split/seeds/out)" if k in NOT_MINE_KEYS else ""
             raise ConfigError(str(_unknown(where, key, MINE_KEYS)) + hint)
-        _check_type(where, key, value, MINE_TYPES.get(k, (str,)))
-        if k in CHOICES and value not in CHOICES[k]:
-            raise ConfigError(f"{where}: {key!r} must be one of {', '.join(CHOICES[k])}, got {value!r}")
-        out[k] = value
+        out[k] = OPTIONS[k].check(value, where, name=repr(key))
     return out
 
 
@@ -514,7 +510,7 @@ class _Runner:
         self.sweep = sweep
         self.data_: dict[str, MiningData] = {}
         self.retrievers_: dict[str, Any] = {}
-        self.candidates_: dict[tuple[str, str, int], tuple[Candidates, dict[str, Any]]] = {}
+        self.candidates_: dict[tuple[str, str, int], Candidates] = {}
         self.scorers_: dict[str, Any] = {}
         self.eval_data_: MiningData | None = None
 
@@ -550,58 +546,37 @@ class _Runner:
         return out
 
     def candidates(self, rkey: str, retriever: Any, dkey: str, data: MiningData, k: int,
-                   cache_dir: Any) -> tuple[Candidates, dict[str, Any], bool]:
-        """``(candidates, retrieval context, shared)``: retrieved once per (retriever, data, depth)."""
+                   cache_dir: Any) -> tuple[Candidates, bool]:
+        """``(candidates, shared)``: retrieved once per (retriever, data, depth)."""
+        from negmine.pipeline import retrieve
+
         key = (rkey, dkey, k)
         if key in self.candidates_:
-            return (*self.candidates_[key], True)
-        ctx: dict[str, Any] = {"cache_dir": str(cache_dir) if cache_dir else None, "timings": {}}
-        t0 = time.perf_counter()
-        cand = retriever.retrieve(data, k, ctx)
-        ctx["retrieve_s"] = time.perf_counter() - t0
-        self.candidates_[key] = (cand, ctx)
-        return cand, ctx, False
+            return self.candidates_[key], True
+        ctx = RunContext(cache_dir=str(cache_dir) if cache_dir else None)
+        cand = retrieve(data, retriever, k, ctx)
+        self.candidates_[key] = cand
+        return cand, False
 
     # steps ------------------------------------------------------------------------------
     def mine(self, s: Setting, seed: int, run_dir: Path, state: _State) -> dict[str, Any]:
-        from negmine.options import build_filters, build_sampler
-        from negmine.pipeline import choose, prepare, run_id
+        from negmine.options import mine_from_options, plan_from_options
 
         mined_dir = run_dir / "mined"
         o = self.sweep.mine_options(s, seed, mined_dir)
         dkey, data = self.data(o)
         rkey, retriever = self.retriever(o)
-        filters, sampler, scorers = build_filters(o), build_sampler(o), self.scorers(o)
-        kwargs = {"num_negatives": o["num_negatives"], "seed": seed, "depth": o["depth"],
-                  "near_duplicates": o["near_duplicates"]}
-        all_filters, sampler, k, config = prepare(data, retriever, filters, sampler, **kwargs)
-        if scorers:
-            config["scorers"] = [sc.config() for sc in scorers]
-        if o["target_fnr"] is not None:
-            config["target_fnr"] = o["target_fnr"]
-        key = run_id(config, data)
+        scorers = self.scorers(o)
+        p = plan_from_options(o, data, retriever, scorers)
+        key = p.run_id(data)
         manifest = mined_dir / "manifest.json"
         entry = state.fresh("mine", key, manifest)
         if entry is not None and _read_json(manifest).get("run_id") == key:
             return {"status": "reused", **entry}
         t0 = time.perf_counter()
-        shared = False
-        if o["target_fnr"] is not None:
-            from negmine.audit import mine_calibrated
-
-            result = mine_calibrated(data, retriever, filters, sampler, target_fnr=float(o["target_fnr"]),
-                                     cache_dir=o["cache_dir"], **kwargs)
-        else:
-            cand, rctx, shared = self.candidates(rkey, retriever, dkey, data, k, o["cache_dir"])
-            context: dict[str, Any] = {"cache_dir": rctx["cache_dir"], "timings": dict(rctx["timings"]),
-                                       "encoding": dict(rctx.get("encoding", {}))}
-            if scorers:
-                context["scorers"] = {sc.name: sc for sc in scorers}
-            # total_s counts the retrieval these candidates cost, even when another setting paid it
-            result = choose(data, cand, all_filters, sampler, kwargs["num_negatives"], seed, config=config,
-                            context=context, t_start=time.perf_counter() - rctx["retrieve_s"])
-        result.save(mined_dir, overwrite=True, fmt=o["format"],
-                    extra_manifest={"options": {k: v for k, v in o.items() if k != "overwrite"}})
+        cand, shared = self.candidates(rkey, retriever, dkey, data, p.depth, o["cache_dir"])
+        mine_from_options({**o, "overwrite": True}, data=data, retriever=retriever, scorers=scorers, candidates=cand,
+                          out=mined_dir, extra_manifest={"options": {k: v for k, v in o.items() if k != "overwrite"}})
         entry = state.record("mine", key, manifest, time.perf_counter() - t0)
         return {"status": "done", "retrieval_shared": shared, **entry}
 
@@ -627,19 +602,17 @@ class _Runner:
         filters = build_filters(o)
         if o["target_fnr"] is not None:  # audit the margin calibration chose
             report = _read_json(run_dir / "mined" / "report.json")
-            filters.append(RelativeMargin(float(report["calibration"]["chosen_relative_margin"])))
+            chosen = report.get("calibration", {}).get("chosen_relative_margin")
+            if chosen is not None:
+                filters.append(RelativeMargin(float(chosen)))
         sampler = build_sampler(o)
         all_filters = [ExcludePositives(o["near_duplicates"]), *filters]
         k = resolve_depth(data, o["num_negatives"], all_filters, o["depth"])
-        cand, _, _ = self.candidates(rkey, retriever, dkey, data, k, o["cache_dir"])
+        cand, _ = self.candidates(rkey, retriever, dkey, data, k, o["cache_dir"])
         split = A.hide_fraction(data, fraction, seed)
         vcand = A.restrict(cand, data.positives, split.visible.positives, len(data.corpus))
-        context: dict[str, Any] = {"timings": {}, "cache_dir": o["cache_dir"]}
-        scorers = self.scorers(o)
-        if scorers:
-            context["scorers"] = {sc.name: sc for sc in scorers}
         res = choose(split.visible, vcand, all_filters, sampler, o["num_negatives"], seed, config={},
-                     context=context)
+                     scorers=self.scorers(o), ctx=RunContext(cache_dir=o["cache_dir"]))
         metrics = {"hide_fraction": fraction, **A.negative_metrics(res, split.hidden)}
         write_json(path, metrics)
         entry = state.record("audit", key, path, time.perf_counter() - t0)

@@ -12,7 +12,7 @@ import numpy as np
 
 from negmine._optional import require
 from negmine.retrievers.base import Retriever
-from negmine.types import MiningData
+from negmine.types import MiningData, RunContext
 
 METRICS = ("ndcg@10", "recall@100", "mrr@10", "map@100")
 DEPTH = 100
@@ -69,10 +69,10 @@ def evaluate(data: MiningData, retriever: Retriever, *, cache_dir: str | Path | 
              depth: int = DEPTH) -> Evaluation:
     """Retrieve the top ``depth`` documents for every query of ``data`` (nothing excluded) and
     score them against ``data.positives`` (grades kept, for nDCG)."""
-    context: dict[str, Any] = {"cache_dir": str(cache_dir) if cache_dir else None, "timings": {}}
+    ctx = RunContext(cache_dir=str(cache_dir) if cache_dir else None)
     t0 = time.perf_counter()
-    cand = retriever.retrieve(data, min(depth, len(data.corpus)), context)
+    cand = retriever.retrieve(data, min(depth, len(data.corpus)), ctx)
     t1 = time.perf_counter()
     means, per_query = score_run(qrels_dict(data), run_dict(data, cand.ids, cand.scores))
-    timings = {**context["timings"], "retrieve_s": t1 - t0, "metrics_s": time.perf_counter() - t1}
-    return Evaluation(means, per_query, len(data.queries), timings, dict(context.get("encoding", {})))
+    timings = {**ctx.timings, "retrieve_s": t1 - t0, "metrics_s": time.perf_counter() - t1}
+    return Evaluation(means, per_query, len(data.queries), timings, dict(ctx.encoding))

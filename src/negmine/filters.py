@@ -56,7 +56,7 @@ class FilterInput:
     candidates: Candidates
     data: MiningData
     scorers: dict[str, Any] = field(default_factory=dict)  # name -> Scorer, run on first use
-    context: dict[str, Any] = field(default_factory=dict)
+    cache_dir: str | None = None  # the run's cache directory, handed to scorers
     current: np.ndarray | None = None  # the keep-mask so far (set by the pipeline before each filter)
     matrices: dict[str, ScoreMatrix] = field(default_factory=dict)
     reference: str = "min"  # min | mean | max | pair (pair: rows expanded by expand_pairs first)
@@ -97,8 +97,8 @@ class FilterInput:
             if name not in self.scorers:
                 raise ConfigError(f"a filter needs the {name!r} scorer, which is not configured")
             mask = self.current if self.current is not None else self.candidates.ids >= 0
-            ctx = {**self.context, "score_mask": mask, "judge_mask": mask}
-            self.matrices[name] = self.scorers[name].score(self.data, self.candidates, ctx)
+            self.matrices[name] = self.scorers[name].score(self.data, self.candidates, mask=mask,
+                                                           cache_dir=self.cache_dir)
         return self.matrices[name]
 
     @property

@@ -1,5 +1,11 @@
-"""Mining options as one flat mapping (the CLI flags and the TOML config share these keys), and
-the factory that turns them into data and components."""
+"""Mining options as one flat mapping (the CLI flags, the TOML config and the Python dictionaries of
+``compare`` share these keys), and the factory that turns them into data and components.
+
+Every option is declared once as an :class:`~negmine.registry.Option`: the run's own options
+below, and each component's options in its registry entry (:mod:`negmine.registry`). The CLI
+flags, the TOML validation, the defaults and ``negmine list --options`` all derive from these
+declarations, so they cannot drift apart.
+"""
 
 from __future__ import annotations
 
@@ -11,71 +17,101 @@ import tomllib
 from negmine import filters as F
 from negmine import registry
 from negmine.errors import ConfigError
+from negmine.registry import Option
 from negmine.types import MiningData
 
-#: every option, its default, and its type (for TOML validation)
-DEFAULTS: dict[str, Any] = {
-    "dataset": None, "split": "train", "exclude_splits": None, "corpus": None, "queries": None, "qrels": None,
-    "pairs": None, "drop_unknown": False, "min_relevance": 1.0,
-    "retriever": "bm25", "members": "bm25,dense", "union_score": None, "run": None,
-    "model": "sentence-transformers/all-MiniLM-L6-v2", "query_prompt": None,
-    "document_prompt": None, "max_length": None, "batch_size": 32, "faiss_index": "flat", "hnsw_m": 32,
-    "ef_search": 256, "query_block": 256, "doc_block": 8192, "bm25_k1": 1.5, "bm25_b": 0.75, "bm25_stemmer": None,
-    "sampler": "top", "num_negatives": 5, "temperature": 0.05, "simans_a": 0.5, "simans_b": 0.0,
-    "range_min": 0, "range_max": None, "depth": None, "max_score": None, "min_score": None,
-    "absolute_margin": None, "relative_margin": None, "near_duplicates": True,
-    "cross_encoder": None, "ce_max_score": None, "ce_margin": None, "ce_activation": "sigmoid",
-    "llm_base_url": None, "llm_model": None, "llm_verify_model": None, "llm_api_key_env": "OPENAI_API_KEY",
-    "llm_batch_size": 10, "llm_concurrency": 4, "llm_timeout": 60.0, "llm_retries": 3, "llm_drop": "better",
-    "llm_max_flagged": 7,
-    "judge_action": "drop",
-    "target_fnr": None, "seed": 0, "cache_dir": None, "out": None, "overwrite": False, "format": "parquet",
-}
-_TYPES: dict[str, tuple[type, ...]] = {
-    "drop_unknown": (bool,), "overwrite": (bool,), "near_duplicates": (bool,),
-    "min_relevance": (int, float), "max_length": (int,), "batch_size": (int,), "hnsw_m": (int,),
-    "ef_search": (int,), "query_block": (int,), "doc_block": (int,), "bm25_k1": (int, float),
-    "bm25_b": (int, float), "num_negatives": (int,), "temperature": (int, float), "simans_a": (int, float),
-    "simans_b": (int, float), "range_min": (int,), "range_max": (int,), "depth": (int,),
-    "max_score": (int, float), "min_score": (int, float), "absolute_margin": (int, float),
-    "relative_margin": (int, float), "target_fnr": (int, float), "seed": (int,), "exclude_splits": (str, list),
-    "members": (str, list), "ce_max_score": (int, float), "ce_margin": (int, float), "llm_batch_size": (int,),
-    "llm_concurrency": (int,), "llm_timeout": (int, float), "llm_retries": (int,), "llm_max_flagged": (int,),
+#: the run's own options, by group (components' options live in their registry entries)
+RUN_OPTIONS: dict[str, tuple[Option, ...]] = {
+    "input": (
+        Option("dataset", str, None, "BEIR directory (corpus.jsonl, queries.jsonl, qrels/)"),
+        Option("split", str, "train", "qrels split to mine"),
+        Option("exclude_splits", str, None,
+               "comma-separated splits whose positives are never negatives (default: every split)",
+               multiple=True),
+        Option("corpus", str, None, "corpus jsonl/parquet (_id, title, text)"),
+        Option("queries", str, None, "queries jsonl/parquet (_id, text)"),
+        Option("qrels", str, None, "qrels TSV with header (query-id, corpus-id, score)"),
+        Option("pairs", str, None, "jsonl/parquet with anchor/positive text columns"),
+        Option("drop_unknown", bool, False, "skip qrels naming unknown ids (counted in the report)"),
+        Option("min_relevance", float, 1.0, "lowest grade that is a positive"),
+    ),
+    "retrieval": (
+        Option("retriever", str, "bm25", "bm25 | dense | faiss | union | hybrid | precomputed"),
+        Option("members", str, "bm25,dense", "retrievers of union/hybrid, comma-separated", multiple=True),
+        Option("depth", int, None, "candidates per query (default: range_max, or 100 + positives)", low=1),
+        Option("cache_dir", str, None, "embedding and score cache directory"),
+    ),
+    "sampling": (
+        Option("sampler", str, "top", "top | random | softmax | simans"),
+        Option("num_negatives", int, 5, "negatives per query", low=1, high=100_000),
+        Option("seed", int, 0, "random seed"),
+        Option("target_fnr", float, None,
+               "calibrate the filters to this hidden-positive false-negative rate", low=0, high=1, high_open=True),
+        Option("min_coverage", float, None,
+               "with --target-fnr: least share of queries that must get all their negatives", low=0, high=1),
+    ),
+    "output": (
+        Option("out", str, None, "output directory (required)"),
+        Option("overwrite", bool, False, "replace a different run in --out"),
+        Option("format", str, "parquet", "mined file format", choices=("parquet", "jsonl")),
+        Option("query_shard", int, 4096, "queries per retrieval shard (the unit a killed run resumes from)",
+               low=1),
+    ),
 }
 
 
-#: options limited to a few values (argparse checks the flags; this checks the TOML)
-CHOICES: dict[str, tuple[str, ...]] = {
-    "format": ("parquet", "jsonl"), "faiss_index": ("flat", "hnsw"), "ce_activation": ("sigmoid", "none"),
-    "llm_drop": ("better", "relevant"), "judge_action": ("drop", "relabel"),
-}
+def _families() -> list[registry.Registry]:
+    return [registry.retrievers, registry.scorers, registry.filters, registry.samplers]
+
+
+def all_options() -> dict[str, Option]:
+    """Every option by key: the run's, then each component family's (first declaration wins)."""
+    out: dict[str, Option] = {}
+    for group in RUN_OPTIONS.values():
+        for o in group:
+            out.setdefault(o.key, o)
+    for fam in _families():
+        for o in fam.options():
+            out.setdefault(o.key, o)
+    return out
+
+
+OPTIONS: dict[str, Option] = all_options()
+#: every option and its default
+DEFAULTS: dict[str, Any] = {k: o.default for k, o in OPTIONS.items()}
+#: options limited to a few values
+CHOICES: dict[str, tuple[str, ...]] = {k: o.choices for k, o in OPTIONS.items() if o.choices}
+
+
+def check(values: dict[str, Any], where: str = "") -> dict[str, Any]:
+    """Validate and convert every known option of ``values`` (numbers finite and in range,
+    choices, types); unknown keys are an error naming the known ones."""
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        k = key.replace("-", "_")
+        if k not in OPTIONS:
+            raise ConfigError(f"{where + ': ' if where else ''}unknown option {key!r}; known options: "
+                              f"{', '.join(sorted(OPTIONS))}")
+        opt = OPTIONS[k]
+        out[k] = opt.check(value, where or opt.flag, name=repr(key) if where else None)
+    return out
 
 
 def load_config(path: str | Path) -> dict[str, Any]:
     """Read a TOML config (keys as the CLI flags, with ``-`` or ``_``; an optional ``[mine]``
-    table) and validate names and types."""
+    table) and validate names, types and ranges."""
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"{p}: config file not found; check --config")
     try:
-        raw = tomllib.loads(p.read_text(encoding="utf-8"))
+        raw = tomllib.loads(p.read_text(encoding="utf-8-sig"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{p}: not UTF-8 text; save the config as UTF-8") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{p}: invalid TOML ({exc}); fix the file") from None
     if isinstance(raw.get("mine"), dict):
         raw = {**{k: v for k, v in raw.items() if k != "mine"}, **raw["mine"]}
-    out: dict[str, Any] = {}
-    for key, value in raw.items():
-        k = key.replace("-", "_")
-        if k not in DEFAULTS:
-            raise ConfigError(f"{p}: unknown option {key!r}; known options: {', '.join(sorted(DEFAULTS))}")
-        types = _TYPES.get(k, (str,))
-        if (isinstance(value, bool) and bool not in types) or not isinstance(value, types):
-            want = " or ".join(t.__name__ for t in types)
-            raise ConfigError(f"{p}: option {key!r} must be {want}, got {value!r}")
-        if k in CHOICES and value not in CHOICES[k]:
-            raise ConfigError(f"{p}: option {key!r} must be one of {', '.join(CHOICES[k])}, got {value!r}")
-        out[k] = value
-    return out
+    return check(raw, str(p))
 
 
 def merge(config: dict[str, Any], flags: dict[str, Any]) -> dict[str, Any]:
@@ -83,24 +119,36 @@ def merge(config: dict[str, Any], flags: dict[str, Any]) -> dict[str, Any]:
     return {**DEFAULTS, **config, **{k: v for k, v in flags.items() if k in DEFAULTS}}
 
 
+def _split_list(value: Any) -> list[str]:
+    items = value.split(",") if isinstance(value, str) else list(value or [])
+    return [s.strip() for s in items if s and s.strip()]
+
+
 def load_data(o: dict[str, Any]) -> MiningData:
     from negmine.data import load_beir, load_files, load_pairs
 
-    given = [k for k in ("dataset", "pairs") if o[k]] + (["corpus/queries/qrels"] if o["qrels"] else [])
+    files = [k for k in ("corpus", "queries", "qrels") if o.get(k)]
+    given = [k for k in ("dataset", "pairs") if o.get(k)] + (["corpus/queries/qrels"] if o.get("qrels") else [])
+    if o.get("dataset") and files:
+        raise ConfigError(f"--dataset cannot be combined with --{', --'.join(files)}: the dataset directory "
+                          "already holds them; pass either --dataset DIR or the files")
+    if o.get("pairs") and (o.get("queries") or o.get("qrels")):
+        raise ConfigError("--pairs cannot be combined with --queries/--qrels: pairs carry their own queries and "
+                          "positives; pass either --pairs F [--corpus F] or --corpus F --queries F --qrels F")
     if len(given) != 1:
         raise ConfigError(
             "pass exactly one input: --dataset DIR, or --corpus F --queries F --qrels F, or --pairs F [--corpus F]"
             + (f" (got {', '.join(given)})" if given else "")
         )
-    excl = o["exclude_splits"]
+    excl = o.get("exclude_splits")
     if isinstance(excl, str):
-        excl = [s for s in excl.split(",") if s]
-    if o["dataset"]:
+        excl = _split_list(excl)
+    if o.get("dataset"):
         return load_beir(o["dataset"], o["split"], exclude_splits=excl, drop_unknown=o["drop_unknown"],
                          min_relevance=o["min_relevance"])
-    if o["pairs"]:
-        return load_pairs(o["pairs"], corpus=o["corpus"])
-    if not (o["corpus"] and o["queries"]):
+    if o.get("pairs"):
+        return load_pairs(o["pairs"], corpus=o.get("corpus"))
+    if not (o.get("corpus") and o.get("queries")):
         raise ConfigError("--qrels needs --corpus and --queries too")
     return load_files(o["corpus"], o["queries"], o["qrels"], exclude_qrels=excl or (),
                       drop_unknown=o["drop_unknown"], min_relevance=o["min_relevance"])
@@ -108,78 +156,93 @@ def load_data(o: dict[str, Any]) -> MiningData:
 
 def build_retriever(o: dict[str, Any]) -> Any:
     name = o["retriever"]
-    registry.retrievers.get(name)  # unknown names fail here, listing the known ones
+    entry = registry.retrievers.get(name)  # unknown names fail here, listing the known ones
     if name in ("union", "hybrid"):
-        members = o["members"].split(",") if isinstance(o["members"], str) else list(o["members"])
+        members = _split_list(o["members"])
         if any(m in ("union", "hybrid") for m in members):
             raise ConfigError("--members cannot contain union or hybrid; list plain retrievers, e.g. bm25,dense")
-        built = [build_retriever({**o, "retriever": m.strip()}) for m in members if m.strip()]
-        if name == "hybrid":
-            return registry.retrievers.create(name, members=built)
-        return registry.retrievers.create(name, members=built, score=o["union_score"])
-    if name == "precomputed":
-        if not o["run"]:
-            raise ConfigError("--retriever precomputed needs --run FILE (a TREC run or an npz)")
-        return registry.retrievers.create(name, path=o["run"])
-    if name == "bm25":
-        return registry.retrievers.create(name, k1=float(o["bm25_k1"]), b=float(o["bm25_b"]),
-                                          stemmer=o["bm25_stemmer"])
-    common = {"model": o["model"], "query_prompt": o["query_prompt"], "document_prompt": o["document_prompt"],
-              "batch_size": o["batch_size"], "max_length": o["max_length"]}
-    if name == "dense":
-        return registry.retrievers.create(name, query_block=o["query_block"], doc_block=o["doc_block"], **common)
-    return registry.retrievers.create(name, index=o["faiss_index"], m=o["hnsw_m"], ef_search=o["ef_search"],
-                                      **common)
+        if not members:
+            raise ConfigError(f"--retriever {name} needs --members, e.g. bm25,dense")
+        built = [build_retriever({**o, "retriever": m}) for m in members]
+        return entry.build(o, members=built)
+    if name == "precomputed" and not o.get("run"):
+        raise ConfigError("--retriever precomputed needs --run FILE (a TREC run or an npz)")
+    return entry.build(o)
+
+
+#: filters enabled by setting their option, in the order they run (after exclude-positives)
+OPTION_FILTERS: tuple[tuple[str, str], ...] = (
+    ("absolute_margin", "absolute-margin"),
+    ("relative_margin", "relative-margin"),
+    ("max_score", "max-score"),
+    ("min_score", "min-score"),
+    ("ce_max_score", "ce-max-score"),
+    ("ce_margin", "ce-margin"),
+)
 
 
 def build_filters(o: dict[str, Any]) -> list[Any]:
+    """The user's filters, in order (``ExcludePositives`` is added by the pipeline)."""
     out: list[Any] = []
-    if o["range_min"] or o["range_max"] is not None:
-        out.append(F.RankWindow(int(o["range_min"]), o["range_max"]))
-    if o["absolute_margin"] is not None:
-        out.append(F.AbsoluteMargin(o["absolute_margin"]))
-    if o["relative_margin"] is not None:
-        out.append(F.RelativeMargin(o["relative_margin"]))
-    if o["max_score"] is not None:
-        out.append(F.MaxScore(o["max_score"]))
-    if o["min_score"] is not None:
-        out.append(F.MinScore(o["min_score"]))
-    if (o["ce_max_score"] is not None or o["ce_margin"] is not None) and not o["cross_encoder"]:
+    if o.get("range_min") or o.get("range_max") is not None:
+        out.append(registry.filters.get("rank-window").build(o))
+    for key, name in OPTION_FILTERS:
+        if o.get(key) is not None:
+            out.append(registry.filters.get(name).build(o))
+    if (o.get("ce_max_score") is not None or o.get("ce_margin") is not None) and not o.get("cross_encoder"):
         raise ConfigError("--ce-max-score/--ce-margin need --cross-encoder NAME_OR_PATH")
-    if o["ce_max_score"] is not None:
-        out.append(F.CrossEncoderMaxScore(o["ce_max_score"]))
-    if o["ce_margin"] is not None:
-        out.append(F.CrossEncoderMargin(o["ce_margin"]))
-    if o["llm_model"]:
-        if o["judge_action"] not in ("drop", "relabel"):
-            raise ConfigError(f"--judge-action must be drop or relabel, got {o['judge_action']!r}")
-        out.append(F.JudgeFilter(drop=o["llm_drop"], max_flagged=o["llm_max_flagged"],
-                                 relabel=o["judge_action"] == "relabel"))
+    if o.get("llm_model"):
+        spec = {x.key: x for x in registry.filters.get("llm-judge").options}
+        out.append(F.JudgeFilter(drop=spec["llm_drop"].check(o.get("llm_drop", "better")),
+                                 max_flagged=spec["llm_max_flagged"].check(o.get("llm_max_flagged", 7)),
+                                 relabel=spec["judge_action"].check(o.get("judge_action", "drop")) == "relabel"))
     return out
 
 
 def build_scorers(o: dict[str, Any]) -> list[Any]:
     """Scorers named by the options: ``--cross-encoder`` and/or ``--llm-model``."""
     out: list[Any] = []
-    if o["cross_encoder"]:
-        out.append(registry.scorers.create("cross-encoder", model=o["cross_encoder"], batch_size=o["batch_size"],
-                                           activation=o["ce_activation"], cache_dir=o["cache_dir"]))
-    if o["llm_model"]:
-        if not o["llm_base_url"]:
-            raise ConfigError("--llm-model needs --llm-base-url (an OpenAI-compatible endpoint, e.g. http://localhost:8000/v1)")
-        out.append(registry.scorers.create(
-            "llm-judge", base_url=o["llm_base_url"], model=o["llm_model"], verify_model=o["llm_verify_model"],
-            api_key_env=o["llm_api_key_env"], batch_size=o["llm_batch_size"], max_concurrency=o["llm_concurrency"],
-            timeout_s=float(o["llm_timeout"]), max_retries=o["llm_retries"], cache_dir=o["cache_dir"],
-        ))
+    if o.get("cross_encoder"):
+        out.append(registry.scorers.get("cross-encoder").build(o, cache_dir=None))
+    if o.get("llm_model"):
+        if not o.get("llm_base_url"):
+            raise ConfigError("--llm-model needs --llm-base-url (an OpenAI-compatible endpoint, "
+                              "e.g. http://localhost:8000/v1)")
+        out.append(registry.scorers.get("llm-judge").build(o, cache_dir=None))
     return out
 
 
 def build_sampler(o: dict[str, Any]) -> Any:
-    name = o["sampler"]
-    registry.samplers.get(name)
-    if name == "softmax":
-        return registry.samplers.create(name, temperature=float(o["temperature"]))
-    if name == "simans":
-        return registry.samplers.create(name, a=float(o["simans_a"]), b=float(o["simans_b"]))
-    return registry.samplers.create(name)
+    return registry.samplers.get(o["sampler"]).build(o)
+
+
+def plan_from_options(o: dict[str, Any], data: MiningData, retriever: Any, scorers: list[Any] | None = None) -> Any:
+    """The :class:`negmine.pipeline.Plan` the options ask for (validated; no work done)."""
+    from negmine.pipeline import plan
+
+    o = {**DEFAULTS, **o}
+    return plan(data, retriever, build_filters(o), build_sampler(o), o["num_negatives"], o["seed"],
+                depth=o["depth"], near_duplicates=o["near_duplicates"],
+                scorers=scorers if scorers is not None else build_scorers(o),
+                target_fnr=o["target_fnr"], min_coverage=o["min_coverage"])
+
+
+def mine_from_options(o: dict[str, Any], *, data: MiningData | None = None, retriever: Any = None,
+                      scorers: list[Any] | None = None, candidates: Any = None, out: str | Path | None = None,
+                      extra_manifest: dict[str, Any] | None = None) -> Any:
+    """Mine as the flat options ``o`` say (defaults filled in): the one way the CLI, ``compare``
+    and ``train --remine-every`` turn options into :func:`negmine.mine` — data, retriever,
+    filters, sampler, scorers and calibration alike. ``data``, ``retriever``, ``scorers`` and
+    ``candidates`` may be passed in when the caller already built them (sweeps share them)."""
+    from negmine.pipeline import mine
+
+    o = {**DEFAULTS, **o}
+    retriever = retriever if retriever is not None else build_retriever(o)
+    filters, sampler = build_filters(o), build_sampler(o)
+    scorers = scorers if scorers is not None else build_scorers(o)
+    data = data if data is not None else load_data(o)
+    return mine(data, retriever, filters, sampler, o["num_negatives"], o["seed"], depth=o["depth"],
+                near_duplicates=o["near_duplicates"], cache_dir=o["cache_dir"], scorers=scorers,
+                target_fnr=o["target_fnr"], min_coverage=o["min_coverage"], candidates=candidates, out=out,
+                overwrite=bool(o["overwrite"]), fmt=o["format"], extra_manifest=extra_manifest,
+                query_shard=o["query_shard"])

@@ -1,31 +1,36 @@
-"""``mine(...)``: retrieve → filter → sample, returning a :class:`MiningResult`.
+"""``mine(...)``: the one orchestration path — retrieve → (calibrate) → score → filter → sample →
+(commit), returning a :class:`~negmine.types.MiningResult`.
 
-Thin orchestration: every stage is a component with its own options; stages exchange plain
-arrays (see :mod:`negmine.types`).
+Every caller — the Python API, ``negmine mine``, ``compare``, ``train --remine-every`` and the
+sentence-transformers drop-in — ends here. Stages exchange plain arrays (see :mod:`negmine.types`);
+run state is typed (:class:`~negmine.types.RunContext`, :class:`Plan`), never a dict of string
+keys. Given an output directory, the run is a set of stages on disk (:mod:`negmine.rundir`):
+retrieval is stored by query shard, so a killed run resumes from its last complete shard, a
+changed sampler or filter reuses the retrieval, and the result is committed as a whole.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from functools import cached_property
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from negmine._progress import progress
 from negmine.errors import ConfigError
 from negmine.filters import ExcludePositives, Filter, FilterInput, RankWindow
 from negmine.retrievers.base import Retriever
 from negmine.samplers import SampleInput, Sampler, Top, select, string_keys
-from negmine.types import Candidates, MiningData
+from negmine.types import Candidates, MiningData, MiningResult, Qrels, Queries, RunContext, run_id
 
-__all__ = ["MiningResult", "choose", "mine", "prepare", "resolve_depth"]
+__all__ = ["MiningResult", "Plan", "choose", "mine", "plan", "prepare", "resolve_depth", "retrieve", "run_id"]
 
 DEFAULT_DEPTH = 100
+#: queries per retrieval shard: the unit a killed run resumes from
+QUERY_SHARD = 4096
 
 
 def resolve_depth(data: MiningData, num_negatives: int, filters: Sequence[Filter], depth: int | None) -> int:
@@ -42,87 +47,10 @@ def resolve_depth(data: MiningData, num_negatives: int, filters: Sequence[Filter
         k = max(DEFAULT_DEPTH, (window.range_min if window else 0) + num_negatives + most)
     if k < 1:
         raise ConfigError(f"depth must be >= 1, got {k}")
+    if window is not None and window.range_min >= len(data.corpus):
+        raise ConfigError(f"the rank window starts at range_min {window.range_min} but the corpus has only "
+                          f"{len(data.corpus)} documents, so no candidate can be in it; lower --range-min")
     return min(k, len(data.corpus))
-
-
-@dataclass
-class MiningResult:
-    """The outcome of :func:`mine`: the candidates, which survived each filter, which were chosen,
-    and a structured report.
-
-    ``columns int64[n_queries, num_negatives]`` are positions in the candidate rows (``-1`` =
-    shortfall); :meth:`negatives` turns them into document rows.
-    """
-
-    data: MiningData
-    candidates: Candidates
-    keep: np.ndarray
-    columns: np.ndarray
-    num_negatives: int
-    seed: int
-    config: dict[str, Any]
-    filter_counts: list[tuple[str, int]]
-    timings: dict[str, float]
-    context: dict[str, Any] = field(default_factory=dict)
-
-    @cached_property
-    def positive_reference(self) -> np.ndarray:
-        return FilterInput(self.candidates, self.data).positive_reference
-
-    @cached_property
-    def report(self) -> dict[str, Any]:
-        from negmine.report.stats import build_report
-
-        return build_report(self)
-
-    def negatives(self) -> tuple[np.ndarray, np.ndarray]:
-        """``(doc_rows int64[n_q, n], scores float32[n_q, n])``, ``-1`` / ``-inf`` for a shortfall."""
-        ok = self.columns >= 0
-        c = np.where(ok, self.columns, 0)
-        rows = np.where(ok, np.take_along_axis(self.candidates.ids, c, axis=1), -1)
-        scores = np.where(ok, np.take_along_axis(self.candidates.scores, c, axis=1), -np.inf)
-        return rows, scores.astype(np.float32)
-
-    def to_rows(self) -> list[dict[str, Any]]:
-        """One dict per query (sorted by query id) in the canonical ``mined`` schema."""
-        from negmine.writers.mined import result_rows
-
-        return result_rows(self)
-
-    def save(self, directory: str | Path, *, overwrite: bool = False, fmt: str = "parquet",
-             extra_manifest: dict[str, Any] | None = None) -> Path:
-        """Write ``mined.parquet`` (or ``.jsonl``), ``texts`` for exports, ``manifest.json`` and
-        ``report.json`` atomically into ``directory``."""
-        from negmine.writers.mined import save_result
-
-        return save_result(self, Path(directory), overwrite=overwrite, fmt=fmt, extra_manifest=extra_manifest)
-
-    def to_dataset(self, fmt: str = "n-tuple", *, with_scores: bool = False) -> Any:
-        """The mined data as a ``datasets.Dataset`` in an export format (extra ``hf``)."""
-        from negmine._optional import require
-        from negmine.writers.export import export_rows, rows_to_columns
-
-        datasets = require("datasets")
-        rows = export_rows(fmt, self.to_rows(), self.texts(), num_negatives=self.num_negatives,
-                           with_scores=with_scores)
-        return datasets.Dataset.from_dict(rows_to_columns(rows))
-
-    def texts(self) -> dict[tuple[str, str], dict[str, str]]:
-        """``{("query"|"doc", id): {"title", "text"}}`` for every query and referenced document."""
-        from negmine.writers.mined import referenced_texts
-
-        return referenced_texts(self)
-
-    def run_id(self) -> str:
-        """Identity of the *requested* run (a calibrated run is identified by its target, not by
-        the margin calibration chose)."""
-        return run_id(self.context.get("request_config", self.config), self.data)
-
-
-def run_id(config: dict[str, Any], data: MiningData) -> str:
-    """Identity of a run: the resolved configuration and the data fingerprint."""
-    blob = json.dumps(config, sort_keys=True, default=str) + data.fingerprint()
-    return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
 
 def build_config(data: MiningData, retriever: Retriever, filters: Sequence[Filter], sampler: Sampler,
@@ -137,6 +65,69 @@ def build_config(data: MiningData, retriever: Retriever, filters: Sequence[Filte
     }
 
 
+@dataclass
+class Plan:
+    """A validated request, before any work: the filters (``ExcludePositives`` first), sampler,
+    scorers, depth, and the configuration that identifies the run."""
+
+    filters: list[Filter]
+    sampler: Sampler
+    scorers: list[Any]
+    depth: int
+    num_negatives: int
+    seed: int
+    request: dict[str, Any]
+    target_fnr: float | None = None
+    min_coverage: float | None = None
+
+    def run_id(self, data: MiningData) -> str:
+        return run_id(self.request, data)
+
+
+def plan(
+    data: MiningData,
+    retriever: Retriever,
+    filters: Sequence[Filter] = (),
+    sampler: Sampler | None = None,
+    num_negatives: int = 5,
+    seed: int = 0,
+    *,
+    depth: int | None = None,
+    near_duplicates: bool = True,
+    scorers: Sequence[Any] = (),
+    target_fnr: float | None = None,
+    min_coverage: float | None = None,
+) -> Plan:
+    """Validate options and resolve defaults without doing any work, so that bad options are
+    refused before anything is written."""
+    if isinstance(num_negatives, bool) or not isinstance(num_negatives, int) or num_negatives < 1:
+        raise ConfigError(f"num_negatives must be an integer >= 1, got {num_negatives!r}; pass --num-negatives 1+")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ConfigError(f"seed must be an integer, got {seed!r}")
+    if target_fnr is not None and not (isinstance(target_fnr, (int, float)) and 0 <= target_fnr < 1):
+        raise ConfigError(f"target_fnr must be a number in [0, 1), got {target_fnr!r}")
+    if min_coverage is not None and target_fnr is None:
+        raise ConfigError("min_coverage only applies with target_fnr; pass --target-fnr too")
+    user = [f for f in filters if not isinstance(f, ExcludePositives)]
+    all_filters: list[Filter] = [ExcludePositives(near_duplicates=near_duplicates), *user]
+    sampler = sampler or Top()
+    names = {s.name for s in scorers}
+    for f in all_filters:
+        needs = getattr(f, "needs", None)
+        if needs is not None and needs not in names:
+            flag = "--cross-encoder NAME_OR_PATH" if needs == "cross-encoder" else "--llm-model and --llm-base-url"
+            raise ConfigError(f"filter {f.name!r} needs the {needs!r} scorer; configure it ({flag})")
+    k = resolve_depth(data, num_negatives, all_filters, depth)
+    request = build_config(data, retriever, all_filters, sampler, num_negatives, seed, k)
+    if scorers:
+        request["scorers"] = [s.config() for s in scorers]
+    if target_fnr is not None:
+        request["target_fnr"] = target_fnr
+        if min_coverage is not None:
+            request["min_coverage"] = min_coverage
+    return Plan(all_filters, sampler, list(scorers), k, num_negatives, seed, request, target_fnr, min_coverage)
+
+
 def prepare(
     data: MiningData,
     retriever: Retriever,
@@ -147,17 +138,157 @@ def prepare(
     depth: int | None = None,
     near_duplicates: bool = True,
 ) -> tuple[list[Filter], Sampler, int, dict[str, Any]]:
-    """Validate options and resolve defaults without doing any work: ``(filters, sampler, depth,
-    config)``. Lets the CLI refuse bad options before anything is written."""
-    if not isinstance(num_negatives, int) or num_negatives < 1:
-        raise ConfigError(f"num_negatives must be an integer >= 1, got {num_negatives!r}; pass --num-negatives 1+")
-    if not isinstance(seed, int):
-        raise ConfigError(f"seed must be an integer, got {seed!r}")
-    user_filters = [f for f in filters if not isinstance(f, ExcludePositives)]
-    all_filters: list[Filter] = [ExcludePositives(near_duplicates=near_duplicates), *user_filters]
-    sampler = sampler or Top()
-    k = resolve_depth(data, num_negatives, all_filters, depth)
-    return all_filters, sampler, k, build_config(data, retriever, all_filters, sampler, num_negatives, seed, k)
+    """``(filters, sampler, depth, config)`` of :func:`plan` (kept for audits and sweeps)."""
+    p = plan(data, retriever, filters, sampler, num_negatives, seed, depth=depth, near_duplicates=near_duplicates)
+    return p.filters, p.sampler, p.depth, p.request
+
+
+# -- retrieve, by query shard ------------------------------------------------------------------
+
+
+def query_slice(data: MiningData, start: int, stop: int) -> MiningData:
+    """The queries ``start:stop`` of ``data`` with their positives (the same corpus object)."""
+
+    def rows(q: Qrels) -> Qrels:
+        a, b = int(q.indptr[start]), int(q.indptr[stop])
+        return Qrels(q.indptr[start : stop + 1] - a, q.indices[a:b], q.grades[a:b])
+
+    queries = Queries(data.queries.ids[start:stop], data.queries.texts[start:stop])
+    return MiningData(data.corpus, queries, rows(data.positives), rows(data.exclude), data.stats, data.sources)
+
+
+def _pad(a: np.ndarray, width: int, fill: Any) -> np.ndarray:
+    if a.shape[1] == width:
+        return a
+    pad = [(0, 0), (0, width - a.shape[1])] + [(0, 0)] * (a.ndim - 2)
+    return np.pad(a, pad, constant_values=fill)
+
+
+def concat_candidates(parts: Sequence[Candidates]) -> Candidates:
+    """Stack per-shard candidates (row order kept), padding to the widest shard."""
+    if len(parts) == 1:
+        return parts[0]
+    width = max(p.ids.shape[1] for p in parts)
+    multi = parts[0].member_ranks is not None
+    return Candidates(
+        ids=np.concatenate([_pad(p.ids, width, -1) for p in parts]),
+        scores=np.concatenate([_pad(p.scores, width, -np.inf) for p in parts]),
+        sources=np.concatenate([_pad(p.sources, width, 0) for p in parts]),
+        source_names=list(parts[0].source_names),
+        positive_scores=np.concatenate([p.positive_scores for p in parts]),
+        member_ranks=np.concatenate([_pad(p.member_ranks, width, -1) for p in parts  # type: ignore[arg-type]
+                                     ]) if multi else None,
+        member_scores=np.concatenate([_pad(p.member_scores, width, -np.inf) for p in parts  # type: ignore[arg-type]
+                                      ]) if multi else None,
+    )
+
+
+def retrieve(data: MiningData, retriever: Retriever, k: int, ctx: RunContext, *, stages: Any = None,
+             query_shard: int = QUERY_SHARD) -> Candidates:
+    """The top ``k`` candidates of every query, retrieved ``query_shard`` queries at a time. With
+    ``stages`` (a :class:`negmine.rundir.StageStore`), each finished shard is stored and a stored
+    shard is loaded instead of retrieved: a killed run resumes from its last complete shard."""
+    n_q = len(data.queries)
+    bounds = [(a, min(a + query_shard, n_q)) for a in range(0, n_q, query_shard)] or [(0, 0)]
+    from negmine.rundir import fault
+
+    parts: list[Candidates] = []
+    reused = 0
+    shards = progress(bounds, desc="retrieve", total=len(bounds), unit="shard") if len(bounds) > 1 else bounds
+    for a, b in shards:
+        got = stages.load(a, b) if stages is not None else None
+        if got is None:
+            sub = data if (a, b) == (0, n_q) else query_slice(data, a, b)
+            got = retriever.retrieve(sub, k, ctx)
+            if stages is not None:
+                stages.save(a, b, got)
+                fault(f"retrieve-shard-{len(parts) + 1}")
+        else:
+            reused += 1
+        parts.append(got)
+    if stages is not None:
+        ctx.stats["retrieval_shards"] = len(bounds)
+        ctx.stats["retrieval_shards_reused"] = reused
+    return concat_candidates(parts)
+
+
+# -- filter and sample ---------------------------------------------------------------------------
+
+
+def choose(
+    data: MiningData,
+    cand: Candidates,
+    filters: Sequence[Filter],
+    sampler: Sampler,
+    num_negatives: int,
+    seed: int,
+    *,
+    config: dict[str, Any],
+    scorers: Sequence[Any] | dict[str, Any] = (),
+    ctx: RunContext | None = None,
+    request: dict[str, Any] | None = None,
+    calibration: dict[str, Any] | None = None,
+    t_start: float | None = None,
+) -> MiningResult:
+    """Filter and sample already retrieved candidates (``filters`` in order, ``ExcludePositives``
+    included). Several settings can share one retrieval this way (audits, sweeps)."""
+    ctx = ctx if ctx is not None else RunContext()
+    by_name = dict(scorers) if isinstance(scorers, dict) else {s.name: s for s in scorers}
+    t0 = time.perf_counter()
+    t_start = t0 if t_start is None else t_start
+    inp = FilterInput(cand, data, scorers=by_name, cache_dir=ctx.cache_dir)
+    keep = cand.ids >= 0
+    counts: list[tuple[str, int]] = []
+    for f in filters:
+        needs = getattr(f, "needs", None)
+        if needs is not None and needs not in by_name:
+            raise ConfigError(f"filter {f.name!r} needs the {needs!r} scorer; configure it (e.g. --cross-encoder)")
+        inp.current = keep
+        new = keep & f.keep(inp)
+        counts.append((f.name, int(keep.sum() - new.sum())))
+        keep = new
+    t1 = time.perf_counter()
+
+    doc_keys_all = string_keys(data.corpus.ids)
+    doc_keys = np.where(cand.ids >= 0, doc_keys_all[np.where(cand.ids >= 0, cand.ids, 0)], np.uint64(0))
+    sinp = SampleInput(
+        scores=cand.scores, keep=keep, query_keys=string_keys(data.queries.ids), doc_keys=doc_keys,
+        positive_reference=inp.positive_reference, seed=seed,
+    )
+    cols = select(sampler, sinp, num_negatives)
+    t2 = time.perf_counter()
+    timings = dict(ctx.timings)
+    timings.update(filter_s=t1 - t0, sample_s=t2 - t1, total_s=t2 - t_start)
+    return MiningResult(
+        data=data, candidates=cand, keep=keep, columns=cols, num_negatives=num_negatives, seed=seed,
+        config=config, filter_counts=counts, timings=timings, positive_reference=inp.positive_reference,
+        request=request if request is not None else config, filters=list(filters), matrices=inp.matrices,
+        encoding=dict(ctx.encoding), stats=dict(ctx.stats), calibration=calibration,
+    )
+
+
+def _select(data: MiningData, cand: Candidates, p: Plan, retriever: Retriever, ctx: RunContext,
+            t_start: float) -> MiningResult:
+    """Calibrate when asked, then filter and sample."""
+    filters, sampler, calibration = p.filters, p.sampler, None
+    if p.target_fnr is not None:
+        from negmine.calibrate import calibrate
+
+        # calibration searches the retrieval-score policies; scorer-backed filters (cross-encoder,
+        # judge) are applied after it, on top of the chosen policy
+        plain = [f for f in p.filters if getattr(f, "needs", None) is None]
+        scored = [f for f in p.filters if getattr(f, "needs", None) is not None]
+        t0 = time.perf_counter()
+        cal = calibrate(data, cand, plain, p.sampler, p.num_negatives, p.seed, target_fnr=p.target_fnr,
+                        min_coverage=p.min_coverage)
+        ctx.timings["calibrate_s"] = time.perf_counter() - t0
+        filters, sampler, calibration = [*cal.filters, *scored], cal.sampler, cal.record
+    config = build_config(data, retriever, filters, sampler, p.num_negatives, p.seed, p.depth)
+    for key in ("scorers", "target_fnr", "min_coverage"):
+        if key in p.request:
+            config[key] = p.request[key]
+    return choose(data, cand, filters, sampler, p.num_negatives, p.seed, config=config, scorers=p.scorers,
+                  ctx=ctx, request=p.request, calibration=calibration, t_start=t_start)
 
 
 def mine(
@@ -172,6 +303,15 @@ def mine(
     near_duplicates: bool = True,
     cache_dir: str | Path | None = None,
     scorers: Sequence[Any] = (),
+    target_fnr: float | None = None,
+    min_coverage: float | None = None,
+    candidates: Candidates | None = None,
+    out: str | Path | None = None,
+    overwrite: bool = False,
+    fmt: str = "parquet",
+    extra_manifest: dict[str, Any] | None = None,
+    query_shard: int = QUERY_SHARD,
+    device: str = "cpu",
 ) -> MiningResult:
     """Mine ``num_negatives`` hard negatives for every query of ``data``.
 
@@ -194,71 +334,46 @@ def mine(
     near_duplicates
         Also exclude documents whose normalised text equals a positive's.
     cache_dir
-        Directory of the embedding cache (dense retrievers).
+        Directory of the embedding and score caches.
     scorers
         Second opinions (``CrossEncoderScorer``, ``LLMJudge``) that filters such as
         ``CrossEncoderMaxScore`` or ``JudgeFilter`` read; each runs once, on first use, on the
         cells the earlier filters kept.
+    target_fnr, min_coverage
+        Calibrate the filters on the data's own known positives to this hidden-positive
+        false-negative rate (see :mod:`negmine.calibrate`); the choice is in ``result.calibration``.
+    candidates
+        Already retrieved candidates of ``data`` (with this retriever and depth): skip retrieval.
+    out
+        Run directory: retrieval is stored there by query shard while mining (a killed run,
+        re-run identically, resumes), and the result is committed there as a whole (see
+        :meth:`MiningResult.save`). A directory holding a different run is refused unless
+        ``overwrite``.
+    query_shard
+        Queries per retrieval shard (results do not depend on it).
     """
-    all_filters, sampler, k, config = prepare(
-        data, retriever, filters, sampler, num_negatives, seed, depth, near_duplicates
-    )
-    context: dict[str, Any] = {"cache_dir": str(cache_dir) if cache_dir else None, "timings": {}}
+    p = plan(data, retriever, filters, sampler, num_negatives, seed, depth=depth, near_duplicates=near_duplicates,
+             scorers=scorers, target_fnr=target_fnr, min_coverage=min_coverage)
+    if isinstance(query_shard, bool) or not isinstance(query_shard, int) or query_shard < 1:
+        raise ConfigError(f"query_shard must be an integer >= 1, got {query_shard!r}")
+    ctx = RunContext(cache_dir=str(cache_dir) if cache_dir else None, device=device)
     t_start = time.perf_counter()
-    cand = retriever.retrieve(data, k, context)
-    if scorers:
-        config["scorers"] = [s.config() for s in scorers]
-        context["scorers"] = {s.name: s for s in scorers}
-    return choose(data, cand, all_filters, sampler, num_negatives, seed, config=config, context=context,
-                  t_start=t_start)
+    if out is None:
+        cand = candidates if candidates is not None else retrieve(data, retriever, p.depth, ctx,
+                                                                  query_shard=query_shard)
+        return _select(data, cand, p, retriever, ctx, t_start)
 
+    from negmine.rundir import RunDir, fault, stage_key
 
-def choose(
-    data: MiningData,
-    cand: Candidates,
-    filters: Sequence[Filter],
-    sampler: Sampler,
-    num_negatives: int,
-    seed: int,
-    *,
-    config: dict[str, Any],
-    context: dict[str, Any] | None = None,
-    t_start: float | None = None,
-) -> MiningResult:
-    """Filter and sample already retrieved candidates (``filters`` in order, ``ExcludePositives``
-    included). Several settings can share one retrieval this way (audits, sweeps)."""
-    context = context if context is not None else {"timings": {}}
-    t0 = time.perf_counter()
-    t_start = t0 if t_start is None else t_start
-    scorers = context.get("scorers", {})
-    inp = FilterInput(cand, data, scorers=scorers,
-                      context={k: v for k, v in context.items() if k not in ("scorers", "timings")})
-    keep = cand.ids >= 0
-    counts: list[tuple[str, int]] = []
-    for f in filters:
-        needs = getattr(f, "needs", None)
-        if needs is not None and needs not in scorers:
-            raise ConfigError(f"filter {f.name!r} needs the {needs!r} scorer; configure it (e.g. --cross-encoder)")
-        inp.current = keep
-        new = keep & f.keep(inp)
-        counts.append((f.name, int(keep.sum() - new.sum())))
-        keep = new
-    t1 = time.perf_counter()
-
-    doc_keys_all = string_keys(data.corpus.ids)
-    doc_keys = np.where(cand.ids >= 0, doc_keys_all[np.where(cand.ids >= 0, cand.ids, 0)], np.uint64(0))
-    sinp = SampleInput(
-        scores=cand.scores, keep=keep, query_keys=string_keys(data.queries.ids), doc_keys=doc_keys,
-        positive_reference=inp.positive_reference, seed=seed,
-    )
-    cols = select(sampler, sinp, num_negatives)
-    t2 = time.perf_counter()
-    context["matrices"] = inp.matrices
-    context["judge_filters"] = [f for f in filters if getattr(f, "needs", None) == "llm-judge"]
-
-    timings = dict(context.get("timings", {}))
-    timings.update(filter_s=t1 - t0, sample_s=t2 - t1, total_s=t2 - t_start)
-    return MiningResult(
-        data=data, candidates=cand, keep=keep, columns=cols, num_negatives=num_negatives, seed=seed,
-        config=config, filter_counts=counts, timings=timings, context=context,
-    )
+    rid = p.run_id(data)
+    with RunDir(out).claim(rid, overwrite=overwrite) as run:
+        if candidates is None:
+            stages = run.stages(stage_key("retrieve", data.fingerprint(), retriever.config(), p.depth))
+            cand = retrieve(data, retriever, p.depth, ctx, stages=stages, query_shard=query_shard)
+        else:
+            cand = candidates
+        fault("select")
+        result = _select(data, cand, p, retriever, ctx, t_start)
+        if not run.finished:
+            run.commit(result, fmt=fmt, extra_manifest=extra_manifest)
+    return result

@@ -6,9 +6,12 @@ Inside negmine everything is a row index: documents are rows of :class:`Corpus`,
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import json
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -174,3 +177,133 @@ class Candidates:
 
     def valid(self) -> np.ndarray:
         return self.ids >= 0
+
+
+@dataclass
+class RunContext:
+    """What a stage may use from the run around it, and where it records what it did.
+
+    Passed forward, never sideways: a retriever reads ``cache_dir`` and ``device`` and adds its
+    ``timings`` (seconds per step), ``encoding`` counts (``document_cached``, ``query_encoded``, ...)
+    and free-form ``stats`` (e.g. ``run_queries_missing``); the orchestrator copies them into the
+    report.
+    """
+
+    cache_dir: str | None = None
+    device: str = "cpu"
+    timings: dict[str, float] = field(default_factory=dict)
+    encoding: dict[str, int] = field(default_factory=dict)
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    def child(self) -> RunContext:
+        """A fresh context for a member retriever: the same resources, its own records."""
+        return RunContext(cache_dir=self.cache_dir, device=self.device)
+
+    def absorb(self, other: RunContext, prefix: str = "") -> None:
+        """Add ``other``'s records to this one (timings prefixed, encoding counts summed)."""
+        for key, v in other.timings.items():
+            self.timings[f"{prefix}{key}"] = v
+        for key, n in other.encoding.items():
+            self.encoding[key] = self.encoding.get(key, 0) + n
+        self.stats.update(other.stats)
+
+
+@dataclass
+class ScoreMatrix:
+    """A second opinion on the candidates (see :mod:`negmine.scorers.base`): ``scores
+    float32[n_queries, k]`` cell by cell, ``positive_scores float32[n_pairs]``, optional judge
+    ``verdicts int8[n_queries, k]`` and ``stats`` for the report."""
+
+    name: str
+    scores: np.ndarray
+    positive_scores: np.ndarray
+    verdicts: np.ndarray | None = None
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class MiningResult:
+    """The outcome of :func:`negmine.mine`: the candidates, which survived the filters, which were
+    chosen, and what the run recorded.
+
+    ``columns int64[n_queries, num_negatives]`` are positions in the candidate rows (``-1`` =
+    shortfall); :meth:`negatives` turns them into document rows. ``config`` is the resolved
+    configuration (a calibrated run records the filters calibration chose), ``request`` the
+    configuration that was asked for (it identifies the run: :meth:`run_id`).
+    """
+
+    data: MiningData
+    candidates: Candidates
+    keep: np.ndarray
+    columns: np.ndarray
+    num_negatives: int
+    seed: int
+    config: dict[str, Any]
+    filter_counts: list[tuple[str, int]]
+    timings: dict[str, float]
+    positive_reference: np.ndarray
+    request: dict[str, Any] = field(default_factory=dict)
+    filters: list[Any] = field(default_factory=list)  # the filters applied, in order
+    matrices: dict[str, ScoreMatrix] = field(default_factory=dict)  # scorer name -> its scores
+    encoding: dict[str, int] = field(default_factory=dict)
+    stats: dict[str, Any] = field(default_factory=dict)
+    calibration: dict[str, Any] | None = None
+
+    @functools.cached_property
+    def report(self) -> dict[str, Any]:
+        from negmine.report.stats import build_report
+
+        return build_report(self)
+
+    def negatives(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(doc_rows int64[n_q, n], scores float32[n_q, n])``, ``-1`` / ``-inf`` for a shortfall."""
+        ok = self.columns >= 0
+        c = np.where(ok, self.columns, 0)
+        rows = np.where(ok, np.take_along_axis(self.candidates.ids, c, axis=1), -1)
+        scores = np.where(ok, np.take_along_axis(self.candidates.scores, c, axis=1), -np.inf)
+        return rows, scores.astype(np.float32)
+
+    def to_rows(self) -> list[dict[str, Any]]:
+        """One dict per query (sorted by query id) in the canonical ``mined`` schema."""
+        from negmine.writers.mined import result_rows
+
+        return result_rows(self)
+
+    def save(self, directory: str | Path, *, overwrite: bool = False, fmt: str = "parquet",
+             extra_manifest: dict[str, Any] | None = None) -> Path:
+        """Commit the run into ``directory``: ``mined.parquet`` (or ``.jsonl``), ``texts``,
+        ``report.json`` and, last, ``manifest.json`` with the checksums readers verify. Holds the
+        directory's lock while writing; refuses a directory holding a different run unless
+        ``overwrite``."""
+        from negmine.rundir import RunDir
+
+        with RunDir(directory).claim(self.run_id(), overwrite=overwrite) as run:
+            run.commit(self, fmt=fmt, extra_manifest=extra_manifest)
+        return Path(directory)
+
+    def to_dataset(self, fmt: str = "n-tuple", *, with_scores: bool = False) -> Any:
+        """The mined data as a ``datasets.Dataset`` in an export format (extra ``hf``)."""
+        from negmine._optional import require
+        from negmine.writers.export import export_rows, rows_to_columns
+
+        datasets = require("datasets")
+        rows = export_rows(fmt, self.to_rows(), self.texts(), num_negatives=self.num_negatives,
+                           with_scores=with_scores)
+        return datasets.Dataset.from_dict(rows_to_columns(rows))
+
+    def texts(self) -> dict[tuple[str, str], dict[str, str]]:
+        """``{("query"|"doc", id): {"title", "text"}}`` for every query and referenced document."""
+        from negmine.writers.mined import referenced_texts
+
+        return referenced_texts(self)
+
+    def run_id(self) -> str:
+        """Identity of the *requested* run (a calibrated run is identified by its target, not by
+        the filters calibration chose)."""
+        return run_id(self.request or self.config, self.data)
+
+
+def run_id(config: dict[str, Any], data: MiningData) -> str:
+    """Identity of a run: the requested configuration and the data fingerprint."""
+    blob = json.dumps(config, sort_keys=True, default=str) + data.fingerprint()
+    return hashlib.sha256(blob.encode()).hexdigest()[:24]

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 import negmine
-from negmine.types import Candidates, MiningData
+from negmine.types import Candidates, MiningData, RunContext
 
 os.environ.setdefault("NEGMINE_PROGRESS", "0")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -153,7 +153,7 @@ def retrieve(backend: Backend, embedding_cache: str, request: pytest.FixtureRequ
     resources = {"run": request.getfixturevalue("trec_run")} if backend.id == "precomputed" else {}
 
     def run(data: MiningData, k: int) -> Candidates:
-        context: dict[str, Any] = {"cache_dir": embedding_cache, "timings": {}}
-        return backend.make(resources).retrieve(data, k, context)
+        ctx = RunContext(cache_dir=str(embedding_cache) if embedding_cache else None)
+        return backend.make(resources).retrieve(data, k, ctx)
 
     return run

@@ -271,7 +271,7 @@ def test_empty_rank_window(cli: Cli, beir: Path, out: Path, lo: str, hi: str) ->
 
 
 def test_negative_range_min(cli: Cli, beir: Path, out: Path) -> None:
-    assert_one_line_error(cli(*mine_args(beir, out, "--range-min", "-1")), "range_min")
+    assert_one_line_error(cli(*mine_args(beir, out, "--range-min", "-1")), "--range-min must be >= 0")
     assert not out.exists()
 
 

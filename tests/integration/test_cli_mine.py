@@ -324,9 +324,11 @@ def test_parquet_inputs_and_jsonl_output(cli: Cli, sample_dir: Path, tmp_path: P
 def test_overwrite_in_another_format_leaves_no_stale_files(cli: Cli, sample_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "o"
     ok(cli("mine", "--dataset", sample_dir, "--num-negatives", "2", "--format", "jsonl", "--out", out))
-    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "mined.jsonl", "report.json", "texts.jsonl"]
+    assert sorted(p.name for p in out.iterdir() if p.name != ".negmine") == ["manifest.json", "mined.jsonl",
+                                                                           "report.json", "texts.jsonl"]
     ok(cli("mine", "--dataset", sample_dir, "--num-negatives", "3", "--out", out, "--overwrite"))
-    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "mined.parquet", "report.json",
+    assert sorted(p.name for p in out.iterdir() if p.name != ".negmine") == ["manifest.json", "mined.parquet",
+                                                                           "report.json",
                                                     "texts.parquet"]
     assert all(len(r["negative_ids"]) == 3 for r in read_rows(out / "mined.parquet"))
 

@@ -19,6 +19,7 @@ import pytest
 
 from negmine.cli.main import main
 from negmine.errors import DataError
+from negmine.rundir import sha256_file
 
 pytest.importorskip("matplotlib")
 
@@ -200,6 +201,9 @@ def test_sections_for_several_retrievers_and_the_row_cap(run_dir: Path, tmp_path
     report["retrievers"] = {"names": ["bm25", "dense"], "negatives_by_source": {"bm25": 7, "bm25+dense": 13},
                             "candidate_jaccard": {"bm25~dense": 0.3425}}
     (copy / "report.json").write_text(json.dumps(report))
+    manifest = json.loads((copy / "manifest.json").read_text())  # the edited report is this run's report
+    manifest["files"]["report.json"] = sha256_file(copy / "report.json")
+    (copy / "manifest.json").write_text(json.dumps(manifest))
     monkeypatch.setattr(html_report, "MAX_QUERIES", 10)
     text = html_report.render_html(copy, audit={"settings": [], "retrieval": {"retrievals": 1, "depth": 9}})
     assert '<section id="retrievers">' in text and "bm25 ~ dense" in text and "0.343" in text

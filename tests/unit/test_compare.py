@@ -138,7 +138,7 @@ train = { lr = 1e-4 }
     ("[train]\nepochz = 1\n", r"\[train\]: unknown key 'epochz'; known keys: .*epochs"),
     ("[evaluate]\nmodel = 'x'\n", r"\[evaluate\]: unknown key 'model'; known keys: batch_size"),
     ("[sweeps]\n", r"unknown table 'sweeps'; known tables: sweep, mine"),
-    ("[mine]\nnum_negatives = '3'\n", r"'num_negatives' must be int"),
+    ("[mine]\nnum_negatives = '3'\n", r"'num_negatives' must be an integer"),
     ("[train]\nloss = 'nope'\n", r"unknown loss function 'nope'"),
     ("[mine]\nsampler = 'nope'\n", r"unknown sampler 'nope'"),
 ])

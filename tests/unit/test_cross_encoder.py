@@ -100,7 +100,7 @@ class CountingPredict:
 
 def test_scores_equal_sigmoid_of_crossencoder_logits(model_path: Path, reference: Any) -> None:
     data = make_data()
-    m = CrossEncoderScorer(str(model_path), batch_size=3).score(data, make_candidates(), {})
+    m = CrossEncoderScorer(str(model_path), batch_size=3).score(data, make_candidates())
     assert isinstance(m, ScoreMatrix) and m.name == "cross-encoder"
     assert m.scores.dtype == np.float32 and m.scores.shape == IDS.shape
     for q, j in zip(*np.nonzero(IDS >= 0)):
@@ -111,14 +111,14 @@ def test_scores_equal_sigmoid_of_crossencoder_logits(model_path: Path, reference
 
 
 def test_activation_none_returns_logits(model_path: Path, reference: Any) -> None:
-    m = CrossEncoderScorer(str(model_path), activation="none").score(make_data(), make_candidates(), {})
+    m = CrossEncoderScorer(str(model_path), activation="none").score(make_data(), make_candidates())
     expected = np.array([[reference(q, d) if d >= 0 else np.nan for d in row] for q, row in enumerate(IDS)])
     np.testing.assert_allclose(m.scores, expected, rtol=1e-5, atol=1e-6)
 
 
 def test_padding_is_nan_and_positive_scores_follow_positives(model_path: Path, reference: Any) -> None:
     data = make_data()
-    m = CrossEncoderScorer(str(model_path)).score(data, make_candidates(), {})
+    m = CrossEncoderScorer(str(model_path)).score(data, make_candidates())
     assert np.isnan(m.scores[IDS < 0]).all() and not np.isnan(m.scores[IDS >= 0]).any()
     assert m.positive_scores.dtype == np.float32
     assert m.positive_scores.shape == data.positives.indices.shape == (4,)
@@ -132,7 +132,7 @@ def test_score_mask_limits_the_cells_scored(model_path: Path, reference: Any) ->
     mask = np.zeros(IDS.shape, bool)
     mask[0, 0] = mask[1, 2] = mask[2, 3] = True  # (2, 3) is padding: stays NaN
     scorer = CrossEncoderScorer(str(model_path))
-    m = scorer.score(make_data(), make_candidates(), {"score_mask": mask})
+    m = scorer.score(make_data(), make_candidates(), mask=mask)
     scored = ~np.isnan(m.scores)
     assert scored.tolist() == (mask & (IDS >= 0)).tolist()
     assert m.scores[0, 0] == pytest.approx(sigmoid(reference(0, 3)), rel=1e-5)
@@ -141,15 +141,15 @@ def test_score_mask_limits_the_cells_scored(model_path: Path, reference: Any) ->
 
 
 def test_bad_score_mask_is_a_config_error(model_path: Path) -> None:
-    with pytest.raises(ConfigError, match="score_mask"):
-        CrossEncoderScorer(str(model_path)).score(make_data(), make_candidates(), {"score_mask": np.ones((3, 2), bool)})
+    with pytest.raises(ConfigError, match="mask must be"):
+        CrossEncoderScorer(str(model_path)).score(make_data(), make_candidates(), mask=np.ones((3, 2), bool))
 
 
 def test_identical_pairs_are_predicted_once(model_path: Path) -> None:
     data = make_data()
     scorer = CrossEncoderScorer(str(model_path), batch_size=2)
     spy = CountingPredict(scorer)
-    m = scorer.score(data, make_candidates(), {})
+    m = scorer.score(data, make_candidates())
     full = data.corpus.full_texts()
     requested = {(QUERIES[q], full[IDS[q, j]]) for q, j in zip(*np.nonzero(IDS >= 0))}
     requested |= {(QUERIES[q], full[d]) for q, ds in POSITIVES.items() for d in ds}
@@ -163,12 +163,12 @@ def test_identical_pairs_are_predicted_once(model_path: Path) -> None:
 
 def test_cache_makes_the_second_run_predict_nothing(model_path: Path, tmp_path: Path) -> None:
     data, cand = make_data(), make_candidates()
-    first = CrossEncoderScorer(str(model_path), cache_dir=tmp_path).score(data, cand, {})
+    first = CrossEncoderScorer(str(model_path), cache_dir=tmp_path).score(data, cand)
     assert first.stats["pairs_scored"] == first.stats["pairs_unique"] > 0
     assert first.stats["cache_hits"] == 0
 
     again = CrossEncoderScorer(str(model_path), cache_dir=tmp_path)
-    second = again.score(data, cand, {})
+    second = again.score(data, cand)
     assert second.stats["pairs_scored"] == 0
     assert second.stats["cache_hits"] == first.stats["pairs_unique"]
     assert again.model_ is None  # a local model is not even loaded on a full hit
@@ -179,43 +179,43 @@ def test_cache_makes_the_second_run_predict_nothing(model_path: Path, tmp_path: 
 
 def test_cache_is_keyed_by_activation_max_length_and_texts(model_path: Path, tmp_path: Path) -> None:
     data, cand = make_data(), make_candidates()
-    n = CrossEncoderScorer(str(model_path), cache_dir=tmp_path).score(data, cand, {}).stats["pairs_unique"]
+    n = CrossEncoderScorer(str(model_path), cache_dir=tmp_path).score(data, cand).stats["pairs_unique"]
     for kwargs in ({"activation": "none"}, {"max_length": 8}):
-        m = CrossEncoderScorer(str(model_path), cache_dir=tmp_path, **kwargs).score(data, cand, {})
+        m = CrossEncoderScorer(str(model_path), cache_dir=tmp_path, **kwargs).score(data, cand)
         assert (m.stats["pairs_scored"], m.stats["cache_hits"]) == (n, 0), kwargs
 
     # one edited document: only the pairs with its text are predicted again (d4 is in row 0 only)
     docs = list(DOCS)
     docs[4] = "the sun is cold"
     edited = MiningData(Corpus(data.corpus.ids, docs, list(TITLES)), data.queries, data.positives, data.exclude)
-    m = CrossEncoderScorer(str(model_path), cache_dir=tmp_path).score(edited, cand, {})
+    m = CrossEncoderScorer(str(model_path), cache_dir=tmp_path).score(edited, cand)
     assert (m.stats["pairs_scored"], m.stats["cache_hits"]) == (1, n - 1)
 
 
 def test_weights_saved_in_place_invalidate_the_cache(tmp_path: Path) -> None:
     path = build_tiny_cross_encoder(tmp_path / "model", seed=0)
     data, cand = make_data(), make_candidates()
-    first = CrossEncoderScorer(str(path), cache_dir=tmp_path / "cache").score(data, cand, {})
+    first = CrossEncoderScorer(str(path), cache_dir=tmp_path / "cache").score(data, cand)
     build_tiny_cross_encoder(path, seed=1)  # "retrained": same files, same sizes, new weights
-    m = CrossEncoderScorer(str(path), cache_dir=tmp_path / "cache").score(data, cand, {})
+    m = CrossEncoderScorer(str(path), cache_dir=tmp_path / "cache").score(data, cand)
     assert (m.stats["pairs_scored"], m.stats["cache_hits"]) == (first.stats["pairs_unique"], 0)
     assert not np.allclose(m.scores[IDS >= 0], first.scores[IDS >= 0])
 
 
 def test_pipeline_cache_dir_is_used(model_path: Path, tmp_path: Path) -> None:
     data, cand = make_data(), make_candidates()
-    CrossEncoderScorer(str(model_path)).score(data, cand, {"cache_dir": str(tmp_path)})
+    CrossEncoderScorer(str(model_path)).score(data, cand, cache_dir=str(tmp_path))
     assert list((tmp_path / "cross-encoder").glob("*/seg-*.npz"))
-    m = CrossEncoderScorer(str(model_path)).score(data, cand, {"cache_dir": str(tmp_path)})
+    m = CrossEncoderScorer(str(model_path)).score(data, cand, cache_dir=str(tmp_path))
     assert m.stats["pairs_scored"] == 0
 
 
 def test_corrupt_cache_segment_is_a_miss(model_path: Path, tmp_path: Path) -> None:
     data, cand = make_data(), make_candidates()
-    first = CrossEncoderScorer(str(model_path), cache_dir=tmp_path).score(data, cand, {})
+    first = CrossEncoderScorer(str(model_path), cache_dir=tmp_path).score(data, cand)
     for seg in tmp_path.glob("*/seg-*.npz"):
         seg.write_bytes(b"not an npz")
-    m = CrossEncoderScorer(str(model_path), cache_dir=tmp_path).score(data, cand, {})
+    m = CrossEncoderScorer(str(model_path), cache_dir=tmp_path).score(data, cand)
     assert m.stats["pairs_scored"] == first.stats["pairs_unique"]
     np.testing.assert_array_equal(m.scores, first.scores)
 
@@ -238,7 +238,7 @@ def test_nothing_to_score_loads_nothing(model_path: Path) -> None:
     empty = MiningData(data.corpus, data.queries, Qrels.from_pairs(3, np.array([], np.int64), np.array([], np.int64)),
                        data.exclude)
     scorer = CrossEncoderScorer(str(model_path))
-    m = scorer.score(empty, make_candidates(np.full((3, 2), -1, np.int64)), {})
+    m = scorer.score(empty, make_candidates(np.full((3, 2), -1, np.int64)))
     assert np.isnan(m.scores).all() and m.scores.shape == (3, 2) and m.positive_scores.shape == (0,)
     assert m.stats["pairs_scored"] == 0 and scorer.model_ is None
 
@@ -247,7 +247,7 @@ def test_missing_model_path_is_a_one_line_config_error(tmp_path: Path) -> None:
     missing = str(tmp_path / "no-such-model")
     scorer = CrossEncoderScorer(missing)  # constructing stores only
     with pytest.raises(ConfigError) as err:
-        scorer.score(make_data(), make_candidates(), {})
+        scorer.score(make_data(), make_candidates())
     assert missing in str(err.value) and "\n" not in str(err.value)
     assert scorer.model_ is None
 
@@ -255,13 +255,13 @@ def test_missing_model_path_is_a_one_line_config_error(tmp_path: Path) -> None:
 @pytest.mark.skipif(os.environ.get("HF_HUB_OFFLINE") != "1", reason="would try the network; run with HF_HUB_OFFLINE=1")
 def test_uncached_hub_name_is_a_one_line_config_error() -> None:
     with pytest.raises(ConfigError) as err:
-        CrossEncoderScorer("nobody-here/no-such-cross-encoder").score(make_data(), make_candidates(), {})
+        CrossEncoderScorer("nobody-here/no-such-cross-encoder").score(make_data(), make_candidates())
     assert "no-such-cross-encoder" in str(err.value) and "\n" not in str(err.value)
 
 
 def test_unknown_activation_is_a_config_error(model_path: Path) -> None:
     with pytest.raises(ConfigError, match="sigmoid"):
-        CrossEncoderScorer(str(model_path), activation="softmax").score(make_data(), make_candidates(), {})
+        CrossEncoderScorer(str(model_path), activation="softmax").score(make_data(), make_candidates())
 
 
 def test_config_names_the_options() -> None:

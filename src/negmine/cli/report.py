@@ -26,6 +26,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from negmine.rundir import verify
+
+    verify(args.directory)  # a partial, mixed or corrupted run is refused with what to do
     path = Path(args.directory) / "report.json"
     if not path.is_file():
         raise DataError(f"{path}: not found; pass the --out directory of a 'negmine mine' run")

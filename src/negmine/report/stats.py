@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    from negmine.pipeline import MiningResult
+    from negmine.types import MiningResult
 
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 MAX_IDS = 1000  # query ids listed in the JSON report per category
@@ -97,8 +97,9 @@ def build_report(result: MiningResult) -> dict[str, Any]:
         "ranks": describe(neg_ranks.astype(np.float64)),
         "retrievers": _agreement(result),
         **_scorers(result),
-        **({"calibration": result.context["calibration"]} if "calibration" in result.context else {}),
-        "encoding": dict(result.context.get("encoding", {})),
+        **({"calibration": result.calibration} if result.calibration is not None else {}),
+        **({"run": result.stats} if result.stats else {}),
+        "encoding": dict(result.encoding),
         "timings": dict(result.timings),
     }
     return _round(report)
@@ -107,7 +108,7 @@ def build_report(result: MiningResult) -> dict[str, Any]:
 def _scorers(result: MiningResult) -> dict[str, Any]:
     """Cross-encoder score distributions and judge counts, when scorers ran."""
     out: dict[str, Any] = {}
-    matrices = result.context.get("matrices", {})
+    matrices = result.matrices
     chosen = result.columns >= 0
     cols = np.where(chosen, result.columns, 0)
     for name, m in matrices.items():
@@ -116,7 +117,7 @@ def _scorers(result: MiningResult) -> dict[str, Any]:
             entry["positive"] = describe(m.positive_scores)
             entry["negative"] = describe(np.take_along_axis(m.scores, cols, axis=1)[chosen])
         out.setdefault("scorers", {})[name] = entry
-    judges = result.context.get("judge_filters", [])
+    judges = [f for f in result.filters if getattr(f, "needs", None) == "llm-judge"]
     for f in judges:
         if f.flagged is not None:
             skipped = [] if f.skipped_queries is None else sorted(result.data.queries.ids[i] for i in f.skipped_queries)

@@ -11,7 +11,7 @@ from negmine.encoders.base import Encoder
 from negmine.encoders.cache import EmbeddingCache, encode_cached
 from negmine.encoders.st import DEFAULT_MODEL, SentenceTransformerEncoder
 from negmine.retrievers.base import pair_scores, rescore_exact, resort
-from negmine.types import Candidates, MiningData
+from negmine.types import Candidates, MiningData, RunContext
 
 #: extra candidates retrieved then re-scored exactly, so near-ties at the k-th place resolve the
 #: same way whatever the block, batch or index layout.
@@ -67,15 +67,16 @@ class EmbeddingRetriever:
             "normalize": self.normalize,
         }
 
-    def embed(self, data: MiningData, context: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    def embed(self, data: MiningData, ctx: RunContext | None = None) -> tuple[np.ndarray, np.ndarray]:
         """``(query_emb, doc_emb)``, from the cache when possible."""
         key = (data.corpus, data.queries)  # held, so `is` cannot match a recycled object
         memo = self.embeddings_
         if memo is not None and memo[0][0] is data.corpus and memo[0][1] is data.queries:
             return memo[1], memo[2]
-        cache_dir = context.get("cache_dir")
+        ctx = ctx if ctx is not None else RunContext()
+        cache_dir = ctx.cache_dir
         cache = EmbeddingCache(cache_dir) if cache_dir else None
-        stats = context.setdefault("encoding", {})
+        stats = ctx.encoding
         t0 = time.perf_counter()
         enc = self._encoder()
         d = encode_cached(enc, data.corpus.full_texts(), "document", cache, stats)
@@ -83,26 +84,27 @@ class EmbeddingRetriever:
         release = getattr(enc, "release", None)
         if release is not None:  # the search needs the embeddings, not the model
             release()
-        context.setdefault("timings", {})["encode_s"] = time.perf_counter() - t0
+        ctx.timings["encode_s"] = time.perf_counter() - t0
         self.embeddings_ = (key, q, d)
         return q, d
 
-    def score_cells(self, data: MiningData, ids: np.ndarray, context: dict[str, Any]) -> np.ndarray:
+    def score_cells(self, data: MiningData, ids: np.ndarray, ctx: RunContext | None = None) -> np.ndarray:
         """Exact score of each ``(query row, ids[q, j])`` cell; ``-inf`` where ``ids < 0``."""
-        q, d = self.embed(data, context)
+        q, d = self.embed(data, ctx)
         return rescore_exact(q, d, ids)
 
     def search(self, q: np.ndarray, d: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         raise NotImplementedError
 
-    def retrieve(self, data: MiningData, k: int, context: dict[str, Any]) -> Candidates:
-        q, d = self.embed(data, context)
+    def retrieve(self, data: MiningData, k: int, ctx: RunContext | None = None) -> Candidates:
+        ctx = ctx if ctx is not None else RunContext()
+        q, d = self.embed(data, ctx)
         t0 = time.perf_counter()
         k_search = min(k + EXTRA, len(data.corpus))
         ids, _ = self.search(q, d, k_search)
         ids, scores = resort(ids, rescore_exact(q, d, ids), k)
         pos = pair_scores(q, d, data)
-        context.setdefault("timings", {})["search_s"] = time.perf_counter() - t0
+        ctx.timings["search_s"] = time.perf_counter() - t0
         return Candidates(
             ids=ids,
             scores=scores,

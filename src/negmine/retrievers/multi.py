@@ -10,7 +10,7 @@ import numpy as np
 
 from negmine.errors import ConfigError
 from negmine.retrievers.base import resort
-from negmine.types import Candidates, MiningData
+from negmine.types import Candidates, MiningData, RunContext
 
 RRF_K = 60
 
@@ -71,17 +71,14 @@ class Union:
     def config(self) -> dict[str, Any]:
         return {"name": self.name, "score": self.score, "members": [m.config() for m in self.members]}
 
-    def retrieve(self, data: MiningData, k: int, context: dict[str, Any]) -> Candidates:
+    def retrieve(self, data: MiningData, k: int, ctx: RunContext | None = None) -> Candidates:
+        ctx = ctx if ctx is not None else RunContext()
         n_q, n_docs = len(data.queries), len(data.corpus)
         results = []
         for m in self.members:
-            sub: dict[str, Any] = {"cache_dir": context.get("cache_dir"), "timings": {}}
+            sub = ctx.child()
             results.append(m.retrieve(data, k, sub))
-            for key, v in sub["timings"].items():
-                context.setdefault("timings", {})[f"{m.name}_{key}"] = v
-            for key, v in sub.get("encoding", {}).items():
-                enc = context.setdefault("encoding", {})
-                enc[key] = enc.get(key, 0) + v
+            ctx.absorb(sub, prefix=f"{m.name}_")
 
         # union of ids per row: sort the concatenation, drop repeats
         allids = np.concatenate([r.ids for r in results], axis=1)
@@ -95,7 +92,7 @@ class Union:
 
         qrow = np.broadcast_to(np.arange(n_q)[:, None], ids.shape)
         ranks = np.stack([_ranks_of(*_rank_lookup(r.ids, n_docs), qrow, ids, n_docs) for r in results], axis=-1)
-        scores_each = np.stack([m.score_cells(data, ids, context) for m in self.members], axis=-1)
+        scores_each = np.stack([m.score_cells(data, ids, ctx) for m in self.members], axis=-1)
         pos_q, pos_d = data.positives.query_of_pair(), data.positives.indices
         if self.score == "rrf":
             chosen = np.where(ids >= 0, rrf(ranks), -np.inf).astype(np.float32)

@@ -9,7 +9,7 @@ import numpy as np
 
 from negmine.errors import DataError, examples
 from negmine.retrievers.base import resort
-from negmine.types import Candidates, MiningData
+from negmine.types import Candidates, MiningData, RunContext
 
 
 class Precomputed:
@@ -61,7 +61,8 @@ class Precomputed:
                 out.setdefault(parts[0], []).append((parts[2], score))
         return out
 
-    def retrieve(self, data: MiningData, k: int, context: dict[str, Any]) -> Candidates:
+    def retrieve(self, data: MiningData, k: int, ctx: RunContext | None = None) -> Candidates:
+        ctx = ctx if ctx is not None else RunContext()
         run = self._read()
         doc_row = {d: i for i, d in enumerate(data.corpus.ids)}
         unknown = sorted({d for lst in run.values() for d, _ in lst if d not in doc_row})
@@ -81,13 +82,13 @@ class Precomputed:
                 ids[qi, j], scores[qi, j] = d_row, s
                 lookup[(qi, d_row)] = s
         ids, scores = resort(ids, scores, min(k, width))
-        context.setdefault("stats", {})["run_queries_missing"] = sum(1 for q in data.queries.ids if q not in run)
+        ctx.stats["run_queries_missing"] = sum(1 for q in data.queries.ids if q not in run)
         pos = np.array([lookup.get((int(q), int(d)), np.nan)
                         for q, d in zip(data.positives.query_of_pair(), data.positives.indices)], dtype=np.float32)
         return Candidates(ids=ids, scores=scores, sources=(ids >= 0).astype(np.uint8),
                           source_names=[self.name], positive_scores=pos)
 
-    def score_cells(self, data: MiningData, ids: np.ndarray, context: dict[str, Any]) -> np.ndarray:
+    def score_cells(self, data: MiningData, ids: np.ndarray, ctx: RunContext | None = None) -> np.ndarray:
         """The run's score of each cell; ``-inf`` for documents the run does not list."""
         run = self._read()
         row_of = {q: i for i, q in enumerate(data.queries.ids)}

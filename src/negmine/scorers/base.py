@@ -14,12 +14,13 @@ A scorer reads the mining data and the retrieval candidates and returns a :class
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
 
-from negmine.types import Candidates, MiningData
+from negmine.types import Candidates, MiningData, ScoreMatrix
+
+__all__ = ["VERDICT_BETTER", "VERDICT_FAILED", "VERDICT_IRRELEVANT", "VERDICT_WORSE", "ScoreMatrix", "Scorer"]
 
 VERDICT_FAILED = -1
 VERDICT_IRRELEVANT = 0
@@ -27,18 +28,10 @@ VERDICT_WORSE = 1
 VERDICT_BETTER = 2
 
 
-@dataclass
-class ScoreMatrix:
-    name: str
-    scores: np.ndarray
-    positive_scores: np.ndarray
-    verdicts: np.ndarray | None = None
-    stats: dict[str, Any] = field(default_factory=dict)
-
-
 class Scorer(Protocol):
     name: str
 
     def config(self) -> dict[str, Any]: ...
 
-    def score(self, data: MiningData, candidates: Candidates, context: dict[str, Any]) -> ScoreMatrix: ...
+    def score(self, data: MiningData, candidates: Candidates, *, mask: np.ndarray | None = None,
+              cache_dir: str | None = None) -> ScoreMatrix: ...

@@ -162,7 +162,7 @@ def pair_keys(queries: Sequence[str], documents: Sequence[str]) -> np.ndarray:
 class CrossEncoderScorer:
     """Rescore candidates with a sentence-transformers ``CrossEncoder`` (RocketQA denoising).
 
-    Every valid candidate cell (``ids >= 0``; only the cells of ``context["score_mask"]`` when
+    Every valid candidate cell (``ids >= 0``; only the cells of ``mask`` when
     the pipeline passes one) and every (query, positive) pair of ``data.positives`` is scored,
     identical (query text, document text) pairs once, in batches, with a progress bar; scores come
     from the disk cache when the same model, activation, ``max_length`` and texts were scored
@@ -188,7 +188,7 @@ class CrossEncoderScorer:
         ``p < 0.1``, pseudo-positive iff ``p > 0.9``). ``"none"``: raw logits, for logit margins
         such as ``ce(n) > min ce(p) − 3.0``.
     cache_dir
-        Directory of the pair-score cache; ``None`` uses ``<context["cache_dir"]>/cross-encoder``
+        Directory of the pair-score cache; ``None`` uses ``<the run's cache_dir>/cross-encoder``
         when the pipeline has a cache directory, and no cache otherwise.
     device
         Torch device, e.g. ``"cpu"`` or ``"cuda"``.
@@ -196,7 +196,7 @@ class CrossEncoderScorer:
     Examples
     --------
     >>> scorer = CrossEncoderScorer("cross-encoder/ms-marco-MiniLM-L6-v2")  # doctest: +SKIP
-    >>> m = scorer.score(data, candidates, {})  # doctest: +SKIP
+    >>> m = scorer.score(data, candidates)  # doctest: +SKIP
     >>> keep = ~(m.scores >= 0.1)  # RocketQA: keep as a negative iff p < 0.1  # doctest: +SKIP
     """
 
@@ -281,11 +281,11 @@ class CrossEncoderScorer:
         files = model_fingerprint(path) if Path(path).is_dir() else "hub"
         return f"cross-encoder:{path}:{files}:activation={self.activation}:max_length={self.max_length}"
 
-    def _cache(self, context: dict[str, Any]) -> PairScoreCache | None:
+    def _cache(self, shared: str | None) -> PairScoreCache | None:
         if self.cache_dir is not None:
             root = Path(self.cache_dir)
-        elif context.get("cache_dir"):
-            root = Path(context["cache_dir"]) / "cross-encoder"
+        elif shared:
+            root = Path(shared) / "cross-encoder"
         else:
             return None
         return PairScoreCache(root, self.identity())
@@ -320,7 +320,8 @@ class CrossEncoderScorer:
 
     # -- scoring -------------------------------------------------------------------------------
 
-    def score(self, data: MiningData, candidates: Candidates, context: dict[str, Any]) -> ScoreMatrix:
+    def score(self, data: MiningData, candidates: Candidates, *, mask: np.ndarray | None = None,
+              cache_dir: str | None = None) -> ScoreMatrix:
         """Score the candidate cells and the positives of ``data``.
 
         Parameters
@@ -329,9 +330,11 @@ class CrossEncoderScorer:
             Queries (``data.queries.texts``), corpus (``data.corpus.full_texts()``) and positives.
         candidates
             ``ids int64[n_queries, k]``, ``-1`` = padding.
-        context
-            Pipeline context; reads ``score_mask`` (``bool[n_queries, k]``: score only these cells)
-            and ``cache_dir``.
+        mask
+            ``bool[n_queries, k]``: score only these cells (default: every valid cell).
+        cache_dir
+            The run's cache directory; the pair-score cache goes under ``cache_dir/cross-encoder``
+            unless the scorer has its own ``cache_dir``.
 
         Returns
         -------
@@ -352,12 +355,11 @@ class CrossEncoderScorer:
                 f"candidates have shape {ids.shape} but there are {n_q} queries; pass the candidates of this data"
             )
         cells = ids >= 0
-        mask = context.get("score_mask")
         if mask is not None:
             mask = np.asarray(mask)
             if mask.shape != ids.shape or mask.dtype != bool:
                 raise ConfigError(
-                    f"score_mask must be bool{list(ids.shape)} like the candidate ids, "
+                    f"mask must be bool{list(ids.shape)} like the candidate ids, "
                     f"got {mask.dtype}{list(mask.shape)}"
                 )
             cells &= mask
@@ -377,7 +379,7 @@ class CrossEncoderScorer:
         keys = pair_keys(q_texts, d_texts)
         ukeys, first, key_inv = np.unique(keys, return_index=True, return_inverse=True)
 
-        cache = self._cache(context) if len(ukeys) else None
+        cache = self._cache(cache_dir) if len(ukeys) else None
         if cache is not None:
             values, found = cache.lookup(ukeys)
         else:

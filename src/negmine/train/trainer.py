@@ -348,20 +348,11 @@ class Remining:
 
     def remine(self) -> tuple[list[dict[str, Any]], dict[tuple[str, str], dict[str, str]], dict[str, Any]]:
         """``(rows, texts, stats)`` of a fresh mining pass with the live model."""
-        from negmine.options import build_filters, build_sampler
-        from negmine.pipeline import mine
+        from negmine.options import mine_from_options
 
-        o = self.options
-        kwargs = {"num_negatives": int(o["num_negatives"]), "seed": int(o["seed"]), "depth": o["depth"],
-                  "near_duplicates": bool(o["near_duplicates"])}
-        retriever = self._retriever()
-        if o["target_fnr"] is not None:
-            from negmine.audit import mine_calibrated
-
-            result = mine_calibrated(self.data, retriever, build_filters(o), build_sampler(o),
-                                     target_fnr=float(o["target_fnr"]), **kwargs)
-        else:
-            result = mine(self.data, retriever, build_filters(o), build_sampler(o), **kwargs)
+        # the one orchestration path: the same filters, sampler, scorers and calibration as the
+        # mining run, with the live model as the retriever's encoder
+        result = mine_from_options(self.options, data=self.data, retriever=self._retriever())
         rows = result.to_rows()
         stats = {"retriever": self.retriever_name, "shortfall_queries": int((result.columns < 0).any(axis=1).sum()),
                  "timings": {k: round(float(v), 4) for k, v in result.timings.items()}}

