@@ -326,3 +326,18 @@ def test_environment_problems_are_exit_2_with_the_fix(exc: BaseException, expect
 
     fix = _environment_fix(exc)
     assert (fix is None) if expected is None else (fix is not None and fix.startswith(expected)), fix
+
+
+@pytest.mark.slow
+def test_training_notices_follow_the_same_switch(run: Path, tmp_path: Path) -> None:
+    """transformers' "Loading weights"/"Writing model shards" and sentence-transformers'
+    "Computing widget examples" appear only when bars are on."""
+    from tests.unit.tiny_models import WORDS, build_tiny_sentence_transformer
+
+    model = build_tiny_sentence_transformer(tmp_path / "st", WORDS)
+    notices = ("Loading weights", "Writing model shards", "Computing widget examples")
+    argv = ["train", str(run), "--model", str(model), "--max-steps", "1", "--batch-size", "4"]
+    code, err = run_with_stderr([*argv, "--out", str(tmp_path / "quiet")], tty=False)
+    assert code == 0 and not [n for n in notices if n in err], err
+    code, err = run_with_stderr([*argv, "--out", str(tmp_path / "loud")], tty=False, env_progress="1")
+    assert code == 0 and all(n in err for n in notices), err
