@@ -22,7 +22,7 @@ from negmine.rec.scorers import Scorer
 
 __all__ = ["RecMiningResult", "mine", "sample_negatives"]
 
-CHUNK_CELLS = 1 << 22  # candidate cells per chunk: bounds memory, never changes the output
+CHUNK_CELLS = 1 << 20  # candidate cells per chunk: bounds memory, never changes the output
 
 
 def sample_negatives(data: RecData, sampler: Sampler, num_negatives: int, seed: int, *,

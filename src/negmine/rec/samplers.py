@@ -12,6 +12,7 @@ user's allowed items. A user with no allowed item gets ``-1`` (a shortfall, repo
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -42,6 +43,7 @@ class Context:
     item_keys: np.ndarray = field(init=False)
     excluded: np.ndarray = field(init=False)
     rejected: int = field(default=0, init=False)
+    _tables: dict[bytes, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, init=False, repr=False)
     exact_fallback: int = field(default=0, init=False)
 
     def __post_init__(self) -> None:
@@ -74,15 +76,17 @@ class Context:
         """``int64[n, n_cols]`` items not excluded for each row's user, drawn from ``weights``
         (``None``: uniform over the catalogue), ``-1`` where the user has no allowed item."""
         n_items = self.data.n_items
-        cdf = None if weights is None else np.cumsum(weights) / weights.sum()
+        table = None if weights is None else self._alias(weights)
         cols = np.arange(n_cols, dtype=np.uint64)
         if len(users) == 0:
             return np.zeros((0, n_cols), np.int64)
 
         def items_of(u: np.ndarray) -> np.ndarray:
-            if cdf is None:
-                return np.minimum((u * n_items).astype(np.int64), n_items - 1)
-            return np.minimum(np.searchsorted(cdf, u, side="right"), n_items - 1).astype(np.int64)
+            x = u * n_items
+            k = np.minimum(x.astype(np.int64), n_items - 1)
+            if table is None:
+                return k
+            return np.where(x - k < table[0][k], k, table[1][k])  # the bits below the bucket pick the side
 
         slot = cols + np.uint64(stream << 40)
         out = items_of(uniform(self.seed, pair_keys, slot))
@@ -100,6 +104,23 @@ class Context:
         for r, c in zip(*(x.tolist() for x in np.divmod(idx, n_cols))):  # rare: users who excluded almost everything
             out[r, c] = self._exact(int(users[r]), pair_keys[r], c, stream, weights)
         return out
+
+    def _alias(self, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Walker/Vose alias table ``(prob float64[n], alias int64[n])`` of ``weights``, cached."""
+        key = hashlib.blake2b(np.ascontiguousarray(weights, np.float64).tobytes(), digest_size=16).digest()
+        if key not in self._tables:
+            n = len(weights)
+            q = np.asarray(weights, np.float64) * n / weights.sum()
+            prob, alias = np.ones(n), np.arange(n, dtype=np.int64)
+            small = [i for i in range(n) if q[i] < 1.0]
+            large = [i for i in range(n) if q[i] >= 1.0]
+            while small and large:
+                s_, l_ = small.pop(), large.pop()
+                prob[s_], alias[s_] = q[s_], l_
+                q[l_] -= 1.0 - q[s_]
+                (small if q[l_] < 1.0 else large).append(l_)
+            self._tables[key] = (prob, alias)  # leftovers keep prob 1 (float rounding)
+        return self._tables[key]
 
     def _exact(self, user: int, pair_key: np.uint64, col: int, stream: int, weights: np.ndarray | None) -> int:
         ex = self.data.exclude

@@ -34,6 +34,8 @@ class Scorer:
     def score(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         """``float32[n, m]`` scores of ``items int64[n, m]`` for ``users int64[n]``."""
         u = self.user_factors[users]
+        if items.ndim == 2 and 4 * items.shape[1] >= len(self.item_factors):  # many per row: score the catalogue
+            return np.take_along_axis(u @ self.item_factors.T, items, axis=1).astype(np.float32)
         return np.einsum("nd,nmd->nm", u, self.item_factors[items], optimize=True).astype(np.float32)
 
     def reference(self, train: Qrels) -> np.ndarray:
