@@ -85,7 +85,8 @@ class TopK:
     def __init__(self, n_queries: int, k: int) -> None:
         self.k = k
         self.n_queries = n_queries
-        #: the best keys so far, per row sorted descending; 0 marks an empty slot
+        #: the best keys so far, per row partitioned: column 0 holds the k-th best; 0 marks an
+        #: empty slot
         self.keys = np.zeros((n_queries, k), dtype=np.uint64)
         #: the k-th best score so far (-inf while a row holds fewer than k candidates)
         self.threshold = np.full(n_queries, -np.inf, dtype=np.float32)
@@ -93,8 +94,9 @@ class TopK:
         self._pending_q: list[np.ndarray] = []
         self._pending_keys: list[np.ndarray] = []
         self._pending = 0
-        self._budget = max(n_queries * k, 1 << 14)
+        self._budget = max(4 * n_queries * k, 1 << 16)
         self._unscreened = 0
+        self._cold = False
         self._mask: np.ndarray | None = None
 
     def push(self, scores: np.ndarray, first_row: int) -> None:
@@ -112,7 +114,7 @@ class TopK:
         sub, rows = s, None
         if self._unscreened:  # screening did not pay on a recent block
             self._unscreened -= 1
-        else:  # skip the rows whose best score cannot enter (NaN maxima stay in)
+        elif not np.isneginf(t).all():  # skip the rows whose best score cannot enter (NaN maxima stay in)
             hot = np.flatnonzero(~(s.max(axis=1) <= t))
             self._unscreened = 8 if 2 * hot.size > self.n_queries else 0
             if hot.size < self.n_queries:
@@ -124,7 +126,7 @@ class TopK:
         self._pending_q.append(r if rows is None else rows[r])
         self._pending_keys.append(pack(sub.ravel()[cells], c + first_row))
         self._pending += cells.size
-        if self._pending >= self._budget:
+        if self._pending >= self._budget or self._cold:  # set the first thresholds at once
             self._merge()
 
     def _survivors(self, sub: np.ndarray, t: np.ndarray) -> np.ndarray:
@@ -137,26 +139,38 @@ class TopK:
         mask = self._mask[: sub.size].reshape(n, width)
         np.greater(sub, t[:, None], out=mask)
         if width <= self.k:
+            self._cold = True
             return np.flatnonzero(mask)
-        self._restrict(mask, sub, np.flatnonzero(np.isneginf(t)))
+        cold = np.flatnonzero(np.isneginf(t))
+        self._restrict(mask, sub, cold)
+        self._cold = cold.size > 0
         cells = np.flatnonzero(mask)
         limit = 2 * self.k + 16
         if cells.size > n * limit // 2:  # rare: scores rising along the corpus
-            self._restrict(mask, sub, np.flatnonzero(np.bincount(cells // width, minlength=n) > limit))
+            heavy = np.flatnonzero(np.bincount(cells // width, minlength=n) > limit)
+            self._restrict(mask, sub, heavy, exact=True)
             cells = np.flatnonzero(mask)
         return cells
 
-    def _restrict(self, mask: np.ndarray, sub: np.ndarray, rows: np.ndarray) -> None:
-        """In ``rows`` of ``mask``, keep only cells at or above the row's k-th best score."""
+    def _restrict(self, mask: np.ndarray, sub: np.ndarray, rows: np.ndarray, exact: bool = False) -> None:
+        """In ``rows`` of ``mask``, keep only cells at or above a lower bound of the row's k-th
+        best score: the k-th best of the maxima of ``>= 4k`` disjoint column groups (k cells are
+        at least that high; about ``1.2 k`` cells pass), or with ``exact`` the k-th best itself."""
         if rows.size == 0:
             return
         vals = sub if rows.size == sub.shape[0] else sub[rows]
-        nan = np.isnan(vals.max(axis=1))
-        if nan.any():  # NaN would partition above everything: count it as -inf
-            vals = vals.copy()
-            vals[nan] = np.where(np.isnan(vals[nan]), np.float32(-np.inf), vals[nan])
-        cut = vals.shape[1] - self.k
-        kth = np.partition(vals, cut, axis=1)[:, cut, None]
+        width = vals.shape[1]
+        slabs = width // (4 * self.k)
+        if exact or slabs < 2:
+            pool = np.where(np.isnan(vals), np.float32(-np.inf), vals)  # NaN is never a candidate
+        else:  # column j of the pool: the best of columns j, j + w, j + 2w, ... (w = width // slabs)
+            w = width // slabs
+            pool = vals[:, :w].copy()
+            for i in range(1, slabs):
+                np.fmax(pool, vals[:, i * w : (i + 1) * w], out=pool)
+            pool[np.isnan(pool)] = -np.inf  # a group of NaN only
+        cut = pool.shape[1] - self.k
+        kth = np.partition(pool, cut, axis=1)[:, cut, None]
         if rows.size == sub.shape[0]:
             mask &= vals >= kth
         else:
@@ -173,9 +187,9 @@ class TopK:
         q, keys = q[order], keys[order]
         counts = np.bincount(q, minlength=self.n_queries)
         starts = np.cumsum(counts) - counts
-        wide = 4 * self.k + 64
+        wide = 16 * self.k + 64
         rows = np.flatnonzero((counts > 0) & (counts <= wide))
-        if rows.size:  # one padded matrix, sorted row-wise
+        if rows.size:  # one padded matrix, partitioned row-wise
             m = int(counts[rows].max())
             slot = np.full(self.n_queries, -1, dtype=np.int64)
             slot[rows] = np.arange(rows.size)
@@ -183,13 +197,13 @@ class TopK:
             grid = np.zeros((rows.size, self.k + m), dtype=np.uint64)
             grid[:, : self.k] = self.keys[rows]
             grid[slot[q[sel]], self.k + np.flatnonzero(sel) - starts[q[sel]]] = keys[sel]
-            grid.sort(axis=1)
-            self.keys[rows] = grid[:, : -self.k - 1 : -1]
+            grid.partition(m, axis=1)
+            self.keys[rows] = grid[:, m:]
         for row in np.flatnonzero(counts > wide):  # rare: a row with many survivors
             merged = np.concatenate([self.keys[row], keys[starts[row] : starts[row] + counts[row]]])
-            self.keys[row] = np.sort(merged)[: -self.k - 1 : -1]
-        last = self.keys[:, -1]
-        self.threshold = np.where(last != 0, unpack(last)[1], np.float32(-np.inf)).astype(np.float32)
+            self.keys[row] = np.partition(merged, merged.size - self.k)[merged.size - self.k :]
+        kth = self.keys[:, 0]
+        self.threshold = np.where(kth != 0, unpack(kth)[1], np.float32(-np.inf)).astype(np.float32)
 
     def result(self) -> tuple[np.ndarray, np.ndarray]:
         """``(ids int64[n, k], scores float32[n, k])`` sorted descending, padded with ``-1``/``-inf``."""
