@@ -56,6 +56,7 @@ DEFAULT_MIN_COVERAGE = 0.90
 MIN_CALIBRATION_QUERIES = 30
 CROSSFIT_FOLDS = 5
 HIDE_FRACTION = 0.5
+CALIBRATION_SALT = 0xCA11
 
 REFERENCES = ("min", "mean", "max", "pair")
 MARGINS: tuple[float | None, ...] = (None, 0.0, 0.05, 0.1)
@@ -284,7 +285,7 @@ def calibrate(data: MiningData, cand: Candidates, filters: Sequence[Filter], sam
     if not base or not isinstance(base[0], ExcludePositives):
         base = [ExcludePositives(), *base]
     grid = list(policies) if policies is not None else policy_grid(samplers=samplers or SAMPLERS)
-    split = hide_fraction(data, HIDE_FRACTION, seed)
+    split = hide_fraction(data, HIDE_FRACTION, seed ^ CALIBRATION_SALT)  # not the audit's own split
     vis = split.visible
     vcand = restrict(cand, data.positives, vis.positives, len(data.corpus))
     det = detector if detector is not None else Detector()

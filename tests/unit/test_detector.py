@@ -1,0 +1,151 @@
+"""The false-negative detector on planted data.
+
+``planted(near=True)``: every query has its own topic vocabulary; its positives are written in it,
+the other candidates are not. Half of the positives are hidden from the detector: they are *near*
+the visible ones, and the detector must find them. ``planted(near=False)``: the positives are as
+generic as the other candidates (nothing relates hidden to visible positives): the detector must
+not pretend — its probabilities stay near the base rate and its held-out AUC near 0.5.
+Retrieval scores are random in both, so only document-document similarity can carry a signal.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from negmine.audit import hide_fraction, restrict
+from negmine.detector import FEATURES, Detector, features, fold_of, pseudo_hide
+from negmine.errors import ConfigError
+from negmine.filters import FilterInput, FnMaxProb
+from negmine.types import Candidates, Corpus, MiningData, Qrels, Queries
+
+N_Q, N_POS, K, N_DISTRACT = 40, 8, 50, 1200
+
+
+def planted(near: bool, seed: int = 0) -> tuple[MiningData, Candidates]:
+    """Data and candidates (``K`` per query: its ``N_POS`` positives among distractors, at random
+    ranks with random scores)."""
+    rng = np.random.default_rng(seed)
+    common = [f"c{i}" for i in range(300)]
+
+    def doc(topic: int | None) -> str:
+        words = list(rng.choice(common, 10))
+        if topic is not None:
+            words += [f"t{topic}w{i}" for i in rng.choice(20, 6, replace=False)]
+        return " ".join(words)
+
+    texts = [doc(None) for _ in range(N_DISTRACT)]
+    pos_rows = []
+    for q in range(N_Q):
+        pos_rows.append(list(range(len(texts), len(texts) + N_POS)))
+        texts += [doc(q if near else None) for _ in range(N_POS)]
+    corpus = Corpus(ids=[f"d{i}" for i in range(len(texts))], texts=texts)
+    queries = Queries(ids=[f"q{i}" for i in range(N_Q)], texts=[f"query {i}" for i in range(N_Q)])
+    qq = np.repeat(np.arange(N_Q), N_POS)
+    pos = Qrels.from_pairs(N_Q, qq, np.array(pos_rows).ravel())
+    data = MiningData(corpus, queries, pos, pos)
+    ids = np.zeros((N_Q, K), np.int64)
+    for q in range(N_Q):
+        row = np.concatenate([pos_rows[q], rng.choice(N_DISTRACT, K - N_POS, replace=False)])
+        ids[q] = rng.permutation(row)
+    scores = np.sort(rng.uniform(0, 1, (N_Q, K)), axis=1)[:, ::-1].astype(np.float32)
+    doc_score = {(q, int(d)): float(s) for q in range(N_Q) for d, s in zip(ids[q], scores[q])}
+    ps = np.array([doc_score[(int(q), int(d))] for q, d in zip(pos.query_of_pair(), pos.indices)], np.float32)
+    cand = Candidates(ids, scores, np.ones(ids.shape, np.uint8), ["planted"], ps)
+    return data, cand
+
+
+def _hidden_cells(data: MiningData, cand: Candidates, seed: int = 3):
+    split = hide_fraction(data, 0.5, seed)
+    vis = split.visible
+    vcand = restrict(cand, data.positives, vis.positives, len(data.corpus))
+    n_docs = len(data.corpus)
+    keys = np.arange(N_Q)[:, None] * n_docs + vcand.ids
+    hk = split.hidden.query_of_pair() * n_docs + split.hidden.indices
+    vk = vis.positives.query_of_pair() * n_docs + vis.positives.indices
+    hidden = np.isin(keys, hk)
+    other = ~hidden & ~np.isin(keys, vk)
+    return vis, vcand, hidden, other
+
+
+def _auc(p: np.ndarray, y: np.ndarray) -> float:
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(y, p))
+
+
+def test_finds_hidden_positives_near_visible_ones():
+    vis, vcand, hidden, other = _hidden_cells(*planted(near=True))
+    det = Detector().fit_predict(vis, vcand, seed=1)
+    p = det.probability
+    cells = hidden | other
+    assert _auc(p[cells], hidden[cells]) > 0.95
+    assert p[hidden].mean() > 0.2 > 0.03 > p[other].mean()
+    assert det.stats["heldout_auc"] > 0.9  # the detector knows it works
+    # the filter drops most hidden positives and keeps nearly every other candidate
+    keep = FnMaxProb(0.1).keep(FilterInput(vcand, vis, fn_probability=p))
+    assert keep[hidden].mean() < 0.2 and keep[other].mean() > 0.95
+
+
+def test_does_not_pretend_where_hidden_positives_are_not_near_visible_ones():
+    vis, vcand, hidden, other = _hidden_cells(*planted(near=False))
+    det = Detector().fit_predict(vis, vcand, seed=1)
+    p = det.probability
+    base = hidden.sum() / (hidden | other).sum()  # 4 of 46 candidates
+    assert abs(det.stats["heldout_auc"] - 0.5) < 0.15
+    assert p[hidden].mean() < 2 * base and p[other].mean() < 2 * base
+    assert np.nanmax(p) < 0.5  # no confident flags without evidence
+    keep = FnMaxProb(0.5).keep(FilterInput(vcand, vis, fn_probability=p))
+    assert keep[hidden].mean() > 0.9  # so a threshold removes (almost) nothing
+
+
+def test_probabilities_are_seeded_and_position_free():
+    data, cand = planted(near=True)
+    a = Detector().fit_predict(data, cand, seed=5).probability
+    b = Detector().fit_predict(data, cand, seed=5).probability
+    np.testing.assert_array_equal(a, b)
+    # reversed query order: each query's probabilities are the same
+    order = np.arange(N_Q)[::-1]
+    pos = data.positives
+    inv = np.empty_like(order)
+    inv[order] = np.arange(N_Q)
+    qrels = Qrels.from_pairs(N_Q, inv[pos.query_of_pair()], pos.indices)
+    rdata = MiningData(data.corpus, Queries([data.queries.ids[i] for i in order],
+                                            [data.queries.texts[i] for i in order]), qrels, qrels)
+    key = np.argsort(inv[pos.query_of_pair()] * 10_000 + pos.indices, kind="stable")
+    rcand = Candidates(cand.ids[order], cand.scores[order], cand.sources[order], cand.source_names,
+                       cand.positive_scores[key])
+    r = Detector().fit_predict(rdata, rcand, seed=5).probability
+    np.testing.assert_allclose(r[inv], a, rtol=1e-5, atol=1e-6)
+
+
+def test_folds_and_pseudo_hiding_are_hashes_of_ids():
+    data, _ = planted(near=True)
+    f = fold_of(data, 5, 0)
+    assert set(f.tolist()) <= set(range(5)) and len(set(f.tolist())) == 5
+    h = pseudo_hide(data, 0)
+    per_query = np.bincount(data.positives.query_of_pair()[h], minlength=N_Q)
+    assert (per_query == N_POS // 2).all()
+    assert not np.array_equal(h, pseudo_hide(data, 1))
+
+
+def test_features_against_known_positives():
+    data, cand = planted(near=True)
+    from negmine.detector import _tfidf
+
+    x = features(data, cand, np.ones(len(data.positives.indices), bool), _tfidf(data))
+    assert x.shape == (N_Q, K, len(FEATURES))
+    # a positive's max TF-IDF cosine to the known positives (itself included) is 1
+    pos_cells = np.isin(cand.ids, data.positives.indices)
+    np.testing.assert_allclose(x[..., 0][pos_cells], 1.0, atol=1e-5)
+    np.testing.assert_allclose(x[..., 5], np.broadcast_to(np.log1p(np.arange(K)), (N_Q, K)), rtol=1e-6)
+    np.testing.assert_allclose(x[..., 10], np.log1p(N_POS))
+
+
+def test_detector_options_are_checked():
+    with pytest.raises(ConfigError, match="detector model"):
+        Detector(model="svm")
+    with pytest.raises(ConfigError, match="folds"):
+        Detector(folds=1)
+    with pytest.raises(ConfigError, match="probability"):
+        FnMaxProb(1.5)
