@@ -1,7 +1,8 @@
 """False-negative audit on Cranfield (test split, ~7 graded positives per query).
 
 For BM25 and dense MiniLM: hidden-positive FNR, hardness and coverage of `top` with no filter,
-relative margins 0.02 / 0.05 / 0.1, SimANS, and `--target-fnr 0.05` calibration; under two hiding
+relative margins 0.02 / 0.05 / 0.1, SimANS, and `--target-fnr 0.05` calibration (the policy search of
+negmine.calibrate, through negmine.mine); under two hiding
 schemes: (a) grades 3-4 visible to the miner, grades 1-2 hidden; (b) a seeded half of every
 query's positives hidden. Each retriever runs ONE retrieval per scheme for all settings.
 
@@ -57,11 +58,11 @@ def main() -> None:
             rows, info = audit.run_settings(data, split, retriever, settings(a), 5, 0, cache_dir=args.cache_dir)
             # calibration: estimated on held-out queries of the visible data, then measured on the split
             vis = split.visible
-            res = audit.mine_calibrated(vis, retriever, [], S.Top(), 5, 0, 0.05, cache_dir=args.cache_dir)
-            cal = res.context["calibration"]
+            res = negmine.mine(vis, retriever, [], S.Top(), 5, 0, target_fnr=0.05, cache_dir=args.cache_dir)
+            cal = res.calibration or {}
             met = audit.negative_metrics(res, split.hidden)
-            rows.append({"setting": f"top, --target-fnr 0.05 (chose margin {cal['chosen_relative_margin']})",
-                         **met, "calibration": cal})
+            rows.append({"setting": f"--target-fnr 0.05 (chose {cal.get('chosen', {}).get('policy')})",
+                         **met, "calibration": {k: v for k, v in cal.items() if k != "frontier"}})
             elapsed = time.perf_counter() - t0
             results.append({"retriever": rname, "scheme": sname, "rows": rows, "retrieval": info, "seconds": elapsed})
             lines.append(f"\n### {rname} — {sname}\n")

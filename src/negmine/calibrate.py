@@ -9,6 +9,12 @@ hidden-positive false-negative rate (HP-FNR, with a query-clustered 95% Wilson i
 and its hardness (mean raw rank of the negatives, lower is harder). The whole table is the
 *frontier* in ``record["frontier"]``.
 
+Extrapolation: the calibration can hide only part of what is known (half), while the mining run
+faces every unknown positive; hits grow with the number of unknown positives, so each query's hit
+count is scaled by ``unknown_ratio × known / hidden`` (``unknown_ratio = 1``: as many unknown
+positives as known ones, the protocol of the issue's audits). Without it, a calibration on NPL
+judged naive top-5 safe (0.07) while the audit measured 0.24.
+
 Choice: the hardest policy (lowest mean raw rank) whose **upper** 95% bound is at most the target
 and whose coverage is at least ``min_coverage``. When none qualifies, the closest one (the least
 relative violation of the two bounds) is used and ``record["note"]`` says so in one line.
@@ -260,14 +266,18 @@ def summarise(stats: np.ndarray, queries: np.ndarray) -> dict[str, Any]:
 def calibrate(data: MiningData, cand: Candidates, filters: Sequence[Filter], sampler: Sampler,
               num_negatives: int, seed: int, *, target_fnr: float, min_coverage: float | None = None,
               samplers: Sequence[str] | None = None, policies: Sequence[Policy] | None = None,
-              doc_embeddings: np.ndarray | None = None, detector: Any = None) -> Calibration:
+              doc_embeddings: np.ndarray | None = None, detector: Any = None,
+              unknown_ratio: float = 1.0) -> Calibration:
     """Search the policy grid for the hardest policy meeting ``target_fnr`` (module doc).
 
     ``filters`` are the user's (``ExcludePositives`` first); their margin filters are replaced by
     the search's, the others (rank window, max score, ...) stay in every policy. The samplers
     searched are ``samplers`` (labels of :func:`make_sampler`; default all), not ``sampler``: to
     keep a user's explicit sampler, pass ``policies`` built with it. ``doc_embeddings`` (dense
-    retrievers) add the detector's dense document-document features.
+    retrievers) add the detector's dense document-document features. ``unknown_ratio``: the
+    unknown positives assumed per known positive in the mining run (1: as many as are known, the
+    protocol of the issue's audits); the calibration's hit counts are scaled by ``unknown_ratio ×
+    known / hidden`` per query, because it can only hide part of what it knows.
     """
     from negmine.audit import hide_fraction, restrict
     from negmine.detector import Detector, fold_of
@@ -275,6 +285,8 @@ def calibrate(data: MiningData, cand: Candidates, filters: Sequence[Filter], sam
     if not 0 <= target_fnr < 1:
         raise ConfigError(f"target FNR must be in [0, 1), got {target_fnr}; e.g. --target-fnr 0.1")
     min_cov = DEFAULT_MIN_COVERAGE if min_coverage is None else float(min_coverage)
+    if not unknown_ratio > 0 or not np.isfinite(unknown_ratio):
+        raise ConfigError(f"unknown_ratio must be a finite number > 0, got {unknown_ratio}")
     if not 0 <= min_cov <= 1:
         raise ConfigError(f"min coverage must be in [0, 1], got {min_coverage}; e.g. --min-coverage 0.9")
     eligible = data.positives.counts() >= 2
@@ -293,6 +305,10 @@ def calibrate(data: MiningData, cand: Candidates, filters: Sequence[Filter], sam
                                          doc_embeddings=doc_embeddings, detector=det)
     n_q = len(data.queries)
     audited = split.hidden.counts() > 0
+    # extrapolate to the mining run: ``unknown_ratio`` unknown positives per known one, where the
+    # calibration only hid half of what it knows (hits scale with the number of unknown positives)
+    weight = np.where(audited, unknown_ratio * data.positives.counts() / np.maximum(split.hidden.counts(), 1), 0.0)
+    stats[:, 0, :] = np.minimum(stats[:, 0, :] * weight[None, :], stats[:, 1, :])
     summaries = [_summary(s, audited) for s in stats]
     idx, met = _pick(summaries, target_fnr, min_cov)
     folds = fold_of(data, CROSSFIT_FOLDS, seed ^ 0xCF)
@@ -324,6 +340,7 @@ def calibrate(data: MiningData, cand: Candidates, filters: Sequence[Filter], sam
         "note": note, "chosen": {"policy": chosen.label(), **chosen.as_dict(), **ch},
         "crossfit": crossfit, "calibration_queries": int(audited.sum()),
         "hidden_positives": int(split.hidden.counts().sum()), "hide_fraction": HIDE_FRACTION,
+        "unknown_ratio": unknown_ratio,
         "policies": len(grid), "frontier": frontier, "detector": det_stats,
         # the keys of the margin-only calibration, for readers of older reports
         "chosen_relative_margin": chosen.margin, "estimated_hp_fnr": crossfit["hp_fnr"],

@@ -364,7 +364,11 @@ class FnMaxProb(_Threshold):
     def __init__(self, value: float, detector: Any = None) -> None:
         super().__init__(value)
         if not 0 <= self.value <= 1:
-            raise ConfigError(f"fn_max_prob is a probability in [0, 1], got {value}; e.g. --fn-max-prob 0.2")
+            raise ConfigError(f"fn_max_prob is a probability in [0, 1], got {value}; e.g. --fn-max-prob 0.05")
+        if isinstance(detector, str):  # a model name: logistic | gbm
+            from negmine.detector import Detector
+
+            detector = Detector(detector)
         self.detector = detector
 
     def config(self) -> dict[str, Any]:

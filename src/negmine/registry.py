@@ -214,10 +214,21 @@ filters.register("max-score", "negmine.filters:MaxScore", "keep iff score <= max
                  options=(Option("max_score", float, None, "keep iff score <= S", arg="value"),))
 filters.register("min-score", "negmine.filters:MinScore", "keep iff score >= min_score",
                  options=(Option("min_score", float, None, "keep iff score >= S", arg="value"),))
+_REFERENCE = Option("positive_reference", str, None,
+                    "s+ of the margins: min (lowest positive, default), mean, max, or pair (one row per positive)",
+                    arg="reference", choices=("min", "mean", "max", "pair"))
 filters.register("absolute-margin", "negmine.filters:AbsoluteMargin", "keep iff score < s+ - margin",
-                 options=(Option("absolute_margin", float, None, "keep iff score < s+ - M", arg="value"),))
+                 options=(Option("absolute_margin", float, None, "keep iff score < s+ - M", arg="value"), _REFERENCE))
 filters.register("relative-margin", "negmine.filters:RelativeMargin", "keep iff score < s+ - |s+| * margin",
-                 options=(Option("relative_margin", float, None, "keep iff score < s+ - |s+| * M", arg="value"),))
+                 options=(Option("relative_margin", float, None, "keep iff score < s+ - |s+| * M", arg="value"),
+                          _REFERENCE))
+filters.register("fn-max-prob", "negmine.filters:FnMaxProb",
+                 "keep iff the false-negative detector's probability <= P (cross-fitted on the known positives)",
+                 ("sklearn",), options=(
+                     Option("fn_max_prob", float, None, "keep iff detector probability <= P", arg="value",
+                            low=0, high=1),
+                     Option("fn_detector", str, "logistic", "detector model", arg="detector",
+                            choices=("logistic", "gbm"))))
 
 scorers.register("cross-encoder", "negmine.scorers.cross_encoder:CrossEncoderScorer",
                  "sentence-transformers CrossEncoder scores of (query, candidate) and (query, positive) pairs",
@@ -258,11 +269,14 @@ filters.register("llm-judge", "negmine.filters:JudgeFilter",
 
 samplers.register("top", "negmine.samplers:Top", "the highest-scoring surviving candidates")
 samplers.register("random", "negmine.samplers:Random", "uniform among surviving candidates")
+_SCALE = Option("sampler_scale", str, "raw",
+                "raw: parameters on the retriever's scale (the papers); query: on z = (s - s+) / sd of the list",
+                arg="scale", choices=("raw", "query"))
 samplers.register("softmax", "negmine.samplers:Softmax", "without replacement, p ∝ exp(score / temperature)",
-                  options=(Option("temperature", float, 0.05, "softmax temperature", low=0, low_open=True),))
+                  options=(Option("temperature", float, 0.05, "softmax temperature", low=0, low_open=True), _SCALE))
 samplers.register("simans", "negmine.samplers:SimANS", "ambiguous negatives, w ∝ exp(-a (s - s+ + b)^2)",
                   options=(Option("simans_a", float, 0.5, "SimANS kernel width a", arg="a", low=0, low_open=True),
-                           Option("simans_b", float, 0.0, "SimANS offset b", arg="b")))
+                           Option("simans_b", float, 0.0, "SimANS offset b", arg="b"), _SCALE))
 
 for _fmt, _summary in [
     ("triplet", "(anchor, positive, negative) rows - sentence-transformers"),
