@@ -46,18 +46,27 @@ def set_enabled(value: bool | None) -> None:
     _override = value
 
 
-def quiet_third_party(*, verbose: bool = False) -> None:
+def quiet_third_party(*, verbose: bool = False) -> dict[str, str | None]:
     """When bars are off, silence other libraries' bars too; unless ``verbose``, keep their
     advisory notices (load reports, deprecation advice) out of stderr.
 
     Sets the environment variables those libraries read when they are imported, and flips their
-    switches when they already are. Meant for applications (the CLI calls it once); it changes
-    process-wide state.
+    switches when they already are. Meant for applications (the CLI calls it once per command);
+    returns the previous values of the variables it set (``None``: unset), for
+    :func:`restore_environment`.
     """
+    previous: dict[str, str | None] = {}
+
+    def put(name: str, value: str, *, keep: bool = False) -> None:
+        if keep and name in os.environ:
+            return
+        previous.setdefault(name, os.environ.get(name))
+        os.environ[name] = value
+
     if not enabled():
-        os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
-        os.environ["HF_DATASETS_DISABLE_PROGRESS_BARS"] = "1"
-        os.environ["TQDM_DISABLE"] = "1"  # plain tqdm bars (sentence-transformers' model card)
+        put("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        put("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+        put("TQDM_DISABLE", "1")  # plain tqdm bars (sentence-transformers' model card)
         if "huggingface_hub" in sys.modules:
             sys.modules["huggingface_hub"].utils.disable_progress_bars()
         if "transformers" in sys.modules:
@@ -67,12 +76,23 @@ def quiet_third_party(*, verbose: bool = False) -> None:
         if "datasets" in sys.modules:
             sys.modules["datasets"].disable_progress_bars()
     if not verbose:
-        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-        os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+        put("TRANSFORMERS_VERBOSITY", "error", keep=True)
+        put("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1", keep=True)
         if "transformers" in sys.modules:
             from transformers.utils import logging as tlog
 
             tlog.set_verbosity_error()
+    return previous
+
+
+def restore_environment(previous: dict[str, str | None]) -> None:
+    """Put back the variables :func:`quiet_third_party` set (the libraries' in-memory switches
+    stay as they are)."""
+    for name, value in previous.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 def progress(iterable: Iterable[T], *, desc: str, total: int | None = None, unit: str = "it") -> Iterator[T]:

@@ -30,7 +30,6 @@ COMMANDS = {
     "list": ("negmine.cli.list_", "list registered components"),
     "demo": ("negmine.cli.demo", "mine the bundled sample offline with BM25 and the dense MiniLM model"),
     "kg": ("negmine.cli.kg", "knowledge-graph negatives: kg mine | kg audit | kg compare"),
-    "rec": ("negmine.cli.rec", "recommendation negatives: rec mine | rec audit | rec train | rec evaluate | rec compare"),
 }
 
 
@@ -89,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _configure(args: argparse.Namespace) -> None:
+def _configure(args: argparse.Namespace) -> dict[str, str | None]:
     from negmine import _progress
 
     level = logging.INFO if args.verbose else logging.ERROR if args.quiet else logging.WARNING
@@ -99,7 +98,7 @@ def _configure(args: argparse.Namespace) -> None:
     logging.basicConfig(level=level, handlers=[handler], force=True)
     if args.quiet:
         _progress.set_enabled(False)
-    _progress.quiet_third_party(verbose=args.verbose)
+    return _progress.quiet_third_party(verbose=args.verbose)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -110,7 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.verbose and args.quiet:
         parser.error("-v and -q contradict each other; pass one of them")
-    _configure(args)
+    previous_env = _configure(args)
     module = importlib.import_module(COMMANDS[args.command][0])
     try:
         return int(module.run(args))
@@ -139,6 +138,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from negmine import _progress
 
         _progress.set_enabled(None)
+        _progress.restore_environment(previous_env)  # main() may be called again in this process
 
 
 def _failed(exc: BaseException, debug: bool) -> int:
