@@ -230,7 +230,9 @@ def test_judge_redirect_to_another_host_is_exit_2_and_the_key_stays_home(
 # -- progress bars ----------------------------------------------------------------------------------------
 def run_with_stderr(argv: list[str], *, tty: bool, env_progress: str | None = None) -> tuple[int, str]:
     """Run the real ``negmine`` with stderr a pipe or a pseudo-terminal; return (code, stderr)."""
-    env = {k: v for k, v in os.environ.items() if k != "NEGMINE_PROGRESS"}
+    quieting = ("NEGMINE_PROGRESS", "TQDM_DISABLE", "HF_HUB_DISABLE_PROGRESS_BARS", "HF_DATASETS_DISABLE_PROGRESS_BARS",
+                "TRANSFORMERS_VERBOSITY", "TRANSFORMERS_NO_ADVISORY_WARNINGS")
+    env = {k: v for k, v in os.environ.items() if k not in quieting}
     env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", COLUMNS="100")
     if env_progress is not None:
         env["NEGMINE_PROGRESS"] = env_progress
@@ -303,14 +305,25 @@ def test_quiet_third_party_sets_the_libraries_switches(monkeypatch: pytest.Monke
     for name in names:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("NEGMINE_PROGRESS", "1")
-    _progress.quiet_third_party(verbose=True)
+    assert _progress.quiet_third_party(verbose=True) == {}
     assert not [n for n in names if n in os.environ]  # bars on and -v: nothing touched
     monkeypatch.setenv("NEGMINE_PROGRESS", "0")
-    _progress.quiet_third_party()
-    assert all(os.environ[n] for n in names)
-    from huggingface_hub.utils import are_progress_bars_disabled
+    previous = _progress.quiet_third_party()
+    try:
+        assert all(os.environ[n] for n in names)
+        from huggingface_hub.utils import are_progress_bars_disabled
 
-    assert are_progress_bars_disabled()
+        assert are_progress_bars_disabled()
+    finally:
+        _progress.restore_environment(previous)
+    assert not [n for n in names if n in os.environ]
+
+
+def test_the_cli_leaves_the_environment_as_it_found_it(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TQDM_DISABLE", raising=False)
+    monkeypatch.setenv("NEGMINE_PROGRESS", "0")
+    assert cli("list", "retrievers").code == 0
+    assert "TQDM_DISABLE" not in os.environ
 
 
 @pytest.mark.parametrize(("exc", "expected"), [
