@@ -68,9 +68,12 @@ class TrainConfig:
 
 @dataclass
 class TrainResult:
+    """The trained embeddings (as a :class:`Scorer`), the options, and the loss per epoch."""
+
     scorer: Scorer
     config: TrainConfig
     sampler: dict[str, Any]
+    data: RecData
     history: list[dict[str, float]] = field(default_factory=list)
 
     def save(self, path: str | Path) -> Path:
@@ -80,7 +83,7 @@ class TrainResult:
         from negmine.writers._atomic import write_atomic
 
         p = Path(path)
-        inter = self._data.interactions
+        inter = self.data.interactions
 
         def w(fh: Any) -> None:
             np.savez(fh, user_ids=inter.user_ids, user_vectors=self.scorer.user_factors,
@@ -88,8 +91,6 @@ class TrainResult:
 
         write_atomic(p, w)
         return p
-
-    _data: RecData = field(default=None, repr=False)  # type: ignore[assignment]
 
 
 def _epoch_seed(seed: int, epoch: int) -> int:
@@ -147,9 +148,7 @@ def _train(torch: Any, data: RecData, sampler: Sampler, config: TrainConfig, sco
         uf = uf / np.maximum(np.linalg.norm(uf, axis=1, keepdims=True), 1e-12)
         vf = vf / np.maximum(np.linalg.norm(vf, axis=1, keepdims=True), 1e-12)
     info = {"name": config.model, **asdict(config), "sampler": sampler.config()}
-    result = TrainResult(Scorer(uf, vf, info), config, sampler.config(), history)
-    result._data = data
-    return result
+    return TrainResult(Scorer(uf, vf, info), config, sampler.config(), data, history)
 
 
 def _loss(torch: Any, c: TrainConfig, u: Any, i: Any, v: Any, valid: Any) -> Any:
