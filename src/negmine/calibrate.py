@@ -82,9 +82,12 @@ def make_sampler(name: str) -> Sampler:
 
 SAMPLERS = ("top", "softmax-z", "simans-z")
 
-#: the documented preset (data too small to calibrate on): per-positive-row-free, no detector
-PRESET: dict[str, Any] = {"positive_reference": "mean", "relative_margin": 0.05, "sampler": "simans",
-                          "simans_a": 0.5, "simans_b": 1.0, "sampler_scale": "query"}
+#: the documented preset (too few queries with several positives to calibrate, e.g. one positive per
+#: query): relative margin 0.05 below the query's *highest* positive, top. With one positive this is
+#: NV-Retriever's TopK-PercPos 95% rule (the best trained SciFact row, docs/EXPERIMENTS.md); with
+#: several it keeps coverage (the lowest-positive rule leaves 6-50% of queries their 5 negatives on
+#: NPL/Cranfield). Its false-negative rate is not measured (docs/QUALITY.md gives it on NPL/Cranfield).
+PRESET: dict[str, Any] = {"positive_reference": "max", "relative_margin": 0.05, "sampler": "top"}
 
 
 @dataclass(frozen=True)

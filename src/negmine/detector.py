@@ -187,7 +187,11 @@ class Detector:
 
     name = "fn-detector"
 
-    def __init__(self, model: str = "logistic", folds: int = 5, max_train_rows: int = 200_000) -> None:
+    def __init__(self, model: str = "logistic", folds: int = 5, max_train_rows: int = 200_000,
+                 view: str = "halves") -> None:
+        if view not in ("halves", "all"):
+            raise ConfigError(f"unknown detector view {view!r}; pick halves or all")
+        self.view = view
         if model not in MODELS:
             raise ConfigError(f"unknown detector model {model!r}; pick one of {', '.join(MODELS)}")
         if folds < 2:
@@ -197,7 +201,7 @@ class Detector:
         self.max_train_rows = int(max_train_rows)
 
     def config(self) -> dict[str, Any]:
-        return {"name": self.name, "model": self.model, "folds": self.folds}
+        return {"name": self.name, "model": self.model, "folds": self.folds, "view": self.view}
 
     def _estimator(self, seed: int) -> Any:
         if self.model == "gbm":
@@ -217,8 +221,13 @@ class Detector:
         tfidf = _tfidf(data)
         all_known = np.ones(len(data.positives.indices), dtype=bool)
         hidden = pseudo_hide(data, seed)
-        x_pred = features(data, cand, all_known, tfidf, doc_embeddings)
         x_train = features(data, cand, ~hidden, tfidf, doc_embeddings)
+        # "halves": score against each half of the known positives (the view the model was trained
+        # on) and average, so the probabilities do not drift with the number of known positives
+        halves = self.view == "halves"
+        split_q = np.bincount(data.positives.query_of_pair()[hidden], minlength=n_q) > 0
+        other_half = hidden | ~split_q[data.positives.query_of_pair()]  # unsplit queries: all their positives
+        x_pred = features(data, cand, other_half if halves else all_known, tfidf, doc_embeddings)
         lab = _labels(data, cand, hidden, ~hidden)
         trainable = np.bincount(data.positives.query_of_pair()[hidden], minlength=n_q) > 0
         fold = fold_of(data, self.folds, seed)
@@ -253,7 +262,11 @@ class Detector:
             step = est.steps[-1][0] if hasattr(est, "steps") else None
             est.fit(x, y, **({f"{step}__sample_weight": w} if step else {"sample_weight": w}))
             fitted += 1
-            prob[cells] = est.predict_proba(x_pred[cells])[:, 1].astype(np.float32)
+            p_pred = est.predict_proba(x_pred[cells])[:, 1]
+            if halves:  # queries with one positive have no halves: x_pred is against all of it
+                other = est.predict_proba(x_train[cells])[:, 1]
+                p_pred = np.where(np.broadcast_to(split_q[:, None], cells.shape)[cells], (p_pred + other) / 2, p_pred)
+            prob[cells] = p_pred.astype(np.float32)
             ht = (trainable & test_q)[:, None] & (lab >= 0)
             if ht.any():
                 held_y.append(lab[ht].astype(np.int64))
