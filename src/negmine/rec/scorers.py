@@ -65,11 +65,12 @@ class Scorer:
         ends = np.append(starts[1:], len(order))
         for b in range(0, len(uniq), block):
             ub = uniq[b : b + block]
-            full = np.sort(self.user_factors[ub] @ self.item_factors.T, axis=1)  # (b, n_items) ascending
-            for j, u in enumerate(ub.tolist()):
+            raw = self.user_factors[ub] @ self.item_factors.T  # (b, n_items)
+            full = np.sort(raw, axis=1)
+            for j in range(len(ub)):
                 rows = order[starts[b + j] : ends[b + j]]
                 it = items[rows]
-                s = self.score(np.full(len(rows), u), np.maximum(it, 0))
+                s = raw[j][np.maximum(it, 0)]  # the same float values as the sorted row
                 r = full.shape[1] - np.searchsorted(full[j], s, side="right")
                 out[rows] = np.where(it >= 0, r, -1)
         return out
