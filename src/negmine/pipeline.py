@@ -194,10 +194,16 @@ def retrieve(data: MiningData, retriever: Retriever, k: int, ctx: RunContext, *,
 
     parts: list[Candidates] = []
     reused = 0
+    prepared = False
     shards = progress(bounds, desc="retrieve", total=len(bounds), unit="shard") if len(bounds) > 1 else bounds
     for a, b in shards:
         got = stages.load(a, b) if stages is not None else None
         if got is None:
+            if not prepared:  # load or encode the corpus once, before the first shard
+                prepared = True
+                prepare = getattr(retriever, "prepare", None)
+                if prepare is not None:
+                    prepare(data, ctx)
             sub = data if (a, b) == (0, n_q) else query_slice(data, a, b)
             got = retriever.retrieve(sub, k, ctx)
             if stages is not None:

@@ -161,9 +161,15 @@ _ENCODER = (
     Option("document_prompt", str, None, "text prepended to documents"),
     Option("max_length", int, None, "maximum tokens per text", low=1),
     Option("batch_size", int, 32, "encoding batch size", low=1),
+    Option("device", str, "cpu", "where to encode and search: cpu, cuda, cuda:N or mps (checked to exist)"),
+    Option("precision", str, "fp32", "encoder precision", choices=("fp32", "fp16", "bf16")),
+    Option("doc_embeddings", str, None, "precomputed document embeddings: .npy aligned with the corpus, or "
+           "parquet with an id and a vector column (skips encoding the corpus)"),
+    Option("query_embeddings", str, None, "precomputed query embeddings: .npy aligned with the queries, or "
+           "parquet with an id and a vector column"),
 )
 _BLOCKS = (
-    Option("query_block", int, 256, "queries per dense search block", low=1),
+    Option("query_block", int, 1024, "queries per dense search block", low=1),
     Option("doc_block", int, 8192, "documents per dense search block", low=1),
 )
 retrievers.register("bm25", "negmine.retrievers.bm25:BM25", "lexical BM25 (bm25s)", ("bm25s",), options=(

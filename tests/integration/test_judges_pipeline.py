@@ -135,3 +135,45 @@ def test_ce_filter_without_cross_encoder_is_a_usage_error(tmp_path: Path, capsys
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--cross-encoder" in err[0]
     assert not (tmp_path / "o").exists()
+
+
+def test_target_fnr_with_a_cross_encoder_filter(tmp_path: Path) -> None:
+    """Regression (issue "One machine, any corpus"): ``--target-fnr`` with ``--cross-encoder X
+    --ce-max-score S`` exited 2 asking for --cross-encoder; calibration and scorers now share the
+    one orchestration path: calibration picks the retrieval-score policy, the cross-encoder filter
+    runs on top of it."""
+    from tests.unit.tiny_models import build_tiny_cross_encoder
+
+    model = build_tiny_cross_encoder(tmp_path / "ce")
+    out = tmp_path / "out"
+    code = main(["mine", "--dataset", str(SAMPLE), "--num-negatives", "3", "--target-fnr", "0.1",
+                 "--range-max", "10", "--cross-encoder", str(model), "--ce-max-score", "0.5", "--out", str(out)])
+    assert code == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["calibration"]["target_fnr"] == 0.1
+    assert "cross-encoder" in report["scorers"]
+    names = [f["name"] for f in report["filters"]]
+    assert names[0] == "exclude-positives" and names[-1] == "ce-max-score"
+    assert all(s < 0.5 for r in _rows(out) for s in r["negative_ce_scores"])
+
+
+def test_remining_during_training_keeps_the_judges(tmp_path: Path) -> None:
+    """Regression: ``train --remine-every`` on an output filtered by a cross-encoder rebuilt its
+    filters without the scorers. Re-mining now goes through ``mine_from_options`` with the mining
+    run's options: the cross-encoder scores the re-mined candidates too."""
+    from sentence_transformers import SentenceTransformer
+
+    from negmine.train.trainer import LiveEncoder, Remining
+    from tests.unit.tiny_models import WORDS, build_tiny_cross_encoder, build_tiny_sentence_transformer
+
+    ce = build_tiny_cross_encoder(tmp_path / "ce")
+    out = tmp_path / "out"
+    assert main(["mine", "--dataset", str(SAMPLE), "--num-negatives", "2", "--range-max", "10",
+                 "--cross-encoder", str(ce), "--ce-max-score", "0.5", "--out", str(out)]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    st_path = build_tiny_sentence_transformer(tmp_path / "st", WORDS)
+    remining = Remining(manifest, LiveEncoder(SentenceTransformer(str(st_path), device="cpu")), 2)
+    remining.prepare()
+    rows, _, _ = remining.remine()
+    assert rows and all("negative_ce_scores" in r for r in rows)
+    assert all(s < 0.5 for r in rows for s in r["negative_ce_scores"])

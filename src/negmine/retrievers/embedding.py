@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -10,8 +11,9 @@ import numpy as np
 from negmine.encoders.base import Encoder
 from negmine.encoders.cache import EmbeddingCache, encode_cached
 from negmine.encoders.st import DEFAULT_MODEL, SentenceTransformerEncoder
+from negmine.errors import DataError, examples
 from negmine.retrievers.base import pair_scores, rescore_exact, resort
-from negmine.types import Candidates, MiningData, RunContext
+from negmine.types import Candidates, Corpus, MiningData, Queries, RunContext
 
 #: extra candidates retrieved then re-scored exactly, so near-ties at the k-th place resolve the
 #: same way whatever the block, batch or index layout.
@@ -33,6 +35,8 @@ class EmbeddingRetriever:
         batch_size: int = 32,
         max_length: int | None = None,
         normalize: bool = True,
+        doc_embeddings: str | None = None,
+        query_embeddings: str | None = None,
     ) -> None:
         self.model = model
         self.encoder = encoder
@@ -41,7 +45,11 @@ class EmbeddingRetriever:
         self.batch_size = batch_size
         self.max_length = max_length
         self.normalize = normalize
-        self.embeddings_: tuple[Any, np.ndarray, np.ndarray] | None = None
+        self.doc_embeddings = doc_embeddings
+        self.query_embeddings = query_embeddings
+        self.docs_: tuple[Corpus, np.ndarray] | None = None  # held, so `is` cannot match a recycled object
+        self.queries_: tuple[Queries, np.ndarray] | None = None
+        self.query_table_: tuple[dict[str, int], np.ndarray] | None = None  # precomputed: id -> row
 
     def _encoder(self) -> Encoder:
         if self.encoder is None:
@@ -65,27 +73,80 @@ class EmbeddingRetriever:
             "document_prompt": self.document_prompt,
             "max_length": self.max_length,
             "normalize": self.normalize,
+            **({"doc_embeddings": file_identity(self.doc_embeddings)} if self.doc_embeddings else {}),
+            **({"query_embeddings": file_identity(self.query_embeddings)} if self.query_embeddings else {}),
         }
 
-    def embed(self, data: MiningData, ctx: RunContext | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """``(query_emb, doc_emb)``, from the cache when possible."""
-        key = (data.corpus, data.queries)  # held, so `is` cannot match a recycled object
-        memo = self.embeddings_
-        if memo is not None and memo[0][0] is data.corpus and memo[0][1] is data.queries:
-            return memo[1], memo[2]
-        ctx = ctx if ctx is not None else RunContext()
-        cache_dir = ctx.cache_dir
-        cache = EmbeddingCache(cache_dir) if cache_dir else None
-        stats = ctx.encoding
+    @property
+    def embeddings_(self) -> tuple[Any, np.ndarray, np.ndarray] | None:
+        """``((corpus, queries), query_emb, doc_emb)`` of the last :meth:`embed` (audits read the
+        document embeddings from here)."""
+        if self.docs_ is None or self.queries_ is None:
+            return None
+        return (self.docs_[0], self.queries_[0]), self.queries_[1], self.docs_[1]
+
+    @embeddings_.setter
+    def embeddings_(self, value: tuple[Any, np.ndarray, np.ndarray]) -> None:
+        """Hand the retriever embeddings computed elsewhere: ``((corpus, queries), q, d)``."""
+        (corpus, queries), q, d = value
+        self.docs_, self.queries_ = (corpus, d), (queries, q)
+
+    def prepare(self, data: MiningData, ctx: RunContext | None = None) -> None:
+        """Load or encode the corpus once, and read precomputed query embeddings against the full
+        query list, before the queries are retrieved shard by shard."""
+        self._documents(data, ctx if ctx is not None else RunContext())
+        if self.query_embeddings and self.query_table_ is None:
+            q = load_embeddings(self.query_embeddings, data.queries.ids, "queries")
+            self.query_table_ = ({qid: i for i, qid in enumerate(data.queries.ids)}, q)
+
+    def _documents(self, data: MiningData, ctx: RunContext) -> np.ndarray:
+        if self.docs_ is not None and self.docs_[0] is data.corpus:
+            return self.docs_[1]
         t0 = time.perf_counter()
-        enc = self._encoder()
-        d = encode_cached(enc, data.corpus.full_texts(), "document", cache, stats)
-        q = encode_cached(enc, data.queries.texts, "query", cache, stats)
-        release = getattr(enc, "release", None)
+        if self.doc_embeddings:
+            d = load_embeddings(self.doc_embeddings, data.corpus.ids, "corpus")
+            ctx.encoding["document_precomputed"] = len(d)
+        else:
+            cache = EmbeddingCache(ctx.cache_dir) if ctx.cache_dir else None
+            d = encode_cached(self._encoder(), data.corpus.full_texts(), "document", cache, ctx.encoding)
+        ctx.timings["encode_documents_s"] = time.perf_counter() - t0
+        self.docs_ = (data.corpus, d)
+        return d
+
+    def _queries(self, data: MiningData, ctx: RunContext) -> np.ndarray:
+        if self.queries_ is not None and self.queries_[0] is data.queries:
+            return self.queries_[1]
+        t0 = time.perf_counter()
+        if self.query_embeddings:
+            if self.query_table_ is None:
+                self.prepare(data, ctx)
+            assert self.query_table_ is not None
+            rows, table = self.query_table_
+            missing = [q for q in data.queries.ids if q not in rows]
+            if missing:
+                raise DataError(f"{self.query_embeddings}: no embedding for queries {examples(missing)}; "
+                                "write one row per query")
+            q = np.asarray(table[[rows[x] for x in data.queries.ids]], dtype=np.float32)
+            ctx.encoding["query_precomputed"] = ctx.encoding.get("query_precomputed", 0) + len(q)
+        else:
+            cache = EmbeddingCache(ctx.cache_dir) if ctx.cache_dir else None
+            q = encode_cached(self._encoder(), data.queries.texts, "query", cache, ctx.encoding)
+        ctx.timings["encode_queries_s"] = ctx.timings.get("encode_queries_s", 0.0) + time.perf_counter() - t0
+        self.queries_ = (data.queries, q)
+        return q
+
+    def embed(self, data: MiningData, ctx: RunContext | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """``(query_emb, doc_emb)``: the corpus encoded (or loaded) once per corpus object, the
+        queries once per query object, from the cache when possible."""
+        ctx = ctx if ctx is not None else RunContext()
+        d = self._documents(data, ctx)
+        q = self._queries(data, ctx)
+        if len(q) and len(d) and q.shape[1] != d.shape[1]:
+            raise DataError(f"query embeddings have {q.shape[1]} dimensions but document embeddings {d.shape[1]}; "
+                            "use the same model for both (or pass both --doc-embeddings and --query-embeddings)")
+        release = getattr(self.encoder, "release", None)
         if release is not None:  # the search needs the embeddings, not the model
             release()
-        ctx.timings["encode_s"] = time.perf_counter() - t0
-        self.embeddings_ = (key, q, d)
         return q, d
 
     def score_cells(self, data: MiningData, ids: np.ndarray, ctx: RunContext | None = None) -> np.ndarray:
@@ -112,3 +173,71 @@ class EmbeddingRetriever:
             source_names=[self.name],
             positive_scores=pos,
         )
+
+
+def file_identity(path: str) -> dict[str, Any]:
+    """What identifies a precomputed embedding file in a run's configuration: its path, size and
+    modification time (hashing a file of many gigabytes on every run would cost more than the
+    search)."""
+    p = Path(path)
+    try:
+        st = p.stat()
+    except OSError:
+        return {"path": str(p)}
+    return {"path": str(p), "bytes": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def load_embeddings(path: str, ids: list[str], what: str) -> np.ndarray:
+    """``float32[len(ids), d]`` precomputed embeddings aligned with ``ids``, validated.
+
+    ``.npy``: one row per item in input order, memory-mapped (never read whole into memory);
+    ``.parquet``: an id column (``_id``, ``id``, ``corpus-id`` or ``query-id``) and a vector
+    column (``embedding``, ``vector`` or ``emb``) of fixed length, aligned by id. Counts,
+    dimensions and finiteness are checked; problems are one-line :class:`DataError`s.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"{p}: embeddings file not found; check --{'doc' if what == 'corpus' else 'query'}-embeddings")
+    if p.suffix == ".npy":
+        try:
+            arr = np.load(p, mmap_mode="r", allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise DataError(f"{p}: not a readable .npy array ({exc}); save it with numpy.save") from None
+        if arr.ndim != 2 or len(arr) != len(ids):
+            raise DataError(f"{p}: shape {tuple(arr.shape)} but the {what} has {len(ids)} rows; write one row per "
+                            f"item of the {what}, in its order")
+        if arr.dtype != np.float32:
+            arr = np.asarray(arr, dtype=np.float32)
+    elif p.suffix == ".parquet":
+        from negmine._optional import require
+
+        pq = require("pyarrow.parquet")
+        try:
+            table = pq.read_table(p)
+        except (OSError, ValueError) as exc:
+            raise DataError(f"{p}: not a readable parquet file ({exc})") from None
+        id_col = next((c for c in ("_id", "id", "corpus-id", "query-id") if c in table.column_names), None)
+        vec_col = next((c for c in ("embedding", "vector", "emb") if c in table.column_names), None)
+        if id_col is None or vec_col is None:
+            raise DataError(f"{p}: needs an id column (_id, id) and a vector column (embedding, vector); "
+                            f"found {', '.join(table.column_names)}")
+        got = [str(x) for x in table.column(id_col).to_pylist()]
+        rows = {x: i for i, x in enumerate(got)}
+        missing = [x for x in ids if x not in rows]
+        if missing:
+            raise DataError(f"{p}: no embedding for {len(missing)} ids of the {what}, e.g. {examples(missing)}")
+        try:
+            vecs = np.asarray(table.column(vec_col).to_pylist(), dtype=np.float32)
+        except ValueError:
+            raise DataError(f"{p}: the {vec_col} vectors differ in length; write fixed-length vectors") from None
+        if vecs.ndim != 2:
+            raise DataError(f"{p}: the {vec_col} column must hold fixed-length vectors")
+        arr = vecs[[rows[x] for x in ids]]
+    else:
+        raise DataError(f"{p}: unknown embeddings format; use .npy (aligned rows) or .parquet (id + vector)")
+    block = 1 << 16
+    for start in range(0, len(arr), block):  # streamed: a memory-mapped file stays on disk
+        if not np.isfinite(arr[start : start + block]).all():
+            bad = start + int(np.argmin(np.isfinite(arr[start : start + block]).all(axis=1)))
+            raise DataError(f"{p}: row {bad} holds NaN or infinite values; fix the embeddings")
+    return arr

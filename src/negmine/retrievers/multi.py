@@ -71,6 +71,13 @@ class Union:
     def config(self) -> dict[str, Any]:
         return {"name": self.name, "score": self.score, "members": [m.config() for m in self.members]}
 
+    def prepare(self, data: MiningData, ctx: RunContext | None = None) -> None:
+        """Let each member load or encode the corpus once, before sharded retrieval."""
+        for m in self.members:
+            prepare = getattr(m, "prepare", None)
+            if prepare is not None:
+                prepare(data, ctx)
+
     def retrieve(self, data: MiningData, k: int, ctx: RunContext | None = None) -> Candidates:
         ctx = ctx if ctx is not None else RunContext()
         n_q, n_docs = len(data.queries), len(data.corpus)
