@@ -5,6 +5,7 @@ row order), validated with one-line errors; and sharded retrieval encodes the co
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -46,7 +47,7 @@ def test_npy_embeddings_give_the_same_candidates_as_encoding(data, tmp_path: Pat
 def test_parquet_embeddings_align_by_id_in_any_row_order(data, tmp_path: Path) -> None:
     pa = pytest.importorskip("pyarrow")
     pq = pytest.importorskip("pyarrow.parquet")
-    q, d = encoded(data)
+    _, d = encoded(data)
     order = np.random.default_rng(0).permutation(len(d))
     pq.write_table(pa.table({"_id": [data.corpus.ids[i] for i in order], "embedding": d[order].tolist()}),
                    tmp_path / "d.parquet")
@@ -71,7 +72,7 @@ def test_sharded_mining_with_precomputed_queries_equals_one_shard(data, tmp_path
 
 def test_sharded_retrieval_encodes_the_corpus_once(data) -> None:
     class Counting(HashingEncoder):
-        calls: list[tuple[str, int]] = []
+        calls: ClassVar[list[tuple[str, int]]] = []
 
         def encode(self, texts, kind):  # type: ignore[no-untyped-def]
             self.calls.append((kind, len(texts)))
@@ -97,10 +98,10 @@ def test_bad_embedding_files_are_one_line_data_errors(data, tmp_path: Path, make
 
 
 def test_dimension_mismatch_and_missing_file(data, tmp_path: Path) -> None:
-    q, d = encoded(data)
+    _, d = encoded(data)
     np.save(tmp_path / "d.npy", d[:, :8])
     r = negmine.retrievers.Dense(encoder=HashingEncoder(dim=16), doc_embeddings=str(tmp_path / "d.npy"))
-    with pytest.raises(DataError, match="8 dimensions|16 dimensions"):
+    with pytest.raises(DataError, match=r"8 dimensions|16 dimensions"):
         r.retrieve(data, 3)
     with pytest.raises(DataError, match="not found"):
         load_embeddings(str(tmp_path / "nope.npy"), data.corpus.ids, "corpus")
