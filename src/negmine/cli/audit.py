@@ -11,7 +11,7 @@ from typing import Any
 from negmine.cli.mine import add_mining_arguments, resolve_options
 from negmine.errors import ConfigError
 
-MULTI = ("relative_margin", "absolute_margin", "max_score", "sampler")
+MULTI = ("relative_margin", "absolute_margin", "max_score", "fn_max_prob", "positive_reference", "sampler")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -42,11 +42,19 @@ def build_settings(o: dict[str, Any]) -> list[Any]:
     from negmine.audit import Setting
     from negmine.options import build_filters, build_sampler
 
-    fixed = build_filters({**o, "relative_margin": None, "absolute_margin": None, "max_score": None})
+    fixed = build_filters({**o, "relative_margin": None, "absolute_margin": None, "max_score": None,
+                           "fn_max_prob": None, "positive_reference": None})
+    refs: list[str | None] = list(_values(o.get("positive_reference"), str)) or [None]
     variants: list[tuple[str, list[Any]]] = [("no filter", [])]
-    variants += [(f"relative margin {m:g}", [F.RelativeMargin(m)]) for m in _values(o["relative_margin"], float)]
-    variants += [(f"absolute margin {m:g}", [F.AbsoluteMargin(m)]) for m in _values(o["absolute_margin"], float)]
+    for ref in refs:
+        on = "" if ref is None else f" vs {ref} positive"
+        variants += [(f"relative margin {m:g}{on}", [F.RelativeMargin(m, reference=ref)])
+                     for m in _values(o["relative_margin"], float)]
+        variants += [(f"absolute margin {m:g}{on}", [F.AbsoluteMargin(m, reference=ref)])
+                     for m in _values(o["absolute_margin"], float)]
     variants += [(f"max score {m:g}", [F.MaxScore(m)]) for m in _values(o["max_score"], float)]
+    variants += [(f"fn-max-prob {m:g}", [F.FnMaxProb(m, detector=o.get("fn_detector") or "logistic")])
+                 for m in _values(o.get("fn_max_prob"), float)]
     out = []
     for sampler_name in _values(o["sampler"], str) or ["top"]:
         sampler = build_sampler({**o, "sampler": sampler_name})
