@@ -108,6 +108,15 @@ def plan(
         raise ConfigError(f"target_fnr must be a number in [0, 1), got {target_fnr!r}")
     if min_coverage is not None and target_fnr is None:
         raise ConfigError("min_coverage only applies with target_fnr; pass --target-fnr too")
+    from negmine import registry
+
+    registry.retrievers.validate(retriever)
+    for f in filters:
+        registry.filters.validate(f)
+    if sampler is not None:
+        registry.samplers.validate(sampler)
+    for s in scorers:
+        registry.scorers.validate(s)
     user = [f for f in filters if not isinstance(f, ExcludePositives)]
     all_filters: list[Filter] = [ExcludePositives(near_duplicates=near_duplicates), *user]
     sampler = sampler or Top()

@@ -16,6 +16,9 @@ from negmine._optional import available
 from negmine.errors import ConfigError
 
 
+_MISSING = object()
+
+
 @dataclass(frozen=True)
 class Option:
     """One option of a component or run: the single place its name, type, default, range and help
@@ -139,6 +142,20 @@ class Registry:
 
     def create(self, name: str, /, **kwargs: Any) -> Any:
         return self.get(name).load()(**kwargs)
+
+    def validate(self, component: Any) -> None:
+        """Check a component built in Python (not from options) against its declared options:
+        every option stored on it under its keyword must be a finite number in range, a valid
+        choice... — so the Python API refuses what the CLI and TOML refuse."""
+        entry = self.entries.get(getattr(component, "name", ""))
+        if entry is None:
+            return
+        for o in entry.options:
+            value = getattr(component, o.keyword, _MISSING)
+            if value is not _MISSING and not isinstance(value, (bool, int, float, str)) and value is not None:
+                continue
+            if value is not _MISSING and (o.type is not bool or isinstance(value, bool)):
+                o.check(value, f"{self.family} {entry.name!r}", name=o.keyword)
 
     def options(self) -> list[Option]:
         """Every option of the family, each key once (entries sharing a key share its spec)."""
