@@ -15,7 +15,6 @@ from typing import Any
 from negmine._optional import available
 from negmine.errors import ConfigError
 
-
 _MISSING = object()
 
 
