@@ -55,3 +55,40 @@ def test_a_second_run_encodes_nothing_and_other_texts_miss(tmp_path: Path) -> No
     stats = {}
     encode_cached(enc, TEXTS, "query", cache, stats, chunk=10)  # same texts, other kind: a miss
     assert stats == {"query_encoded": 23}
+
+
+def test_several_chunks_are_assembled_into_one_memory_mapped_entry(tmp_path: Path) -> None:
+    cache = EmbeddingCache(tmp_path)
+    enc = HashingEncoder(dim=16)
+    first = encode_cached(enc, TEXTS, "document", cache, {}, chunk=5)
+    assert isinstance(first, np.memmap)  # on disk, read block by block
+    np.testing.assert_array_equal(first, encode_cached(enc, TEXTS, "document", None, {}, chunk=5))
+    stats: dict[str, int] = {}
+    again = encode_cached(enc, TEXTS, "document", cache, stats, chunk=5)
+    assert stats == {"document_cached": len(TEXTS)}
+    np.testing.assert_array_equal(again, first)
+
+
+def test_two_runs_sharing_a_cache_encode_each_chunk_once(tmp_path: Path) -> None:
+    import threading
+
+    class Slow(HashingEncoder):
+        def __init__(self) -> None:
+            super().__init__(dim=16)
+            self.encoded = 0
+
+        def encode(self, texts, kind):  # type: ignore[no-untyped-def]
+            self.encoded += len(texts)
+            threading.Event().wait(0.02)
+            return super().encode(texts, kind)
+
+    encoders = [Slow(), Slow()]
+    results: list[np.ndarray] = []
+    threads = [threading.Thread(target=lambda e=e: results.append(
+        np.array(encode_cached(e, TEXTS, "document", EmbeddingCache(tmp_path), {}, chunk=5)))) for e in encoders]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(e.encoded for e in encoders) == len(TEXTS)  # every chunk encoded by one of them only
+    np.testing.assert_array_equal(results[0], results[1])

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -43,7 +45,19 @@ class EmbeddingCache:
             return None  # a corrupt entry is a miss; it is rewritten below
         if arr.ndim != 2 or arr.shape[0] != n or arr.dtype != np.float32:
             return None
-        return np.asarray(arr)
+        return arr  # memory-mapped: read from disk as it is used
+
+    @contextlib.contextmanager
+    def entry_lock(self, key: str) -> Iterator[None]:
+        """An exclusive lock (flock) on one entry while it is being written."""
+        locks = self.directory / ".locks"
+        locks.mkdir(parents=True, exist_ok=True)
+        fd = os.open(locks / f"{key}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
 
     def save(self, key: str, emb: np.ndarray) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -62,6 +76,27 @@ class EmbeddingCache:
 CHUNK = 4096
 
 
+def _encode_chunk(encoder: Encoder, part: Sequence[str], kind: Kind, cache: EmbeddingCache | None,
+                  stats: dict[str, int]) -> np.ndarray:
+    """One chunk: from the cache, or encoded (and saved) while holding the entry's lock, so two
+    runs sharing a cache never encode the same chunk twice and never see half an entry."""
+    if cache is None:
+        stats[f"{kind}_encoded"] = stats.get(f"{kind}_encoded", 0) + len(part)
+        return np.ascontiguousarray(encoder.encode(part, kind), dtype=np.float32)
+    key = cache.key(encoder, kind, part)
+    hit = cache.load(key, len(part))
+    if hit is None:
+        with cache.entry_lock(key):
+            hit = cache.load(key, len(part))  # another process may have written it meanwhile
+            if hit is None:
+                emb = np.ascontiguousarray(encoder.encode(part, kind), dtype=np.float32)
+                cache.save(key, emb)
+                stats[f"{kind}_encoded"] = stats.get(f"{kind}_encoded", 0) + len(part)
+                return emb
+    stats[f"{kind}_cached"] = stats.get(f"{kind}_cached", 0) + len(part)
+    return hit
+
+
 def encode_cached(
     encoder: Encoder, texts: Sequence[str], kind: Kind, cache: EmbeddingCache | None, stats: dict[str, int],
     *, chunk: int = CHUNK,
@@ -69,21 +104,44 @@ def encode_cached(
     """Encode ``texts`` in fixed chunks of ``chunk`` texts, each loaded from ``cache`` when present
     and saved as soon as it is encoded; counts go to ``stats`` (``{kind}_cached``,
     ``{kind}_encoded``). The chunking is the same with or without a cache and however often a run
-    was interrupted, so the embeddings are the same bytes either way."""
+    was interrupted, so the embeddings are the same bytes either way.
+
+    With a cache and several chunks, the chunks are assembled into one memory-mapped ``.npy``
+    entry of the cache (written once, atomically, then reused whole), so the embeddings of a
+    large corpus are read from disk block by block instead of held in memory."""
     if not texts:
         return np.zeros((0, 0), dtype=np.float32)
-    parts: list[np.ndarray] = []
-    for start in range(0, len(texts), chunk):
-        part = texts[start : start + chunk]
-        key = cache.key(encoder, kind, part) if cache is not None else ""
-        hit = cache.load(key, len(part)) if cache is not None else None
-        if hit is not None:
-            stats[f"{kind}_cached"] = stats.get(f"{kind}_cached", 0) + len(part)
-            parts.append(hit)
-            continue
-        emb = np.ascontiguousarray(encoder.encode(part, kind), dtype=np.float32)
-        stats[f"{kind}_encoded"] = stats.get(f"{kind}_encoded", 0) + len(part)
-        if cache is not None:
-            cache.save(key, emb)
-        parts.append(emb)
-    return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=0)
+    starts = range(0, len(texts), chunk)
+    if cache is None or len(starts) == 1:
+        parts = [_encode_chunk(encoder, texts[s : s + chunk], kind, cache, stats) for s in starts]
+        return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=0)
+    keys = [cache.key(encoder, kind, texts[s : s + chunk]) for s in starts]
+    whole_key = "whole-" + hashlib.sha256("".join(keys).encode()).hexdigest()[:32]
+    hit = cache.load(whole_key, len(texts))
+    if hit is not None:
+        stats[f"{kind}_cached"] = stats.get(f"{kind}_cached", 0) + len(texts)
+        return hit
+    out: np.memmap | None = None
+    tmp: Path | None = None
+    try:
+        for s in starts:
+            emb = _encode_chunk(encoder, texts[s : s + chunk], kind, cache, stats)
+            if out is None:
+                cache.directory.mkdir(parents=True, exist_ok=True)
+                fd, name = tempfile.mkstemp(dir=cache.directory, suffix=".npy.tmp")
+                os.close(fd)
+                tmp = Path(name)
+                out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(len(texts), emb.shape[1]))
+            out[s : s + len(emb)] = emb
+        assert out is not None and tmp is not None
+        out.flush()
+        del out
+        os.replace(tmp, cache.directory / f"{whole_key}.npy")
+        tmp = None
+    finally:
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+    whole = cache.load(whole_key, len(texts))
+    if whole is None:
+        raise OSError(f"{cache.directory}: the assembled embeddings could not be read back; check the disk")
+    return whole
