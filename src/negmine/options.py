@@ -50,6 +50,13 @@ RUN_OPTIONS: dict[str, tuple[Option, ...]] = {
         Option("min_coverage", float, None,
                "with --target-fnr: least share of queries that must get all their negatives", low=0, high=1),
     ),
+    "engine": (
+        Option("engine", str, "local", "where the stages run: local (this process) or ray (a Ray cluster)",
+               choices=("local", "ray")),
+        Option("ray_address", str, None, "Ray cluster to join: auto, ray://HOST:10001 (default: start a local one)"),
+        Option("workers", int, None, "Ray workers (actors/tasks in flight; default: the cluster's CPUs)", low=1),
+        Option("gpus_per_worker", float, 0.0, "GPUs per Ray worker (0: CPU workers)", low=0),
+    ),
     "output": (
         Option("out", str, None, "output directory (required)"),
         Option("overwrite", bool, False, "replace a different run in --out"),
@@ -237,6 +244,12 @@ def mine_from_options(o: dict[str, Any], *, data: MiningData | None = None, retr
     from negmine.pipeline import mine
 
     o = {**DEFAULTS, **o}
+    engine = None
+    if o["engine"] != "local":
+        from negmine.engines import get_engine
+
+        engine = get_engine(o["engine"], address=o["ray_address"], workers=o["workers"],
+                            gpus_per_worker=o["gpus_per_worker"])
     retriever = retriever if retriever is not None else build_retriever(o)
     filters, sampler = build_filters(o), build_sampler(o)
     scorers = scorers if scorers is not None else build_scorers(o)
@@ -245,4 +258,4 @@ def mine_from_options(o: dict[str, Any], *, data: MiningData | None = None, retr
                 near_duplicates=o["near_duplicates"], cache_dir=o["cache_dir"], scorers=scorers,
                 target_fnr=o["target_fnr"], min_coverage=o["min_coverage"], candidates=candidates, out=out,
                 overwrite=bool(o["overwrite"]), fmt=o["format"], extra_manifest=extra_manifest,
-                query_shard=o["query_shard"])
+                query_shard=o["query_shard"], engine=engine)

@@ -193,38 +193,39 @@ def concat_candidates(parts: Sequence[Candidates]) -> Candidates:
 
 
 def retrieve(data: MiningData, retriever: Retriever, k: int, ctx: RunContext, *, stages: Any = None,
-             query_shard: int = QUERY_SHARD) -> Candidates:
-    """The top ``k`` candidates of every query, retrieved ``query_shard`` queries at a time. With
-    ``stages`` (a :class:`negmine.rundir.StageStore`), each finished shard is stored and a stored
-    shard is loaded instead of retrieved: a killed run resumes from its last complete shard."""
-    n_q = len(data.queries)
-    bounds = [(a, min(a + query_shard, n_q)) for a in range(0, n_q, query_shard)] or [(0, 0)]
+             query_shard: int = QUERY_SHARD, engine: Any = None) -> Candidates:
+    """The top ``k`` candidates of every query, retrieved ``query_shard`` queries at a time by
+    ``engine`` (default: this process). With ``stages`` (a :class:`negmine.rundir.StageStore`),
+    each finished shard is stored as it arrives and a stored shard is loaded instead of
+    retrieved: a killed run resumes from its last complete shard."""
+    from negmine.engines import get_engine
     from negmine.rundir import fault
 
-    parts: list[Candidates] = []
-    reused = 0
-    prepared = False
-    shards = progress(bounds, desc="retrieve", total=len(bounds), unit="shard") if len(bounds) > 1 else bounds
-    for a, b in shards:
+    eng = get_engine(engine)
+    n_q = len(data.queries)
+    bounds = [(a, min(a + query_shard, n_q)) for a in range(0, n_q, query_shard)] or [(0, 0)]
+    done: dict[tuple[int, int], Candidates] = {}
+    for a, b in bounds:
         got = stages.load(a, b) if stages is not None else None
-        if got is None:
-            if not prepared:  # load or encode the corpus once, before the first shard
-                prepared = True
-                prepare = getattr(retriever, "prepare", None)
-                if prepare is not None:
-                    prepare(data, ctx)
-            sub = data if (a, b) == (0, n_q) else query_slice(data, a, b)
-            got = retriever.retrieve(sub, k, ctx)
+        if got is not None:
+            done[(a, b)] = got
+    reused = len(done)
+    todo = [s for s in bounds if s not in done]
+    if todo:
+        eng.prepare(data, retriever, ctx)  # the corpus side once (e.g. encode it), before any shard
+        results = eng.retrieve_shards(data, retriever, k, ctx, todo)
+        if len(todo) > 1:
+            results = progress(results, desc="retrieve", total=len(todo), unit="shard")
+        for a, b, got in results:
+            done[(a, b)] = got
             if stages is not None:
                 stages.save(a, b, got)
-                fault(f"retrieve-shard-{len(parts) + 1}")
-        else:
-            reused += 1
-        parts.append(got)
+                fault(f"retrieve-shard-{len(done)}")
     if stages is not None:
         ctx.stats["retrieval_shards"] = len(bounds)
         ctx.stats["retrieval_shards_reused"] = reused
-    return concat_candidates(parts)
+    ctx.stats["engine"] = eng.name
+    return concat_candidates([done[s] for s in bounds])
 
 
 # -- filter and sample ---------------------------------------------------------------------------
@@ -327,6 +328,7 @@ def mine(
     extra_manifest: dict[str, Any] | None = None,
     query_shard: int = QUERY_SHARD,
     device: str = "cpu",
+    engine: Any = None,
 ) -> MiningResult:
     """Mine ``num_negatives`` hard negatives for every query of ``data``.
 
@@ -366,6 +368,9 @@ def mine(
         ``overwrite``.
     query_shard
         Queries per retrieval shard (results do not depend on it).
+    engine
+        ``"local"`` (default: this process), ``"ray"`` (a Ray cluster, extra ``ray``) or an
+        engine object (see :mod:`negmine.engines`); the output does not depend on it.
     """
     p = plan(data, retriever, filters, sampler, num_negatives, seed, depth=depth, near_duplicates=near_duplicates,
              scorers=scorers, target_fnr=target_fnr, min_coverage=min_coverage)
@@ -375,7 +380,7 @@ def mine(
     t_start = time.perf_counter()
     if out is None:
         cand = candidates if candidates is not None else retrieve(data, retriever, p.depth, ctx,
-                                                                  query_shard=query_shard)
+                                                                  query_shard=query_shard, engine=engine)
         return _select(data, cand, p, retriever, ctx, t_start)
 
     from negmine.rundir import RunDir, fault, stage_key
@@ -384,7 +389,7 @@ def mine(
     with RunDir(out).claim(rid, overwrite=overwrite) as run:
         if candidates is None:
             stages = run.stages(stage_key("retrieve", data.fingerprint(), retriever.config(), p.depth))
-            cand = retrieve(data, retriever, p.depth, ctx, stages=stages, query_shard=query_shard)
+            cand = retrieve(data, retriever, p.depth, ctx, stages=stages, query_shard=query_shard, engine=engine)
         else:
             cand = candidates
         fault("select")

@@ -50,7 +50,9 @@ def add_mining_arguments(p: argparse.ArgumentParser, multi: tuple[str, ...] = ()
 
     families = {"retrievers": registry.retrievers, "filters": registry.filters, "scorers": registry.scorers,
                 "samplers": registry.samplers}
-    seen: set[str] = {"out", "overwrite", "format", "query_shard"}  # added by `mine` itself
+    from negmine.options import RUN_OPTIONS as _RUN
+
+    seen: set[str] = {o.key for g in ("engine", "output") for o in _RUN[g]}  # added by `mine` itself
     groups: dict[str, Any] = {}
     for title, source in GROUPS:
         g = groups.setdefault(title, p.add_argument_group(title))
@@ -66,9 +68,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
     add_mining_arguments(p)
     p.add_argument("--config", help="TOML file with the same options (flags override it)")
-    g = p.add_argument_group("output")
-    for o in RUN_OPTIONS["output"]:
-        _add(g, o, ())
+    for group in ("engine", "output"):
+        g = p.add_argument_group(group)
+        for o in RUN_OPTIONS[group]:
+            _add(g, o, ())
     p.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
     p.add_argument("--html", default=None, help="also write the self-contained HTML report to this file")
 
