@@ -66,7 +66,7 @@ CALIBRATION_SALT = 0xCA11
 
 REFERENCES = ("min", "mean", "max", "pair")
 MARGINS: tuple[float | None, ...] = (None, 0.0, 0.05, 0.1)
-DETECTOR_THRESHOLDS: tuple[float | None, ...] = (None, 0.5, 0.2, 0.1, 0.05, 0.03, 0.02)
+DETECTOR_THRESHOLDS: tuple[float | None, ...] = (None, 0.5, 0.2, 0.1, 0.05, 0.04, 0.03, 0.025, 0.02)
 
 
 def make_sampler(name: str) -> Sampler:
