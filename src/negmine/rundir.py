@@ -52,7 +52,8 @@ RUN_FILES = ("mined.parquet", "mined.jsonl", "texts.parquet", "texts.jsonl", "re
 def fault(point: str) -> None:
     """Crash-test hook: when the environment variable ``NEGMINE_FAULT`` names ``point``, the
     process kills itself there with SIGKILL (no cleanup, as a power cut or OOM kill would). The
-    crash tests use it to stop a real run at exact places: ``retrieve-shard-N`` (after the N-th
+    crash tests use it to stop a real run at exact places: ``encode-document-chunk`` (after an
+    embedding chunk is saved to the cache), ``retrieve-shard-N`` (after the N-th
     retrieval shard is stored), ``select``, ``commit-files`` (mid-commit, one file replaced) and
     ``commit-manifest`` (every file replaced, manifest not yet written)."""
     if os.environ.get("NEGMINE_FAULT") == point:

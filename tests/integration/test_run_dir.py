@@ -190,3 +190,31 @@ def test_lock_is_released_when_the_holder_dies(sample_dir: Path, tmp_path: Path)
     with RunDir(out).claim("probe", overwrite=True):  # the kernel dropped the dead holder's lock
         pass
     assert time.monotonic() - t0 < 5
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    pytest.importorskip("sentence_transformers")
+    from tests.unit.tiny_models import WORDS, build_tiny_sentence_transformer
+
+    return build_tiny_sentence_transformer(tmp_path_factory.mktemp("st") / "model", WORDS)
+
+
+def test_killed_while_encoding_resumes_from_the_cache(sample_dir: Path, tmp_path: Path, tiny_model: Path) -> None:
+    """Killed right after the corpus embeddings were saved (queries not yet encoded, nothing
+    retrieved): the identical command reuses the cached documents and ends with the bytes of a
+    clean run that had its own, empty cache."""
+    dense = ("--retriever", "dense", "--model", str(tiny_model), "--max-length", "32")
+    clean = tmp_path / "clean"
+    assert run(mine_args(sample_dir, clean, *dense, "--cache-dir", str(tmp_path / "cache0"))).returncode == 0
+    out = tmp_path / "run"
+    args = mine_args(sample_dir, out, *dense, "--cache-dir", str(tmp_path / "cache1"))
+    killed = run(args, "encode-document-chunk")
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    with pytest.raises(DataError, match="unfinished run"):
+        verify(out)
+    again = run(args)
+    assert again.returncode == 0, again.stderr
+    report = json.loads((out / "report.json").read_text())
+    assert report["encoding"]["document_cached"] > 0 and "document_encoded" not in report["encoding"]
+    assert files(out) == files(clean)

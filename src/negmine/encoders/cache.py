@@ -92,6 +92,9 @@ def _encode_chunk(encoder: Encoder, part: Sequence[str], kind: Kind, cache: Embe
                 emb = np.ascontiguousarray(encoder.encode(part, kind), dtype=np.float32)
                 cache.save(key, emb)
                 stats[f"{kind}_encoded"] = stats.get(f"{kind}_encoded", 0) + len(part)
+                from negmine.rundir import fault
+
+                fault(f"encode-{kind}-chunk")
                 return emb
     stats[f"{kind}_cached"] = stats.get(f"{kind}_cached", 0) + len(part)
     return hit
