@@ -560,7 +560,7 @@ class _Runner:
 
     # steps ------------------------------------------------------------------------------
     def mine(self, s: Setting, seed: int, run_dir: Path, state: _State) -> dict[str, Any]:
-        from negmine.options import mine_from_options, plan_from_options
+        from negmine.options import mine_from_options, plan_from_options, recorded
 
         mined_dir = run_dir / "mined"
         o = self.sweep.mine_options(s, seed, mined_dir)
@@ -576,7 +576,7 @@ class _Runner:
         t0 = time.perf_counter()
         cand, shared = self.candidates(rkey, retriever, dkey, data, p.depth, o["cache_dir"])
         mine_from_options({**o, "overwrite": True}, data=data, retriever=retriever, scorers=scorers, candidates=cand,
-                          out=mined_dir, extra_manifest={"options": {k: v for k, v in o.items() if k != "overwrite"}})
+                          out=mined_dir, extra_manifest={"options": recorded(o)})
         entry = state.record("mine", key, manifest, time.perf_counter() - t0)
         return {"status": "done", "retrieval_shared": shared, **entry}
 

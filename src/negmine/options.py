@@ -223,6 +223,15 @@ def build_sampler(o: dict[str, Any]) -> Any:
     return registry.samplers.get(o["sampler"]).build(o)
 
 
+def recorded(o: dict[str, Any]) -> dict[str, Any]:
+    """The options as a run's manifest records them: secrets in URLs redacted (user-info and
+    key/token-like query parameters), ``overwrite`` left out (it does not change the result)."""
+    from negmine.scorers.llm_judge import redact_url
+
+    return {k: (redact_url(v) if k.endswith("_url") and isinstance(v, str) else v)
+            for k, v in o.items() if k != "overwrite"}
+
+
 def plan_from_options(o: dict[str, Any], data: MiningData, retriever: Any, scorers: list[Any] | None = None) -> Any:
     """The :class:`negmine.pipeline.Plan` the options ask for (validated; no work done)."""
     from negmine.pipeline import plan

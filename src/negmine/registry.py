@@ -297,7 +297,7 @@ _SCALE = Option("sampler_scale", str, "raw",
 samplers.register("softmax", "negmine.samplers:Softmax", "without replacement, p ∝ exp(score / temperature)",
                   options=(Option("temperature", float, 0.05, "softmax temperature", low=0, low_open=True), _SCALE))
 samplers.register("simans", "negmine.samplers:SimANS", "ambiguous negatives, w ∝ exp(-a (s - s+ + b)^2)",
-                  options=(Option("simans_a", float, 0.5, "SimANS kernel width a", arg="a", low=0, low_open=True),
+                  options=(Option("simans_a", float, 0.5, "SimANS kernel width a (0: uniform)", arg="a", low=0),
                            Option("simans_b", float, 0.0, "SimANS offset b", arg="b"), _SCALE))
 
 for _fmt, _summary in [
@@ -307,6 +307,7 @@ for _fmt, _summary in [
     ("labeled-list", "(anchor, [documents], [labels]) rows - sentence-transformers listwise losses"),
     ("flag", "FlagEmbedding jsonl: query, pos, neg (+ pos_scores, neg_scores)"),
     ("tevatron", "Tevatron jsonl: query_id, query, positive_passages, negative_passages"),
+    ("tevatron-ids", "Tevatron 2 id-based jsonl: query_id, query_text, positive/negative_document_ids + a corpus file"),
 ]:
     formats.register(_fmt, "negmine.writers.export:export_rows", _summary)
 

@@ -407,15 +407,23 @@ def expected_export(fmt: str, mined: list[dict[str, Any]], sample: dict[str, Any
         elif fmt == "labeled-list":
             extra = {"scores": [*ps, *ns]} if with_scores else {"labels": [1] * len(P) + [0] * len(N)}
             out.append({"anchor": q, "documents": [d(i) for i in P + N], **extra})
+        elif not N:  # flag and tevatron leave out (and count) queries with no negatives: trainers crash on them
+            continue
         elif fmt == "flag":
             out.append({"query": q, "pos": [d(i) for i in P], "neg": [d(i) for i in N],
                         **({"pos_scores": ps, "neg_scores": ns} if with_scores else {})})
-        else:
-            def passage(i: str) -> dict[str, str]:
-                return {"docid": i, "title": docs[i]["title"], "text": docs[i]["text"]}
+        elif fmt == "tevatron":
+            def passage(i: str, s: float) -> dict[str, Any]:
+                return {"docid": i, "title": docs[i]["title"], "text": docs[i]["text"],
+                        **({"score": s} if with_scores else {})}
 
-            out.append({"query_id": r["query_id"], "query": q, "positive_passages": [passage(i) for i in P],
-                        "negative_passages": [passage(i) for i in N]})
+            out.append({"query_id": r["query_id"], "query": q,
+                        "positive_passages": [passage(i, s) for i, s in zip(P, ps)],
+                        "negative_passages": [passage(i, s) for i, s in zip(N, ns)]})
+        else:
+            out.append({"query_id": r["query_id"], "query_text": q, "positive_document_ids": P,
+                        "negative_document_ids": N,
+                        **({"positive_scores": ps, "negative_scores": ns} if with_scores else {})})
     return out
 
 
@@ -426,9 +434,11 @@ EXPECTED_COLUMNS = {
     "labeled-list": ["anchor", "documents", "labels"],
     "flag": ["query", "pos", "neg"],
     "tevatron": ["query_id", "query", "positive_passages", "negative_passages"],
+    "tevatron-ids": ["query_id", "query_text", "positive_document_ids", "negative_document_ids"],
 }
 SCORE_COLUMNS = {"triplet": ["scores"], "n-tuple": ["scores"], "labeled-pair": ["score"],
-                 "labeled-list": ["scores"], "flag": ["pos_scores", "neg_scores"], "tevatron": []}
+                 "labeled-list": ["scores"], "flag": ["pos_scores", "neg_scores"], "tevatron": [],
+                 "tevatron-ids": ["positive_scores", "negative_scores"]}
 
 
 def test_every_registered_format_is_covered() -> None:
@@ -441,6 +451,10 @@ def test_every_registered_format_is_covered() -> None:
 def test_export(cli: Cli, bm25_run: Path, mined: list[dict[str, Any]], sample: dict[str, Any], tmp_path: Path,
                 fs: SimpleNamespace, fmt: str, suffix: str, with_scores: bool) -> None:
     target = tmp_path / f"train.{suffix}"
+    if fmt == "flag" and suffix == "parquet":  # FlagEmbedding reads only .json/.jsonl: refused, nothing written
+        res = cli("export", bm25_run, "--format", fmt, "--out", target)
+        assert res.code == 2 and "FlagEmbedding reads only" in res.err and not target.exists()
+        return
     res = ok(cli("export", bm25_run, "--format", fmt, "--out", target, "--json",
                  *(["--with-scores"] if with_scores else [])))
     expected = expected_export(fmt, mined, sample, with_scores, fs.full_text)
@@ -461,6 +475,8 @@ def test_export(cli: Cli, bm25_run: Path, mined: list[dict[str, Any]], sample: d
     assert counts["rows"] == len(expected) and counts["queries"] == len(mined)
     short = sum(len(r["negative_ids"]) < N_NEG for r in mined)
     assert counts["queries_left_out_short"] == (short if fmt == "n-tuple" else 0)
+    empty = sum(not r["negative_ids"] for r in mined)
+    assert counts["queries_left_out_no_negatives"] == (empty if fmt in ("flag", "tevatron", "tevatron-ids") else 0)
 
 
 def test_export_overwrite(cli: Cli, bm25_run: Path, tmp_path: Path) -> None:
@@ -509,10 +525,14 @@ def test_list(cli: Cli, family: str, names: set[str]) -> None:
     registered = set(registry.FAMILIES[family].names())
     assert names <= registered
     res = ok(cli("list", family))
-    listed = {line.split()[0] for line in res.out.splitlines() if line.strip()}
+    listed = {line.split()[0] for line in res.out.splitlines() if line.strip() and not line.startswith(" ")}
     assert listed == registered
     rows = json.loads(ok(cli("list", family, "--json")).out)
     assert {r["name"] for r in rows} == registered
+    for r in rows:  # each component's options, as declared in its registry entry
+        assert [o["flag"] for o in r["options"]] == [o.flag for o in registry.FAMILIES[family].get(r["name"]).options]
+        for o in r["options"]:
+            assert f"    {o['flag']}: " in res.out
     assert all(r["available"] for r in rows)  # every extra is installed here
     assert all(r["summary"] for r in rows)
 

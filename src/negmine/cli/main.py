@@ -30,6 +30,7 @@ COMMANDS = {
     "list": ("negmine.cli.list_", "list registered components"),
     "demo": ("negmine.cli.demo", "mine the bundled sample offline with BM25 and the dense MiniLM model"),
     "kg": ("negmine.cli.kg", "knowledge-graph negatives: kg mine | kg audit | kg compare"),
+    "rec": ("negmine.cli.rec", "recommendation negatives: rec mine | audit | train | evaluate | compare"),
 }
 
 

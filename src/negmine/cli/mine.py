@@ -89,7 +89,14 @@ def resolve_options(args: argparse.Namespace, multi: tuple[str, ...] = ()) -> di
 
 
 def run(args: argparse.Namespace) -> int:
-    from negmine.options import build_retriever, build_scorers, load_data, mine_from_options, plan_from_options
+    from negmine.options import (
+        build_retriever,
+        build_scorers,
+        load_data,
+        mine_from_options,
+        plan_from_options,
+        recorded,
+    )
     from negmine.report.stats import render_text
     from negmine.rundir import RunDir
 
@@ -106,12 +113,8 @@ def run(args: argparse.Namespace) -> int:
     if RunDir(out).committed_run_id() == p.run_id(data):
         sys.stdout.write(f"{out} already holds this run (run id {p.run_id(data)}); nothing to do\n")
         return 0
-    from negmine.scorers.llm_judge import redact_url
-
-    recorded = {k: (redact_url(v) if k == "llm_base_url" and isinstance(v, str) else v)
-                for k, v in o.items() if k != "overwrite"}
     result = mine_from_options(o, data=data, retriever=retriever, scorers=scorers, out=out,
-                               extra_manifest={"options": recorded})
+                               extra_manifest={"options": recorded(o)})
     if args.html:
         from negmine.report.html import write_html
 
