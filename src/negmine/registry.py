@@ -286,8 +286,8 @@ filters.register("llm-judge", "negmine.filters:JudgeFilter",
                             arg="drop", choices=("better", "relevant")),
                      Option("llm_max_flagged", int, 7, "skip a query whose judge flags more than K candidates",
                             arg="max_flagged", low=0),
-                     Option("judge_action", str, "drop", "drop flagged candidates, or relabel them as positives",
-                            arg="relabel", choices=("drop", "relabel"))))
+                     Option("judge_action", str, "drop", "drop flagged candidates, or relabel them as positives "
+                            "(built as JudgeFilter(relabel=...))", choices=("drop", "relabel"))))
 
 samplers.register("top", "negmine.samplers:Top", "the highest-scoring surviving candidates")
 samplers.register("random", "negmine.samplers:Random", "uniform among surviving candidates")
