@@ -177,3 +177,23 @@ def test_remining_during_training_keeps_the_judges(tmp_path: Path) -> None:
     rows, _, _ = remining.remine()
     assert rows and all("negative_ce_scores" in r for r in rows)
     assert all(s < 0.5 for r in rows for s in r["negative_ce_scores"])
+
+
+def test_credentials_in_the_judge_url_never_reach_the_manifest_or_report(
+        tmp_path: Path, judge_server: ThreadingHTTPServer) -> None:
+    """Issue "Trustworthy in daily use", item 1: user-info and key-like query parameters of
+    ``--llm-base-url`` are redacted wherever the run records them."""
+    from negmine.report.html import render_html
+
+    port = judge_server.server_address[1]
+    url = f"http://alice:SECRET1@127.0.0.1:{port}/v1?api_key=SECRET2&region=eu"
+    out = tmp_path / "out"
+    code = main(["mine", "--dataset", str(SAMPLE), "--num-negatives", "2", "--range-max", "5",
+                 "--llm-base-url", url, "--llm-model", "cheap", "--llm-timeout", "5", "--out", str(out)])
+    assert code == 0
+    for name in ("manifest.json", "report.json"):
+        text = (out / name).read_text()
+        assert "SECRET1" not in text and "SECRET2" not in text, name
+    assert "region=eu" in (out / "manifest.json").read_text()  # only the secrets are redacted
+    page = render_html(out)
+    assert "SECRET1" not in page and "SECRET2" not in page
