@@ -41,7 +41,7 @@ def test_audit_counts_every_held_out_corruption(tmp_path: Path, write_triples) -
 @pytest.mark.slow
 def test_compare_end_to_end(tmp_path: Path) -> None:
     from negmine.kg import load_dataset
-    from negmine.kg.compare import compare, write_compare
+    from negmine.kg.compare import compare, paired_p, write_compare
 
     data = load_dataset("nations")
     result = compare(data, ["uniform", "typed"], seeds=(0, 1), epochs=2, dim=8)
@@ -50,3 +50,4 @@ def test_compare_end_to_end(tmp_path: Path) -> None:
     assert result["rows"][0]["p_value"] is None and 0 < result["rows"][1]["p_value"] <= 1
     assert all(0 < r["mrr"] <= 1 for r in result["runs"])
     assert files["markdown"].read_text().count("\n| ") == 3
+    assert paired_p(result, "typed", "uniform") == result["rows"][1]["p_value"]

@@ -27,7 +27,7 @@ from negmine.kg.data import KGData
 from negmine.kg.evaluation import all_scores, filtered_ranks, rank_metrics
 from negmine.kg.samplers import SAMPLERS, known_keys
 
-__all__ = ["compare", "render_compare", "write_compare"]
+__all__ = ["compare", "paired_p", "render_compare", "write_compare"]
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,18 @@ def compare(data: KGData, samplers: list[str] | None = None, *, seeds: tuple[int
                      "train_seconds": float(np.mean([r["train_seconds"] for r in mine]))})
     return {"source": data.source, "model": model, "dim": dim, "epochs": epochs, "warmup_epochs": warmup_epochs,
             "num_negatives": num_negatives, "batch_size": batch_size, "lr": lr, "seeds": list(seeds),
-            "baseline": baseline, "test_triples": len(test), "rows": rows, "runs": runs}
+            "baseline": baseline, "test_triples": len(test), "rows": rows, "runs": runs,
+            "reciprocal_ranks": {n: [round(float(x), 6) for x in np.mean(rr[n], axis=0)] for n in names}}
+
+
+def paired_p(result: dict[str, Any], a: str, b: str) -> float:
+    """Sign-flip p-value of sampler ``a`` against ``b`` on the per-test-triple reciprocal ranks
+    (averaged over seeds) stored in a :func:`compare` result."""
+    rr = result["reciprocal_ranks"]
+    for n in (a, b):
+        if n not in rr:
+            raise ConfigError(f"sampler {n!r} is not in this comparison; choose from {', '.join(rr)}")
+    return permutation_test(np.asarray(rr[a]), np.asarray(rr[b]), seed=0)
 
 
 def render_compare(result: dict[str, Any]) -> str:
