@@ -41,7 +41,8 @@ class BM25:
         self.stopwords = stopwords
         self.stemmer = stemmer
         self.query_block = query_block
-        self.state_: tuple[Any, Any, list[np.ndarray]] | None = None
+        self.state_: tuple[Any, Any] | None = None  # (corpus, index)
+        self.queries_: tuple[Any, list[np.ndarray]] | None = None  # (queries, token ids)
 
     def config(self) -> dict[str, Any]:
         return {"name": self.name, "k1": self.k1, "b": self.b, "method": self.method,
@@ -52,15 +53,17 @@ class BM25:
             return None
         return require("Stemmer").Stemmer(self.stemmer)
 
-    def _fit(self, data: MiningData, ctx: RunContext) -> tuple[Any, list[np.ndarray]]:
-        """Index the corpus and map the queries to token ids (once per data object)."""
-        key = (data.corpus, data.queries)  # held, so `is` cannot match a recycled object
-        if self.state_ is not None and self.state_[0][0] is data.corpus and self.state_[0][1] is data.queries:
-            return self.state_[1], self.state_[2]
+    def prepare(self, data: MiningData, ctx: RunContext | None = None) -> None:
+        """Index the corpus now (once per corpus object), before queries are retrieved by shard."""
+        self._index(data, ctx if ctx is not None else RunContext())
+
+    def _index(self, data: MiningData, ctx: RunContext) -> Any:
+        """The BM25 index of ``data.corpus``, built once per corpus object."""
+        if self.state_ is not None and self.state_[0] is data.corpus:  # held, so `is` cannot match a recycled one
+            return self.state_[1]
         bm25s = require("bm25s")
         t0 = time.perf_counter()
-        stemmer = self._stemmer()
-        tokens = _tokenize(bm25s, data.corpus.full_texts(), self.stopwords, stemmer)
+        tokens = _tokenize(bm25s, data.corpus.full_texts(), self.stopwords, self._stemmer())
         if not tokens.vocab:
             raise DataError(
                 f"BM25: all {len(data.corpus)} documents are empty or only stop-words "
@@ -70,12 +73,22 @@ class BM25:
         index = bm25s.BM25(k1=self.k1, b=self.b, method=self.method)
         index.index(tokens, show_progress=False)
         del tokens
+        self.state_ = (data.corpus, index)
+        ctx.timings["index_s"] = time.perf_counter() - t0
+        return index
+
+    def _fit(self, data: MiningData, ctx: RunContext) -> tuple[Any, list[np.ndarray]]:
+        """The index of the corpus and the queries as token ids (once per corpus / queries object:
+        a run retrieved by query shards indexes the corpus once)."""
+        index = self._index(data, ctx)
+        if self.queries_ is not None and self.queries_[0] is data.queries:
+            return index, self.queries_[1]
+        bm25s = require("bm25s")
         vocab = index.vocab_dict
-        query_tokens = bm25s.tokenize(data.queries.texts, stopwords=self.stopwords, stemmer=stemmer,
+        query_tokens = bm25s.tokenize(data.queries.texts, stopwords=self.stopwords, stemmer=self._stemmer(),
                                       return_ids=False, show_progress=False)
         query_ids = [np.array([vocab[t] for t in toks if t in vocab], dtype=np.int64) for toks in query_tokens]
-        self.state_ = (key, index, query_ids)
-        ctx.timings["index_s"] = time.perf_counter() - t0
+        self.queries_ = (data.queries, query_ids)
         return index, query_ids
 
     def _block_size(self, n_docs: int) -> int:
