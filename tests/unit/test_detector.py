@@ -149,3 +149,22 @@ def test_detector_options_are_checked():
         Detector(folds=1)
     with pytest.raises(ConfigError, match="probability"):
         FnMaxProb(1.5)
+
+
+def test_the_filter_fits_the_detector_once_and_keeps_its_matrix_for_the_report():
+    data, cand = planted(near=True)
+    inp = FilterInput(cand, data, seed=5)
+    keep = FnMaxProb(0.1).keep(inp)
+    m = inp.matrices["fn-detector"]
+    np.testing.assert_array_equal(m.scores, Detector().fit_predict(data, cand, seed=5).probability)
+    assert m.stats["heldout_auc"] > 0.9
+    np.testing.assert_array_equal(keep, np.isfinite(m.scores) & (m.scores <= np.float32(0.1)))
+    FnMaxProb(0.05).keep(inp)  # a second threshold reads the same matrix
+    assert inp.matrices["fn-detector"] is m
+    assert FnMaxProb(0.1, detector="gbm").config()["detector"]["model"] == "gbm"
+    ids, scores = cand.ids.copy(), cand.scores.copy()
+    ids[0, -1], scores[0, -1] = -1, -np.inf  # padding: never scored, never kept (even at P = 1)
+    padded = Candidates(ids, scores, cand.sources, cand.source_names, cand.positive_scores)
+    inp2 = FilterInput(padded, data, seed=5)
+    assert not FnMaxProb(1.0).keep(inp2)[0, -1]
+    assert np.isnan(inp2.matrices["fn-detector"].scores[0, -1])
