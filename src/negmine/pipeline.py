@@ -11,6 +11,7 @@ changed sampler or filter reuses the retrieval, and the result is committed as a
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -307,6 +308,21 @@ def _select(data: MiningData, cand: Candidates, p: Plan, retriever: Retriever, c
                   ctx=ctx, request=p.request, calibration=calibration, t_start=t_start)
 
 
+def check_cache_dir(path: Path) -> None:
+    """A cache directory must be a writable directory (created if missing): checked before any
+    work, not found out after minutes of encoding."""
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{path}: the cache directory is a file; pass a directory as --cache-dir")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".probe-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot write the cache there ({exc.strerror or exc}); "
+                          "pass a writable --cache-dir") from None
+
+
 def mine(
     data: MiningData,
     retriever: Retriever,
@@ -376,6 +392,8 @@ def mine(
              scorers=scorers, target_fnr=target_fnr, min_coverage=min_coverage)
     if isinstance(query_shard, bool) or not isinstance(query_shard, int) or query_shard < 1:
         raise ConfigError(f"query_shard must be an integer >= 1, got {query_shard!r}")
+    if cache_dir:
+        check_cache_dir(Path(cache_dir))
     ctx = RunContext(cache_dir=str(cache_dir) if cache_dir else None, device=device)
     t_start = time.perf_counter()
     if out is None:

@@ -101,3 +101,11 @@ def test_a_window_beyond_the_corpus_is_an_error(make_data) -> None:
     data = make_data(["red apple", "green pear", "blue sky"], ["apple"], {"q0": ["d0"]})
     with pytest.raises(ConfigError, match="range_min 5 but the corpus has only 3"):
         negmine.mine(data, negmine.retrievers.BM25(), filters=[negmine.filters.RankWindow(5, 10)])
+
+
+def test_a_cache_dir_that_is_a_file_is_refused_before_any_work(make_data, tmp_path: Path) -> None:
+    data = make_data(["red apple", "green pear", "blue sky"], ["apple"], {"q0": ["d0"]})
+    f = tmp_path / "cache"
+    f.write_text("x")
+    with pytest.raises(ConfigError, match="the cache directory is a file"):
+        negmine.mine(data, negmine.retrievers.BM25(), cache_dir=f)
