@@ -36,7 +36,7 @@ def test_every_declared_option_is_a_flag_and_a_toml_key(tmp_path: Path) -> None:
 
 BAD = [
     ("bm25_k1", math.nan, "finite"), ("bm25_k1", -1.0, ">= 0"), ("bm25_b", 1.5, "<= 1"),
-    ("simans_a", math.inf, "finite"), ("simans_a", 0.0, "> 0"), ("temperature", -0.1, "> 0"),
+    ("simans_a", math.inf, "finite"), ("simans_a", -1.0, ">= 0"), ("temperature", -0.1, "> 0"),
     ("llm_max_flagged", -1, ">= 0"), ("num_negatives", 0, ">= 1"), ("target_fnr", 1.0, "< 1"),
     ("relative_margin", math.nan, "finite"), ("range_min", -2, ">= 0"), ("query_shard", 0, ">= 1"),
 ]
