@@ -125,6 +125,13 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def cpu_s() -> float:
+    """User + system CPU seconds of this process so far (less sensitive than wall time to other
+    processes sharing the cores)."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 # ------------------------------------------------------------------------------- measurements
 def run_bm25s(beir: Path, k: int) -> dict[str, float]:
     """bm25s alone, as its README uses it: load the texts, tokenize, index, retrieve top ``k``."""
@@ -148,7 +155,8 @@ def run_bm25s(beir: Path, k: int) -> dict[str, float]:
     ids, _ = index.retrieve(qt, k=k, show_progress=False)
     t_end = time.perf_counter()
     return {"wall_s": t_end - t0, "load_s": t_load - t0, "index_s": t_index - t_load,
-            "search_s": t_end - t_index, "peak_rss_mb": peak_rss_mb(), "rows": float(ids.shape[0])}
+            "search_s": t_end - t_index, "peak_rss_mb": peak_rss_mb(), "rows": float(ids.shape[0]),
+            "cpu_s": cpu_s()}
 
 
 def run_negmine_bm25(beir: Path, k: int) -> dict[str, float]:
@@ -163,7 +171,7 @@ def run_negmine_bm25(beir: Path, k: int) -> dict[str, float]:
     t_end = time.perf_counter()
     timings = getattr(res, "timings", None) or {}
     out = {"wall_s": t_end - t0, "load_s": t_load - t0, "peak_rss_mb": peak_rss_mb(),
-           "rows": float(len(data.queries))}
+           "rows": float(len(data.queries)), "cpu_s": cpu_s()}
     out.update({f"neg_{key}": float(v) for key, v in timings.items() if isinstance(v, (int, float))})
     return out
 
