@@ -263,7 +263,9 @@ class DNS:
         n, m = len(users), self.candidates
         cand = ctx.draw(users, pair_keys, num_negatives * m, stream, None)
         scores = ctx.scores(users, cand)
-        prio = self.priority(ctx, users, scores, pair_keys).reshape(n, num_negatives, m)
+        with np.errstate(over="ignore"):
+            keys = pair_keys + np.uint64(stream)  # each stream of a mixed sampler its own tie-breaking noise
+        prio = self.priority(ctx, users, scores, keys).reshape(n, num_negatives, m)
         prio = np.where(cand.reshape(n, num_negatives, m) >= 0, prio, -np.inf)
         best = np.argmax(prio, axis=2)[..., None]  # first maximum: the earlier draw wins a tie
         items = np.take_along_axis(cand.reshape(n, num_negatives, m), best, axis=2)[..., 0]
