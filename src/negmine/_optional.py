@@ -25,6 +25,10 @@ EXTRAS: dict[str, tuple[str, str]] = {
     "matplotlib": ("report", "matplotlib"),
     "ranx": ("eval", "ranx"),
     "accelerate": ("train", "accelerate"),
+    "ray": ("ray", "ray[data]"),
+    "sklearn": ("detect", "scikit-learn"),
+    "implicit": ("rec", "implicit"),
+    "pykeen": ("kg", "pykeen"),
 }
 
 
