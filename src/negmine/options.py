@@ -185,6 +185,7 @@ OPTION_FILTERS: tuple[tuple[str, str], ...] = (
     ("min_score", "min-score"),
     ("ce_max_score", "ce-max-score"),
     ("ce_margin", "ce-margin"),
+    ("fn_max_prob", "fn-max-prob"),
 )
 
 
@@ -232,20 +233,41 @@ def recorded(o: dict[str, Any]) -> dict[str, Any]:
             for k, v in o.items() if k != "overwrite"}
 
 
-def plan_from_options(o: dict[str, Any], data: MiningData, retriever: Any, scorers: list[Any] | None = None) -> Any:
+def plan_from_options(o: dict[str, Any], data: MiningData, retriever: Any, scorers: list[Any] | None = None,
+                      policy: dict[str, Any] | None = None) -> Any:
     """The :class:`negmine.pipeline.Plan` the options ask for (validated; no work done)."""
     from negmine.pipeline import plan
 
     o = {**DEFAULTS, **o}
     return plan(data, retriever, build_filters(o), build_sampler(o), o["num_negatives"], o["seed"],
                 depth=o["depth"], near_duplicates=o["near_duplicates"],
+                positive_reference=o["positive_reference"] or "min", policy=policy,
                 scorers=scorers if scorers is not None else build_scorers(o),
                 target_fnr=o["target_fnr"], min_coverage=o["min_coverage"])
 
 
+#: options that choose the mining policy; when none is given, ``negmine mine`` uses the default policy
+POLICY_KEYS = frozenset(
+    {"sampler", "target_fnr", "min_coverage", "positive_reference", "range_min", "range_max", "depth"}
+    | {o.key for o in registry.filters.options()} | {o.key for o in registry.samplers.options()}
+) - {"near_duplicates"}
+
+
+def apply_default_policy(o: dict[str, Any], data: MiningData) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(options, policy record)`` of the default policy (:func:`negmine.calibrate.default_policy`):
+    calibrated to its target when the data has enough queries with several positives, else the
+    documented preset (and the report says the false-negative rate was not measured)."""
+    from negmine.calibrate import default_policy
+
+    d = default_policy(data)
+    if d["calibrate"]:
+        return {**o, "target_fnr": d["target_fnr"], "min_coverage": d["min_coverage"]}, d
+    return {**o, **d["options"]}, d
+
+
 def mine_from_options(o: dict[str, Any], *, data: MiningData | None = None, retriever: Any = None,
                       scorers: list[Any] | None = None, candidates: Any = None, out: str | Path | None = None,
-                      extra_manifest: dict[str, Any] | None = None) -> Any:
+                      extra_manifest: dict[str, Any] | None = None, policy: dict[str, Any] | None = None) -> Any:
     """Mine as the flat options ``o`` say (defaults filled in): the one way the CLI, ``compare``
     and ``train --remine-every`` turn options into :func:`negmine.mine` — data, retriever,
     filters, sampler, scorers and calibration alike. ``data``, ``retriever``, ``scorers`` and
@@ -267,4 +289,5 @@ def mine_from_options(o: dict[str, Any], *, data: MiningData | None = None, retr
                 near_duplicates=o["near_duplicates"], cache_dir=o["cache_dir"], scorers=scorers,
                 target_fnr=o["target_fnr"], min_coverage=o["min_coverage"], candidates=candidates, out=out,
                 overwrite=bool(o["overwrite"]), fmt=o["format"], extra_manifest=extra_manifest,
-                query_shard=o["query_shard"], engine=engine)
+                query_shard=o["query_shard"], engine=engine, positive_reference=o["positive_reference"] or "min",
+                policy=policy)

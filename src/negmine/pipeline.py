@@ -80,6 +80,8 @@ class Plan:
     request: dict[str, Any]
     target_fnr: float | None = None
     min_coverage: float | None = None
+    reference: str = "min"  # the margins' positive reference: min | mean | max | pair
+    policy: dict[str, Any] | None = None  # the default policy, when the caller chose none
 
     def run_id(self, data: MiningData) -> str:
         return run_id(self.request, data)
@@ -98,6 +100,8 @@ def plan(
     scorers: Sequence[Any] = (),
     target_fnr: float | None = None,
     min_coverage: float | None = None,
+    positive_reference: str = "min",
+    policy: dict[str, Any] | None = None,
 ) -> Plan:
     """Validate options and resolve defaults without doing any work, so that bad options are
     refused before anything is written."""
@@ -135,7 +139,14 @@ def plan(
         request["target_fnr"] = target_fnr
         if min_coverage is not None:
             request["min_coverage"] = min_coverage
-    return Plan(all_filters, sampler, list(scorers), k, num_negatives, seed, request, target_fnr, min_coverage)
+    if positive_reference not in ("min", "mean", "max", "pair"):
+        raise ConfigError(f"positive_reference must be min, mean, max or pair, got {positive_reference!r}")
+    if positive_reference != "min":
+        request["positive_reference"] = positive_reference
+    if policy is not None:
+        request["default_policy"] = {k: v for k, v in policy.items() if k != "reason"}
+    return Plan(all_filters, sampler, list(scorers), k, num_negatives, seed, request, target_fnr, min_coverage,
+                positive_reference, policy)
 
 
 def prepare(
@@ -246,14 +257,19 @@ def choose(
     request: dict[str, Any] | None = None,
     calibration: dict[str, Any] | None = None,
     t_start: float | None = None,
+    reference: str = "min",
+    doc_embeddings: np.ndarray | None = None,
 ) -> MiningResult:
     """Filter and sample already retrieved candidates (``filters`` in order, ``ExcludePositives``
-    included). Several settings can share one retrieval this way (audits, sweeps)."""
+    included). Several settings can share one retrieval this way (audits, sweeps). ``reference``
+    is the positive reference of the margins (``min``/``mean``/``max``); ``doc_embeddings`` give
+    the false-negative detector its document-document features."""
     ctx = ctx if ctx is not None else RunContext()
     by_name = dict(scorers) if isinstance(scorers, dict) else {s.name: s for s in scorers}
     t0 = time.perf_counter()
     t_start = t0 if t_start is None else t_start
-    inp = FilterInput(cand, data, scorers=by_name, cache_dir=ctx.cache_dir)
+    inp = FilterInput(cand, data, scorers=by_name, cache_dir=ctx.cache_dir, reference=reference, seed=seed,
+                      doc_embeddings=doc_embeddings)
     keep = cand.ids >= 0
     counts: list[tuple[str, int]] = []
     for f in filters:
@@ -284,10 +300,20 @@ def choose(
     )
 
 
+def _doc_embeddings(retriever: Any) -> np.ndarray | None:
+    """The document embeddings a dense retriever (or a union member) already holds, if any."""
+    for r in [retriever, *(getattr(retriever, "members", None) or [])]:
+        emb = getattr(r, "embeddings_", None)
+        if emb is not None:
+            return np.asarray(emb[2])
+    return None
+
+
 def _select(data: MiningData, cand: Candidates, p: Plan, retriever: Retriever, ctx: RunContext,
             t_start: float) -> MiningResult:
     """Calibrate when asked, then filter and sample."""
-    filters, sampler, calibration = p.filters, p.sampler, None
+    filters, sampler, calibration, reference = p.filters, p.sampler, None, p.reference
+    doc_emb = _doc_embeddings(retriever)
     if p.target_fnr is not None:
         from negmine.calibrate import calibrate
 
@@ -297,15 +323,28 @@ def _select(data: MiningData, cand: Candidates, p: Plan, retriever: Retriever, c
         scored = [f for f in p.filters if getattr(f, "needs", None) is not None]
         t0 = time.perf_counter()
         cal = calibrate(data, cand, plain, p.sampler, p.num_negatives, p.seed, target_fnr=p.target_fnr,
-                        min_coverage=p.min_coverage)
+                        min_coverage=p.min_coverage, doc_embeddings=doc_emb)
         ctx.timings["calibrate_s"] = time.perf_counter() - t0
-        filters, sampler, calibration = [*cal.filters, *scored], cal.sampler, cal.record
+        filters, sampler, calibration, reference = [*cal.filters, *scored], cal.sampler, cal.record, cal.reference
+    if p.policy is not None:  # reported under "run": what the default policy did and why
+        ctx.stats["default_policy"] = dict(p.policy)
     config = build_config(data, retriever, filters, sampler, p.num_negatives, p.seed, p.depth)
-    for key in ("scorers", "target_fnr", "min_coverage"):
+    for key in ("scorers", "target_fnr", "min_coverage", "positive_reference"):
         if key in p.request:
             config[key] = p.request[key]
+    if reference != "min":
+        config["positive_reference"] = reference
+    if reference == "pair":
+        from negmine.filters import expand_pairs
+
+        pr = expand_pairs(data, cand)
+        # one row per (query, positive), ids "query\x1fpositive": the writers write the query id
+        return choose(pr.data, pr.candidates, filters, sampler, p.num_negatives, p.seed, config=config,
+                      scorers=p.scorers, ctx=ctx, request=p.request, calibration=calibration, t_start=t_start,
+                      reference="min", doc_embeddings=doc_emb)
     return choose(data, cand, filters, sampler, p.num_negatives, p.seed, config=config, scorers=p.scorers,
-                  ctx=ctx, request=p.request, calibration=calibration, t_start=t_start)
+                  ctx=ctx, request=p.request, calibration=calibration, t_start=t_start, reference=reference,
+                  doc_embeddings=doc_emb)
 
 
 def check_cache_dir(path: Path) -> None:
@@ -345,6 +384,8 @@ def mine(
     query_shard: int = QUERY_SHARD,
     device: str = "cpu",
     engine: Any = None,
+    positive_reference: str = "min",
+    policy: dict[str, Any] | None = None,
 ) -> MiningResult:
     """Mine ``num_negatives`` hard negatives for every query of ``data``.
 
@@ -387,9 +428,17 @@ def mine(
     engine
         ``"local"`` (default: this process), ``"ray"`` (a Ray cluster, extra ``ray``) or an
         engine object (see :mod:`negmine.engines`); the output does not depend on it.
+    positive_reference
+        What margins compare against: the query's ``min`` (default), ``mean`` or ``max`` positive
+        score, or ``pair`` (every known positive its own row with its own margin; see
+        ``docs/QUALITY.md`` for how pair rows map onto each export format).
+    policy
+        The record of :func:`negmine.calibrate.default_policy` when the caller asked for no
+        policy of its own (the CLI's default); it goes into the report.
     """
     p = plan(data, retriever, filters, sampler, num_negatives, seed, depth=depth, near_duplicates=near_duplicates,
-             scorers=scorers, target_fnr=target_fnr, min_coverage=min_coverage)
+             scorers=scorers, target_fnr=target_fnr, min_coverage=min_coverage,
+             positive_reference=positive_reference, policy=policy)
     if isinstance(query_shard, bool) or not isinstance(query_shard, int) or query_shard < 1:
         raise ConfigError(f"query_shard must be an integer >= 1, got {query_shard!r}")
     if cache_dir:

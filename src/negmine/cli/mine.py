@@ -76,6 +76,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--html", default=None, help="also write the self-contained HTML report to this file")
 
 
+def explicit_keys(args: argparse.Namespace) -> set[str]:
+    """The options the user gave, by flag or in the config file (not defaults)."""
+    from negmine.options import DEFAULTS, load_config
+
+    config = load_config(args.config) if getattr(args, "config", None) else {}
+    return set(config) | {k for k in vars(args) if k in DEFAULTS}
+
+
 def resolve_options(args: argparse.Namespace, multi: tuple[str, ...] = ()) -> dict[str, Any]:
     """Defaults < TOML config < flags, every value validated (finite numbers in range, choices)."""
     from negmine.options import DEFAULTS, OPTIONS, load_config, merge
@@ -90,6 +98,8 @@ def resolve_options(args: argparse.Namespace, multi: tuple[str, ...] = ()) -> di
 
 def run(args: argparse.Namespace) -> int:
     from negmine.options import (
+        POLICY_KEYS,
+        apply_default_policy,
         build_retriever,
         build_scorers,
         load_data,
@@ -109,12 +119,17 @@ def run(args: argparse.Namespace) -> int:
     retriever = build_retriever(o)
     scorers = build_scorers(o)
     data = load_data(o)
-    p = plan_from_options(o, data, retriever, scorers)  # every option checked before any work
+    policy = None
+    if not explicit_keys(args) & POLICY_KEYS:  # no policy asked for: the default one (docs/QUALITY.md)
+        o, policy = apply_default_policy(o, data)
+    p = plan_from_options(o, data, retriever, scorers, policy)  # every option checked before any work
     if RunDir(out).committed_run_id() == p.run_id(data):
         sys.stdout.write(f"{out} already holds this run (run id {p.run_id(data)}); nothing to do\n")
         return 0
+    if policy is not None:
+        sys.stderr.write(f"negmine: default policy: {policy['reason']}\n")
     result = mine_from_options(o, data=data, retriever=retriever, scorers=scorers, out=out,
-                               extra_manifest={"options": recorded(o)})
+                               extra_manifest={"options": recorded(o)}, policy=policy)
     if args.html:
         from negmine.report.html import write_html
 

@@ -196,8 +196,13 @@ def render_text(report: dict[str, Any]) -> str:
         )
     else:
         lines.append("shortfall: none")
+    policy = (report.get("run") or {}).get("default_policy")
+    if policy:
+        lines.append(f"default policy: {policy['reason']}")
     cal = report.get("calibration")
-    if cal:
+    if cal and cal.get("note"):
+        lines.append(f"calibration: {cal['note']} (on {cal['calibration_queries']} queries)")
+    elif cal:
         lines.append(
             f"calibrated relative margin: {cal['chosen_relative_margin']} for target HP-FNR {cal['target_fnr']} "
             f"(estimated {cal['estimated_hp_fnr']:.4f}, 95% CI {cal['estimated_hp_fnr_ci95'][0]:.4f}-"

@@ -16,6 +16,8 @@ from negmine.writers._atomic import write_json, write_jsonl, write_parquet, writ
 if TYPE_CHECKING:
     from negmine.types import MiningResult
 
+#: separates the query id and the positive's id in the row ids of ``--positive-reference pair``
+PAIR_SEP = "\x1f"
 MINED_COLUMNS = ("query_id", "positive_ids", "negative_ids", "negative_scores", "negative_ranks",
                  "negative_sources", "positive_scores")
 DEPENDENCIES = ("numpy", "bm25s", "PyStemmer", "sentence-transformers", "torch", "transformers", "faiss-cpu",
@@ -37,7 +39,7 @@ def result_rows(result: MiningResult) -> list[dict[str, Any]]:
         p_order = sorted(range(len(p_rows)), key=lambda i: doc_ids[p_rows[i]])
         c = cols[q][cols[q] >= 0]
         rows.append({
-            "query_id": data.queries.ids[q],
+            "query_id": data.queries.ids[q].split(PAIR_SEP, 1)[0],  # a pair row writes its query's id
             "positive_ids": [doc_ids[p_rows[i]] for i in p_order],
             "negative_ids": [doc_ids[d] for d in cand.ids[q, c]],
             "negative_scores": [float(s) for s in cand.scores[q, c]],
@@ -49,7 +51,7 @@ def result_rows(result: MiningResult) -> list[dict[str, Any]]:
             p_ce = ce.positive_scores[pos.indptr[q] : pos.indptr[q + 1]]
             rows[-1]["negative_ce_scores"] = [float(s) for s in ce.scores[q, c]]
             rows[-1]["positive_ce_scores"] = [float(p_ce[i]) for i in p_order]
-    rows.sort(key=lambda r: r["query_id"])
+    rows.sort(key=lambda r: (r["query_id"], r["positive_ids"]))
     return rows
 
 
@@ -81,7 +83,8 @@ def referenced_texts(result: MiningResult) -> dict[tuple[str, str], dict[str, st
     used = set(data.positives.indices.tolist())
     neg, _ = result.negatives()
     used.update(neg[neg >= 0].tolist())
-    out = {("query", q): {"title": "", "text": t} for q, t in zip(data.queries.ids, data.queries.texts)}
+    out = {("query", q.split(PAIR_SEP, 1)[0]): {"title": "", "text": t}
+           for q, t in zip(data.queries.ids, data.queries.texts)}
     for d in used:
         out[("doc", data.corpus.ids[d])] = {"title": data.corpus.titles[d], "text": data.corpus.texts[d]}
     return dict(sorted(out.items()))
