@@ -67,11 +67,12 @@ class TopK:
     Memory is ``O(n_queries * (k + block))``, never ``O(n_queries * n_docs)``.
 
     Each query keeps its best ``k`` packed keys and the score of the ``k``-th (its threshold).
-    A block is first screened on its float32 scores — a row whose maximum does not beat the
-    threshold is skipped, and in the other rows only the scores that beat it survive — so only
-    the few survivors are packed and merged. The answer is the exact top-k by packed key, the
+    A block is screened on its float32 scores: only the scores above the threshold survive (a
+    row without one yet first takes a lower bound of its k-th best from the maxima of disjoint
+    column groups), so only about ``k`` survivors per row are packed and merged, and the search
+    runs at the speed of the matrix product. The answer is the exact top-k by packed key, the
     same for any split of the matrix and any order of the blocks; blocks pushed in ascending row
-    order (as the retrievers do) may drop ties at the threshold at once, since the earlier rows win.
+    order (as the retrievers do) drop ties with the threshold at once, since the earlier rows win.
 
     Examples
     --------
