@@ -13,7 +13,7 @@
   workers too; numpy arrays — document embeddings, the BM25 index — are read zero-copy from the
   node's shared memory by every worker there). Each query shard is a Ray task (``max_retries``:
   a killed worker's shard is retried), yielded as it completes. BM25's index is built once on the
-  driver and shipped; workers slice its query token ids by shard instead of re-indexing.
+  driver (its ``prepare``) and shipped that way; each worker tokenizes only its shard's queries.
 """
 
 from __future__ import annotations
@@ -82,20 +82,6 @@ class _EncodeChunks:
 _HELD: dict[str, tuple[MiningData, Any]] = {}
 
 
-def _shard_view(retriever: Any, data: MiningData, sub: MiningData, a: int, b: int) -> None:
-    """Point BM25 retrievers fitted on the whole query list at the shard ``a:b`` (the index is
-    the corpus's; each query's token ids depend only on the query and the index vocabulary), so
-    workers do not re-index the corpus for every shard."""
-    from negmine.retrievers.bm25 import BM25
-
-    for r in _walk(retriever):
-        if isinstance(r, BM25) and r.state_ is not None and r.state_[0][0] is data.corpus:
-            full = getattr(r, "_ray_full_", None)
-            if full is None or full[0] is not data.queries:  # the query ids of every query, kept once
-                full = r._ray_full_ = (data.queries, r.state_[2])  # type: ignore[attr-defined]
-            r.state_ = ((sub.corpus, sub.queries), r.state_[1], full[1][a:b])
-
-
 def _retrieve_shard(token: str, held: list[Any], k: int, a: int, b: int, cache_dir: str | None,
                     device: str) -> tuple[int, int, Candidates, dict[str, Any]]:
     """Ray task body: retrieve queries ``a:b``; returns the candidates and what the shard recorded."""
@@ -108,7 +94,6 @@ def _retrieve_shard(token: str, held: list[Any], k: int, a: int, b: int, cache_d
         _HELD[token] = ray.get(held[0])
     data, retriever = _HELD[token]
     sub = data if (a, b) == (0, len(data.queries)) else query_slice(data, a, b)
-    _shard_view(retriever, data, sub, a, b)
     ctx = RunContext(cache_dir=cache_dir, device=device)
     cand = retriever.retrieve(sub, k, ctx)
     record = {"timings": dict(ctx.timings), "encoding": dict(ctx.encoding), "wall_s": time.perf_counter() - t0,
@@ -209,9 +194,7 @@ class RayEngine:
 
     def prepare(self, data: MiningData, retriever: Any, ctx: RunContext) -> None:
         """Encode the corpus chunks the embedding cache misses on the cluster, then prepare the
-        retriever on the driver (from the cache) and build BM25 indexes once."""
-        from negmine.retrievers.bm25 import BM25
-
+        retriever on the driver (from the cache; BM25 builds its index there, once)."""
         encoders = [r for r in _walk(retriever) if _encodes_corpus(r)]
         if encoders and not ctx.cache_dir:
             raise ConfigError("the ray engine encodes the corpus into the embedding cache; pass --cache-dir "
@@ -224,9 +207,6 @@ class RayEngine:
             prepare = getattr(retriever, "prepare", None)
             if prepare is not None:
                 prepare(data, ctx)
-            for r in _walk(retriever):
-                if isinstance(r, BM25):
-                    r._fit(data, ctx)  # the index once, shipped to the workers
             ctx.timings["ray_prepare_driver_s"] = time.perf_counter() - t0
         except BaseException:
             self._shutdown()
@@ -261,11 +241,11 @@ class RayEngine:
         remote: dict[str, Any] = {"num_gpus": self.gpus_per_worker} if self.gpus_per_worker > 0 else {"num_cpus": 1}
         dctx = ray.data.DataContext.get_current()
         switches = ("enable_progress_bars", "enable_operator_progress_bars", "enable_auto_log_stats")
-        before = {name: getattr(dctx, name) for name in switches}
+        before = {sw: getattr(dctx, sw) for sw in switches}
         encoded, pids, busy = 0, set(), 0.0
         try:
-            for name in switches:  # the driver shows one bar per stage (below), not Ray Data's
-                setattr(dctx, name, False)
+            for sw in switches:  # the driver shows one bar per stage (below), not Ray Data's
+                setattr(dctx, sw, False)
             ds = ray.data.from_items(rows, override_num_blocks=len(rows))
             ds = ds.map_batches(_EncodeChunks, fn_constructor_kwargs={"encoder": encoder, "cache_dir": ctx.cache_dir},
                                 batch_size=self.batch_size, compute=ray.data.ActorPoolStrategy(size=workers),
@@ -275,8 +255,8 @@ class RayEngine:
                 busy += float(row["seconds"])
                 pids.add(int(row["pid"]))
         finally:
-            for name, value in before.items():
-                setattr(dctx, name, value)
+            for sw, value in before.items():
+                setattr(dctx, sw, value)
         wall = time.perf_counter() - t0
         ctx.encoding["document_encoded"] = ctx.encoding.get("document_encoded", 0) + encoded
         ctx.timings[f"ray_encode_{name}_s"] = wall
