@@ -521,7 +521,54 @@ def _retrievers_section(agree: Mapping[str, Any], plots: _Plots) -> str:
     return out + f'<div class="plots">{boxes}</div>'
 
 
+def _frontier_section(cal: Mapping[str, Any], plots: _Plots) -> str:
+    """The policy search of ``--target-fnr`` (and the default policy): its one-line note, the
+    frontier of HP-FNR against hardness (mean raw rank) with coverage, and the chosen policy."""
+    frontier = [f for f in cal.get("frontier") or [] if isinstance(f, Mapping)]
+    chosen: Mapping[str, Any] = cal["chosen"] if isinstance(cal.get("chosen"), Mapping) else {}
+    met = cal.get("target_met")
+    out = (f"<p>{html.escape(str(cal.get('note', '')))}"
+           + ("" if met else ' <span class="warn">Target not met: the closest policy was used.</span>')
+           + f" Searched {_num(cal.get('policies'))} policies on {_num(cal.get('calibration_queries'))} queries, "
+           f"hiding {_pct(cal.get('hide_fraction'))} of their positives; estimates cross-fitted.</p>")
+    det = cal.get("detector")
+    if isinstance(det, Mapping) and det:
+        out += "<p>False-negative detector: " + html.escape(", ".join(
+            f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in det.items()
+            if isinstance(v, (int, float, str)))) + "</p>"
+    pts = [f for f in frontier if all(isinstance(f.get(k), (int, float)) and math.isfinite(f[k])
+                                      for k in ("hp_fnr", "mean_rank", "coverage"))]
+    if not pts:
+        return out
+    fig, ax = plots.new()
+    sc = ax.scatter([f["mean_rank"] for f in pts], [f["hp_fnr"] for f in pts], c=[f["coverage"] for f in pts],
+                    cmap="viridis", vmin=0, vmax=1, s=18, alpha=0.8)
+    fig.colorbar(sc, ax=ax, label="coverage (queries with all negatives)")
+    if isinstance(chosen.get("hp_fnr"), (int, float)) and isinstance(chosen.get("mean_rank"), (int, float)):
+        ax.scatter([chosen["mean_rank"]], [chosen["hp_fnr"]], marker="*", s=220, color=ACCENT, label="chosen",
+                   edgecolors="#343a40")
+    if isinstance(cal.get("target_fnr"), (int, float)):
+        ax.axhline(cal["target_fnr"], color="#343a40", linestyle="--", linewidth=1, label="target")
+    ax.set(title="Policies: false negatives vs hardness", xlabel="mean raw rank of the negatives (lower = harder)",
+           ylabel="HP-FNR (estimated)")
+    ax.set_ylim(bottom=0)
+    ax.legend()
+    cov, target = cal.get("min_coverage") or 0.0, cal.get("target_fnr") or 1.0
+    # the policies that meet coverage and target first, hardest (lowest mean rank) first
+    best = sorted(pts, key=lambda f: (f["coverage"] < cov, f["hp_fnr"] > target, f["mean_rank"]))[:12]
+    body = [[html.escape(str(f.get("policy") or f.get("label") or "")), _num(f["hp_fnr"]),
+             f"{_num((f.get('hp_fnr_ci95') or [None])[0], 3)} – {_num((f.get('hp_fnr_ci95') or [None, None])[1], 3)}",
+             _pct(f["coverage"]), _num(f["mean_rank"], 1)] for f in best]
+    table = _table(["policy", "HP-FNR", "95% CI", "coverage", "mean rank"], body, "narrow")
+    boxes = _figure_box(plots.img(fig, "policy frontier: HP-FNR against mean rank, colour = coverage"),
+                        "Each dot is a policy (reference × margin × sampler × detector threshold); the star is "
+                        "the hardest one meeting the target.") + f'<div class="card">{table}</div>'
+    return out + f'<div class="plots">{boxes}</div>'
+
+
 def _calibration_section(cal: Mapping[str, Any], plots: _Plots) -> str:
+    if cal.get("frontier"):
+        return _frontier_section(cal, plots)
     curve = [c for c in cal.get("curve") or [] if isinstance(c, Mapping)]
     ci = cal.get("estimated_hp_fnr_ci95") or [None, None]
     met = cal.get("target_met")
