@@ -243,7 +243,7 @@ def test_chromium_displays_the_page(page: Path, run_dir: Path, tmp_path: Path) -
     assert attrs.get("data-rows") == str(len(rows)) == attrs.get("data-rows-shown")
     assert dom.count('<img class="plot" src="data:image/png;base64,') == EXPECTED_PLOTS
     assert "negative score" in dom and f"{report['scores']['negative']['mean']:.4f}" in dom
-    assert "Hidden-positive false-negative rate" in dom and "chose the relative margin" in dom
+    assert "Hidden-positive false-negative rate" in dom and "policies on" in dom and "policy frontier" in dom
     assert f"{len(rows)} of {len(rows)} queries" in dom  # the search script ran
 
 
