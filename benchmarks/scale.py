@@ -179,7 +179,8 @@ def run_negmine_bm25(beir: Path, k: int) -> dict[str, float]:
 def run_dense(beir: Path, k: int, n_queries: int, seed: int) -> dict[str, float]:
     """Exact search of ``n_queries`` queries against every document embedding (memory-mapped):
     bare blocked matmul, ``faiss.knn`` and ``Dense.search`` side by side, then mining end to end
-    with the precomputed embeddings (memoised on the retriever, so nothing is encoded)."""
+    with the precomputed embeddings (``Dense(doc_embeddings=..., query_embeddings=...)``, so
+    nothing is encoded)."""
     import faiss
 
     import negmine
@@ -189,8 +190,7 @@ def run_dense(beir: Path, k: int, n_queries: int, seed: int) -> dict[str, float]
 
     dpath, qpath = embeddings(beir, seed)
     d = np.load(dpath, mmap_mode="r")
-    q_all = np.load(qpath)
-    q = q_all[:n_queries]
+    q = np.load(qpath)[:n_queries]
     kk = k + EXTRA
     flop = 2.0 * len(q) * len(d) * d.shape[1]
     out: dict[str, float] = {"docs": float(len(d)), "queries": float(len(q))}
@@ -219,8 +219,7 @@ def run_dense(beir: Path, k: int, n_queries: int, seed: int) -> dict[str, float]
     del d
     t0 = time.perf_counter()
     data = negmine.load_beir(beir, split="test")
-    retriever = Dense()
-    retriever.embeddings_ = ((data.corpus, data.queries), q_all, np.load(dpath, mmap_mode="r"))
+    retriever = Dense(doc_embeddings=str(dpath), query_embeddings=str(qpath))  # the --doc-embeddings path
     negmine.mine(data, retriever, num_negatives=5, depth=k, seed=0)
     out["mine_wall_s"] = time.perf_counter() - t0
     out["peak_rss_mb"] = peak_rss_mb()
