@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import time
+from array import array
 from itertools import filterfalse
 from typing import Any
 
@@ -152,12 +153,13 @@ class _Vocab(dict[str, int]):
 def _tokenize(bm25s: Any, texts: list[str], stopwords: Any, stemmer: Any) -> Any:
     """``bm25s.tokenize(texts, stopwords=..., stemmer=...)`` — the same token ids per document,
     in the same order, the same vocabulary — with the per-token work in C (``map``/``filterfalse``
-    over the regex matches) instead of a Python loop, and one shared ``int`` per vocabulary id."""
+    over the regex matches) instead of a Python loop, each document's ids in a compact
+    ``array('i')`` (4 bytes a token, not an 8-byte pointer in a list)."""
     split = re.compile(r"(?u)\b\w\w+\b").findall  # bm25s' default token pattern
     stop = set(bm25s.tokenization.Tokenizer(stopwords=stopwords).stopwords or ())
     vocab = _Vocab()
     lookup, is_stop = vocab.__getitem__, stop.__contains__
-    ids = [list(map(lookup, filterfalse(is_stop, split(text.lower())))) for text in texts]
+    ids = [array("i", map(lookup, filterfalse(is_stop, split(text.lower())))) for text in texts]
     if stemmer is None:
         return bm25s.tokenization.Tokenized(ids=ids, vocab=dict(vocab))
     words = list(vocab)
@@ -165,5 +167,5 @@ def _tokenize(bm25s: Any, texts: list[str], stopwords: Any, stemmer: Any) -> Any
     stem_ids = {stem: i for i, stem in enumerate(dict.fromkeys(stems))}
     to_stem = [stem_ids[st] for st in stems]  # word id -> stem id
     remap = to_stem.__getitem__
-    ids = [list(map(remap, row)) for row in ids]
+    ids = [array("i", map(remap, row)) for row in ids]
     return bm25s.tokenization.Tokenized(ids=ids, vocab=stem_ids)
