@@ -28,6 +28,8 @@ EXTRAS: dict[str, tuple[str, str]] = {
     "ray": ("ray", "ray[data]"),
     "sklearn": ("detect", "scikit-learn"),
     "implicit": ("rec", "implicit"),
+    "scipy": ("rec", "scipy"),
+    "threadpoolctl": ("rec", "threadpoolctl"),
     "pykeen": ("kg", "pykeen"),
 }
 

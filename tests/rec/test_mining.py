@@ -48,7 +48,7 @@ def test_save_manifest_and_dataset(tmp_path: Path) -> None:
     sha = hashlib.sha256((out / "mined.parquet").read_bytes()).hexdigest()
     assert manifest["files"]["mined.parquet"] == sha and manifest["kind"] == "rec"
     r.save(out)  # the same run again into its own directory: allowed
-    with pytest.raises(ConfigError, match="holds a different run"):
+    with pytest.raises(ConfigError, match="holds a different mining run"):
         mine(data, Uniform(), num_negatives=3, seed=1).save(out)
     ds = r.to_dataset()
     assert len(ds) == len(data.train.indices)
