@@ -126,8 +126,6 @@ def run(args: argparse.Namespace) -> int:
     if RunDir(out).committed_run_id() == p.run_id(data):
         sys.stdout.write(f"{out} already holds this run (run id {p.run_id(data)}); nothing to do\n")
         return 0
-    if policy is not None:
-        sys.stderr.write(f"negmine: default policy: {policy['reason']}\n")
     result = mine_from_options(o, data=data, retriever=retriever, scorers=scorers, out=out,
                                extra_manifest={"options": recorded(o)}, policy=policy)
     if args.html:
