@@ -277,7 +277,8 @@ def verify(directory: str | Path) -> dict[str, Any]:
     one-line :class:`DataError` saying what is wrong and what to do."""
     d = Path(directory)
     if not d.is_dir():
-        raise DataError(f"{d}: no such directory; pass the --out of 'negmine mine'")
+        raise DataError(f"{d}: no such directory, so not a negmine output directory; pass the --out of "
+                        "'negmine mine'")
     manifest_path = d / MANIFEST
     if not manifest_path.is_file():
         if (d / META / "pending.json").is_file():

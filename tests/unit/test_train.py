@@ -52,7 +52,8 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def mined(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("mined") / "bm25"
-    code = main(["mine", "--dataset", str(SAMPLE), "--retriever", "bm25", "--num-negatives", "3", "--out", str(out)])
+    code = main(["mine", "--dataset", str(SAMPLE), "--retriever", "bm25", "--num-negatives", "3", "--sampler", "top",
+                 "--out", str(out)])
     assert code == 0
     return out
 
