@@ -46,7 +46,7 @@ META = ".negmine"
 MANIFEST = "manifest.json"
 #: files a run may write (a previous run's files that the new run does not write are removed)
 RUN_FILES = ("mined.parquet", "mined.jsonl", "texts.parquet", "texts.jsonl", "report.json",
-             "relabeled-qrels.tsv", MANIFEST)
+             "relabeled-qrels.tsv", "negatives.parquet", MANIFEST)
 
 
 def fault(point: str) -> None:

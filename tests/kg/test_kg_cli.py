@@ -88,7 +88,17 @@ def test_failed_run_keeps_the_previous_output(tmp_path: Path, write_triples, cap
     root = write_triples(tmp_path / "g", *planted())
     out = tmp_path / "o"
     assert _run(["kg", "mine", "--triples", str(root), "--out", str(out)], capsys)[0] == 0
-    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
     (root / "train.txt").write_text("broken line\n", encoding="utf-8")
     assert _run(["kg", "mine", "--triples", str(root), "--out", str(out)], capsys)[0] == 2
-    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+
+
+def test_a_different_run_needs_overwrite(tmp_path: Path, write_triples, capsys) -> None:
+    root = write_triples(tmp_path / "g", *planted())
+    out = tmp_path / "o"
+    assert _run(["kg", "mine", "--triples", str(root), "--out", str(out)], capsys)[0] == 0
+    code, *_ = _run(["kg", "mine", "--triples", str(root), "--seed", "5", "--out", str(out)], capsys)
+    assert code == 2
+    assert _run(["kg", "mine", "--triples", str(root), "--seed", "5", "--out", str(out), "--overwrite"],
+                capsys)[0] == 0

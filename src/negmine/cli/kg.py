@@ -43,6 +43,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     m.add_argument("--error-rate", type=float, default=0.001, help="bloom: target false-positive rate")
     _sampler_options(m)
     m.add_argument("--out", required=True, help="output directory")
+    m.add_argument("--overwrite", action="store_true", help="replace a different run in --out")
     m.add_argument("--json", action="store_true", help="print the report as JSON")
     a = sub.add_parser("audit", help="false-negative rate (vs valid+test) and hardness of each sampler, one model")
     _inputs(a)
@@ -125,7 +126,7 @@ def _mine(args: argparse.Namespace) -> int:
             opts["clusters"] = args.clusters
     result = mine(data, args.sampler, num_negatives=args.num_negatives, seed=args.seed, filter=args.filter,
                   error_rate=args.error_rate, **opts)
-    result.save(Path(args.out))
+    result.save(Path(args.out), overwrite=args.overwrite)
     n = result.report["negatives"]
     if args.json:
         sys.stdout.write(json.dumps(result.report, indent=2) + "\n")

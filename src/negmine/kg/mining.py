@@ -55,25 +55,27 @@ class KGMiningResult:
             "draw": draws.astype(np.int32).tolist(),
         }
 
-    def save(self, out: str | Path) -> dict[str, Any]:
-        """Write ``negatives.parquet``, ``report.json`` and ``manifest.json`` into ``out``;
-        return the manifest."""
-        return write_run(Path(out), self)
+    def save(self, out: str | Path, *, overwrite: bool = False) -> dict[str, Any]:
+        """Commit ``negatives.parquet``, ``report.json`` and ``manifest.json`` into ``out``
+        (:mod:`negmine.rundir`: locked, manifest last with checksums; a directory holding a
+        different run is refused unless ``overwrite``); return the manifest."""
+        return write_run(Path(out), self, overwrite=overwrite)
 
 
-def write_run(out: Path, result: KGMiningResult) -> dict[str, Any]:
-    """The one place a KG mining run touches the disk: each file atomically, the manifest (with
-    every file's sha256) last, so a reader sees the previous run or this one, never a mix."""
+def write_run(out: Path, result: KGMiningResult, *, overwrite: bool = False) -> dict[str, Any]:
+    """The one place a KG mining run touches the disk, through the run-directory discipline of
+    the text pipeline (:class:`negmine.rundir.RunDir`): one writer at a time, each file atomic,
+    the manifest (with every file's sha256) last, so a reader sees the previous run or this one,
+    never a mix."""
     from negmine._optional import require
+    from negmine.rundir import RunDir
     from negmine.writers._atomic import write_json, write_parquet
 
     pa = require("pyarrow")
     schema = pa.schema([("head", pa.string()), ("relation", pa.string()), ("tail", pa.string()),
                         ("negative_head", pa.string()), ("negative_tail", pa.string()),
                         ("corrupted", pa.string()), ("draw", pa.int32())])
-    write_parquet(out / FILES[0], result.columns(), schema)
-    write_json(out / FILES[1], result.report)
-    manifest = {
+    identity = {
         "kind": "negmine.kg",
         "source": result.data.source,
         "data_fingerprint": result.data.fingerprint(),
@@ -81,10 +83,18 @@ def write_run(out: Path, result: KGMiningResult) -> dict[str, Any]:
         "filter": result.filter_config,
         "num_negatives": result.num_negatives,
         "seed": result.seed,
-        "files": {name: hashlib.sha256((out / name).read_bytes()).hexdigest() for name in FILES},
     }
-    write_json(out / "manifest.json", manifest)
-    return manifest
+    run_id = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:24]
+
+    def write(d: Path) -> tuple[list[str], dict[str, Any]]:
+        write_parquet(d / FILES[0], result.columns(), schema)
+        write_json(d / FILES[1], result.report)
+        return list(FILES), dict(identity)
+
+    with RunDir(out).claim(run_id, overwrite=overwrite) as run:
+        if not run.finished:
+            run.commit_files(write)
+    return json.loads((out / "manifest.json").read_text())
 
 
 def mine(data: KGData, sampler: str | KGSampler = "uniform", *, num_negatives: int = 1, seed: int = 0,
