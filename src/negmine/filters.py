@@ -63,6 +63,7 @@ class FilterInput:
     seed: int = 0  # seeds the false-negative detector's folds (FnMaxProb)
     doc_embeddings: np.ndarray | None = None  # float32[n_docs, dim], normalised: doc-doc similarity
     fn_probability: np.ndarray | None = None  # float32[n_queries, k]: a detector matrix already computed
+    diagnostics: dict[str, dict[str, Any]] = field(default_factory=dict)  # filter name -> what it found
 
     @cached_property
     def positive_reference(self) -> np.ndarray:
@@ -321,7 +322,9 @@ class JudgeFilter:
     as relevant as the positive; with ``drop="relevant"`` also those judged relevant but worse.
     A failed or unparsable judgement drops the candidate (fail closed, DESIGN.md invariant 5).
     Queries with more than ``max_flagged`` flagged candidates lose all their negatives (their
-    labels are too unreliable to mine). The flagged cells are kept in ``flagged`` for relabeling.
+    labels are too unreliable to mine). The flagged cells (``flagged bool[n_q, k]``) and skipped
+    queries go into the run's diagnostics (``result.diagnostics["llm-judge"]``) for relabeling and
+    the report.
     """
 
     name = "llm-judge"
@@ -333,8 +336,6 @@ class JudgeFilter:
         self.drop = drop
         self.max_flagged = max_flagged
         self.relabel = relabel
-        self.flagged: np.ndarray | None = None
-        self.skipped_queries: np.ndarray | None = None
 
     def config(self) -> dict[str, Any]:
         return {"name": self.name, "drop": self.drop, "max_flagged": self.max_flagged, "relabel": self.relabel}
@@ -344,12 +345,15 @@ class JudgeFilter:
         if v is None:
             raise ConfigError("the llm-judge scorer returned no verdicts")
         bad = (VERDICT_BETTER,) if self.drop == "better" else (VERDICT_BETTER, VERDICT_WORSE)
-        self.flagged = np.isin(v, bad)
+        flagged = np.isin(v, bad)
         keep = v == VERDICT_IRRELEVANT
+        skipped = np.zeros(0, dtype=np.int64)
         if self.max_flagged is not None:
-            too_many = self.flagged.sum(axis=1) > self.max_flagged
-            self.skipped_queries = np.flatnonzero(too_many)
+            too_many = flagged.sum(axis=1) > self.max_flagged
+            skipped = np.flatnonzero(too_many)
             keep &= ~too_many[:, None]
+        # returned as diagnostics, not kept on the filter: the same filter can serve several runs
+        inp.diagnostics[self.name] = {"flagged": flagged, "skipped_queries": skipped}
         return keep
 
 

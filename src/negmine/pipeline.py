@@ -296,6 +296,7 @@ def choose(
         data=data, candidates=cand, keep=keep, columns=cols, num_negatives=num_negatives, seed=seed,
         config=config, filter_counts=counts, timings=timings, positive_reference=inp.positive_reference,
         request=request if request is not None else config, filters=list(filters), matrices=inp.matrices,
+        diagnostics=inp.diagnostics,
         encoding=dict(ctx.encoding), stats=dict(ctx.stats), calibration=calibration,
     )
 

@@ -263,6 +263,7 @@ class MiningResult:
     request: dict[str, Any] = field(default_factory=dict)
     filters: list[Any] = field(default_factory=list)  # the filters applied, in order
     matrices: dict[str, ScoreMatrix] = field(default_factory=dict)  # scorer name -> its scores
+    diagnostics: dict[str, dict[str, Any]] = field(default_factory=dict)  # filter name -> what it found
     encoding: dict[str, int] = field(default_factory=dict)
     stats: dict[str, Any] = field(default_factory=dict)
     calibration: dict[str, Any] | None = None

@@ -118,10 +118,12 @@ def _scorers(result: MiningResult) -> dict[str, Any]:
             entry["negative"] = describe(np.take_along_axis(m.scores, cols, axis=1)[chosen])
         out.setdefault("scorers", {})[name] = entry
     judges = [f for f in result.filters if getattr(f, "needs", None) == "llm-judge"]
+    found = result.diagnostics.get("llm-judge", {})
+    flagged = found.get("flagged")
     for f in judges:
-        if f.flagged is not None:
-            skipped = [] if f.skipped_queries is None else sorted(result.data.queries.ids[i] for i in f.skipped_queries)
-            out["judge"] = {"flagged": int(f.flagged.sum()), "queries_with_flags": int(f.flagged.any(axis=1).sum()),
+        if flagged is not None:
+            skipped = sorted(result.data.queries.ids[i] for i in found.get("skipped_queries", []))
+            out["judge"] = {"flagged": int(flagged.sum()), "queries_with_flags": int(flagged.any(axis=1).sum()),
                             "queries_skipped_too_many_flags": len(skipped), "skipped_query_ids": skipped[:MAX_IDS],
                             "max_flagged": f.max_flagged, "drop": f.drop, "relabel": f.relabel}
     return out

@@ -67,10 +67,10 @@ def relabeled_rows(result: MiningResult) -> list[tuple[str, str, int, str, str]]
         model = str(m.stats.get("model", ""))
     out = set()
     names = {2: "better", 1: "worse"}
-    for f in judges:
-        if f.flagged is None or m is None or m.verdicts is None:
-            continue
-        for q, j in zip(*np.nonzero(f.flagged)):
+    found = result.diagnostics.get("llm-judge", {})
+    flagged = found.get("flagged")
+    if flagged is not None and m is not None and m.verdicts is not None:
+        for q, j in zip(*np.nonzero(flagged)):
             out.add((result.data.queries.ids[q], result.data.corpus.ids[result.candidates.ids[q, j]], 1,
                      names.get(int(m.verdicts[q, j]), "?"), model))
     return sorted(out)
