@@ -80,7 +80,7 @@ def child(engine: str, kind: str, root: Path, out: Path, query_shard: int) -> di
         from negmine.engines.ray import RayEngine
 
         t0 = time.perf_counter()
-        ray.init(num_cpus=2, log_to_driver=False, include_dashboard=False)
+        ray.init(address="local", num_cpus=2, log_to_driver=False, include_dashboard=False)
         started = time.perf_counter() - t0
         eng = RayEngine(workers=2)
     data = negmine.load_beir(root, split="train")

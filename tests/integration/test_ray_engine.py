@@ -41,7 +41,7 @@ def cluster() -> Any:
     from ray import cloudpickle
 
     cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the fault-injecting classes below
-    ray.init(num_cpus=2, log_to_driver=False, include_dashboard=False)
+    ray.init(address="local", num_cpus=2, log_to_driver=False, include_dashboard=False)
     yield ray.get_runtime_context().gcs_address
     ray.shutdown()
 
@@ -201,3 +201,28 @@ def test_dense_needs_a_cache_dir(cluster: str, data: Any, tmp_path: Path) -> Non
     with pytest.raises(negmine.errors.ConfigError, match="--cache-dir"):
         negmine.mine(data, Dense(encoder=HashingEncoder(dim=64)), out=tmp_path / "o", engine="ray")
     assert ray.is_initialized()
+
+
+@pytest.mark.slow  # ~25 s: a second Ray cluster, started and stopped by the engine itself
+def test_engine_starts_its_own_cluster(beir: Path, tmp_path: Path) -> None:
+    common = ["mine", "--dataset", beir, "--num-negatives", "4", "--query-shard", "8"]
+    got = _cli(*common, "--engine", "ray", "--workers", "2", "--out", tmp_path / "ray")
+    assert got.returncode == 0, got.stderr[-2000:]
+    assert _cli(*common, "--out", tmp_path / "local").returncode == 0
+    assert (tmp_path / "ray" / "mined.parquet").read_bytes() == (tmp_path / "local" / "mined.parquet").read_bytes()
+    report = json.loads((tmp_path / "ray" / "report.json").read_text())
+    assert report["run"]["engine"] == "ray" and report["run"]["ray_address"] == "local"
+    assert report["timings"]["ray_init_s"] > 0
+
+
+@pytest.mark.slow  # ~1 min: a real (tiny) sentence-transformers model encodes 9,000 documents twice
+def test_tiny_model_same_bytes(cluster: str, data: Any, tmp_path: Path) -> None:
+    """A real transformer encoding in Ray Data actors (documents) and Ray tasks (queries) gives the
+    bytes the local engine gives."""
+    from tests.unit.tiny_models import build_tiny_sentence_transformer
+
+    model = str(build_tiny_sentence_transformer(tmp_path / "model", WORDS))
+    _mine(data, Dense(model), tmp_path / "local", "local", 2, tmp_path / "lc")
+    got = _mine(data, Dense(model), tmp_path / "ray", "ray", 2, tmp_path / "rc")
+    assert got.stats["ray_encode_dense_chunks"] == 3
+    assert (tmp_path / "ray" / "mined.parquet").read_bytes() == (tmp_path / "local" / "mined.parquet").read_bytes()

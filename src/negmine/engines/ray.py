@@ -177,7 +177,8 @@ class RayEngine:
             _check_reachable(str(self.address))
         kwargs: dict[str, Any] = {"log_to_driver": False}
         if self.address is None:
-            kwargs.update(num_cpus=self.workers or os.cpu_count() or 1, include_dashboard=False)
+            # "local": a new cluster for this run, even where `ray start` runs one on this machine
+            kwargs.update(address="local", num_cpus=self.workers or os.cpu_count() or 1, include_dashboard=False)
         elif not str(self.address).startswith("ray://"):
             kwargs.update(address=self.address, include_dashboard=False)
         try:
