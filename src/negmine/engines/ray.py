@@ -175,10 +175,12 @@ class RayEngine:
         t0 = time.perf_counter()
         if self.address is not None:
             _check_reachable(str(self.address))
-        kwargs: dict[str, Any] = {"log_to_driver": False}
+        kwargs: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING}
         if self.address is None:
-            # "local": a new cluster for this run, even where `ray start` runs one on this machine
-            kwargs.update(address="local", num_cpus=self.workers or os.cpu_count() or 1, include_dashboard=False)
+            # "local": a new cluster for this run, even where `ray start` runs one on this machine;
+            # private to this process, so Ray's notices about serving a cluster are not shown
+            kwargs.update(address="local", num_cpus=self.workers or os.cpu_count() or 1, include_dashboard=False,
+                          logging_level=logging.ERROR)
         elif not str(self.address).startswith("ray://"):
             kwargs.update(address=self.address, include_dashboard=False)
         try:
@@ -193,6 +195,7 @@ class RayEngine:
                               "or fix --ray-address") from None
         self.started_ = True
         ctx.timings["ray_init_s"] = time.perf_counter() - t0
+        log.info("ray engine: %s, %s", self.address or "a local cluster", ray.cluster_resources())
         return ray
 
     def _shutdown(self) -> None:
