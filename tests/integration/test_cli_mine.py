@@ -229,8 +229,9 @@ def test_positives_of_other_splits_are_never_negatives(cli: Cli, tmp_path: Path,
     queries = [{"_id": "q1", "text": "does aspirin prevent heart attacks"}]
     beir = fs.write_beir(tmp_path / "data", corpus, queries,
                          {"train": [("q1", "d1", 1)], "test": [("q1", "d5", 1)]})
-    ok(cli("mine", "--dataset", beir, "--out", tmp_path / "all", "--num-negatives", "3"))
-    ok(cli("mine", "--dataset", beir, "--out", tmp_path / "own", "--num-negatives", "3", "--exclude-splits", "train"))
+    ok(cli("mine", "--dataset", beir, "--out", tmp_path / "all", "--num-negatives", "3", "--sampler", "top"))
+    ok(cli("mine", "--dataset", beir, "--out", tmp_path / "own", "--num-negatives", "3", "--exclude-splits", "train",
+           "--sampler", "top"))
     [default] = read_rows(tmp_path / "all" / "mined.parquet")
     [own] = read_rows(tmp_path / "own" / "mined.parquet")
     assert "d5" not in default["negative_ids"]
@@ -323,10 +324,11 @@ def test_parquet_inputs_and_jsonl_output(cli: Cli, sample_dir: Path, tmp_path: P
 
 def test_overwrite_in_another_format_leaves_no_stale_files(cli: Cli, sample_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "o"
-    ok(cli("mine", "--dataset", sample_dir, "--num-negatives", "2", "--format", "jsonl", "--out", out))
+    ok(cli("mine", "--dataset", sample_dir, "--num-negatives", "2", "--sampler", "top", "--format", "jsonl",
+           "--out", out))
     assert sorted(p.name for p in out.iterdir() if p.name != ".negmine") == ["manifest.json", "mined.jsonl",
                                                                            "report.json", "texts.jsonl"]
-    ok(cli("mine", "--dataset", sample_dir, "--num-negatives", "3", "--out", out, "--overwrite"))
+    ok(cli("mine", "--dataset", sample_dir, "--num-negatives", "3", "--sampler", "top", "--out", out, "--overwrite"))
     assert sorted(p.name for p in out.iterdir() if p.name != ".negmine") == ["manifest.json", "mined.parquet",
                                                                            "report.json",
                                                     "texts.parquet"]
@@ -347,7 +349,7 @@ def test_pairs_jsonl_and_parquet(cli: Cli, sample_dir: Path, tmp_path: Path, fs:
     pq.write_table(pa.Table.from_pylist(pairs), tmp_path / "pairs.parquet")
     for suffix in ("jsonl", "parquet"):
         ok(cli("mine", "--pairs", tmp_path / f"pairs.{suffix}", "--corpus", sample_dir / "corpus.jsonl",
-               "--num-negatives", "3", "--out", tmp_path / suffix))
+               "--num-negatives", "3", "--sampler", "top", "--out", tmp_path / suffix))
     assert (tmp_path / "jsonl" / "mined.parquet").read_bytes() == (tmp_path / "parquet" / "mined.parquet").read_bytes()
     rep = json.loads((tmp_path / "jsonl" / "report.json").read_text())
     assert rep["queries"]["mined"] == len({p["anchor"] for p in pairs})
@@ -367,7 +369,8 @@ def test_pairs_jsonl_and_parquet(cli: Cli, sample_dir: Path, tmp_path: Path, fs:
 def test_pairs_without_a_corpus_mine_among_the_positives(cli: Cli, tmp_path: Path, fs: SimpleNamespace,
                                                          pairs: list[dict[str, str]]) -> None:
     fs.write_jsonl(tmp_path / "pairs.jsonl", pairs)
-    ok(cli("mine", "--pairs", tmp_path / "pairs.jsonl", "--num-negatives", "2", "--out", tmp_path / "o"))
+    ok(cli("mine", "--pairs", tmp_path / "pairs.jsonl", "--num-negatives", "2", "--sampler", "top",
+           "--out", tmp_path / "o"))
     rows = read_rows(tmp_path / "o" / "mined.parquet")
     all_pos = {d for r in rows for d in r["positive_ids"]}
     for r in rows:
