@@ -38,6 +38,7 @@ BAD = [
     ("bm25_k1", math.nan, "finite"), ("bm25_k1", -1.0, ">= 0"), ("bm25_b", 1.5, "<= 1"),
     ("simans_a", math.inf, "finite"), ("simans_a", -1.0, ">= 0"), ("temperature", -0.1, "> 0"),
     ("llm_max_flagged", -1, ">= 0"), ("num_negatives", 0, ">= 1"), ("target_fnr", 1.0, "< 1"),
+    ("num_negatives", 10**12, "<= 100000"),  # once a MemoryError deep inside the sampler
     ("relative_margin", math.nan, "finite"), ("range_min", -2, ">= 0"), ("query_shard", 0, ">= 1"),
 ]
 
