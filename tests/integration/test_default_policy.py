@@ -73,3 +73,11 @@ def test_pair_reference_writes_one_row_per_query_and_positive(sample_dir: Path, 
         assert all(s < r["positive_scores"][0] for s in r["negative_scores"])
     texts = {(t["kind"], t["id"]) for t in pq.read_table(out / "texts.parquet").to_pylist()}
     assert {("query", r["query_id"]) for r in rows} <= texts
+
+
+def test_the_html_report_says_which_default_policy_ran(sample_dir: Path, tmp_path: Path) -> None:
+    from negmine.report.html import render_html
+
+    assert main(["mine", "--dataset", str(sample_dir), "--num-negatives", "2", "--out", str(tmp_path / "h")]) == 0
+    page = render_html(tmp_path / "h")
+    assert "Default policy (no policy option given)" in page and "not measured" in page

@@ -404,6 +404,11 @@ def _summary_section(report: Mapping[str, Any], manifest: Mapping[str, Any]) -> 
         out += (f' <span class="warn">{_num(short.get("queries"))} queries ({_num(short.get("pct"), 2)}%) got fewer '
                 f"negatives than asked (e.g. {ex}); widen range_max or relax the filters.</span>")
     out += "</p>"
+    policy = (report.get("run") or {}).get("default_policy")
+    if isinstance(policy, Mapping) and policy.get("reason"):
+        warn = "" if policy.get("fnr_measured") else ' class="warn"'
+        out += (f'<p class="filters-line">Default policy (no policy option given): '
+                f'<span{warn}>{_e(policy["reason"])}</span>.</p>')
     return out
 
 
