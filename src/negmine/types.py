@@ -155,7 +155,12 @@ class MiningData:
                 raise ValueError(f"{name} has {qrels.n_queries} query rows but there are {n} queries")
 
     def fingerprint(self) -> str:
-        """A hash of the ids, texts and positives: equal data, equal fingerprint."""
+        """A hash of the ids, texts and positives: equal data, equal fingerprint (computed once
+        per data object: a run asks for it for its id, its retrieval stage and its manifest)."""
+        return self._fingerprint
+
+    @functools.cached_property
+    def _fingerprint(self) -> str:
         h = hashlib.sha256()
         for part in (self.corpus.ids, self.corpus.titles, self.corpus.texts, self.queries.ids, self.queries.texts):
             for s in part:

@@ -76,24 +76,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--html", default=None, help="also write the self-contained HTML report to this file")
 
 
-def explicit_keys(args: argparse.Namespace) -> set[str]:
-    """The options the user gave, by flag or in the config file (not defaults)."""
-    from negmine.options import DEFAULTS, load_config
-
-    config = load_config(args.config) if getattr(args, "config", None) else {}
-    return set(config) | {k for k in vars(args) if k in DEFAULTS}
-
-
-def resolve_options(args: argparse.Namespace, multi: tuple[str, ...] = ()) -> dict[str, Any]:
-    """Defaults < TOML config < flags, every value validated (finite numbers in range, choices)."""
-    from negmine.options import DEFAULTS, OPTIONS, load_config, merge
+def given_options(args: argparse.Namespace, multi: tuple[str, ...] = ()) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(config file options, flags)`` the user gave, each validated (finite numbers in range,
+    choices); defaults are not included."""
+    from negmine.options import DEFAULTS, OPTIONS, load_config
 
     config = load_config(args.config) if getattr(args, "config", None) else {}
     flags = {k: v for k, v in vars(args).items() if k in DEFAULTS}
     for k, v in flags.items():
         if k not in multi and not isinstance(v, str):
             flags[k] = OPTIONS[k].check(v, OPTIONS[k].flag)
-    return merge(config, flags)
+    return config, flags
+
+
+def resolve_options(args: argparse.Namespace, multi: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Defaults < TOML config < flags, every value validated."""
+    from negmine.options import merge
+
+    return merge(*given_options(args, multi))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -103,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
         build_retriever,
         build_scorers,
         load_data,
+        merge,
         mine_from_options,
         plan_from_options,
         recorded,
@@ -110,7 +111,8 @@ def run(args: argparse.Namespace) -> int:
     from negmine.report.stats import render_text
     from negmine.rundir import RunDir
 
-    o = resolve_options(args)
+    config, flags = given_options(args)
+    o = merge(config, flags)
     if not o["out"]:
         raise ConfigError("--out is required: the directory to write mined.parquet, manifest.json, report.json")
     out = Path(o["out"])
@@ -120,11 +122,12 @@ def run(args: argparse.Namespace) -> int:
     scorers = build_scorers(o)
     data = load_data(o)
     policy = None
-    if not explicit_keys(args) & POLICY_KEYS:  # no policy asked for: the default one (docs/QUALITY.md)
+    if not (set(config) | set(flags)) & POLICY_KEYS:  # no policy asked for: the default one (docs/QUALITY.md)
         o, policy = apply_default_policy(o, data)
     p = plan_from_options(o, data, retriever, scorers, policy)  # every option checked before any work
-    if RunDir(out).committed_run_id() == p.run_id(data):
-        sys.stdout.write(f"{out} already holds this run (run id {p.run_id(data)}); nothing to do\n")
+    rid = p.run_id(data)
+    if RunDir(out).committed_run_id() == rid:
+        sys.stdout.write(f"{out} already holds this run (run id {rid}); nothing to do\n")
         return 0
     result = mine_from_options(o, data=data, retriever=retriever, scorers=scorers, out=out,
                                extra_manifest={"options": recorded(o)}, policy=policy)

@@ -5,13 +5,12 @@ unless ``overwrite``."""
 
 from __future__ import annotations
 
-import importlib.metadata
-import platform
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from negmine.rundir import RunDir, sha256_file
 from negmine.writers._atomic import write_json, write_parquet
+from negmine.writers.mined import versions
 
 if TYPE_CHECKING:
     from negmine.rec.mining import RecMiningResult
@@ -20,13 +19,7 @@ __all__ = ["write_run"]
 
 
 def _versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for dist in ("negmine", "numpy", "implicit", "scipy", "pyarrow", "torch"):
-        try:
-            out[dist] = importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            continue
-    return out
+    return versions(("numpy", "implicit", "scipy", "pyarrow", "torch"))
 
 
 def write_run(result: RecMiningResult, directory: Path, *, overwrite: bool = False) -> Path:

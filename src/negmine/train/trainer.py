@@ -595,7 +595,7 @@ def train(mined_dir: str | Path, out: str | Path, config: TrainConfig | None = N
     cfg.validate()
     out = Path(out)
     _check_out(out, overwrite)
-    from negmine.writers.mined import _versions, load_mined
+    from negmine.writers.mined import load_mined, versions
 
     rows, texts, manifest = load_mined(mined_dir)
     for module in ("torch", "sentence_transformers", "transformers", "datasets", "accelerate"):
@@ -680,7 +680,7 @@ def train(mined_dir: str | Path, out: str | Path, config: TrainConfig | None = N
     get_config: Any = getattr(loss, "get_config_dict", dict)
     loss_params: dict[str, Any] = get_config()
     record: dict[str, Any] = {
-        "negmine": _versions().get("negmine", "unknown"),
+        "negmine": versions().get("negmine", "unknown"),
         "config": {**asdict(cfg), "temperature": resolved_t, "num_negatives": n},
         "seed": cfg.seed,
         "mined_dir": str(Path(mined_dir)),
@@ -698,7 +698,7 @@ def train(mined_dir: str | Path, out: str | Path, config: TrainConfig | None = N
         "loss_history": monitor.history,
         "evaluations": evaluations,
         "refreshes": refreshes,
-        "versions": _versions(),
+        "versions": versions(),
     }
     _save(model, out, record, t_save, timings, t_start)
     return TrainResult(out, record)

@@ -97,9 +97,10 @@ def _text_columns(texts: dict[tuple[str, str], dict[str, str]]) -> dict[str, lis
     }
 
 
-def _versions() -> dict[str, str]:
+def versions(dependencies: tuple[str, ...] = DEPENDENCIES) -> dict[str, str]:
+    """Python's and the installed versions of negmine and ``dependencies``, for a manifest."""
     out = {"python": platform.python_version()}
-    for dist in ("negmine", *DEPENDENCIES):
+    for dist in ("negmine", *dependencies):
         try:
             out[dist] = importlib.metadata.version(dist)
         except importlib.metadata.PackageNotFoundError:
@@ -155,8 +156,8 @@ def write_run_files(result: MiningResult, directory: Path, *, fmt: str) -> tuple
     write_json(directory / "report.json", report)
     inputs = {role: _input_record(Path(p)) for role, p in result.data.sources.items() if Path(p).is_file()}
     manifest = {
-        "negmine": _versions().get("negmine", "unknown"),
-        "versions": _versions(),
+        "negmine": versions().get("negmine", "unknown"),
+        "versions": versions(),
         "config": result.config,
         "seed": result.seed,
         "num_negatives": result.num_negatives,
