@@ -1,7 +1,9 @@
 """The ``ray`` engine against a real local Ray cluster (one per module: Ray starts slowly):
 ``mined.parquet`` equals the local engine's byte for byte for BM25, dense and a union, with 1, 2
-and 3 query shards; a worker killed mid-run does not change it; a driver killed mid-run resumes
-from its stored shards; a missing extra or an unreachable address is exit 2."""
+and 3 query shards, and for dense search split into 1, 2 and 3 document shards; the workers get
+no corpus texts and memory-map the embedding files; a worker killed mid-run does not change it;
+a driver killed mid-run resumes from its stored shards; a missing extra, an unreachable address,
+a device the workers lack and ``doc_shard`` with BM25 are one-line errors."""
 
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ ray = pytest.importorskip("ray")
 import negmine  # noqa: E402
 import negmine.errors  # noqa: E402
 from negmine.encoders import HashingEncoder  # noqa: E402
+from negmine.engines.ray import RayEngine  # noqa: E402
 from negmine.retrievers import BM25, Dense, Union  # noqa: E402
 
 N_DOCS = 9000  # three embedding-cache chunks (4096 + 4096 + 808)
@@ -68,7 +71,7 @@ def _retriever(kind: str, encoder: Any = None) -> Any:
     return Union([BM25(), Dense(encoder=enc)], score="dense")
 
 
-def _mine(data: Any, retriever: Any, out: Path, engine: str, shards: int, cache: Path) -> Any:
+def _mine(data: Any, retriever: Any, out: Path, engine: Any, shards: int, cache: Path) -> Any:
     return negmine.mine(data, retriever, num_negatives=4, seed=3, out=out, engine=engine, cache_dir=cache,
                         query_shard=-(-N_QUERIES // shards))
 
@@ -85,6 +88,45 @@ def test_same_bytes_as_local(cluster: str, data: Any, tmp_path: Path, tmp_path_f
     assert got.stats["engine"] == "ray" and local.stats["engine"] == "local"
     assert got.stats["retrieval_shards"] == shards and got.stats["ray_workers"] == 2
     assert got.stats["ray_retrieve_queries_per_s"] > 0 and got.timings["ray_retrieve_s"] > 0
+    # the workers memory-map the cache's whole-corpus entry; no corpus texts leave the driver
+    assert got.stats["ray_corpus_texts_shipped"] is False
+    assert got.stats["ray_mapped_files"] == (0 if kind == "bm25" else 1)
+
+
+def test_document_shards_same_bytes(cluster: str, data: Any, tmp_path: Path) -> None:
+    """Exact dense search as tasks over (query shard x document shard), merged: the local
+    engine's bytes with 1, 2 and 3 document shards x 1, 2 and 3 query shards."""
+    def dense() -> Dense:
+        return Dense(encoder=HashingEncoder(dim=64), doc_block=1500)
+
+    cache = tmp_path / "cache"
+    _mine(data, dense(), tmp_path / "local", "local", 1, cache)
+    want = (tmp_path / "local" / "mined.parquet").read_bytes()
+    for n_docs_shards, doc_shard in ((1, 9000), (2, 4500), (3, 2000)):  # 2000 is rounded up to 3000 (doc_block)
+        for shards in (1, 2, 3):
+            out = tmp_path / f"ray_{doc_shard}_{shards}"
+            got = _mine(data, dense(), out, RayEngine(doc_shard=doc_shard), shards, cache)
+            assert (out / "mined.parquet").read_bytes() == want, (doc_shard, shards)
+            assert got.stats["ray_doc_shards"] == n_docs_shards and got.stats["retrieval_shards"] == shards
+
+
+def test_precomputed_embeddings_are_mapped(cluster: str, data: Any, tmp_path: Path) -> None:
+    """--doc-embeddings / --query-embeddings .npy: each worker memory-maps both files."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "d.npy", rng.standard_normal((N_DOCS, 16), dtype=np.float32))
+    np.save(tmp_path / "q.npy", rng.standard_normal((N_QUERIES, 16), dtype=np.float32))
+
+    def dense() -> Dense:
+        return Dense(doc_embeddings=str(tmp_path / "d.npy"), query_embeddings=str(tmp_path / "q.npy"), doc_block=4096)
+
+    _mine(data, dense(), tmp_path / "local", "local", 1, tmp_path / "c")
+    for name, engine in (("ray", RayEngine()), ("ray_docs", RayEngine(doc_shard=4096))):
+        got = _mine(data, dense(), tmp_path / name, engine, 2, tmp_path / "c")
+        assert (tmp_path / name / "mined.parquet").read_bytes() == (tmp_path / "local" / "mined.parquet").read_bytes()
+        assert got.stats["ray_mapped_files"] == 2 and got.stats["ray_corpus_texts_shipped"] is False
+        assert got.encoding["query_precomputed"] == N_QUERIES
 
 
 def test_cache_shared_both_ways(cluster: str, data: Any, tmp_path: Path) -> None:
@@ -145,6 +187,31 @@ def test_worker_killed_during_search(cluster: str, data: Any, tmp_path: Path) ->
     assert (tmp_path / "ray" / "mined.parquet").read_bytes() == (local / "mined.parquet").read_bytes()
 
 
+class KillOnceDense(Dense):
+    """Dense search whose first document shard on a worker kills that worker process (SIGKILL)."""
+
+    def __init__(self, marker: str) -> None:
+        super().__init__(encoder=HashingEncoder(dim=64), doc_block=1500)
+        self.marker = marker
+
+    def search(self, q: Any, d: Any, k: int) -> Any:
+        if os.getpid() != self.driver_pid and not os.path.exists(self.marker):
+            Path(self.marker).write_text(str(os.getpid()))
+            os.kill(os.getpid(), signal.SIGKILL)
+        return super().search(q, d, k)
+
+    driver_pid = os.getpid()
+
+
+def test_worker_killed_during_document_shard(cluster: str, data: Any, tmp_path: Path) -> None:
+    marker = tmp_path / "killed"
+    _mine(data, Dense(encoder=HashingEncoder(dim=64)), tmp_path / "local", "local", 2, tmp_path / "c")
+    got = _mine(data, KillOnceDense(str(marker)), tmp_path / "ray", RayEngine(doc_shard=3000), 2, tmp_path / "c")
+    assert marker.is_file(), "a worker was killed"
+    assert got.stats["ray_doc_shards"] == 3
+    assert (tmp_path / "ray" / "mined.parquet").read_bytes() == (tmp_path / "local" / "mined.parquet").read_bytes()
+
+
 @pytest.mark.slow  # ~20 s: Ray Data restarts the actor
 def test_worker_killed_during_encoding(cluster: str, data: Any, tmp_path: Path) -> None:
     marker = tmp_path / "killed"
@@ -201,6 +268,23 @@ def test_dense_needs_a_cache_dir(cluster: str, data: Any, tmp_path: Path) -> Non
     with pytest.raises(negmine.errors.ConfigError, match="--cache-dir"):
         negmine.mine(data, Dense(encoder=HashingEncoder(dim=64)), out=tmp_path / "o", engine="ray")
     assert ray.is_initialized()
+
+
+def test_device_is_checked_on_the_workers(cluster: str, data: Any, tmp_path: Path) -> None:
+    """--device cuda is asked of a worker holding the tasks' resources (here: one CPU, no GPU)."""
+    r = Dense(encoder=HashingEncoder(dim=64))
+    r.device = "cuda"  # as built where the driver's own check is left to the engine
+    with pytest.raises(negmine.errors.ConfigError, match=r"device 'cuda' is not available on the Ray workers "
+                       r"\(available there: cpu\); pass --gpus-per-worker 1 \(or more\)"):
+        _mine(data, r, tmp_path / "o", "ray", 1, tmp_path / "c")
+    assert not list((tmp_path / "c").glob("*.npy")), "refused before any encoding"
+
+
+def test_doc_shard_refused_for_bm25(cluster: str, data: Any, tmp_path: Path) -> None:
+    with pytest.raises(negmine.errors.ConfigError, match=r"--doc-shard splits exact dense search.*drop --doc-shard"):
+        _mine(data, BM25(), tmp_path / "o", RayEngine(doc_shard=1000), 1, tmp_path / "c")
+    with pytest.raises(negmine.errors.ConfigError, match="doc_shard must be an integer >= 1"):
+        RayEngine(doc_shard=0)
 
 
 @pytest.mark.slow  # ~25 s: a second Ray cluster, started and stopped by the engine itself

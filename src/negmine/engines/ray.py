@@ -8,12 +8,14 @@
   asked, one chunk per batch); each actor writes its chunks to the cache under the entry lock.
   The retriever's own ``prepare`` then runs on the driver and finds every chunk cached. The cache
   directory must be on storage every node sees.
-- **retrieve** (:meth:`RayEngine.retrieve_shards`): the data and the prepared retriever are put
-  in the object store once (one object, so the retriever's corpus is the data's corpus on the
-  workers too; numpy arrays — document embeddings, the BM25 index — are read zero-copy from the
-  node's shared memory by every worker there). Each query shard is a Ray task (``max_retries``:
-  a killed worker's shard is retried), yielded as it completes. BM25's index is built once on the
-  driver (its ``prepare``) and shipped that way; each worker tokenizes only its shard's queries.
+- **retrieve** (:meth:`RayEngine.retrieve_shards`): a copy of the prepared retriever goes to the
+  workers once (:mod:`negmine.engines.ray_ship`: no corpus texts; embeddings that live in an
+  ``.npy`` file travel as its path and each worker memory-maps the file; the BM25 index through
+  the object store). Each query shard is a Ray task — or, with ``doc_shard``, exact dense search
+  as tasks over (query shard × document shard) merged into the same top-k
+  (:mod:`negmine.engines.ray_tasks`) — retried when its worker dies, yielded as it completes.
+- **device**: a ``--device`` other than ``cpu`` is checked on a worker holding the resources the
+  tasks ask for, not on the driver.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ import numpy as np
 
 from negmine._optional import require
 from negmine._progress import progress
+from negmine.engines import ray_tasks
+from negmine.engines.ray_ship import for_workers, walk
 from negmine.errors import ConfigError, NegmineError
 from negmine.types import Candidates, MiningData, RunContext
 
@@ -37,13 +41,6 @@ log = logging.getLogger(__name__)
 
 #: retries of a shard whose worker died (Ray system failures; a Python error is not retried)
 MAX_RETRIES = 3
-
-
-def _walk(retriever: Any) -> Iterator[Any]:
-    """The retriever and, for union/hybrid, its members (depth first)."""
-    yield retriever
-    for m in getattr(retriever, "members", ()) or ():
-        yield from _walk(m)
 
 
 def _encodes_corpus(r: Any) -> bool:
@@ -77,46 +74,6 @@ class _EncodeChunks:
                 "seconds": np.asarray(seconds, dtype=np.float64), "pid": np.full(len(encoded), os.getpid())}
 
 
-#: per worker process: the last (data, retriever) taken from the object store, by its token, so
-#: a worker running several shards deserialises the corpus once
-_HELD: dict[str, tuple[MiningData, Any]] = {}
-
-
-def _canonical_dtypes(retriever: Any) -> None:
-    """Give the BM25 index arrays taken from the object store numpy's canonical dtype objects
-    (a view, no copy): an unpickled array's dtype is an equal but distinct instance, and with it
-    numpy 2.4's ``np.add.at`` — bm25s' scoring — leaves its fast path (~15x slower)."""
-    from negmine.retrievers.bm25 import BM25
-
-    for r in _walk(retriever):
-        index = r.state_[1] if isinstance(r, BM25) and r.state_ is not None else None
-        arrays = getattr(index, "scores", None)
-        if isinstance(arrays, dict):
-            for key, a in arrays.items():
-                if isinstance(a, np.ndarray):
-                    arrays[key] = a.view(np.dtype(a.dtype.str))
-
-
-def _retrieve_shard(token: str, held: list[Any], k: int, a: int, b: int, cache_dir: str | None,
-                    device: str) -> tuple[int, int, Candidates, dict[str, Any]]:
-    """Ray task body: retrieve queries ``a:b``; returns the candidates and what the shard recorded."""
-    from negmine.pipeline import query_slice
-
-    t0 = time.perf_counter()
-    if token not in _HELD:
-        ray = require("ray")
-        _HELD.clear()
-        _HELD[token] = ray.get(held[0])
-        _canonical_dtypes(_HELD[token][1])
-    data, retriever = _HELD[token]
-    sub = data if (a, b) == (0, len(data.queries)) else query_slice(data, a, b)
-    ctx = RunContext(cache_dir=cache_dir, device=device)
-    cand = retriever.retrieve(sub, k, ctx)
-    record = {"timings": dict(ctx.timings), "encoding": dict(ctx.encoding), "wall_s": time.perf_counter() - t0,
-              "pid": os.getpid()}
-    return a, b, cand, record
-
-
 def _check_reachable(address: str, timeout: float = 5.0) -> None:
     """Refuse an address nothing answers at within ``timeout`` seconds (Ray itself would retry
     for minutes). ``auto`` and addresses without a port are left to Ray."""
@@ -148,17 +105,26 @@ class RayEngine:
     batch_size
         Cache chunks per Ray Data batch (each chunk is ``CHUNK`` texts; the encoder batches
         within a chunk with its own ``batch_size``).
+    doc_shard
+        Documents per search task for exact dense search (:class:`~negmine.retrievers.Dense`),
+        rounded up to a multiple of its ``doc_block`` (so each task multiplies the blocks the
+        local search multiplies): each query shard is searched by one task per document shard,
+        and the shards' top lists are merged into the same top-k. ``None`` (default): one task
+        per query shard over the whole corpus. Other retrievers refuse it.
     """
 
     name = "ray"
 
     def __init__(self, address: str | None = None, workers: int | None = None, gpus_per_worker: float = 0.0,
-                 batch_size: int = 1) -> None:
+                 batch_size: int = 1, doc_shard: int | None = None) -> None:
         if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
             raise ConfigError(f"workers must be an integer >= 1, got {workers!r}; pass --workers 1+")
         if not isinstance(gpus_per_worker, (int, float)) or not gpus_per_worker >= 0:
             raise ConfigError(f"gpus_per_worker must be a number >= 0, got {gpus_per_worker!r}")
+        if doc_shard is not None and (isinstance(doc_shard, bool) or not isinstance(doc_shard, int) or doc_shard < 1):
+            raise ConfigError(f"doc_shard must be an integer >= 1, got {doc_shard!r}; pass --doc-shard 1+")
         self.address = address
+        self.doc_shard = doc_shard
         self.workers = workers
         self.gpus_per_worker = float(gpus_per_worker)
         self.batch_size = batch_size
@@ -210,17 +176,48 @@ class RayEngine:
             return max(1, int(ray.cluster_resources().get("GPU", 0) // self.gpus_per_worker))
         return max(1, int(ray.cluster_resources().get("CPU", 1)))
 
+    def _resources(self) -> dict[str, Any]:
+        """What each task and actor asks of the cluster."""
+        return {"num_gpus": self.gpus_per_worker} if self.gpus_per_worker > 0 else {"num_cpus": 1}
+
+    def _doc_bounds(self, retriever: Any, n_docs: int) -> list[tuple[int, int]] | None:
+        """The document shards of a document-sharded search, or ``None`` (one task per query shard)."""
+        from negmine.retrievers.dense import Dense
+
+        if self.doc_shard is None:
+            return None
+        if not isinstance(retriever, Dense):
+            raise ConfigError(f"--doc-shard splits exact dense search by documents; the {retriever.name} retriever "
+                              "searches the whole corpus in each task: drop --doc-shard or use --retriever dense")
+        size = -(-self.doc_shard // retriever.doc_block) * retriever.doc_block
+        return [(lo, min(lo + size, n_docs)) for lo in range(0, n_docs, size)] or None
+
+    def _check_devices(self, ray: Any, retriever: Any) -> None:
+        """Refuse a ``--device`` the workers lack, asked of a worker with the tasks' resources."""
+        wanted = sorted({d for r in walk(retriever) if (d := getattr(r, "device", "cpu")) != "cpu"})
+        if not wanted:
+            return
+        present = ray.get(ray.remote(ray_tasks.available_devices).options(**self._resources()).remote())
+        for device in wanted:
+            if device not in present:
+                hint = ("pass --gpus-per-worker 1 (or more) so each worker holds a GPU"
+                        if device.startswith("cuda") and self.gpus_per_worker == 0 else "add nodes that have it")
+                raise ConfigError(f"device {device!r} is not available on the Ray workers (available there: "
+                                  f"{', '.join(present)}); {hint}, or pass --device cpu")
+
     # -- encode --------------------------------------------------------------------------------
 
     def prepare(self, data: MiningData, retriever: Any, ctx: RunContext) -> None:
         """Encode the corpus chunks the embedding cache misses on the cluster, then prepare the
         retriever on the driver (from the cache; BM25 builds its index there, once)."""
-        encoders = [r for r in _walk(retriever) if _encodes_corpus(r)]
+        encoders = [r for r in walk(retriever) if _encodes_corpus(r)]
         if encoders and not ctx.cache_dir:
             raise ConfigError("the ray engine encodes the corpus into the embedding cache; pass --cache-dir "
                               "on storage every node sees")
         ray = self._ray(ctx)
         try:
+            self._doc_bounds(retriever, len(data.corpus))  # refused before any work
+            self._check_devices(ray, retriever)
             for r in encoders:
                 self._encode(ray, data, r, ctx)
             t0 = time.perf_counter()
@@ -257,8 +254,8 @@ class RayEngine:
         if release is not None:
             release()  # ship the encoder's settings, not a loaded model
         workers = min(self._workers(ray), len(todo))
-        rows = [{"start": s, "texts": texts[s : s + CHUNK]} for s in todo]
-        remote: dict[str, Any] = {"num_gpus": self.gpus_per_worker} if self.gpus_per_worker > 0 else {"num_cpus": 1}
+        rows = [{"start": s, "texts": list(texts[s : s + CHUNK])} for s in todo]
+        remote = self._resources()
         dctx = ray.data.DataContext.get_current()
         switches = ("enable_progress_bars", "enable_operator_progress_bars", "enable_auto_log_stats")
         before = {sw: getattr(dctx, sw) for sw in switches}
@@ -298,35 +295,32 @@ class RayEngine:
     def _retrieve(self, ray: Any, data: MiningData, retriever: Any, k: int, ctx: RunContext,
                   shards: Sequence[tuple[int, int]]) -> Iterator[tuple[int, int, Candidates]]:
         t0 = time.perf_counter()
-        held = ray.put((data, retriever))  # one object: the retriever's corpus stays the data's corpus
-        token = held.hex()
-        opts: dict[str, Any] = {"max_retries": MAX_RETRIES, "retry_exceptions": False, "num_cpus": 1}
-        if self.gpus_per_worker > 0:
-            opts["num_gpus"] = self.gpus_per_worker
-        task = ray.remote(_retrieve_shard).options(**opts)
+        payload, shipped = for_workers(data.corpus, retriever)
+        held = ray.put(payload)  # one object: the retriever's corpus stays the tasks' corpus
+        doc_bounds = self._doc_bounds(retriever, len(data.corpus))
+        submit = _Submit(ray, held, k, len(data.corpus), ctx, {**self._resources(), "max_retries": MAX_RETRIES,
+                                                                  "retry_exceptions": False, "num_cpus": 1})
         workers = self._workers(ray)
+        in_flight = workers if doc_bounds is None else max(1, -(-workers // len(doc_bounds)))
         queue = list(shards)
         pending: dict[Any, tuple[int, int]] = {}
         pids: set[int] = set()
         busy = 0.0
         try:
             while queue or pending:
-                while queue and len(pending) < workers:
+                while queue and len(pending) < in_flight:
                     a, b = queue.pop(0)
-                    pending[task.remote(token, [held], k, a, b, ctx.cache_dir, ctx.device)] = (a, b)
+                    pending[submit(data, a, b, doc_bounds)] = (a, b)
                 ready, _ = ray.wait(list(pending), num_returns=1)
                 pending.pop(ready[0])
-                try:
-                    a, b, cand, record = ray.get(ready[0])
-                except ray.exceptions.RayTaskError as exc:
-                    if isinstance(exc.cause, NegmineError):
-                        raise exc.cause from None
-                    raise
+                a, b, cand, record = _get(ray, ready[0])
                 for key, v in record["timings"].items():
                     ctx.timings[key] = ctx.timings.get(key, 0.0) + v
                 for key, n in record["encoding"].items():
                     ctx.encoding[key] = ctx.encoding.get(key, 0) + n
-                pids.add(record["pid"])
+                for key, n in record["stats"].items():
+                    ctx.stats[key] = ctx.stats.get(key, 0) + n
+                pids.update(record["pids"])
                 busy += record["wall_s"]
                 yield a, b, cand
         finally:
@@ -335,8 +329,53 @@ class RayEngine:
         wall = time.perf_counter() - t0
         n_q = sum(b - a for a, b in shards)
         ctx.timings["ray_retrieve_s"] = wall
+        ctx.stats.update(shipped)
         ctx.stats["ray_workers"] = workers
+        ctx.stats["ray_doc_shards"] = len(doc_bounds) if doc_bounds else 1
         ctx.stats["ray_retrieve_workers_used"] = len(pids)
         ctx.stats["ray_retrieve_queries_per_s"] = round(n_q / wall, 1) if wall > 0 else None
         ctx.stats["ray_retrieve_queries_per_s_per_worker"] = round(n_q / busy, 1) if busy > 0 else None
         ctx.stats["ray_address"] = self.address or "local"
+
+
+class _Submit:
+    """Submits the tasks of one query shard; returns the reference of its candidates."""
+
+    def __init__(self, ray: Any, held: Any, k: int, n_docs: int, ctx: RunContext, opts: dict[str, Any]) -> None:
+        self.ray, self.held, self.token, self.k, self.n_docs = ray, held, held.hex(), k, n_docs
+        self.env = (ctx.cache_dir, ctx.device)
+        self.opts = opts
+        self.remote = {fn: ray.remote(fn) for fn in (ray_tasks.retrieve_shard, ray_tasks.embed_queries,
+                                                     ray_tasks.search_docs, ray_tasks.finish_shard)}
+
+    def _task(self, fn: Any, **extra: Any) -> Any:
+        return self.remote[fn].options(**self.opts, **extra)
+
+    def __call__(self, data: MiningData, a: int, b: int, doc_bounds: list[tuple[int, int]] | None) -> Any:
+        from negmine.pipeline import query_slice
+        from negmine.retrievers.embedding import EXTRA
+
+        sub = query_slice(data, a, b)
+        rows = (sub.queries, sub.positives, sub.exclude)
+        held = [self.held]  # in a list: the task takes it from the object store itself, once per worker
+        if doc_bounds is None:
+            return self._task(ray_tasks.retrieve_shard).remote(self.token, held, self.k, a, b, *rows, *self.env)
+        k_search = min(self.k + EXTRA, self.n_docs)
+        q, q_record = self._task(ray_tasks.embed_queries, num_returns=2).remote(self.token, held, *rows, *self.env)
+        parts = [self._task(ray_tasks.search_docs).remote(self.token, held, q, lo, hi, k_search)
+                 for lo, hi in doc_bounds]
+        return self._task(ray_tasks.finish_shard).remote(self.token, held, a, b, *rows, self.k, k_search, q,
+                                                         q_record, *parts)
+
+
+def _get(ray: Any, ref: Any) -> Any:
+    """``ray.get``, raising a negmine error a task raised as itself (a one-line error)."""
+    try:
+        return ray.get(ref)
+    except ray.exceptions.RayTaskError as exc:
+        cause: Any = exc
+        while isinstance(cause, ray.exceptions.RayTaskError):
+            cause = cause.cause
+        if isinstance(cause, NegmineError):
+            raise cause from None
+        raise
