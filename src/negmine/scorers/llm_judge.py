@@ -18,21 +18,13 @@ Cells of the returned ``verdicts int8[n_queries, k]``:
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import http.client
 import json
 import logging
 import os
-import re
-import tempfile
-import time
-import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,257 +32,26 @@ import numpy as np
 
 from negmine._progress import progress
 from negmine.errors import ConfigError
-from negmine.scorers.base import (
-    VERDICT_BETTER,
-    VERDICT_FAILED,
-    VERDICT_IRRELEVANT,
-    VERDICT_WORSE,
-    ScoreMatrix,
+from negmine.scorers.base import VERDICT_FAILED, VERDICT_IRRELEVANT, ScoreMatrix
+from negmine.scorers.llm_calls import VERDICT_UNJUDGED as VERDICT_UNJUDGED
+from negmine.scorers.llm_calls import Batch, Call, judge_stats
+from negmine.scorers.llm_client import REDACTED as REDACTED
+from negmine.scorers.llm_client import RETRY_STATUS as RETRY_STATUS
+from negmine.scorers.llm_client import (
+    AnswerCache,
+    CallFailed,
+    SameHostRedirects,
+    basic_auth,
+    chat_endpoint,
+    post_with_retries,
+    redact_url,
 )
+from negmine.scorers.llm_parse import LABELS as LABELS
+from negmine.scorers.llm_parse import parse_verdicts, token_count
+from negmine.scorers.llm_prompt import PROMPT_VERSION, SYSTEM_PROMPT, build_prompt
 from negmine.types import Candidates, MiningData
 
 log = logging.getLogger(__name__)
-
-#: Version of the prompt and answer schema; recorded in ``config()`` (and so in the manifest) and
-#: part of every cache key. Change it whenever :data:`SYSTEM_PROMPT` or the user prompt changes.
-PROMPT_VERSION = "judge-v1"
-
-#: Verdict of a cell that was not judged: padding (``ids == -1``) or outside the judge mask.
-VERDICT_UNJUDGED = -2
-
-#: Answer label -> verdict code.
-LABELS: dict[str, int] = {"better": VERDICT_BETTER, "worse": VERDICT_WORSE, "irrelevant": VERDICT_IRRELEVANT}
-
-#: HTTP statuses worth retrying (with backoff); any other HTTP error fails the call at once.
-RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
-
-SYSTEM_PROMPT = (
-    "You are a careful relevance judge for search training data. You compare candidate passages "
-    "with the passages already known to answer a query, and you reply with JSON only."
-)
-
-_INSTRUCTIONS = """\
-For each candidate, compare it with the known relevant passage(s) and choose exactly one label:
-- "better": it answers the query at least as well as the known relevant passage(s).
-- "worse": it is on the query's topic, but answers it less well than the known relevant passage(s).
-- "irrelevant": it does not answer the query.
-
-Reply with one JSON object and nothing else, with exactly one entry for each candidate id from 1 to {n}:
-{{"verdicts": [{{"id": 1, "label": "better" | "worse" | "irrelevant"}}, ...]}}"""
-
-_NO_POSITIVE = '(none known: label a candidate "better" if it fully answers the query)'
-
-_WS = re.compile(r"\s+")
-_THINK = re.compile(r"<think>.*?</think>", re.S | re.I)
-_FENCE = re.compile(r"```[a-zA-Z]*\s*(.*?)```", re.S)
-
-
-def build_prompt(query: str, positives: Sequence[str], candidates: Sequence[str], max_chars: int | None) -> str:
-    """The user message for one batch: the query, the known positives (``[P1]``, ``[P2]``...) and the
-    candidates numbered ``[1]..[n]``, one passage per line (whitespace collapsed, cut at
-    ``max_chars`` characters), then the labels and the JSON answer schema."""
-
-    def clip(text: str) -> str:
-        text = _WS.sub(" ", text).strip()
-        return text if max_chars is None or len(text) <= max_chars else text[:max_chars].rstrip() + " …"
-
-    pos = "\n".join(f"[P{i}] {clip(t)}" for i, t in enumerate(positives, 1)) or _NO_POSITIVE
-    cands = "\n".join(f"[{i}] {clip(t)}" for i, t in enumerate(candidates, 1))
-    return (
-        f"Query: {clip(query)}\n\n"
-        f"Known relevant passage(s):\n{pos}\n\n"
-        f"Candidate passages:\n{cands}\n\n"
-        f"{_INSTRUCTIONS.format(n=len(candidates))}"
-    )
-
-
-def _extract_json(content: str) -> Any:
-    """The answer's JSON value, tolerating ``<think>`` blocks, code fences and surrounding prose;
-    ``None`` when there is none."""
-    text = _THINK.sub("", content).strip()
-    chunks = [m.group(1).strip() for m in _FENCE.finditer(text)] + [text]
-    decoder = json.JSONDecoder()
-    for chunk in chunks:
-        try:
-            return json.loads(chunk)
-        except ValueError:
-            pass
-        for start in (i for i, ch in enumerate(chunk) if ch == "{"):
-            try:
-                obj, _ = decoder.raw_decode(chunk, start)
-            except ValueError:
-                continue
-            if isinstance(obj, dict) and "verdicts" in obj:
-                return obj
-    return None
-
-
-def _as_id(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip())
-    return None
-
-
-def parse_verdicts(content: str, n: int) -> list[int]:
-    """Verdict codes for candidates ``1..n`` from an answer ``{"verdicts": [{"id", "label"}...]}``.
-
-    Code fences, ``<think>`` blocks and prose around the JSON are tolerated, as is a bare list of
-    entries. A candidate gets :data:`VERDICT_FAILED` when its id is missing or appears more than
-    once, or its label is not one of ``better``/``worse``/``irrelevant`` (case-insensitive); every
-    candidate fails when no JSON answer is found. Entries with out-of-range ids are ignored (the
-    candidate they were meant for is then missing).
-    """
-    obj = _extract_json(content)
-    items = obj.get("verdicts") if isinstance(obj, dict) else obj
-    if not isinstance(items, list):
-        return [VERDICT_FAILED] * n
-    found: dict[int, int] = {}
-    duplicated: set[int] = set()
-    for item in items:
-        if not isinstance(item, dict):
-            continue
-        i = _as_id(item.get("id"))
-        if i is None or not 1 <= i <= n:
-            continue
-        label = item.get("label")
-        verdict = LABELS.get(label.strip().lower(), VERDICT_FAILED) if isinstance(label, str) else VERDICT_FAILED
-        if i in found:
-            duplicated.add(i)
-        found[i] = verdict
-    return [VERDICT_FAILED if i in duplicated else found.get(i, VERDICT_FAILED) for i in range(1, n + 1)]
-
-
-#: Query parameters whose value is redacted by :func:`redact_url` (matched case-insensitively
-#: anywhere in the parameter name).
-_SECRET_PARAM = re.compile(r"key|token|secret|passw|pwd|auth|sig|credential|session|cookie|jwt|bearer", re.I)
-REDACTED = "REDACTED"
-
-
-def redact_url(url: str) -> str:
-    """``url`` fit to record or log: the ``user:password@`` part removed and the value of every
-    secret-looking query parameter (a name containing ``key``, ``token``, ``secret``, ``pass``,
-    ``auth``, ``sig``...) replaced by ``REDACTED``. Anything that is not a URL is returned as is.
-
-    >>> redact_url("https://bob:hunter2@api.example.com/v1?api_key=sk-1&model=m")
-    'https://api.example.com/v1?api_key=REDACTED&model=m'
-    """
-    if not isinstance(url, str):
-        return url
-    try:
-        parts = urllib.parse.urlsplit(url)
-        port = parts.port
-    except ValueError:  # e.g. a non-numeric port: keep only what is certainly not user-info
-        return url.rsplit("@", 1)[-1] if "@" in url else url
-    netloc = parts.netloc
-    if "@" in netloc:
-        host = parts.hostname or ""
-        host = f"[{host}]" if ":" in host else host
-        netloc = f"{host}:{port}" if port else host
-    query = parts.query
-    if query:
-        pairs = urllib.parse.parse_qsl(query, keep_blank_values=True)
-        if any(_SECRET_PARAM.search(k) for k, _ in pairs):
-            query = urllib.parse.urlencode(
-                [(k, REDACTED if _SECRET_PARAM.search(k) else v) for k, v in pairs], safe=":/,"
-            )
-    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
-
-
-def _origin(url: str) -> tuple[str, str]:
-    """``(scheme, host[:port])`` of ``url``, the port spelled out; the key is only sent there."""
-    parts = urllib.parse.urlsplit(url)
-    scheme = parts.scheme.lower()
-    try:
-        port = parts.port or (443 if scheme == "https" else 80)
-    except ValueError:
-        port = 0
-    host = (parts.hostname or "").lower()
-    return scheme, f"{host}:{port}"
-
-
-class _SameHostRedirects(urllib.request.HTTPRedirectHandler):
-    """Follow redirects only within the configured scheme, host and port (307/308 keep the POST
-    and its body); a redirect anywhere else is a :class:`~negmine.errors.ConfigError` naming both
-    hosts, raised before anything — the ``Authorization`` header above all — is sent there."""
-
-    def redirect_request(self, req: urllib.request.Request, fp: Any, code: int, msg: str, headers: Any,
-                         newurl: str) -> urllib.request.Request | None:
-        old, new = _origin(req.full_url), _origin(newurl)
-        if old != new:
-            fp.close()
-            raise ConfigError(
-                f"llm-judge: {old[0]}://{old[1]} redirected (HTTP {code}) to another host, {new[0]}://{new[1]}; "
-                "the API key is only ever sent to the configured host: if you trust the new one, set "
-                f"--llm-base-url to it ({redact_url(newurl)})"
-            )
-        if code in (307, 308) and req.get_method() == "POST":
-            return urllib.request.Request(newurl, data=req.data, headers=dict(req.header_items()),
-                                          origin_req_host=req.origin_req_host, unverifiable=True, method="POST")
-        return super().redirect_request(req, fp, code, msg, headers, newurl)
-
-
-class _CallFailed(Exception):
-    def __init__(self, kind: str, retries: int) -> None:
-        super().__init__(kind)
-        self.kind = kind
-        self.retries = retries
-
-
-@dataclass
-class _Call:
-    """The outcome of one logical call (one prompt to one model, retries included)."""
-
-    verdicts: list[int]
-    cached: bool = False
-    failed: bool = False
-    retries: int = 0
-    parse_failures: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    error: str | None = None
-
-
-@dataclass
-class _Batch:
-    q: int
-    cols: np.ndarray  # int64 column positions in the candidate row
-    prompt: str
-    calls: list[_Call] = field(default_factory=list)  # [cheap] or [cheap, verify]
-
-
-class _AnswerCache:
-    """Answers stored as ``<dir>/<key[:2]>/<key>.json``; the key hashes the model, the prompt
-    version, the temperature, the JSON mode and the exact messages. Writes are atomic."""
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-
-    def _path(self, key: str) -> Path:
-        return self.directory / key[:2] / f"{key}.json"
-
-    def load(self, key: str) -> str | None:
-        try:
-            entry = json.loads(self._path(key).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return None  # absent or corrupt: a miss (rewritten after the call)
-        content = entry.get("content") if isinstance(entry, dict) else None
-        return content if isinstance(content, str) else None
-
-    def save(self, key: str, entry: dict[str, Any]) -> None:
-        path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".json.tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(entry, fh, ensure_ascii=False)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
 
 
 class LLMJudge:
@@ -446,21 +207,7 @@ class LLMJudge:
     def endpoint(self) -> str:
         """``{base_url}/chat/completions`` without any ``user:password@`` (sent as Basic auth
         instead, when no API key is set)."""
-        parts = urllib.parse.urlsplit(self.base_url)
-        host = parts.hostname or ""
-        host = f"[{host}]" if ":" in host else host
-        netloc = f"{host}:{parts.port}" if parts.port else host
-        path = parts.path.rstrip("/")
-        path = path if path.endswith("/chat/completions") else path + "/chat/completions"
-        return urllib.parse.urlunsplit((parts.scheme, netloc, path, parts.query, ""))
-
-    def _basic_auth(self) -> str | None:
-        parts = urllib.parse.urlsplit(self.base_url)
-        if parts.username is None:
-            return None
-        user = urllib.parse.unquote(parts.username)
-        password = urllib.parse.unquote(parts.password or "")
-        return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+        return chat_endpoint(self.base_url)
 
     # -- scoring ----------------------------------------------------------------------------------
 
@@ -509,7 +256,7 @@ class LLMJudge:
         cache = self._cache(cache_dir)
         key = self._api_key()
         # honours the *_proxy environment variables; redirects only within the configured host
-        opener = urllib.request.build_opener(_SameHostRedirects())
+        opener = urllib.request.build_opener(SameHostRedirects())
         log.info(
             "llm-judge: %d candidates in %d batches to %s (model %s, verify %s, prompt %s)",
             int(todo.sum()), len(batches), redact_url(self.endpoint), self.model, self.verify_model, PROMPT_VERSION,
@@ -520,7 +267,7 @@ class LLMJudge:
             workers = min(self.max_concurrency, len(batches))
             pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="negmine-llm-judge")
             try:
-                futures: list[Future[_Batch]] = [
+                futures: list[Future[Batch]] = [
                     pool.submit(self._judge_batch, b, opener, key, cache) for b in batches
                 ]
                 for fut in progress(as_completed(futures), desc="llm-judge", total=len(futures), unit="batch"):
@@ -531,7 +278,7 @@ class LLMJudge:
                 raise
             pool.shutdown(wait=True)
 
-        stats = self._stats(batches, verdicts)
+        stats = judge_stats(batches, verdicts)
         # the model whose verdicts stand for flagged cells (provenance of relabeled positives)
         stats.update(model=self.verify_model or self.model, prompt_version=PROMPT_VERSION)
         if stats["failed"]:
@@ -559,11 +306,11 @@ class LLMJudge:
             )
         return key or None
 
-    def _batches(self, data: MiningData, ids: np.ndarray, todo: np.ndarray) -> list[_Batch]:
+    def _batches(self, data: MiningData, ids: np.ndarray, todo: np.ndarray) -> list[Batch]:
         if not todo.any():
             return []
         docs = data.corpus.full_texts()
-        out: list[_Batch] = []
+        out: list[Batch] = []
         for q in np.flatnonzero(todo.any(axis=1)):
             pos_rows = data.positives.row(int(q))
             if self.max_positives is not None:
@@ -575,17 +322,17 @@ class LLMJudge:
                 prompt = build_prompt(
                     data.queries.texts[int(q)], positives, [docs[int(ids[q, c])] for c in chunk], self.max_chars
                 )
-                out.append(_Batch(int(q), chunk.astype(np.int64), prompt))
+                out.append(Batch(int(q), chunk.astype(np.int64), prompt))
         return out
 
-    def _cache(self, shared: str | None) -> _AnswerCache | None:
+    def _cache(self, shared: str | None) -> AnswerCache | None:
         if self.cache_dir is not None:
-            return _AnswerCache(self.cache_dir)
-        return _AnswerCache(Path(shared) / "llm-judge") if shared else None
+            return AnswerCache(self.cache_dir)
+        return AnswerCache(Path(shared) / "llm-judge") if shared else None
 
     def _judge_batch(
-        self, batch: _Batch, opener: urllib.request.OpenerDirector, key: str | None, cache: _AnswerCache | None
-    ) -> _Batch:
+        self, batch: Batch, opener: urllib.request.OpenerDirector, key: str | None, cache: AnswerCache | None
+    ) -> Batch:
         n = len(batch.cols)
         first = self._ask(self.model, batch.prompt, n, opener, key, cache)
         batch.calls.append(first)
@@ -609,24 +356,24 @@ class LLMJudge:
         n: int,
         opener: urllib.request.OpenerDirector,
         key: str | None,
-        cache: _AnswerCache | None,
-    ) -> _Call:
+        cache: AnswerCache | None,
+    ) -> Call:
         cache_key = self._cache_key(model, prompt) if cache is not None else ""
         if cache is not None:
             content = cache.load(cache_key)
             if content is not None:
                 parsed = parse_verdicts(content, n)
                 if VERDICT_FAILED not in parsed:
-                    return _Call(parsed, cached=True)
+                    return Call(parsed, cached=True)
 
         body: dict[str, Any] = {"model": model, "messages": self._messages(prompt), "temperature": self.temperature}
         if self.json_mode:
             body["response_format"] = {"type": "json_object"}
         try:
             raw, retries = self._post(opener, json.dumps(body).encode("utf-8"), key)
-        except _CallFailed as exc:
+        except CallFailed as exc:
             log.debug("llm-judge: call to %s failed after %d retries: %s", model, exc.retries, exc.kind)
-            return _Call([VERDICT_FAILED] * n, failed=True, retries=exc.retries, error=exc.kind)
+            return Call([VERDICT_FAILED] * n, failed=True, retries=exc.retries, error=exc.kind)
 
         try:
             reply = json.loads(raw)
@@ -634,14 +381,14 @@ class LLMJudge:
             usage = reply.get("usage") or {}
         except (ValueError, KeyError, IndexError, TypeError, AttributeError):
             log.debug("llm-judge: %s sent a response that is not a chat completion", model)
-            return _Call([VERDICT_FAILED] * n, retries=retries, parse_failures=n, error="bad response")
+            return Call([VERDICT_FAILED] * n, retries=retries, parse_failures=n, error="bad response")
         if not isinstance(content, str):
             content = ""
         parsed = parse_verdicts(content, n)
         bad = parsed.count(VERDICT_FAILED)
-        call = _Call(
-            parsed, retries=retries, parse_failures=bad,
-            prompt_tokens=_count(usage, "prompt_tokens"), completion_tokens=_count(usage, "completion_tokens"),
+        call = Call(
+            parsed, retries=retries, parse_failures=bad, prompt_tokens=token_count(usage, "prompt_tokens"),
+            completion_tokens=token_count(usage, "completion_tokens"),
         )
         if bad:
             log.debug("llm-judge: %d of %d verdicts unparsable in the answer of %s", bad, n, model)
@@ -650,75 +397,11 @@ class LLMJudge:
         return call
 
     def _post(self, opener: urllib.request.OpenerDirector, payload: bytes, key: str | None) -> tuple[bytes, int]:
-        """POST ``payload`` with retries; returns ``(body, retries)`` or raises :class:`_CallFailed`."""
+        """POST ``payload`` with retries; returns ``(body, retries)`` or raises :class:`CallFailed`."""
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        auth = f"Bearer {key}" if key else self._basic_auth()
+        auth = f"Bearer {key}" if key else basic_auth(self.base_url)
         if auth:
             headers["Authorization"] = auth
-        kind = "no attempt"
-        for attempt in range(self.max_retries + 1):
-            retry_after = 0.0
-            try:
-                req = urllib.request.Request(self.endpoint, data=payload, headers=headers, method="POST")
-                with opener.open(req, timeout=self.timeout_s) as resp:
-                    return resp.read(), attempt
-            except urllib.error.HTTPError as exc:
-                kind = f"http {exc.code}"
-                retry_after = _retry_after(exc.headers.get("Retry-After") if exc.headers else None)
-                exc.close()
-                if exc.code not in RETRY_STATUS:
-                    raise _CallFailed(kind, attempt) from None
-            except TimeoutError:
-                kind = "timeout"
-            except urllib.error.URLError as exc:
-                kind = "timeout" if isinstance(exc.reason, TimeoutError) else "connection error"
-            except (http.client.HTTPException, OSError):
-                kind = "connection error"
-            if attempt < self.max_retries:
-                delay = min(self.backoff_max_s, max(self.backoff_s * 2**attempt, retry_after))
-                log.debug("llm-judge: %s; retry %d of %d in %.2f s", kind, attempt + 1, self.max_retries, delay)
-                time.sleep(delay)
-        raise _CallFailed(kind, self.max_retries)
-
-    @staticmethod
-    def _stats(batches: list[_Batch], verdicts: np.ndarray) -> dict[str, Any]:
-        errors: dict[str, int] = {}
-        stats: dict[str, Any] = dict.fromkeys(
-            ("calls", "calls_verify", "failed_calls", "retries", "parse_failures", "prompt_tokens",
-             "completion_tokens", "cache_hits"), 0,
-        )
-        for b in batches:
-            for stage, call in enumerate(b.calls):
-                if call.cached:
-                    stats["cache_hits"] += 1
-                    continue
-                stats["calls_verify" if stage else "calls"] += 1
-                stats["failed_calls"] += int(call.failed)
-                stats["retries"] += call.retries
-                stats["parse_failures"] += call.parse_failures
-                stats["prompt_tokens"] += call.prompt_tokens
-                stats["completion_tokens"] += call.completion_tokens
-                if call.error is not None:
-                    errors[call.error] = errors.get(call.error, 0) + 1
-        stats.update(
-            judged=int((verdicts != VERDICT_UNJUDGED).sum()),
-            better=int((verdicts == VERDICT_BETTER).sum()),
-            worse=int((verdicts == VERDICT_WORSE).sum()),
-            irrelevant=int((verdicts == VERDICT_IRRELEVANT).sum()),
-            failed=int((verdicts == VERDICT_FAILED).sum()),
-            errors=errors,
-        )
-        return stats
-
-
-def _count(usage: Any, name: str) -> int:
-    value = usage.get(name) if isinstance(usage, dict) else None
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
-
-
-def _retry_after(value: str | None) -> float:
-    """Seconds from a ``Retry-After`` header given in seconds (HTTP dates are ignored)."""
-    try:
-        return max(0.0, float(value)) if value else 0.0
-    except ValueError:
-        return 0.0
+        return post_with_retries(opener, self.endpoint, payload, headers, timeout_s=self.timeout_s,
+                                 max_retries=self.max_retries, backoff_s=self.backoff_s,
+                                 backoff_max_s=self.backoff_max_s)
