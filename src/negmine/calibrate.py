@@ -15,6 +15,21 @@ count is scaled by ``unknown_ratio × known / hidden`` (``unknown_ratio = 1``: a
 positives as known ones, the protocol of the issue's audits). Without it, a calibration on NPL
 judged naive top-5 safe (0.07) while the audit measured 0.24.
 
+The detector's scale: the calibration's detector is fitted on the calibration's visible half,
+so it knows half as many positives per query as the mining run's detector and pseudo-hides half
+as many; its training base rate, and with it every probability, runs lower. Unshifted, a
+threshold ``fn<=t`` cut fewer candidates in the calibration than in the run (NPL, dense MiniLM:
+``fn<=0.05`` reached mean raw rank 7.4 in the calibration and 14.8 in the run), so the calibration
+measured each threshold on a softer filter than the run applies, over-estimated HP-FNR 2-3x and
+chose a stricter threshold than needed. The calibration's probabilities are therefore moved to the
+run's scale by a prior shift (Saerens, Latinne & Decaestecker, 2002): their odds are multiplied by
+the odds ratio of the two detectors' expected training base rates
+(:func:`negmine.detector.prior_ratio`), computed from the number of known positives per query
+(all known, as the run's detector will see them, against the calibration's visible ones), the
+list lengths and the share of known positives retrieved — counts only, never which positives are
+hidden. It corrects the prior, not the sharper features of a detector that knows more positives,
+so the estimate stays somewhat conservative where the detector is strong.
+
 Choice: the hardest policy (lowest mean raw rank) whose **upper** 95% bound is at most the target
 and whose coverage is at least ``min_coverage``. When none qualifies, the closest one (the least
 relative violation of the two bounds) is used and ``record["note"]`` says so in one line.
@@ -283,7 +298,7 @@ def calibrate(data: MiningData, cand: Candidates, filters: Sequence[Filter], sam
     known / hidden`` per query, because it can only hide part of what it knows.
     """
     from negmine.audit import hide_fraction, restrict
-    from negmine.detector import Detector, fold_of
+    from negmine.detector import Detector, fold_of, known_recall, prior_ratio, shift_prior
 
     if not 0 <= target_fnr < 1:
         raise ConfigError(f"target FNR must be in [0, 1), got {target_fnr}; e.g. --target-fnr 0.1")
@@ -304,8 +319,16 @@ def calibrate(data: MiningData, cand: Candidates, filters: Sequence[Filter], sam
     vis = split.visible
     vcand = restrict(cand, data.positives, vis.positives, len(data.corpus))
     det = detector if detector is not None else Detector()
-    stats, det_stats = evaluate_policies(vis, vcand, split.hidden, grid, base, num_negatives, seed,
-                                         doc_embeddings=doc_embeddings, detector=det)
+    fn_prob, det_stats = None, {}
+    if any(p.fn_max_prob is not None for p in grid):
+        # the mining run's detector will know more positives per query than this one, so its
+        # probabilities run higher: shift these to its scale, or a threshold means less here than
+        # there (module doc, "The detector's scale")
+        found = det.fit_predict(vis, vcand, seed=seed, doc_embeddings=doc_embeddings)
+        ratio = prior_ratio(vcand, data.positives.counts(), vis.positives.counts(), known_recall(vis, vcand))
+        fn_prob, det_stats = shift_prior(found.probability, ratio), {**found.stats, "prior_shift": ratio}
+    stats, _ = evaluate_policies(vis, vcand, split.hidden, grid, base, num_negatives, seed,
+                                 doc_embeddings=doc_embeddings, fn_probability=fn_prob)
     n_q = len(data.queries)
     audited = split.hidden.counts() > 0
     # extrapolate to the mining run: ``unknown_ratio`` unknown positives per known one, where the

@@ -43,7 +43,8 @@ from negmine.errors import ConfigError
 from negmine.samplers import string_keys, uniform
 from negmine.types import Candidates, MiningData
 
-__all__ = ["FEATURES", "Detection", "Detector", "features", "fold_of", "pseudo_hide"]
+__all__ = ["FEATURES", "Detection", "Detector", "expected_base_rate", "features", "fold_of", "hidden_counts",
+           "known_recall", "prior_ratio", "pseudo_hide", "shift_prior"]
 
 FEATURES = ("tfidf_max", "tfidf_mean", "tfidf_max_vs_cohesion", "dense_max", "dense_mean", "log_rank",
             "score_z", "score_vs_min_pos", "score_vs_max_pos", "agreement", "log_positives")
@@ -70,12 +71,59 @@ def pseudo_hide(data: MiningData, seed: int, fraction: float = 0.5) -> np.ndarra
     pos = data.positives
     q = pos.query_of_pair()
     u = uniform(seed ^ 0x41DE, string_keys(data.queries.ids)[q], string_keys(data.corpus.ids)[pos.indices][:, None])
-    counts = pos.counts()
-    n_hide = np.where(counts >= 2, np.clip(np.rint(fraction * counts), 1, counts - 1), 0).astype(np.int64)
+    n_hide = hidden_counts(pos.counts(), fraction)
     order = np.lexsort((u[:, 0], q))
     rank = np.empty(len(q), dtype=np.int64)
     rank[order] = np.arange(len(q)) - pos.indptr[q[order]]
     return rank < n_hide[q]
+
+
+def hidden_counts(counts: np.ndarray, fraction: float = 0.5) -> np.ndarray:
+    """``int64[n_queries]``: how many of each query's ``counts`` known positives
+    :func:`pseudo_hide` hides (``fraction`` rounded, at least one and at most all but one; none
+    below two)."""
+    c = np.asarray(counts, dtype=np.int64)
+    return np.where(c >= 2, np.clip(np.rint(fraction * c), 1, c - 1), 0).astype(np.int64)
+
+
+def known_recall(data: MiningData, cand: Candidates) -> float:
+    """The share of ``data``'s known positives that are in their query's candidate list."""
+    pos = data.positives
+    n_docs = len(data.corpus)
+    cells = np.arange(cand.ids.shape[0])[:, None] * n_docs + np.where(cand.ids >= 0, cand.ids, -1)
+    return float(np.isin(pos.query_of_pair() * n_docs + pos.indices, cells).mean()) if len(pos.indices) else 0.0
+
+
+def expected_base_rate(cand: Candidates, counts: np.ndarray, recall: float) -> float:
+    """The training base rate of the detector (the share of its labelled cells that are
+    pseudo-hidden positives) expected when query ``q`` has ``n_q = counts[q]`` known positives,
+    each in its candidate list with probability ``ρ = recall``: ``Σ h_q ρ / Σ (k_q − (n_q − h_q) ρ)``
+    over the queries with two or more (``h_q`` = :func:`hidden_counts`, ``k_q`` the list's valid
+    cells; the pseudo-visible positives are left out of the labelled cells). Counts only: no
+    positive's identity."""
+    n = np.asarray(counts, dtype=np.float64)
+    h = hidden_counts(counts).astype(np.float64)
+    t = n >= 2
+    cells = (cand.ids >= 0).sum(axis=1).astype(np.float64)
+    labelled = float(np.maximum(cells - (n - h) * recall, 0.0)[t].sum())
+    return float(h[t].sum() * recall / labelled) if labelled > 0 else 0.0
+
+
+def prior_ratio(cand: Candidates, counts: np.ndarray, fewer: np.ndarray, recall: float) -> float:
+    """Odds ratio of the expected base rates (:func:`expected_base_rate`) of a detector fitted with
+    ``counts`` known positives per query over one fitted with ``fewer`` (1 when either is 0)."""
+    b, b0 = expected_base_rate(cand, counts, recall), expected_base_rate(cand, fewer, recall)
+    if not 0 < b < 1 or not 0 < b0 < 1:
+        return 1.0
+    return (b / (1 - b)) / (b0 / (1 - b0))
+
+
+def shift_prior(probability: np.ndarray, ratio: float) -> np.ndarray:
+    """Prior shift of probabilities (Saerens, Latinne & Decaestecker, 2002): a classifier whose
+    positive class is ``ratio`` times as likely a priori (in odds) has posterior odds ``ratio``
+    times as large: ``p' = r p / (r p + 1 − p)``. ``NaN`` (padding) stays ``NaN``."""
+    p = probability.astype(np.float64)
+    return (ratio * p / (ratio * p + 1.0 - p)).astype(np.float32)
 
 
 def _tfidf(data: MiningData) -> Any:
