@@ -86,6 +86,10 @@ def run(dataset: str, retriever_name: str, cache_dir: str) -> dict[str, Any]:
         chosen = next(r for r in rows if r["policy"] == rec["chosen"]["policy"])
         out["calibration"] = {k2: rec[k2] for k2 in ("note", "target_met", "chosen", "crossfit", "calibration_queries",
                                                      "hidden_positives")}
+        out["calibration"]["prior_shift"] = rec["detector"].get("prior_shift")
+        # the calibration's own estimate of every policy, beside what the audit then measures
+        out["estimates"] = {r["policy"]: {k2: r[k2] for k2 in ("hp_fnr", "hp_fnr_ci95", "coverage", "mean_rank")}
+                            for r in rec["frontier"]}
         out["default_measured"] = chosen
         out["default_through_filters"] = _through_filters(cal, vis, vcand, split.hidden, doc_emb)
     return out
@@ -164,6 +168,18 @@ def render(res: dict[str, Any]) -> str:
                      f"{'; '.join(str(c) for c in cf['fold_choices'])}.")
     else:
         lines.append(f"\nDefault: {res['default']['reason']}.")
+    if "estimates" in res:
+        lines += [f"\nThe calibration's estimate (on the visible half; detector prior shift "
+                  f"{res['calibration']['prior_shift'] or 1:.2f}) beside the audit's measurement, top-5 with a "
+                  "detector threshold (HP-FNR / upper bound, coverage, mean raw rank):\n",
+                  "| policy | estimated | measured | est. coverage | coverage | est. rank | rank |",
+                  "|---|---:|---:|---:|---:|---:|---:|"]
+        for r in rows:
+            if r["policy"].startswith("ref min, no margin, top, fn<=") and r["policy"] in res["estimates"]:
+                e = res["estimates"][r["policy"]]
+                lines.append(f"| {r['policy']} | {e['hp_fnr']:.3f} / {e['hp_fnr_ci95'][1]:.3f} | {r['hp_fnr']:.3f} "
+                             f"| {e['coverage']:.2f} | {r['coverage']:.2f} | {e['mean_rank']:.1f} "
+                             f"| {r['mean_rank']:.1f} |")
     lines.append(f"\nretrieval {res['retrieve_s']:.1f}s, {len(rows)} policies {res['frontier_s']:.1f}s, "
                  f"calibration {res.get('calibrate_s', float('nan')):.1f}s")
     return "\n".join(lines)
