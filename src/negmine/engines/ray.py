@@ -301,7 +301,9 @@ class RayEngine:
         submit = _Submit(ray, held, k, len(data.corpus), ctx, {**self._resources(), "max_retries": MAX_RETRIES,
                                                                   "retry_exceptions": False, "num_cpus": 1})
         workers = self._workers(ray)
-        in_flight = workers if doc_bounds is None else max(1, -(-workers // len(doc_bounds)))
+        # document shards: one query shard more than the workers hold, so a shard's query embedding and
+        # merge tasks overlap the next one's searches
+        in_flight = workers if doc_bounds is None else -(-workers // len(doc_bounds)) + 1
         queue = list(shards)
         pending: dict[Any, tuple[int, int]] = {}
         pids: set[int] = set()
