@@ -8,9 +8,7 @@ import base64
 import http.client
 import json
 import logging
-import os
 import re
-import tempfile
 import time
 import urllib.error
 import urllib.parse
@@ -19,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from negmine.errors import ConfigError
+from negmine.writers._atomic import write_text
 
 log = logging.getLogger("negmine.scorers.llm_judge")  # the name the CLI's log lines have always carried
 
@@ -123,16 +122,7 @@ class AnswerCache:
         return content if isinstance(content, str) else None
 
     def save(self, key: str, entry: dict[str, Any]) -> None:
-        path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".json.tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(entry, fh, ensure_ascii=False)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_text(self._path(key), json.dumps(entry, ensure_ascii=False))
 
 
 def chat_endpoint(base_url: str) -> str:
