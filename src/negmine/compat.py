@@ -373,7 +373,7 @@ def _positive_scores(result: Any, source: str) -> dict[tuple[int, int], float]:
 
 
 def _output(fmt: str, with_scores: bool, a_col: str, p_col: str, by_anchor: dict[str, list[str]],
-            q_row: dict[str, int], text_row: dict[str, int], texts: list[str], neg_rows: list[list[int]],
+            q_row: dict[str, int], text_row: dict[str, int], texts: Sequence[str], neg_rows: list[list[int]],
             neg_scores: list[list[float]], pos_scores: dict[tuple[int, int], float],
             n: int) -> dict[str, list[Any]]:
     out: dict[str, list[Any]] = {a_col: [], p_col: []}

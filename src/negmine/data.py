@@ -152,8 +152,19 @@ def _check_unique(ids: Sequence[str], what: str, path: Path) -> None:
 
 
 def read_corpus(path: str | Path) -> Corpus:
-    """Read a BEIR ``corpus.jsonl`` (or ``.parquet``) with ``_id``, ``text`` and optional ``title``."""
+    """Read a BEIR ``corpus.jsonl`` (or ``.parquet``) with ``_id``, ``text`` and optional ``title``.
+
+    The columns are held in Arrow buffers (:class:`~negmine.textcol.TextColumn`), not Python lists.
+    A well-formed file is parsed by pyarrow's C++ reader straight into those buffers; a file it
+    cannot take as it is (numbers as ids, duplicate keys, bad UTF-8, missing fields...) goes
+    through the checking reader below, which either accepts it exactly as before or names the
+    line to fix."""
     path = Path(path)
+    fast = _read_corpus_arrow(path)
+    if fast is not None:
+        return fast
+    from negmine.textcol import TextColumn
+
     ids: list[str] = []
     titles: list[str] = []
     texts: list[str] = []
@@ -164,7 +175,61 @@ def read_corpus(path: str | Path) -> Corpus:
     if not ids:
         raise DataError(f"{path}: the corpus is empty; it needs at least one document")
     _check_unique(ids, "document", path)
-    return Corpus(ids=ids, texts=texts, titles=titles)
+    return Corpus(ids=TextColumn.from_iter(ids), texts=TextColumn.from_iter(texts),
+                  titles=TextColumn.from_iter(titles))
+
+
+def _read_corpus_arrow(path: Path) -> Corpus | None:
+    """The corpus read by pyarrow (jsonl: its JSON reader, parquet: its column reader) when every
+    record is plainly valid: string ``_id`` and ``text``, optional string ``title``, valid UTF-8,
+    non-blank unique ids. ``None`` whenever anything is off, so that the checking reader decides
+    (and words the error) exactly as it always has."""
+    if not path.is_file():
+        return None
+    _check_readable(path)
+    pa = require("pyarrow")
+    from negmine.textcol import TextColumn
+
+    try:
+        if path.suffix == ".parquet":
+            pq = require("pyarrow.parquet")
+            names = pq.read_schema(path).names
+            table = pq.read_table(path, columns=[c for c in ("_id", "title", "text") if c in names])
+        else:
+            pj = require("pyarrow.json")
+            schema = pa.schema([("_id", pa.string()), ("title", pa.string()), ("text", pa.string())])
+            table = pj.read_json(path, read_options=pj.ReadOptions(block_size=1 << 24),
+                                 parse_options=pj.ParseOptions(explicit_schema=schema,
+                                                               unexpected_field_behavior="ignore"))
+    except Exception:  # any reader failure: the checking path reports it precisely
+        return None
+    if table.num_rows == 0 or "_id" not in table.column_names or "text" not in table.column_names:
+        return None
+    cols = {}
+    for name in ("_id", "title", "text"):
+        if name not in table.column_names:
+            continue
+        col = table.column(name)
+        if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
+            return None
+        if name == "title":
+            col = col.fill_null("")
+        elif col.null_count:
+            return None
+        try:
+            col.validate(full=True)  # UTF-8 (a lone surrogate cannot be valid UTF-8)
+        except Exception:
+            return None
+        cols[name] = col
+    ids = cols["_id"]
+    pc = require("pyarrow.compute")
+    if pc.count_distinct(ids).as_py() != len(ids):
+        return None
+    column = TextColumn.from_arrow(ids)
+    if any(not i.strip() for i in column):  # Python's idea of blank, as the checking reader
+        return None
+    titles = TextColumn.from_arrow(cols["title"]) if "title" in cols else TextColumn.from_iter([""] * len(ids))
+    return Corpus(ids=column, texts=TextColumn.from_arrow(cols["text"]), titles=titles)
 
 
 def read_queries(path: str | Path) -> dict[str, str]:
@@ -248,7 +313,10 @@ def _assemble(
     min_relevance: float,
     sources: dict[str, str],
 ) -> MiningData:
-    doc_row = {d: i for i, d in enumerate(corpus.ids)}
+    from negmine.textcol import row_lookup
+
+    named = list(dict.fromkeys(d for rows in (split_rows, *(r for _, r in exclude_rows)) for _, d, _ in rows))
+    doc_row = {d: int(r) for d, r in zip(named, row_lookup(corpus.ids, named)) if r >= 0}
     stats: dict[str, Any] = {"qrels_unknown_dropped": 0, "queries_skipped_no_positive": 0}
 
     def known(rows: list[tuple[str, str, float]], where: str) -> list[tuple[str, str, float]]:

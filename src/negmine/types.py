@@ -10,7 +10,7 @@ import functools
 import hashlib
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,20 +29,28 @@ def normalise_text(text: str) -> str:
 class Corpus:
     """Documents. ``ids[i]``, ``titles[i]`` and ``texts[i]`` describe row ``i``."""
 
-    ids: list[str]
-    texts: list[str]
-    titles: list[str] = field(default_factory=list)
+    ids: Sequence[str]
+    texts: Sequence[str]
+    titles: Sequence[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        if not self.titles:
+        if not len(self.titles):
             object.__setattr__(self, "titles", [""] * len(self.ids))
 
     def __len__(self) -> int:
         return len(self.ids)
 
-    def full_texts(self) -> list[str]:
-        """Title and text joined by a space (the text that is encoded and indexed)."""
-        return [f"{t} {x}".strip() if t else x for t, x in zip(self.titles, self.texts)]
+    def full_texts(self) -> Sequence[str]:
+        """Title and text joined by a space (the text that is encoded and indexed). A corpus
+        without titles returns its texts as they are (no copy); otherwise a new sequence, held in
+        Arrow buffers when the corpus is (:class:`~negmine.textcol.TextColumn`)."""
+        if not any(self.titles):
+            return self.texts
+        from negmine.textcol import TextColumn
+
+        if isinstance(self.texts, TextColumn):
+            return TextColumn.from_iter(self.iter_full_texts())
+        return list(self.iter_full_texts())
 
     def duplicate_groups(self) -> np.ndarray:
         """``int64[n_docs]``: equal values for documents whose normalised full texts are equal.
@@ -75,8 +83,8 @@ def text_hash(text: str) -> int:
 class Queries:
     """Queries to mine negatives for. ``ids[i]`` and ``texts[i]`` describe row ``i``."""
 
-    ids: list[str]
-    texts: list[str]
+    ids: Sequence[str]
+    texts: Sequence[str]
 
     def __len__(self) -> int:
         return len(self.ids)

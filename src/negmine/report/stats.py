@@ -64,7 +64,7 @@ def build_report(result: MiningResult) -> dict[str, Any]:
                         "removed_pct": 100.0 * removed / n_valid if n_valid else 0.0})
     got = chosen.sum(axis=1)
     short = np.flatnonzero(got < result.num_negatives)
-    short_ids = sorted(data.queries.ids[i] for i in short)
+    short_ids = sorted(data.queries.ids[int(i)] for i in short)
     skipped = list(data.stats.get("skipped_query_ids", []))
     report: dict[str, Any] = {
         "queries": {

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import time
 from array import array
+from collections.abc import Iterable
 from itertools import filterfalse
 from typing import Any
 
@@ -64,7 +65,7 @@ class BM25:
             return self.state_[1]
         bm25s = require("bm25s")
         t0 = time.perf_counter()
-        tokens = _tokenize(bm25s, data.corpus.full_texts(), self.stopwords, self._stemmer())
+        tokens = _tokenize(bm25s, data.corpus.iter_full_texts(), self.stopwords, self._stemmer())
         if not tokens.vocab:
             raise DataError(
                 f"BM25: all {len(data.corpus)} documents are empty or only stop-words "
@@ -150,7 +151,7 @@ class _Vocab(dict[str, int]):
         return n
 
 
-def _tokenize(bm25s: Any, texts: list[str], stopwords: Any, stemmer: Any) -> Any:
+def _tokenize(bm25s: Any, texts: Iterable[str], stopwords: Any, stemmer: Any) -> Any:
     """``bm25s.tokenize(texts, stopwords=..., stemmer=...)`` — the same token ids per document,
     in the same order, the same vocabulary — with the per-token work in C (``map``/``filterfalse``
     over the regex matches) instead of a Python loop, each document's ids in a compact

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -187,7 +188,7 @@ def file_identity(path: str) -> dict[str, Any]:
     return {"path": str(p), "bytes": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
-def load_embeddings(path: str, ids: list[str], what: str) -> np.ndarray:
+def load_embeddings(path: str, ids: Sequence[str], what: str) -> np.ndarray:
     """``float32[len(ids), d]`` precomputed embeddings aligned with ``ids``, validated.
 
     ``.npy``: one row per item in input order, memory-mapped (never read whole into memory);

@@ -28,20 +28,20 @@ def result_rows(result: MiningResult) -> list[dict[str, Any]]:
     data = result.data
     cand = result.candidates
     cols = result.columns
-    doc_ids = data.corpus.ids
     pos = data.positives
     names = cand.source_names
     ce = result.matrices.get("cross-encoder")
+    doc_ids = _doc_ids(result)
     rows: list[dict[str, Any]] = []
     for q in range(len(data.queries)):
         p_rows = pos.row(q)
         p_scores = cand.positive_scores[pos.indptr[q] : pos.indptr[q + 1]]
-        p_order = sorted(range(len(p_rows)), key=lambda i: doc_ids[p_rows[i]])
+        p_order = sorted(range(len(p_rows)), key=lambda i: doc_ids[int(p_rows[i])])
         c = cols[q][cols[q] >= 0]
         rows.append({
             "query_id": data.queries.ids[q].split(PAIR_SEP, 1)[0],  # a pair row writes its query's id
-            "positive_ids": [doc_ids[p_rows[i]] for i in p_order],
-            "negative_ids": [doc_ids[d] for d in cand.ids[q, c]],
+            "positive_ids": [doc_ids[int(p_rows[i])] for i in p_order],
+            "negative_ids": [doc_ids[int(d)] for d in cand.ids[q, c]],
             "negative_scores": [float(s) for s in cand.scores[q, c]],
             "negative_ranks": [int(x) for x in c],
             "negative_sources": ["+".join(n for b, n in enumerate(names) if m >> b & 1) for m in cand.sources[q, c]],
@@ -53,6 +53,16 @@ def result_rows(result: MiningResult) -> list[dict[str, Any]]:
             rows[-1]["positive_ce_scores"] = [float(p_ce[i]) for i in p_order]
     rows.sort(key=lambda r: (r["query_id"], r["positive_ids"]))
     return rows
+
+
+def _doc_ids(result: MiningResult) -> dict[int, str]:
+    """``{document row: id}`` for every positive and every candidate: one gather from the corpus
+    ids (an Arrow column for a loaded corpus) instead of a lookup per cell."""
+    from negmine.textcol import take_rows
+
+    cand = result.candidates.ids
+    rows = np.unique(np.concatenate([result.data.positives.indices, cand[cand >= 0]]))
+    return dict(zip(rows.tolist(), take_rows(result.data.corpus.ids, rows)))
 
 
 def relabeled_rows(result: MiningResult) -> list[tuple[str, str, int, str, str]] | None:
@@ -85,8 +95,13 @@ def referenced_texts(result: MiningResult) -> dict[tuple[str, str], dict[str, st
     used.update(neg[neg >= 0].tolist())
     out = {("query", q.split(PAIR_SEP, 1)[0]): {"title": "", "text": t}
            for q, t in zip(data.queries.ids, data.queries.texts)}
-    for d in used:
-        out[("doc", data.corpus.ids[d])] = {"title": data.corpus.titles[d], "text": data.corpus.texts[d]}
+    from negmine.textcol import take_rows
+
+    rows = sorted(used)
+    corpus = data.corpus
+    columns = (take_rows(corpus.ids, rows), take_rows(corpus.titles, rows), take_rows(corpus.texts, rows))
+    for d, title, text in zip(*columns):
+        out[("doc", d)] = {"title": title, "text": text}
     return dict(sorted(out.items()))
 
 
