@@ -150,3 +150,30 @@ def test_tevatron_ids_options(tmp_path: Path) -> None:
         export_file(tmp_path / "no-run", "tevatron-ids", tmp_path / "a.jsonl", corpus_out=tmp_path / "a.jsonl")
     with pytest.raises(ConfigError, match="--corpus-out is for --format tevatron-ids"):
         export_file(tmp_path / "no-run", "flag", tmp_path / "a.jsonl", corpus_out=tmp_path / "c.jsonl")
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 100])
+@pytest.mark.parametrize("fmt", ["triplet", "tevatron", "tevatron-ids", "labeled-list"])
+def test_parquet_written_in_record_batches_holds_the_whole_export(tmp_path: Path, fmt: str, size: int) -> None:
+    import pyarrow.parquet as pq
+
+    from negmine.writers._atomic import write_parquet_batches
+
+    want = build_export(fmt, ROWS, TEXTS, num_negatives=2, scores="retrieval", keep_empty=True).rows
+    path = tmp_path / "out.parquet"
+    write_parquet_batches(path, iter(want), size)
+    assert pq.read_table(path).to_pylist() == want
+    assert (pq.ParquetFile(path).metadata.num_row_groups > 1) == (len(want) > size)  # batches, not one table
+
+
+def test_a_column_empty_in_the_first_batch_is_settled_by_a_later_one(tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    from negmine.writers._atomic import write_parquet_batches
+
+    rows = [{"q": "a", "neg": []}, {"q": "b", "neg": None}, {"q": "c", "neg": ["x", "y"]}, {"q": "d", "neg": []}]
+    write_parquet_batches(tmp_path / "o.parquet", rows, 1)
+    table = pq.read_table(tmp_path / "o.parquet")
+    assert table.to_pylist() == rows and str(table.schema.field("neg").type.value_type) == "string"
+    write_parquet_batches(tmp_path / "e.parquet", [], 4)
+    assert pq.read_table(tmp_path / "e.parquet").num_rows == 0

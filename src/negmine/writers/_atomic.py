@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -42,7 +42,7 @@ def write_json(path: Path, obj: Any) -> None:
     write_text(path, json.dumps(obj, indent=2) + "\n")
 
 
-def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
+def write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
     def w(fh: IO[bytes]) -> None:
         for r in rows:
             fh.write((json.dumps(r, ensure_ascii=False) + "\n").encode("utf-8"))
@@ -61,3 +61,62 @@ def write_parquet(path: Path, columns: dict[str, list[Any]], schema: Any = None)
         pq.write_table(table, fh, compression="zstd")
 
     write_atomic(path, w)
+
+
+def _batches(rows: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
+    batch: list[dict[str, Any]] = []
+    for r in rows:
+        batch.append(r)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def write_parquet_batches(path: Path, rows: Iterable[dict[str, Any]], size: int) -> None:
+    """Rows (dicts with the keys of the first row) to a zstd parquet file, ``size`` rows per record
+    batch, atomically, never holding more than a batch. The schema is inferred from the first
+    batch; while it still has a column of unknown type (only empty lists or nulls so far) rows are
+    held back until one batch settles it."""
+    from negmine._optional import require
+
+    pa = require("pyarrow")
+    pq = require("pyarrow.parquet")
+
+    def w(fh: IO[bytes]) -> None:
+        writer = None
+        pending: list[dict[str, Any]] = []
+        try:
+            for batch in _batches(rows, size):
+                if writer is not None:
+                    writer.write_table(pa.Table.from_pylist(batch, schema=writer.schema))
+                    continue
+                pending.extend(batch)
+                table = pa.Table.from_pylist(pending)
+                if _unsettled(pa, table.schema):
+                    continue
+                writer = pq.ParquetWriter(fh, table.schema, compression="zstd")
+                writer.write_table(table)
+                pending = []
+            if writer is None:  # every row held back (or none): one table, as a whole-file write
+                pq.write_table(pa.Table.from_pylist(pending) if pending else pa.table({}), fh, compression="zstd")
+        finally:
+            if writer is not None:
+                writer.close()
+
+    write_atomic(path, w)
+
+
+def _unsettled(pa: Any, schema: Any) -> bool:
+    """Whether a schema still has a null type anywhere (a column seen only as None or [])."""
+    def null(t: Any) -> bool:
+        if pa.types.is_null(t):
+            return True
+        if pa.types.is_list(t) or pa.types.is_large_list(t):
+            return null(t.value_type)
+        if pa.types.is_struct(t):
+            return any(null(t.field(i).type) for i in range(t.num_fields))
+        return False
+
+    return any(null(f.type) for f in schema)

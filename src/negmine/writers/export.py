@@ -30,13 +30,13 @@ import json
 import logging
 import math
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 from negmine.errors import ConfigError, DataError, examples
-from negmine.writers._atomic import write_jsonl, write_parquet
+from negmine.writers._atomic import write_jsonl, write_parquet_batches
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +51,8 @@ NEEDS_NEGATIVES = ("flag", "tevatron", "tevatron-ids")
 #: FlagEmbedding reads only these (``datasets.load_dataset('json', ...)``)
 FLAG_SUFFIXES = (".jsonl", ".json")
 Texts = dict[tuple[str, str], dict[str, str]]
+#: rows per parquet record batch when an export is written
+BATCH_ROWS = 8192
 
 
 def _full(t: dict[str, str]) -> str:
@@ -144,29 +146,52 @@ def build_export(fmt: str, rows: Iterable[dict[str, Any]], texts: Texts, *, num_
     prompt, type_
         FlagEmbedding's optional ``prompt`` (query instruction) and ``type`` columns (``flag``).
     """
-    _check_options(fmt, scores, prompt, type_)
-    t = _Lookup(texts)
-    out: list[dict[str, Any]] = []
-    docs: set[str] = set()
-    n_queries = short = empty = inverted = 0
-    inverted_ids: list[str] = []
-    for r in rows:
-        n_queries += 1
+    stream = ExportStream(fmt, texts, num_negatives=num_negatives, scores=scores, keep_empty=keep_empty,
+                          prompt=prompt, type_=type_)
+    out = list(stream.rows(rows))
+    return Export(out, stream.corpus(), stream.counts())
+
+
+class ExportStream:
+    """The rows of an export produced one mined row at a time (:meth:`rows` is a generator), so a
+    large run is written in batches instead of held whole; :meth:`counts` and :meth:`corpus` are
+    complete once :meth:`rows` is exhausted. Options as :func:`build_export`."""
+
+    def __init__(self, fmt: str, texts: Texts, *, num_negatives: int, scores: str | None = None,
+                 keep_empty: bool = False, prompt: str | None = None, type_: str | None = None) -> None:
+        _check_options(fmt, scores, prompt, type_)
+        self.fmt, self.scores, self.keep_empty = fmt, scores, keep_empty
+        self.prompt, self.type_, self.num_negatives = prompt, type_, num_negatives
+        self.t = _Lookup(texts)
+        self.docs: set[str] = set()
+        self.n_rows = self.n_queries = self.short = self.empty = self.inverted = 0
+        self.inverted_ids: list[str] = []
+
+    def rows(self, mined: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        for r in mined:
+            for row in self._rows_of(r):
+                self.n_rows += 1
+                yield row
+
+    def _rows_of(self, r: dict[str, Any]) -> list[dict[str, Any]]:
+        fmt, scores, t = self.fmt, self.scores, self.t
+        self.n_queries += 1
         P, N = list(r["positive_ids"]), list(r["negative_ids"])
-        if fmt == "n-tuple" and len(N) < num_negatives:
-            short += 1
-            continue
-        if fmt in NEEDS_NEGATIVES and not N and not keep_empty:
-            empty += 1
-            continue
+        if fmt == "n-tuple" and len(N) < self.num_negatives:
+            self.short += 1
+            return []
+        if fmt in NEEDS_NEGATIVES and not N and not self.keep_empty:
+            self.empty += 1
+            return []
         ps: list[float] = []
         ns: list[float] = []
         if scores is not None:
             ps, ns = _scores(r, scores)
             if ps and ns and max(ns) > min(ps):
-                inverted += 1
-                inverted_ids.append(r["query_id"])
+                self.inverted += 1
+                self.inverted_ids.append(r["query_id"])
         q = t.query(r["query_id"])
+        out: list[dict[str, Any]] = []
         if fmt == "triplet":
             for i, p in enumerate(P):
                 for j, n in enumerate(N):
@@ -196,10 +221,10 @@ def build_export(fmt: str, rows: Iterable[dict[str, Any]], texts: Texts, *, num_
             row = {"query": q, "pos": [t.doc(p) for p in P], "neg": [t.doc(n) for n in N]}
             if scores:
                 row.update(pos_scores=ps, neg_scores=ns)
-            if prompt is not None:
-                row["prompt"] = prompt
-            if type_ is not None:
-                row["type"] = type_
+            if self.prompt is not None:
+                row["prompt"] = self.prompt
+            if self.type_ is not None:
+                row["type"] = self.type_
             out.append(row)
         elif fmt == "tevatron":
             pos_p = [t.passage(p) for p in P]
@@ -215,22 +240,31 @@ def build_export(fmt: str, rows: Iterable[dict[str, Any]], texts: Texts, *, num_
             if scores:
                 row.update(positive_scores=ps, negative_scores=ns)
             out.append(row)
-            docs.update(P + N)
-    corpus = [{"docid": d, "text": t.doc(d)} for d in sorted(docs)]
-    counts: dict[str, Any] = {"rows": len(out), "queries": n_queries, "queries_left_out_short": short,
-                              "queries_left_out_no_negatives": empty}
-    if scores is not None:
-        counts["scores"] = scores
-        counts["queries_negative_above_positive"] = inverted
-        if inverted:
-            log.warning(
-                "%d of %d exported queries have a negative with a higher %s score than a positive (e.g. %s): a "
-                "distillation teacher would teach that order; consider --scores cross-encoder or no scores",
-                inverted, n_queries - short - empty, scores, examples(inverted_ids),
-            )
-    if fmt == "tevatron-ids":
-        counts["corpus_documents"] = len(corpus)
-    return Export(out, corpus, counts)
+            self.docs.update(P + N)
+        return out
+
+    def corpus(self) -> list[dict[str, str]]:
+        """``tevatron-ids``' ``{"docid", "text"}`` rows (empty for the other formats)."""
+        return [{"docid": d, "text": self.t.doc(d)} for d in sorted(self.docs)]
+
+    def counts(self) -> dict[str, Any]:
+        """What was exported and left out (logs a warning when scores rank a negative above a
+        positive)."""
+        counts: dict[str, Any] = {"rows": self.n_rows, "queries": self.n_queries,
+                                  "queries_left_out_short": self.short, "queries_left_out_no_negatives": self.empty}
+        if self.scores is not None:
+            counts["scores"] = self.scores
+            counts["queries_negative_above_positive"] = self.inverted
+            if self.inverted:
+                log.warning(
+                    "%d of %d exported queries have a negative with a higher %s score than a positive (e.g. %s): a "
+                    "distillation teacher would teach that order; consider --scores cross-encoder or no scores",
+                    self.inverted, self.n_queries - self.short - self.empty, self.scores,
+                    examples(self.inverted_ids),
+                )
+        if self.fmt == "tevatron-ids":
+            counts["corpus_documents"] = len(self.docs)
+        return counts
 
 
 def export_rows(fmt: str, rows: Iterable[dict[str, Any]], texts: Texts, *, num_negatives: int,
@@ -270,10 +304,12 @@ def _check_target(path: Path, overwrite: bool, what: str) -> None:
         raise ConfigError(f"{path}: cannot write in {probe} (permission denied); choose another {what}")
 
 
-def _write(path: Path, rows: list[dict[str, Any]], what: str) -> None:
+def _write(path: Path, rows: Iterable[dict[str, Any]], what: str) -> None:
+    """Write ``rows`` to ``path`` atomically, streaming: jsonl line by line, parquet in record
+    batches of :data:`BATCH_ROWS` rows (an export is never held whole in memory)."""
     try:
         if path.suffix == ".parquet":
-            write_parquet(path, rows_to_columns(rows))
+            write_parquet_batches(path, rows, BATCH_ROWS)
         else:
             write_jsonl(path, rows)
     except OSError as exc:
@@ -324,17 +360,18 @@ def export_file(directory: str | Path, fmt: str, out: str | Path | IO[str], *, w
 
     rows, texts, manifest = load_mined(directory)
     n = int(manifest.get("num_negatives", 0))
-    exp = build_export(fmt, rows, texts, num_negatives=n, scores=scores, keep_empty=keep_empty, prompt=prompt,
+    exp = ExportStream(fmt, texts, num_negatives=n, scores=scores, keep_empty=keep_empty, prompt=prompt,
                        type_=type_)
-    if corpus_target is not None:
-        _write(corpus_target, exp.corpus, "--corpus-out")
-        exp.counts["corpus_out"] = str(corpus_target)
     if stream is not None:
-        for r in exp.rows:
+        for r in exp.rows(rows):
             stream.write(json.dumps(r, ensure_ascii=False) + "\n")
         stream.flush()
-        exp.counts["out"] = "-"
     elif path is not None:
-        _write(path, exp.rows, "--out")
-        exp.counts["out"] = str(path)
-    return exp.counts
+        _write(path, exp.rows(rows), "--out")
+    if corpus_target is not None:
+        _write(corpus_target, exp.corpus(), "--corpus-out")
+    counts = exp.counts()
+    if corpus_target is not None:
+        counts["corpus_out"] = str(corpus_target)
+    counts["out"] = "-" if stream is not None else str(path)
+    return counts
