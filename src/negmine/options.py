@@ -56,6 +56,9 @@ RUN_OPTIONS: dict[str, tuple[Option, ...]] = {
         Option("ray_address", str, None, "Ray cluster to join: auto, ray://HOST:10001 (default: start a local one)"),
         Option("workers", int, None, "Ray workers (actors/tasks in flight; default: the cluster's CPUs)", low=1),
         Option("gpus_per_worker", float, 0.0, "GPUs per Ray worker (0: CPU workers)", low=0),
+        Option("doc_shard", int, None, "documents per search task with --engine ray: exact dense search split "
+               "by document shards, merged into the same top-k (dense only; rounded up to a multiple of "
+               "--doc-block; default: the whole corpus in each task)", low=1),
     ),
     "output": (
         Option("out", str, None, "output directory (required)"),
@@ -162,6 +165,17 @@ def load_data(o: dict[str, Any]) -> MiningData:
 
 
 def build_retriever(o: dict[str, Any]) -> Any:
+    """The retriever the options name. With ``--engine ray`` a ``--device`` is checked on the
+    workers (by the engine), not on this driver, which may be a head node without a GPU."""
+    if o.get("engine") == "ray":
+        from negmine.encoders.base import device_checked_elsewhere
+
+        with device_checked_elsewhere():
+            return _build_retriever(o)
+    return _build_retriever(o)
+
+
+def _build_retriever(o: dict[str, Any]) -> Any:
     name = o["retriever"]
     entry = registry.retrievers.get(name)  # unknown names fail here, listing the known ones
     if name in ("union", "hybrid"):
@@ -170,7 +184,7 @@ def build_retriever(o: dict[str, Any]) -> Any:
             raise ConfigError("--members cannot contain union or hybrid; list plain retrievers, e.g. bm25,dense")
         if not members:
             raise ConfigError(f"--retriever {name} needs --members, e.g. bm25,dense")
-        built = [build_retriever({**o, "retriever": m}) for m in members]
+        built = [_build_retriever({**o, "retriever": m}) for m in members]
         return entry.build(o, members=built)
     if name == "precomputed" and not o.get("run"):
         raise ConfigError("--retriever precomputed needs --run FILE (a TREC run or an npz)")
@@ -276,11 +290,13 @@ def mine_from_options(o: dict[str, Any], *, data: MiningData | None = None, retr
 
     o = {**DEFAULTS, **o}
     engine = None
+    if o["doc_shard"] is not None and o["engine"] != "ray":
+        raise ConfigError("--doc-shard applies to --engine ray; drop it or add --engine ray")
     if o["engine"] != "local":
         from negmine.engines import get_engine
 
         engine = get_engine(o["engine"], address=o["ray_address"], workers=o["workers"],
-                            gpus_per_worker=o["gpus_per_worker"])
+                            gpus_per_worker=o["gpus_per_worker"], doc_shard=o["doc_shard"])
     retriever = retriever if retriever is not None else build_retriever(o)
     filters, sampler = build_filters(o), build_sampler(o)
     scorers = scorers if scorers is not None else build_scorers(o)

@@ -110,3 +110,23 @@ def test_a_cache_dir_that_is_a_file_is_refused_before_any_work(make_data, tmp_pa
     f.write_text("x")
     with pytest.raises(ConfigError, match="the cache directory is a file"):
         negmine.mine(data, negmine.retrievers.BM25(), cache_dir=f)
+
+
+def test_doc_shard_needs_the_ray_engine(make_data) -> None:
+    from negmine.options import mine_from_options
+
+    with pytest.raises(ConfigError, match="--doc-shard applies to --engine ray"):
+        mine_from_options({"doc_shard": 100}, data=make_data(["red apple", "blue sky"], ["apple"], {"q0": ["d0"]}))
+
+
+def test_a_device_is_checked_here_for_the_local_engine_and_on_the_workers_for_ray() -> None:
+    from negmine.encoders.base import available_devices
+
+    if "cuda" in available_devices():
+        pytest.skip("this machine has a GPU: the absent-device error cannot be shown")
+    o = {**DEFAULTS, "retriever": "dense", "device": "cuda"}
+    with pytest.raises(ConfigError, match="'cuda' is not available on this machine"):
+        build_retriever(o)
+    assert build_retriever({**o, "engine": "ray"}).config()["device"] == "cuda"  # the workers check it
+    with pytest.raises(ConfigError, match="unknown device"):
+        build_retriever({**o, "engine": "ray", "device": "tpu"})  # the name is still checked here

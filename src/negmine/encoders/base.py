@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import hashlib
 import importlib.util
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Literal, Protocol
 
 import numpy as np
@@ -36,6 +38,20 @@ def available_devices() -> list[str]:
     return out
 
 
+_ELSEWHERE = contextvars.ContextVar("negmine_device_checked_elsewhere", default=False)
+
+
+@contextlib.contextmanager
+def device_checked_elsewhere() -> Iterator[None]:
+    """Within this block :func:`check_device` checks a device's name only; its presence is
+    checked where the work runs (the ray engine asks its workers)."""
+    token = _ELSEWHERE.set(True)
+    try:
+        yield
+    finally:
+        _ELSEWHERE.reset(token)
+
+
 def check_device(device: str) -> str:
     """``device`` if it is present on this machine, else :class:`ConfigError` naming it and the
     devices that are. ``cpu`` is accepted without importing torch.
@@ -50,6 +66,8 @@ def check_device(device: str) -> str:
     kind = device.split(":", 1)[0]
     if kind not in DEVICES or (device != kind and (kind != "cuda" or not device[5:].isdigit())):
         raise ConfigError(f"unknown device {device!r}; choose one of: {', '.join(DEVICES)} (or cuda:N)")
+    if _ELSEWHERE.get():
+        return device
     present = available_devices()
     if device not in present:
         raise ConfigError(

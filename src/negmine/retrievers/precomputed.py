@@ -82,7 +82,8 @@ class Precomputed:
                 ids[qi, j], scores[qi, j] = d_row, s
                 lookup[(qi, d_row)] = s
         ids, scores = resort(ids, scores, min(k, width))
-        ctx.stats["run_queries_missing"] = sum(1 for q in data.queries.ids if q not in run)
+        missing = sum(1 for q in data.queries.ids if q not in run)  # summed over query shards
+        ctx.stats["run_queries_missing"] = ctx.stats.get("run_queries_missing", 0) + missing
         pos = np.array([lookup.get((int(q), int(d)), np.nan)
                         for q, d in zip(data.positives.query_of_pair(), data.positives.indices)], dtype=np.float32)
         return Candidates(ids=ids, scores=scores, sources=(ids >= 0).astype(np.uint8),
