@@ -299,7 +299,7 @@ def test_engine_starts_its_own_cluster(beir: Path, tmp_path: Path) -> None:
     assert report["timings"]["ray_init_s"] > 0
 
 
-@pytest.mark.slow  # ~1 min: a real (tiny) sentence-transformers model encodes 9,000 documents twice
+@pytest.mark.slow  # ~2 min: a real (tiny) sentence-transformers model encodes 9,000 documents twice
 def test_tiny_model_same_bytes(cluster: str, data: Any, tmp_path: Path) -> None:
     """A real transformer encoding in Ray Data actors (documents) and Ray tasks (queries) gives the
     bytes the local engine gives."""
@@ -310,3 +310,7 @@ def test_tiny_model_same_bytes(cluster: str, data: Any, tmp_path: Path) -> None:
     got = _mine(data, Dense(model), tmp_path / "ray", "ray", 2, tmp_path / "rc")
     assert got.stats["ray_encode_dense_chunks"] == 3
     assert (tmp_path / "ray" / "mined.parquet").read_bytes() == (tmp_path / "local" / "mined.parquet").read_bytes()
+    # document shards, with the model's retriever (its query embeddings are in the cache by now)
+    docs = _mine(data, Dense(model), tmp_path / "docs", RayEngine(doc_shard=4096), 2, tmp_path / "rc")
+    assert docs.stats["ray_doc_shards"] == 2 and docs.encoding["query_cached"] == N_QUERIES
+    assert (tmp_path / "docs" / "mined.parquet").read_bytes() == (tmp_path / "local" / "mined.parquet").read_bytes()
