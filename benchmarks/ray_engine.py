@@ -11,7 +11,7 @@ and the largest peak USS (the worker's private memory, sampled every second). Wi
 files are compared byte for byte.
 
 Usage: python benchmarks/ray_engine.py [--docs 100000] [--queries 8192] [--dim 384]
-       [--query-shard 2048] [--doc-shard N] [--workdir DIR]
+       [--query-shard 2048] [--doc-shard N] [--retrievers bm25,dense] [--workdir DIR]
 """
 
 from __future__ import annotations
@@ -120,6 +120,7 @@ def main() -> None:
     ap.add_argument("--dim", type=int, default=384)
     ap.add_argument("--query-shard", type=int, default=2048)
     ap.add_argument("--doc-shard", type=int, default=None)
+    ap.add_argument("--retrievers", default="bm25,dense", help="comma-separated: bm25, dense")
     ap.add_argument("--workdir", default=None)
     ap.add_argument("--child", nargs=2, metavar=("ENGINE", "RETRIEVER"), help=argparse.SUPPRESS)
     a = ap.parse_args()
@@ -135,7 +136,7 @@ def main() -> None:
           f"doc shard {a.doc_shard}, depth 30")
     print(f"{'retriever':9} {'engine':8} {'wall s':>7} {'start s':>7} {'driver MB':>9} {'worker MB':>9} "
           f"{'wkr USS':>7}  sha256")
-    for kind in ("bm25", "dense"):
+    for kind in a.retrievers.split(","):
         rows = {}
         engines = ("local", "ray", "ray-docs") if kind == "dense" and a.doc_shard else ("local", "ray")
         for engine in engines:
