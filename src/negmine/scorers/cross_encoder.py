@@ -18,8 +18,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -126,17 +124,15 @@ class PairScoreCache:
                 seg.unlink(missing_ok=True)
 
     def _write(self, path: Path, content: bytes | Any) -> None:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                if isinstance(content, bytes):
-                    fh.write(content)
-                else:
-                    content(fh)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        from negmine.writers._atomic import write_atomic
+
+        if isinstance(content, bytes):
+            data = content
+
+            def content(fh: Any) -> None:
+                fh.write(data)
+
+        write_atomic(path, content)
 
 
 def _digest(text: str) -> bytes:
