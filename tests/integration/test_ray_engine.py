@@ -280,6 +280,24 @@ def test_device_is_checked_on_the_workers(cluster: str, data: Any, tmp_path: Pat
     assert not list((tmp_path / "c").glob("*.npy")), "refused before any encoding"
 
 
+def test_cli_device_checked_on_the_workers(cluster: str, beir: Path, tmp_path: Path) -> None:
+    """``negmine mine --device cuda --engine ray`` on a driver without a GPU: the workers are asked
+    (here they have none either, so the run stops there, exit 2)."""
+    import numpy as np
+
+    import negmine.encoders.base
+
+    if not hasattr(negmine.encoders.base, "device_checked_elsewhere"):
+        pytest.skip("the CLI still checks --device on the driver (docs/RAY.md: device)")
+    np.save(tmp_path / "d.npy", np.ones((N_DOCS, 8), np.float32))
+    np.save(tmp_path / "q.npy", np.ones((N_QUERIES, 8), np.float32))
+    got = _cli("mine", "--dataset", beir, "--retriever", "dense", "--doc-embeddings", tmp_path / "d.npy",
+               "--query-embeddings", tmp_path / "q.npy", "--device", "cuda", "--engine", "ray", "--ray-address",
+               cluster, "--workers", "1", "--out", tmp_path / "o")
+    assert got.returncode == 2, got.stderr[-2000:]
+    assert "device 'cuda' is not available on the Ray workers" in got.stderr.strip().splitlines()[-1]
+
+
 def test_doc_shard_refused_for_bm25(cluster: str, data: Any, tmp_path: Path) -> None:
     with pytest.raises(negmine.errors.ConfigError, match=r"--doc-shard splits exact dense search.*drop --doc-shard"):
         _mine(data, BM25(), tmp_path / "o", RayEngine(doc_shard=1000), 1, tmp_path / "c")
