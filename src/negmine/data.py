@@ -180,56 +180,71 @@ def read_corpus(path: str | Path) -> Corpus:
 
 
 def _read_corpus_arrow(path: Path) -> Corpus | None:
-    """The corpus read by pyarrow (jsonl: its JSON reader, parquet: its column reader) when every
-    record is plainly valid: string ``_id`` and ``text``, optional string ``title``, valid UTF-8,
-    non-blank unique ids. ``None`` whenever anything is off, so that the checking reader decides
-    (and words the error) exactly as it always has."""
+    """The corpus read by pyarrow when every record is plainly valid: string ``_id`` and ``text``,
+    optional string ``title``, valid UTF-8, non-blank unique ids. ``None`` whenever anything is
+    off, so that the checking reader decides (and words the error) exactly as it always has.
+
+    Streaming: jsonl through pyarrow's incremental JSON reader, parquet by record batch; each
+    batch is checked and appended to a spill file that is then memory-mapped
+    (:func:`negmine.textcol.spill`), so neither the parse nor the corpus lives on the heap."""
     if not path.is_file():
         return None
     _check_readable(path)
     pa = require("pyarrow")
-    from negmine.textcol import TextColumn
+    pc = require("pyarrow.compute")
+    from negmine.textcol import spill
 
+    schema = pa.schema([("_id", pa.string()), ("title", pa.string()), ("text", pa.string())])
     try:
         if path.suffix == ".parquet":
             pq = require("pyarrow.parquet")
-            names = pq.read_schema(path).names
-            table = pq.read_table(path, columns=[c for c in ("_id", "title", "text") if c in names])
+            pfile = pq.ParquetFile(path)
+            names = pfile.schema_arrow.names
+            if "_id" not in names or "text" not in names:
+                return None
+            source = pfile.iter_batches(batch_size=1 << 16, columns=[c for c in schema.names if c in names])
         else:
             pj = require("pyarrow.json")
-            schema = pa.schema([("_id", pa.string()), ("title", pa.string()), ("text", pa.string())])
-            table = pj.read_json(path, read_options=pj.ReadOptions(block_size=1 << 24),
-                                 parse_options=pj.ParseOptions(explicit_schema=schema,
-                                                               unexpected_field_behavior="ignore"))
+            source = pj.open_json(path, read_options=pj.ReadOptions(block_size=1 << 24),
+                                  parse_options=pj.ParseOptions(explicit_schema=schema,
+                                                                unexpected_field_behavior="ignore"))
     except Exception:  # any reader failure: the checking path reports it precisely
         return None
-    if table.num_rows == 0 or "_id" not in table.column_names or "text" not in table.column_names:
+
+    class Declined(Exception):
+        """A batch the checking reader must see."""
+
+    def batches() -> Iterator[Any]:
+        for batch in source:
+            cols = []
+            for name in schema.names:
+                if name not in batch.schema.names:  # a parquet file without titles
+                    cols.append(pa.array([""] * batch.num_rows, type=pa.string()))
+                    continue
+                col = batch.column(name)
+                if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
+                    raise Declined
+                if name == "title":
+                    col = col.fill_null("")
+                elif col.null_count:
+                    raise Declined
+                try:
+                    col.validate(full=True)  # UTF-8 (a lone surrogate cannot be valid UTF-8)
+                except Exception:
+                    raise Declined from None
+                cols.append(col.cast(pa.string()))
+            yield pa.record_batch(cols, schema=schema)
+
+    try:
+        cols = spill(batches(), schema, schema.names)
+    except Exception:  # Declined, or the reader failing mid-file (malformed JSON, a type change)
         return None
-    cols = {}
-    for name in ("_id", "title", "text"):
-        if name not in table.column_names:
-            continue
-        col = table.column(name)
-        if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
-            return None
-        if name == "title":
-            col = col.fill_null("")
-        elif col.null_count:
-            return None
-        try:
-            col.validate(full=True)  # UTF-8 (a lone surrogate cannot be valid UTF-8)
-        except Exception:
-            return None
-        cols[name] = col
     ids = cols["_id"]
-    pc = require("pyarrow.compute")
-    if pc.count_distinct(ids).as_py() != len(ids):
+    if len(ids) == 0 or pc.count_distinct(ids.arrow()).as_py() != len(ids):
         return None
-    column = TextColumn.from_arrow(ids)
-    if any(not i.strip() for i in column):  # Python's idea of blank, as the checking reader
+    if any(not i.strip() for i in ids):  # Python's idea of blank, as the checking reader
         return None
-    titles = TextColumn.from_arrow(cols["title"]) if "title" in cols else TextColumn.from_iter([""] * len(ids))
-    return Corpus(ids=column, texts=TextColumn.from_arrow(cols["text"]), titles=titles)
+    return Corpus(ids=ids, texts=cols["text"], titles=cols["title"])
 
 
 def read_queries(path: str | Path) -> dict[str, str]:

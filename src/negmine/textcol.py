@@ -11,6 +11,9 @@ pyarrow is imported only when a column is built.
 from __future__ import annotations
 
 import bisect
+import mmap
+import os
+import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, overload
 
@@ -30,9 +33,10 @@ class TextColumn(Sequence[str]):
     the same strings in the same order; pickles as its Arrow buffers.
     """
 
-    __slots__ = ("_chunks", "_n", "_starts")
+    __slots__ = ("_chunks", "_mapping", "_n", "_starts")
 
-    def __init__(self, chunks: Sequence[Any]) -> None:
+    def __init__(self, chunks: Sequence[Any], mapping: _Mapping | None = None) -> None:
+        self._mapping = mapping  # set when the chunks live in a memory-mapped spill file
         self._chunks = [c for c in chunks if len(c)]
         self._starts = [0]
         for c in self._chunks:
@@ -104,6 +108,8 @@ class TextColumn(Sequence[str]):
         for chunk in self._chunks:
             for lo in range(0, len(chunk), _BATCH):
                 yield from chunk.slice(lo, _BATCH).to_pylist()
+            if self._mapping is not None:  # a streaming pass keeps one chunk resident, not the file
+                self._mapping.release(chunk)
 
     def take(self, rows: Sequence[int] | np.ndarray) -> list[str]:
         """The strings at ``rows`` (in that order), gathered by Arrow."""
@@ -132,7 +138,12 @@ class TextColumn(Sequence[str]):
         return f"TextColumn([{head}{', ...' if self._n > 3 else ''}], n={self._n})"
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (TextColumn, (self._chunks,))
+        return (TextColumn, (self._chunks,))  # by value: a pickled column owns its bytes
+
+    @property
+    def mapped(self) -> bool:
+        """Whether the strings live in a memory-mapped file (see :func:`spill`)."""
+        return self._mapping is not None
 
     # ------------------------------------------------------------------------------------ arrow
     def arrow(self) -> Any:
@@ -145,6 +156,55 @@ class TextColumn(Sequence[str]):
     def nbytes(self) -> int:
         """Bytes of the Arrow buffers (UTF-8 data and offsets)."""
         return sum(int(c.nbytes) for c in self._chunks)
+
+
+class _Mapping:
+    """A read-only memory map of an (already unlinked) spill file. :meth:`release` drops the pages
+    of one chunk from this process's resident set (``MADV_DONTNEED``: they stay in the page cache
+    and come back on the next touch), so a pass over a large corpus holds one chunk, not all."""
+
+    def __init__(self, mm: mmap.mmap) -> None:
+        import pyarrow as pa
+
+        self.mm = mm
+        self.buffer = pa.py_buffer(mm)  # zero-copy view: Arrow reads the file's pages in place
+        self.base = self.buffer.address
+        self.page = mmap.PAGESIZE
+
+    def release(self, chunk: Any) -> None:
+        advice = getattr(mmap, "MADV_DONTNEED", None)
+        if advice is None:  # a platform without madvise: the kernel still evicts under pressure
+            return
+        bufs = [b for b in chunk.buffers() if b is not None and b.size]
+        if not bufs:
+            return
+        lo = min(b.address for b in bufs) - self.base
+        hi = max(b.address + b.size for b in bufs) - self.base
+        if lo < 0 or hi > len(self.mm):  # not ours (a copy): nothing to release
+            return
+        start = lo - lo % self.page
+        self.mm.madvise(advice, start, hi - start)
+
+
+def spill(batches: Iterable[Any], schema: Any, names: Sequence[str]) -> dict[str, TextColumn]:
+    """Write record ``batches`` to an Arrow IPC file and map it back: the columns ``names`` as
+    :class:`TextColumn` whose strings are file-backed pages, not heap.
+
+    The file is created already unlinked in ``$NEGMINE_TMPDIR`` (else the system temporary
+    directory; it must be on disk, not a RAM-backed tmpfs, to save memory), so it disappears when
+    the process ends, however it ends. Its pages count in the process's RSS only while they are
+    resident; passes over a column release them chunk by chunk."""
+    import pyarrow as pa
+
+    with tempfile.TemporaryFile(dir=os.environ.get("NEGMINE_TMPDIR") or None, prefix="negmine-corpus-") as fh:
+        with pa.ipc.new_file(fh, schema) as writer:
+            for batch in batches:
+                writer.write_batch(batch)
+        fh.flush()
+        mm = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)  # holds its own descriptor
+    mapping = _Mapping(mm)
+    table = pa.ipc.open_file(mapping.buffer).read_all()
+    return {name: TextColumn(table.column(name).chunks, mapping) for name in names}
 
 
 def row_lookup(column: Sequence[str], names: Sequence[str]) -> np.ndarray:

@@ -132,3 +132,27 @@ def test_an_arrow_corpus_and_a_list_corpus_have_one_fingerprint(tmp_path: Path) 
     assert a.fingerprint() == b.fingerprint()
     assert arrow.full_texts() == listed.full_texts()
     assert np.array_equal(arrow.duplicate_groups(), listed.duplicate_groups())
+
+
+def test_a_spilled_column_reads_the_same_after_its_pages_are_released(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from negmine.textcol import spill
+
+    monkeypatch.setenv("NEGMINE_TMPDIR", str(tmp_path))
+    strings = [f"document {i} " + "x" * (i % 5000) for i in range(3000)]  # several pages per batch
+    schema = pa.schema([("text", pa.string())])
+    batches = (pa.record_batch([pa.array(strings[lo:lo + 700])], schema=schema) for lo in range(0, 3000, 700))
+    col = spill(batches, schema, ["text"])["text"]
+    assert col.mapped and len(col._chunks) == 5
+    assert list(tmp_path.iterdir()) == []  # the spill file is unlinked from the start
+    for _ in range(2):  # the second pass re-reads pages the first one released
+        assert list(col) == strings
+    assert col[2999] == strings[2999] and col.take([5, 0]) == [strings[5], strings[0]]
+    copy = pickle.loads(pickle.dumps(col))
+    assert not copy.mapped and copy == strings
+
+
+def test_a_loaded_corpus_is_memory_mapped(tmp_path: Path) -> None:
+    path = _write(tmp_path / "corpus.jsonl", [json.dumps({"_id": f"d{i}", "text": f"t{i}"}) for i in range(10)])
+    corpus = read_corpus(path)
+    assert isinstance(corpus.texts, TextColumn) and corpus.texts.mapped and corpus.ids.mapped
