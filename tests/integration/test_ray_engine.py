@@ -280,22 +280,32 @@ def test_device_is_checked_on_the_workers(cluster: str, data: Any, tmp_path: Pat
     assert not list((tmp_path / "c").glob("*.npy")), "refused before any encoding"
 
 
+def _embedding_files(tmp_path: Path) -> list[Any]:
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    np.save(tmp_path / "d.npy", rng.standard_normal((N_DOCS, 8), dtype=np.float32))
+    np.save(tmp_path / "q.npy", rng.standard_normal((N_QUERIES, 8), dtype=np.float32))
+    return ["--retriever", "dense", "--doc-embeddings", tmp_path / "d.npy", "--query-embeddings", tmp_path / "q.npy"]
+
+
 def test_cli_device_checked_on_the_workers(cluster: str, beir: Path, tmp_path: Path) -> None:
     """``negmine mine --device cuda --engine ray`` on a driver without a GPU: the workers are asked
     (here they have none either, so the run stops there, exit 2)."""
-    import numpy as np
-
-    import negmine.encoders.base
-
-    if not hasattr(negmine.encoders.base, "device_checked_elsewhere"):
-        pytest.skip("the CLI still checks --device on the driver (docs/RAY.md: device)")
-    np.save(tmp_path / "d.npy", np.ones((N_DOCS, 8), np.float32))
-    np.save(tmp_path / "q.npy", np.ones((N_QUERIES, 8), np.float32))
-    got = _cli("mine", "--dataset", beir, "--retriever", "dense", "--doc-embeddings", tmp_path / "d.npy",
-               "--query-embeddings", tmp_path / "q.npy", "--device", "cuda", "--engine", "ray", "--ray-address",
-               cluster, "--workers", "1", "--out", tmp_path / "o")
+    got = _cli("mine", "--dataset", beir, *_embedding_files(tmp_path), "--device", "cuda", "--engine", "ray",
+               "--ray-address", cluster, "--workers", "1", "--out", tmp_path / "o")
     assert got.returncode == 2, got.stderr[-2000:]
     assert "device 'cuda' is not available on the Ray workers" in got.stderr.strip().splitlines()[-1]
+
+
+def test_cli_doc_shard(cluster: str, beir: Path, tmp_path: Path) -> None:
+    """``--doc-shard`` through the CLI: the local engine's bytes, three document shards reported."""
+    common = ["mine", "--dataset", beir, *_embedding_files(tmp_path), "--num-negatives", "4", "--doc-block", "3000"]
+    assert _cli(*common, "--out", tmp_path / "local").returncode == 0
+    got = _cli(*common, "--engine", "ray", "--ray-address", cluster, "--doc-shard", "3000", "--out", tmp_path / "ray")
+    assert got.returncode == 0, got.stderr[-2000:]
+    assert (tmp_path / "ray" / "mined.parquet").read_bytes() == (tmp_path / "local" / "mined.parquet").read_bytes()
+    assert json.loads((tmp_path / "ray" / "report.json").read_text())["run"]["ray_doc_shards"] == 3
 
 
 def test_doc_shard_refused_for_bm25(cluster: str, data: Any, tmp_path: Path) -> None:
