@@ -129,6 +129,21 @@ def test_precomputed_embeddings_are_mapped(cluster: str, data: Any, tmp_path: Pa
         assert got.encoding["query_precomputed"] == N_QUERIES
 
 
+def test_precomputed_run(cluster: str, data: Any, tmp_path: Path) -> None:
+    """A TREC run (document ids mapped on the workers: the corpus ids are shipped, not the texts);
+    queries the run does not list are counted over every shard."""
+    from negmine.retrievers import Precomputed
+
+    lines = [f"q{q} Q0 d{(q * 31 + j * 7) % N_DOCS} {j + 1} {10 - j * 0.5} t" for q in range(0, N_QUERIES, 2)
+             for j in range(12)]
+    (tmp_path / "run.trec").write_text("\n".join(lines) + "\n")
+    local = _mine(data, Precomputed(tmp_path / "run.trec"), tmp_path / "local", "local", 3, tmp_path / "c")
+    got = _mine(data, Precomputed(tmp_path / "run.trec"), tmp_path / "ray", "ray", 3, tmp_path / "c")
+    assert (tmp_path / "ray" / "mined.parquet").read_bytes() == (tmp_path / "local" / "mined.parquet").read_bytes()
+    assert got.stats["ray_corpus_texts_shipped"] is False
+    assert got.stats["run_queries_missing"] == local.stats["run_queries_missing"] == N_QUERIES // 2
+
+
 def test_cache_shared_both_ways(cluster: str, data: Any, tmp_path: Path) -> None:
     """A cluster run warms a later local run (same chunk keys), and the reverse."""
     cache = tmp_path / "cache"
