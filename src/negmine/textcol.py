@@ -100,9 +100,14 @@ class TextColumn(Sequence[str]):
             lo = start - self._starts[c]
             hi = min(stop, self._starts[c + 1]) - self._starts[c]
             out.extend(self._chunks[c].slice(lo, hi - lo).to_pylist())
+            self._release(c)
             start = self._starts[c + 1]
             c += 1
         return out
+
+    def _release(self, c: int) -> None:
+        if self._mapping is not None:
+            self._mapping.release(self._chunks[c])
 
     def __iter__(self) -> Iterator[str]:
         for chunk in self._chunks:
@@ -112,13 +117,25 @@ class TextColumn(Sequence[str]):
                 self._mapping.release(chunk)
 
     def take(self, rows: Sequence[int] | np.ndarray) -> list[str]:
-        """The strings at ``rows`` (in that order), gathered by Arrow."""
+        """The strings at ``rows`` (in that order), gathered chunk by chunk (Arrow's own take on a
+        chunked column would first concatenate every chunk into one copy)."""
         import pyarrow as pa
 
         idx = np.asarray(rows, dtype=np.int64).reshape(-1)
         if idx.size and (idx.min() < 0 or idx.max() >= self._n):
             raise IndexError(f"row out of range for a column of {self._n} strings")
-        out: list[str] = self.arrow().take(pa.array(idx)).to_pylist()
+        out: list[str] = [""] * idx.size
+        which = np.searchsorted(np.asarray(self._starts[1:]), idx, side="right")
+        order = np.argsort(which, kind="stable")
+        bounds = np.searchsorted(which[order], np.arange(len(self._chunks) + 1))
+        for c in range(len(self._chunks)):
+            pick = order[bounds[c] : bounds[c + 1]]
+            if not pick.size:
+                continue
+            got = self._chunks[c].take(pa.array(idx[pick] - self._starts[c])).to_pylist()
+            self._release(c)
+            for i, value in zip(pick.tolist(), got):
+                out[i] = value
         return out
 
     def __eq__(self, other: object) -> bool:
