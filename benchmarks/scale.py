@@ -290,7 +290,8 @@ def report(args: argparse.Namespace) -> None:
             bm.append(row)
             print(f"| {n:,} | {ref['wall_s']:.1f} | {ref['peak_rss_mb']:.0f} | {ours['wall_s']:.1f} | "
                   f"{ours['peak_rss_mb']:.0f} | {ours['wall_s'] / ref['wall_s']:.2f} | "
-                  f"{ours['cpu_s'] / ref['cpu_s']:.2f} | {ours['peak_rss_mb'] / ref['peak_rss_mb']:.3f} | {row['index_s']:.1f} / {row['search_s']:.1f} |",
+                  f"{ours['cpu_s'] / ref['cpu_s']:.2f} | {ours['peak_rss_mb'] / ref['peak_rss_mb']:.3f} | "
+                  f"{row['index_s']:.1f} / {row['search_s']:.1f} |",
                   flush=True)
             print(f"<!-- bm25s {json.dumps(ref)} -->\n<!-- negmine {json.dumps(ours)} -->", flush=True)
         print(f"\ngrowth exponent (time ∝ n^e, memory ∝ n^e), {bm[0]['n']:,} -> {bm[-1]['n']:,} docs: "

@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from negmine.data import _read_corpus_arrow, read_corpus
 from negmine.errors import DataError
+from negmine.readers import _read_corpus_arrow, read_corpus
 from negmine.textcol import TextColumn, row_lookup, take_rows
 from negmine.types import Corpus, MiningData, Qrels, Queries
 
@@ -69,7 +69,7 @@ def _write(path: Path, lines: list[str]) -> Path:
 
 
 def _slow(path: Path, monkeypatch: pytest.MonkeyPatch) -> Corpus:
-    monkeypatch.setattr("negmine.data._read_corpus_arrow", lambda p: None)
+    monkeypatch.setattr("negmine.readers._read_corpus_arrow", lambda p: None)
     try:
         return read_corpus(path)
     finally:
