@@ -143,9 +143,9 @@ class Runner:
         """Hidden-positive FNR of the setting's filters and sampler on its own retrieval, with
         ``audit_hide_fraction`` of each query's positives hidden (seeded by ``seed``)."""
         from negmine import audit as A
-        from negmine.filters import ExcludePositives, RelativeMargin
+        from negmine.filters import ExcludePositives
         from negmine.options import build_filters, build_sampler
-        from negmine.pipeline import choose, resolve_depth
+        from negmine.pipeline import choose, mine, resolve_depth
         from negmine.writers._atomic import write_json
 
         fraction = float(self.sweep.audit_hide_fraction or 0.5)
@@ -159,19 +159,21 @@ class Runner:
         dkey, data = self.data(o)
         rkey, retriever = self.retriever(o)
         filters = build_filters(o)
-        if o["target_fnr"] is not None:  # audit the margin calibration chose
-            report = read_json(run_dir / "mined" / "report.json")
-            chosen = report.get("calibration", {}).get("chosen_relative_margin")
-            if chosen is not None:
-                filters.append(RelativeMargin(float(chosen)))
         sampler = build_sampler(o)
         all_filters = [ExcludePositives(o["near_duplicates"]), *filters]
         k = resolve_depth(data, o["num_negatives"], all_filters, o["depth"])
         cand, _ = self.candidates(rkey, retriever, dkey, data, k, o["cache_dir"])
         split = A.hide_fraction(data, fraction, seed)
         vcand = A.restrict(cand, data.positives, split.visible.positives, len(data.corpus))
-        res = choose(split.visible, vcand, all_filters, sampler, o["num_negatives"], seed, config={},
-                     scorers=self.scorers(o), ctx=RunContext(cache_dir=o["cache_dir"]))
+        if o["target_fnr"] is not None:  # a calibrated setting chooses its policy on the visible half,
+            # as the run did on all it knew: the audit measures that policy, never one it was told
+            res = mine(split.visible, retriever, filters, sampler, o["num_negatives"], seed, depth=k,
+                       near_duplicates=o["near_duplicates"], cache_dir=o["cache_dir"], scorers=self.scorers(o),
+                       target_fnr=o["target_fnr"], min_coverage=o["min_coverage"], candidates=vcand,
+                       positive_reference=o["positive_reference"] or "min")
+        else:
+            res = choose(split.visible, vcand, all_filters, sampler, o["num_negatives"], seed, config={},
+                         scorers=self.scorers(o), ctx=RunContext(cache_dir=o["cache_dir"]))
         metrics = {"hide_fraction": fraction, **A.negative_metrics(res, split.hidden)}
         write_json(path, metrics)
         entry = state.record("audit", key, path, time.perf_counter() - t0)
