@@ -172,14 +172,19 @@ class ExcludePositives:
         ids = inp.candidates.ids
         n_q = ids.shape[0]
         excl = inp.data.exclude.union(inp.data.positives)  # whatever the caller built, positives are excluded
-        groups = (
-            inp.data.corpus.duplicate_groups() if self.near_duplicates
-            else np.arange(len(inp.data.corpus), dtype=np.int64)
-        )
-        n_groups = np.int64(groups.max(initial=0) + 1)
-        pos_keys = excl.query_of_pair() * n_groups + groups[excl.indices]
         valid = ids >= 0
-        cand_keys = np.arange(n_q, dtype=np.int64)[:, None] * n_groups + groups[np.where(valid, ids, 0)]
+        cand_rows = np.where(valid, ids, 0)
+        if self.near_duplicates:  # group = distinct normalised text, among the rows involved only
+            rows = np.unique(np.concatenate([excl.indices, cand_rows.reshape(-1)]))
+            _, inv = np.unique(inp.data.corpus.text_hashes(rows), return_inverse=True)
+            inv = inv.reshape(-1).astype(np.int64)
+            pos_groups, cand_groups = inv[np.searchsorted(rows, excl.indices)], inv[np.searchsorted(rows, cand_rows)]
+            n_groups = np.int64(inv.max(initial=0) + 1)
+        else:
+            pos_groups, cand_groups = excl.indices, cand_rows
+            n_groups = np.int64(len(inp.data.corpus))
+        pos_keys = excl.query_of_pair() * n_groups + pos_groups
+        cand_keys = np.arange(n_q, dtype=np.int64)[:, None] * n_groups + cand_groups
         return valid & ~np.isin(cand_keys, pos_keys)
 
 

@@ -282,8 +282,7 @@ def choose(
         keep = new
     t1 = time.perf_counter()
 
-    doc_keys_all = string_keys(data.corpus.ids)
-    doc_keys = np.where(cand.ids >= 0, doc_keys_all[np.where(cand.ids >= 0, cand.ids, 0)], np.uint64(0))
+    doc_keys = np.where(cand.ids >= 0, data.corpus.id_keys(np.where(cand.ids >= 0, cand.ids, 0)), np.uint64(0))
     sinp = SampleInput(
         scores=cand.scores, keep=keep, query_keys=string_keys(data.queries.ids), doc_keys=doc_keys,
         positive_reference=inp.positive_reference, seed=seed,

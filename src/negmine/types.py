@@ -67,10 +67,51 @@ class Corpus:
         _, groups = np.unique(hashes, return_inverse=True)
         return groups.astype(np.int64).reshape(-1)
 
+    def text_hashes(self, rows: np.ndarray) -> np.ndarray:
+        """``uint64[len(rows)]``: :func:`text_hash` of the full text of each document row in
+        ``rows`` — equal exactly where :meth:`duplicate_groups` is. Only the rows asked for are
+        read (a run needs its positives and candidates, not ten million documents), each once per
+        corpus object."""
+        def compute(missing: list[int]) -> list[int]:
+            from negmine.textcol import take_rows
+
+            titles, texts = take_rows(self.titles, missing), take_rows(self.texts, missing)
+            return [text_hash(f"{t} {x}".strip() if t else x) for t, x in zip(titles, texts)]
+
+        return _memo_rows(self._text_hash_memo, rows, compute)
+
+    def id_keys(self, rows: np.ndarray) -> np.ndarray:
+        """``uint64[len(rows)]``: :func:`negmine.samplers.string_keys` of the ids at ``rows`` (the
+        samplers' per-document key), hashing only those rows, each once per corpus object."""
+        def compute(missing: list[int]) -> list[int]:
+            from negmine.samplers import string_keys
+            from negmine.textcol import take_rows
+
+            return string_keys(take_rows(self.ids, missing)).tolist()
+
+        return _memo_rows(self._id_key_memo, rows, compute)
+
+    @functools.cached_property
+    def _text_hash_memo(self) -> dict[int, int]:
+        return {}
+
+    @functools.cached_property
+    def _id_key_memo(self) -> dict[int, int]:
+        return {}
+
     def iter_full_texts(self) -> Iterator[str]:
         """:meth:`full_texts` one at a time (no list of every text)."""
         for t, x in zip(self.titles, self.texts):
             yield f"{t} {x}".strip() if t else x
+
+
+def _memo_rows(memo: dict[int, int], rows: np.ndarray, compute: Any) -> np.ndarray:
+    """``uint64`` values of ``rows`` from ``memo``, computing (in one call) the rows it lacks."""
+    flat = np.asarray(rows, dtype=np.int64).reshape(-1)
+    missing = [r for r in np.unique(flat).tolist() if r not in memo]
+    if missing:
+        memo.update(zip(missing, compute(missing)))
+    return np.fromiter((memo[r] for r in flat.tolist()), dtype=np.uint64, count=flat.size).reshape(np.shape(rows))
 
 
 def text_hash(text: str) -> int:

@@ -156,3 +156,22 @@ def test_a_loaded_corpus_is_memory_mapped(tmp_path: Path) -> None:
     path = _write(tmp_path / "corpus.jsonl", [json.dumps({"_id": f"d{i}", "text": f"t{i}"}) for i in range(10)])
     corpus = read_corpus(path)
     assert isinstance(corpus.texts, TextColumn) and corpus.texts.mapped and corpus.ids.mapped
+
+
+def test_per_row_hashes_agree_with_the_whole_corpus_ones() -> None:
+    from negmine.samplers import string_keys
+
+    texts = ["Alpha  beta", "alpha beta", "gamma", "GAMMA ", "delta", "alpha\tbeta"]
+    titles = ["", "", "", "", "t", ""]
+    for corpus in (Corpus(ids=[f"d{i}" for i in range(6)], texts=texts, titles=titles),
+                   Corpus(ids=TextColumn.from_iter([f"d{i}" for i in range(6)], batch=4),
+                          texts=TextColumn.from_iter(texts, batch=4), titles=TextColumn.from_iter(titles, batch=4))):
+        rows = np.array([[5, 0], [3, 3], [1, 4]])
+        groups = corpus.duplicate_groups()
+        h = corpus.text_hashes(rows)
+        assert h.shape == rows.shape
+        for a in rows.reshape(-1):
+            for b in rows.reshape(-1):
+                assert (corpus.text_hashes(np.array([a]))[0] == corpus.text_hashes(np.array([b]))[0]) == (
+                    groups[a] == groups[b])
+        assert np.array_equal(corpus.id_keys(rows), string_keys(list(corpus.ids))[rows])
