@@ -20,7 +20,7 @@ import numpy as np
 
 from negmine._optional import require
 from negmine.engines.ray_ship import on_worker
-from negmine.retrievers.base import keys_to_result, pack, pair_scores, rescore_exact, resort
+from negmine.retrievers.base import keys_to_result, pack
 from negmine.types import Candidates, Corpus, MiningData, Qrels, Queries, RunContext
 
 #: per worker process: the last (corpus, retriever) taken from the object store, by its token, so
@@ -110,9 +110,7 @@ def finish_shard(token: str, held: list[Any], a: int, b: int, queries: Queries, 
     corpus, retriever = _held(token, held)
     d = retriever.docs_[1]
     ids = merge_top([(p[0], p[1]) for p in parts], k_search)
-    ids, scores = resort(ids, rescore_exact(q, d, ids), k)
-    cand = Candidates(ids=ids, scores=scores, sources=(ids >= 0).astype(np.uint8), source_names=[retriever.name],
-                      positive_scores=pair_scores(q, d, _shard(corpus, queries, positives, exclude)))
+    cand = retriever.candidates(q, d, ids, k, _shard(corpus, queries, positives, exclude))
     ctx = RunContext()
     ctx.timings["search_s"] = time.perf_counter() - t0
     return a, b, cand, merge_records([q_record, *(p[2] for p in parts), _record(ctx, t0)])

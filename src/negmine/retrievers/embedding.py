@@ -164,16 +164,18 @@ class EmbeddingRetriever:
         t0 = time.perf_counter()
         k_search = min(k + EXTRA, len(data.corpus))
         ids, _ = self.search(q, d, k_search)
-        ids, scores = resort(ids, rescore_exact(q, d, ids), k)
-        pos = pair_scores(q, d, data)
+        cand = self.candidates(q, d, ids, k, data)
         ctx.timings["search_s"] = time.perf_counter() - t0
-        return Candidates(
-            ids=ids,
-            scores=scores,
-            sources=(ids >= 0).astype(np.uint8),
-            source_names=[self.name],
-            positive_scores=pos,
-        )
+        return cand
+
+    def candidates(self, q: np.ndarray, d: np.ndarray, ids: np.ndarray, k: int, data: MiningData) -> Candidates:
+        """The candidates from searched rows ``ids`` (``k + EXTRA`` per query, any order of equal
+        scores): re-scored exactly, re-sorted and cut to ``k``, with the positives' exact scores.
+        The one place this is composed — the local search and the ray engine's merge of
+        document shards both end here, so both give the same bytes."""
+        ids, scores = resort(ids, rescore_exact(q, d, ids), k)
+        return Candidates(ids=ids, scores=scores, sources=(ids >= 0).astype(np.uint8), source_names=[self.name],
+                          positive_scores=pair_scores(q, d, data))
 
 
 def file_identity(path: str) -> dict[str, Any]:
