@@ -141,13 +141,17 @@ def policy_grid(references: Sequence[str] = REFERENCES, margins: Sequence[float 
                 samplers: Sequence[str] = SAMPLERS,
                 thresholds: Sequence[float | None] = DETECTOR_THRESHOLDS) -> list[Policy]:
     """Every combination, without duplicates that cannot differ (the reference matters only with
-    a margin, with ``simans-z`` or with ``pair`` rows)."""
+    a margin, with ``simans-z`` or with ``pair`` rows), and without ``pair`` × detector threshold:
+    mining expands pair rows before filtering, where each row has one positive and the detector
+    has nothing to learn from (it would keep every cell), so the calibration must not choose it."""
     out: list[Policy] = []
     seen: set[tuple[Any, ...]] = set()
     for ref in references:
         for m in margins:
             for s in samplers:
                 for t in thresholds:
+                    if ref == "pair" and t is not None:
+                        continue
                     used = ref == "pair" or m is not None or s == "simans-z"
                     key = (ref if used else "-", m, s, t)
                     if key not in seen:

@@ -24,7 +24,7 @@ from negmine.detector import (
     pseudo_hide,
     shift_prior,
 )
-from negmine.filters import ExcludePositives
+from negmine.filters import ExcludePositives, FilterInput, FnMaxProb, expand_pairs
 from negmine.samplers import Top
 from negmine.types import Candidates
 
@@ -102,3 +102,18 @@ def test_the_calibration_shifts_its_detector_to_the_runs_scale_and_records_it():
     # 8 known positives per query, 4 visible to the calibration's own detector (2 pseudo-hidden)
     assert rec["detector"]["prior_shift"] == pytest.approx((4 / 46 / (42 / 46)) / (2 / 48 / (46 / 48)))
     assert rec["target_met"] and rec["chosen"]["fn_max_prob"] is not None
+
+
+def test_the_grid_offers_no_detector_threshold_on_pair_rows():
+    # regression (SciFact, seed 1): the calibration chose "ref pair, no margin, top, fn<=0.04" from
+    # query-level probabilities, but mining expands pair rows first; on them every row has one
+    # positive, the detector fits nothing and keeps every cell, so the run mined naive top
+    data, cand = planted(near=True)
+    pr = expand_pairs(data, cand)
+    inp = FilterInput(pr.candidates, pr.data, seed=0)
+    assert FnMaxProb(0.05).keep(inp)[pr.candidates.ids >= 0].all()
+    assert inp.matrices["fn-detector"].stats["fitted_folds"] == 0
+    grid = C.policy_grid()
+    assert not any(p.reference == "pair" and p.fn_max_prob is not None for p in grid)
+    assert any(p.reference == "pair" for p in grid) and any(p.fn_max_prob is not None for p in grid)
+    assert len(grid) == 300
