@@ -38,7 +38,7 @@ def run_child(cmd: list[str], env: dict[str, str]) -> dict[str, float]:
     err = proc.stderr.read().decode() if proc.stderr else ""
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"child failed: {' '.join(cmd)}\n{err[-3000:]}")
-    return {"wall_s": wall, "peak_rss_mb": rusage.ru_maxrss / 1024}
+    return {"wall_s": wall, "peak_rss_mb": rusage.ru_maxrss / 1024, "cpu_s": rusage.ru_utime + rusage.ru_stime}
 
 
 # ------------------------------------------------------------------------------- child: the peer
@@ -161,16 +161,18 @@ def main() -> None:
     lines = [
         f"dataset: {dataset}  queries: {report['queries']['mined']}  documents: {report['documents']}",
         "",
-        "| run | wall s | peak RSS MB |",
-        "|---|---:|---:|",
-        *[f"| {k} | {v['wall_s']:.1f} | {v['peak_rss_mb']:.0f} |" for k, v in results.items()],
-        "",
-        "| comparison | wall ratio | RSS ratio | negative overlap |",
+        "| run | wall s | CPU s | peak RSS MB |",
         "|---|---:|---:|---:|",
+        *[f"| {k} | {v['wall_s']:.1f} | {v['cpu_s']:.1f} | {v['peak_rss_mb']:.0f} |" for k, v in results.items()],
+        "",
+        "| comparison | wall ratio | CPU-time ratio | RSS ratio | negative overlap |",
+        "|---|---:|---:|---:|---:|",
         f"| no filter, cold (negmine / peer) | {ratio('negmine cold, no filter', 'peer cold, no filter', 'wall_s'):.3f}"
+        f" | {ratio('negmine cold, no filter', 'peer cold, no filter', 'cpu_s'):.3f}"
         f" | {ratio('negmine cold, no filter', 'peer cold, no filter', 'peak_rss_mb'):.3f} | {ov_plain:.4f} |",
         f"| relative margin 0.05, warm (negmine / peer) | "
         f"{ratio('negmine warm, relative margin 0.05', 'peer warm, relative margin 0.05', 'wall_s'):.3f} | "
+        f"{ratio('negmine warm, relative margin 0.05', 'peer warm, relative margin 0.05', 'cpu_s'):.3f} | "
         f"{ratio('negmine warm, relative margin 0.05', 'peer warm, relative margin 0.05', 'peak_rss_mb'):.3f} | "
         f"{ov_rm:.4f} |",
         "",
