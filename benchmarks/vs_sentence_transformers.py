@@ -51,7 +51,7 @@ def peer(dataset: str, out: str, relative_margin: float | None, cache: str, n_qu
     import negmine
 
     data = negmine.load_beir(dataset, "train")
-    corpus = data.corpus.full_texts()
+    corpus = list(data.corpus.full_texts())  # the peer takes a list of texts
     q_rows = data.positives.query_of_pair()
     keep = q_rows < n_queries
     anchors = [data.queries.texts[q] for q in q_rows[keep]]

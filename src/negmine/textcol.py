@@ -148,6 +148,13 @@ class TextColumn(Sequence[str]):
             return len(other) == self._n and all(a == b for a, b in zip(self, other))
         return NotImplemented
 
+    def __add__(self, other: Sequence[str]) -> list[str]:
+        """``column + list`` is a list, as for two lists (code written for lists keeps working)."""
+        return [*self, *other]
+
+    def __radd__(self, other: Sequence[str]) -> list[str]:
+        return [*other, *self]
+
     __hash__ = None  # type: ignore[assignment]  # mutable-sequence semantics: compared, not hashed
 
     def __repr__(self) -> str:

@@ -47,6 +47,7 @@ def test_out_of_range_and_inequality() -> None:
         col[2]
     with pytest.raises(IndexError):
         col.take([0, 5])
+    assert col + ["c"] == ["a", "b", "c"] and ["z"] + col == ["z", "a", "b"]  # noqa: RUF005 (the operator is the test)
     assert col != ["a"]
     assert col != ["a", "c"]
     assert col == TextColumn.from_iter(["a", "b"], batch=1)
