@@ -143,6 +143,12 @@ def plan(
         raise ConfigError(f"positive_reference must be min, mean, max or pair, got {positive_reference!r}")
     if positive_reference != "min":
         request["positive_reference"] = positive_reference
+    if positive_reference == "pair" and any(getattr(f, "name", None) == "fn-max-prob" for f in filters):
+        # pair rows carry one positive each: the detector, fitted on them, would learn nothing
+        # and keep every candidate — refused rather than silently mining naive top
+        raise ConfigError("--fn-max-prob cannot be combined with --positive-reference pair (each pair row has one "
+                          "positive, so the detector has nothing to learn from); use min, mean or max, or drop "
+                          "--fn-max-prob")
     if policy is not None:
         request["default_policy"] = {k: v for k, v in policy.items() if k != "reason"}
     return Plan(all_filters, sampler, list(scorers), k, num_negatives, seed, request, target_fnr, min_coverage,

@@ -130,3 +130,10 @@ def test_a_device_is_checked_here_for_the_local_engine_and_on_the_workers_for_ra
     assert build_retriever({**o, "engine": "ray"}).config()["device"] == "cuda"  # the workers check it
     with pytest.raises(ConfigError, match="unknown device"):
         build_retriever({**o, "engine": "ray", "device": "tpu"})  # the name is still checked here
+
+
+def test_the_detector_filter_is_refused_on_pair_rows(make_data) -> None:
+    data = make_data(["red apple", "green pear", "blue sky"], ["apple"], {"q0": ["d0", "d1"]})
+    with pytest.raises(ConfigError, match="--fn-max-prob cannot be combined with --positive-reference pair"):
+        negmine.mine(data, negmine.retrievers.BM25(), filters=[negmine.filters.FnMaxProb(0.1)],
+                     positive_reference="pair")
