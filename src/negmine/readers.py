@@ -202,7 +202,7 @@ def _read_corpus_arrow(path: Path) -> Corpus | None:
             source = pfile.iter_batches(batch_size=1 << 16, columns=[c for c in schema.names if c in names])
         else:
             pj = require("pyarrow.json")
-            source = pj.open_json(path, read_options=pj.ReadOptions(block_size=1 << 24),
+            source = pj.open_json(path, read_options=pj.ReadOptions(block_size=1 << 20),  # 1 MB: peak ~0.1 GB, not ~0.5
                                   parse_options=pj.ParseOptions(explicit_schema=schema,
                                                                 unexpected_field_behavior="ignore"))
     except Exception:  # any reader failure: the checking path reports it precisely
@@ -236,6 +236,8 @@ def _read_corpus_arrow(path: Path) -> Corpus | None:
         cols = spill(batches(), schema, schema.names)
     except Exception:  # Declined, or the reader failing mid-file (malformed JSON, a type change)
         return None
+    finally:
+        pa.default_memory_pool().release_unused()  # the parser's freed blocks, not kept by the pool
     ids = cols["_id"]
     if len(ids) == 0 or pc.count_distinct(ids.arrow()).as_py() != len(ids):
         return None
