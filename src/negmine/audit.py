@@ -122,7 +122,7 @@ def hide_fraction(data: MiningData, fraction: float, seed: int) -> Split:
     pos = data.positives
     q = pos.query_of_pair()
     u = uniform(seed ^ HIDE_SALT, string_keys(data.queries.ids)[q],
-                string_keys(data.corpus.ids)[pos.indices][:, None])[:, 0]
+                data.corpus.id_keys(pos.indices)[:, None])[:, 0]
     counts = pos.counts()
     n_hide = np.minimum(np.rint(fraction * counts), counts - 1).astype(np.int64)
     order = np.lexsort((u, q))  # within each query, by hash

@@ -196,7 +196,7 @@ def _stats(rows: _Rows, policy: Policy, num_negatives: int, seed: int, n_q: int)
             raise ConfigError("a detector threshold needs the detector's probabilities")
         keep &= np.isfinite(rows.fn_prob) & (rows.fn_prob <= np.float32(policy.fn_max_prob))
     ids = rows.cand.ids
-    doc_keys = np.where(ids >= 0, string_keys(rows.data.corpus.ids)[np.where(ids >= 0, ids, 0)], np.uint64(0))
+    doc_keys = np.where(ids >= 0, rows.data.corpus.id_keys(np.where(ids >= 0, ids, 0)), np.uint64(0))
     sinp = SampleInput(rows.cand.scores, keep, string_keys(rows.data.queries.ids), doc_keys,
                        inp.positive_reference, seed)
     cols = select(make_sampler(policy.sampler), sinp, num_negatives)

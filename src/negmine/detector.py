@@ -70,7 +70,7 @@ def pseudo_hide(data: MiningData, seed: int, fraction: float = 0.5) -> np.ndarra
     and at most all but one; none for a query with fewer than two)."""
     pos = data.positives
     q = pos.query_of_pair()
-    u = uniform(seed ^ 0x41DE, string_keys(data.queries.ids)[q], string_keys(data.corpus.ids)[pos.indices][:, None])
+    u = uniform(seed ^ 0x41DE, string_keys(data.queries.ids)[q], data.corpus.id_keys(pos.indices)[:, None])
     n_hide = hidden_counts(pos.counts(), fraction)
     order = np.lexsort((u[:, 0], q))
     rank = np.empty(len(q), dtype=np.int64)
