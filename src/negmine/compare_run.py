@@ -118,15 +118,26 @@ class Runner:
         return cand, False
 
     # steps ------------------------------------------------------------------------------
+    def options(self, s: Setting, seed: int, out: Path | None = None) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        """``(mining options, default-policy record)`` of setting ``s``: a ``policy = "default"``
+        setting gets the policy ``negmine mine`` would choose on the train split (the record says
+        which and why); any other setting its options as written."""
+        o = self.sweep.mine_options(s, seed, out)
+        if not s.default_policy:
+            return o, None
+        from negmine.options import apply_default_policy
+
+        return apply_default_policy(o, self.data(o)[1])
+
     def mine(self, s: Setting, seed: int, run_dir: Path, state: _State) -> dict[str, Any]:
         from negmine.options import mine_from_options, plan_from_options, recorded
 
         mined_dir = run_dir / "mined"
-        o = self.sweep.mine_options(s, seed, mined_dir)
+        o, policy = self.options(s, seed, mined_dir)
         dkey, data = self.data(o)
         rkey, retriever = self.retriever(o)
         scorers = self.scorers(o)
-        p = plan_from_options(o, data, retriever, scorers)
+        p = plan_from_options(o, data, retriever, scorers, policy)
         key = p.run_id(data)
         manifest = mined_dir / "manifest.json"
         entry = state.fresh("mine", key, manifest)
@@ -135,7 +146,7 @@ class Runner:
         t0 = time.perf_counter()
         cand, shared = self.candidates(rkey, retriever, dkey, data, p.depth, o["cache_dir"])
         mine_from_options({**o, "overwrite": True}, data=data, retriever=retriever, scorers=scorers, candidates=cand,
-                          out=mined_dir, extra_manifest={"options": recorded(o)})
+                          out=mined_dir, extra_manifest={"options": recorded(o)}, policy=policy)
         entry = state.record("mine", key, manifest, time.perf_counter() - t0)
         return {"status": "done", "retrieval_shared": shared, **entry}
 
@@ -145,7 +156,7 @@ class Runner:
         from negmine import audit as A
         from negmine.filters import ExcludePositives
         from negmine.options import build_filters, build_sampler
-        from negmine.pipeline import choose, mine, resolve_depth
+        from negmine.pipeline import mine, resolve_depth
         from negmine.writers._atomic import write_json
 
         fraction = float(self.sweep.audit_hide_fraction or 0.5)
@@ -155,7 +166,7 @@ class Runner:
         if entry is not None:
             return {"status": "reused", **entry, "metrics": read_json(path)}
         t0 = time.perf_counter()
-        o = self.sweep.mine_options(s, seed)
+        o, _ = self.options(s, seed)  # the run's own choice (calibrate, or the preset), measured on the visible half
         dkey, data = self.data(o)
         rkey, retriever = self.retriever(o)
         filters = build_filters(o)
@@ -165,15 +176,12 @@ class Runner:
         cand, _ = self.candidates(rkey, retriever, dkey, data, k, o["cache_dir"])
         split = A.hide_fraction(data, fraction, seed)
         vcand = A.restrict(cand, data.positives, split.visible.positives, len(data.corpus))
-        if o["target_fnr"] is not None:  # a calibrated setting chooses its policy on the visible half,
-            # as the run did on all it knew: the audit measures that policy, never one it was told
-            res = mine(split.visible, retriever, filters, sampler, o["num_negatives"], seed, depth=k,
-                       near_duplicates=o["near_duplicates"], cache_dir=o["cache_dir"], scorers=self.scorers(o),
-                       target_fnr=o["target_fnr"], min_coverage=o["min_coverage"], candidates=vcand,
-                       positive_reference=o["positive_reference"] or "min")
-        else:
-            res = choose(split.visible, vcand, all_filters, sampler, o["num_negatives"], seed, config={},
-                         scorers=self.scorers(o), ctx=RunContext(cache_dir=o["cache_dir"]))
+        # mined as the run was, on the visible half: a calibrated setting chooses its policy there
+        # (the audit measures that policy, never one it was told); references (max, pair) as the run's
+        res = mine(split.visible, retriever, filters, sampler, o["num_negatives"], seed, depth=k,
+                   near_duplicates=o["near_duplicates"], cache_dir=o["cache_dir"], scorers=self.scorers(o),
+                   target_fnr=o["target_fnr"], min_coverage=o["min_coverage"], candidates=vcand,
+                   positive_reference=o["positive_reference"] or "min")
         metrics = {"hide_fraction": fraction, **A.negative_metrics(res, split.hidden)}
         write_json(path, metrics)
         entry = state.record("audit", key, path, time.perf_counter() - t0)

@@ -42,6 +42,9 @@ class Setting:
     train: bool = True
     mine: dict[str, Any] = field(default_factory=dict)
     train_options: dict[str, Any] = field(default_factory=dict)
+    #: ``policy = "default"``: mine with ``negmine mine``'s default policy (calibrated or the
+    #: preset, decided on the train split as the CLI decides it: :func:`negmine.calibrate.default_policy`)
+    default_policy: bool = False
 
 
 @dataclass
@@ -221,6 +224,11 @@ def load_sweep(path: str | Path, *, out: str | Path | None = None) -> Sweep:
         if s.name in names[:i] or s.slug in slugs[:i]:
             raise ConfigError(f"{p}: setting name {s.name!r} is used twice (or names the same directory "
                               f"{s.slug!r} as another); give every setting its own name")
+    shared_policy = sorted(set(mine) & _policy_keys())
+    for s in settings:
+        if s.default_policy and shared_policy:
+            raise ConfigError(f"{p} [[setting]] {s.name!r}: policy = \"default\" chooses the mining policy itself, "
+                              f"but [mine] sets {', '.join(shared_policy)}; move them into the settings that use them")
     baseline = sweep.get("baseline") or next((s.name for s in settings if not s.train), settings[0].name)
     if baseline not in names:
         raise ConfigError(f"{p} [sweep]: baseline {baseline!r} is not a setting; settings: {', '.join(names)}")
@@ -233,6 +241,12 @@ def load_sweep(path: str | Path, *, out: str | Path | None = None) -> Sweep:
     )
     _validate_components(result)
     return result
+
+
+def _policy_keys() -> frozenset[str]:
+    from negmine.options import POLICY_KEYS
+
+    return POLICY_KEYS
 
 
 def _parse_setting(p: Path, i: int, raw: Any) -> Setting:
@@ -258,7 +272,17 @@ def _parse_setting(p: Path, i: int, raw: Any) -> Setting:
                               f"got {mine['retriever']!r}")
         return Setting(name, slugify(name), False, mine, {})
     train_options = _check_train(f"{where} train", flag) if isinstance(flag, dict) else {}
-    return Setting(name, slugify(name), True, _check_mine(where, rest), train_options)
+    policy = rest.pop("policy", None)
+    if policy is not None and policy != "default":
+        raise ConfigError(f"{where}: 'policy' can only be \"default\" (negmine mine's default policy), got {policy!r}; "
+                          "set explicit options (sampler, relative_margin, target_fnr, ...) instead")
+    mine = _check_mine(where, rest)
+    if policy is not None:
+        given = sorted(set(mine) & _policy_keys())
+        if given:
+            raise ConfigError(f"{where}: policy = \"default\" chooses the mining policy itself; "
+                              f"drop {', '.join(given)}")
+    return Setting(name, slugify(name), True, mine, train_options, default_policy=policy is not None)
 
 
 def _validate_components(sweep: Sweep) -> None:

@@ -58,6 +58,96 @@ def test_enough_multi_positive_queries_are_calibrated(tmp_path: Path, fs: Any) -
     rep = report(out)
     assert rep["run"]["default_policy"]["calibrate"] is True
     assert rep["calibration"]["target_fnr"] == 0.1 and rep["calibration"]["note"]
+    # the same queries as a minority (SciFact's shape: most queries have one positive): the preset
+    for q in range(n_q, 2 * n_q + 1):
+        queries.append({"_id": f"q{q}", "text": f"lone {WORDS[q % len(WORDS)]} topic{q}"})
+        corpus.append({"_id": f"d{q}", "title": "", "text": f"lone {WORDS[q % len(WORDS)]} topic{q}"})
+        qrels.append((f"q{q}", f"d{q}", 1))
+    beir = fs.write_beir(tmp_path / "data2", corpus, queries, {"train": qrels})
+    assert main(["mine", "--dataset", str(beir), "--out", str(tmp_path / "d")]) == 0
+    rep = report(tmp_path / "d")
+    policy = rep["run"]["default_policy"]
+    assert policy["calibrate"] is False and policy["fnr_measured"] is False and "calibration" not in rep
+    assert f"only {n_q} of {2 * n_q + 1} queries" in policy["reason"]
+    manifest = json.loads((tmp_path / "d" / "manifest.json").read_text())
+    assert manifest["options"]["positive_reference"] == "max" and manifest["options"]["relative_margin"] == 0.05
+
+
+def many_positive_beir(root: Path, fs: Any, n_q: int) -> Path:
+    """``n_q`` queries with four positives each (sharing the query's words) and a few distractors."""
+    corpus, queries, qrels = [], [], []
+    for q in range(n_q):
+        w = [WORDS[(q + j) % len(WORDS)] for j in range(3)]
+        queries.append({"_id": f"q{q}", "text": " ".join(w)})
+        for j in range(4):
+            corpus.append({"_id": f"d{q}-{j}", "title": "", "text": " ".join(w[: 1 + j % 3]) + f" topic{q}"})
+            qrels.append((f"q{q}", f"d{q}-{j}", 1))
+        corpus.append({"_id": f"x{q}", "title": "", "text": f"{w[0]} {w[2]} other{q}"})
+    return fs.write_beir(root, corpus, queries, {"train": qrels, "test": qrels[:4]})
+
+
+def test_compare_audits_each_setting_with_its_own_policy(tmp_path: Path, fs: Any) -> None:
+    """``negmine compare``'s audit mines the visible half as the run mined everything: a
+    ``policy = "default"`` setting with the policy the default calibrates *on the visible half*,
+    a ``target_fnr`` setting likewise, and a preset-like setting with its positive reference (max)."""
+    from negmine import audit as A
+    from negmine.calibrate import calibrate
+    from negmine.compare import load_sweep
+    from negmine.compare_run import Runner, _State
+    from negmine.filters import ExcludePositives, RelativeMargin
+    from negmine.pipeline import choose, resolve_depth
+    from negmine.samplers import Top
+
+    beir = many_positive_beir(tmp_path / "data", fs, MIN_CALIBRATION_QUERIES + 10)
+    toml = tmp_path / "sweep.toml"
+    toml.write_text(f"""[sweep]
+out = "{tmp_path / 'out'}"
+dataset = "{beir}"
+audit_hide_fraction = 0.5
+[mine]
+retriever = "bm25"
+num_negatives = 2
+[[setting]]
+name = "default"
+policy = "default"
+[[setting]]
+name = "calibrated"
+target_fnr = 0.1
+[[setting]]
+name = "max margin"
+positive_reference = "max"
+relative_margin = 0.05
+""")
+    sweep = load_sweep(toml)
+    runner = Runner(sweep)
+    got = {}
+    for s in sweep.settings:
+        run_dir = tmp_path / "out" / s.slug
+        state = _State(run_dir)
+        m = runner.audit(s, 0, run_dir, state, runner.mine(s, 0, run_dir, state))["metrics"]
+        got[s.name] = {k: m[k] for k in ("hp_fnr", "mean_rank", "coverage")}
+    rep = json.loads((tmp_path / "out" / "default" / "mined" / "report.json").read_text())
+    assert rep["run"]["default_policy"]["calibrate"] is True and rep["calibration"]["target_fnr"] == 0.1
+
+    o = sweep.mine_options(sweep.settings[0], 0)
+    (dkey, data), (rkey, retriever) = runner.data(o), runner.retriever(o)
+    cand, _ = runner.candidates(rkey, retriever, dkey, data, resolve_depth(data, 2, [ExcludePositives()], None), None)
+    split = A.hide_fraction(data, 0.5, 0)
+    vcand = A.restrict(cand, data.positives, split.visible.positives, len(data.corpus))
+
+    def measured(filters: list[Any], sampler: Any, reference: str) -> dict[str, Any]:
+        m = A.negative_metrics(choose(split.visible, vcand, filters, sampler, 2, 0, config={}, reference=reference),
+                               split.hidden)
+        return {k: m[k] for k in ("hp_fnr", "mean_rank", "coverage")}
+
+    cal = calibrate(split.visible, vcand, [ExcludePositives()], Top(), 2, 0, target_fnr=0.1, min_coverage=0.9)
+    calibrated = measured(cal.filters, cal.sampler, cal.reference)
+    assert got["default"] == calibrated and got["calibrated"] == calibrated  # min_coverage defaults to 0.9 too
+    naive = measured([ExcludePositives()], Top(), "min")
+    assert calibrated != naive  # the calibrated policy, not naive top in disguise
+    by_max = measured([ExcludePositives(), RelativeMargin(0.05)], Top(), "max")
+    assert got["max margin"] == by_max
+    assert by_max != measured([ExcludePositives(), RelativeMargin(0.05)], Top(), "min")  # the reference matters
 
 
 def test_pair_reference_writes_one_row_per_query_and_positive(sample_dir: Path, tmp_path: Path) -> None:

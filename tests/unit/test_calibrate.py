@@ -140,6 +140,32 @@ def test_default_policy_threshold():
     few = Qrels.from_pairs(N_Q, q[keep | first], data.positives.indices[keep | first])
     d = C.default_policy(MiningData(data.corpus, data.queries, few, few))
     assert not d["calibrate"] and not d["fnr_measured"] and d["options"] == C.PRESET
+    assert "not measured" in d["reason"] and d["calibration_queries"] == C.MIN_CALIBRATION_QUERIES - 1
+
+
+def _with_single_positive_queries(data: MiningData, extra: int) -> MiningData:
+    """``data`` plus ``extra`` queries with one positive each (the first ``extra`` documents)."""
+    from negmine.types import Queries
+
+    n_q = len(data.queries)
+    ids = [*data.queries.ids, *(f"single{i}" for i in range(extra))]
+    texts = [*data.queries.texts, *(f"single query {i}" for i in range(extra))]
+    q = np.r_[data.positives.query_of_pair(), np.arange(n_q, n_q + extra)]
+    d = np.r_[data.positives.indices, np.arange(extra)]
+    pos = Qrels.from_pairs(n_q + extra, q, d)
+    return MiningData(data.corpus, Queries(ids, texts), pos, pos)
+
+
+def test_default_policy_needs_multi_positive_queries_to_be_the_majority():
+    data, _ = planted(near=True)  # 40 queries with 8 positives: >= 30, and all of them
+    n = len(data.queries)
+    # as many single-positive queries again: exactly half have several positives -> calibrate
+    d = C.default_policy(_with_single_positive_queries(data, n))
+    assert d["calibrate"] and (d["calibration_queries"], d["queries_with_positives"]) == (n, 2 * n)
+    # one more single-positive query: a minority -> the preset, and the reason says why
+    d = C.default_policy(_with_single_positive_queries(data, n + 1))
+    assert not d["calibrate"] and d["options"] == C.PRESET and not d["fnr_measured"]
+    assert f"only {n} of {2 * n + 1} queries" in d["reason"] and f"the {n + 1} with one" in d["reason"]
     assert "not measured" in d["reason"]
 
 

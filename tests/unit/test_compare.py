@@ -340,3 +340,63 @@ def test_a_changed_training_option_retrains_only_what_it_touches(first: CompareR
         assert status[("random", seed)] == {"mine": "reused", "audit": "reused", "train": "done", "evaluate": "done"}
     rec = json.loads((first.out / "random" / "seed-0" / "model" / "negmine-train.json").read_text())
     assert rec["config"]["lr"] == 0.001
+
+
+# --------------------------------------------------------- default and calibrated settings
+def test_policy_default_is_checked(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"'policy' can only be \"default\""):
+        load_sweep(write(tmp_path, HEAD + "[[setting]]\nname = 'a'\npolicy = 'calibrated'\n"))
+    with pytest.raises(ConfigError, match=r"'a': policy = \"default\" chooses the mining policy itself; drop sampler"):
+        load_sweep(write(tmp_path, HEAD + "[[setting]]\nname = 'a'\npolicy = 'default'\nsampler = 'top'\n"))
+    with pytest.raises(ConfigError, match=r"but \[mine\] sets relative_margin; move them"):
+        load_sweep(write(tmp_path, HEAD + "[mine]\nrelative_margin = 0.1\n"
+                                    "[[setting]]\nname = 'a'\npolicy = 'default'\n"))
+
+
+def test_a_default_setting_mines_and_is_audited_as_the_cli_default(tmp_path: Path) -> None:
+    """``policy = "default"`` mines what ``negmine mine`` mines without policy options (the bundled
+    sample has 12 queries with two positives or more: the preset, rm 0.05 below the *highest*
+    positive), and the audit measures that policy, with its reference, on the visible half."""
+    pytest.importorskip("bm25s")
+    import pyarrow.parquet as pq
+
+    from negmine import audit as A
+    from negmine.calibrate import PRESET
+    from negmine.compare_run import Runner, _State
+    from negmine.filters import ExcludePositives, RelativeMargin
+    from negmine.pipeline import choose, resolve_depth
+    from negmine.samplers import Top
+
+    p = write(tmp_path, HEAD.replace('"out"', f'"{tmp_path / "out"}"') + """audit_hide_fraction = 0.5
+[mine]
+retriever = "bm25"
+num_negatives = 2
+[[setting]]
+name = "default"
+policy = "default"
+""")
+    sweep = load_sweep(p)
+    runner = Runner(sweep)
+    s = sweep.settings[0]
+    run_dir = tmp_path / "out" / s.slug
+    state = _State(run_dir)
+    metrics = runner.audit(s, 0, run_dir, state, runner.mine(s, 0, run_dir, state))["metrics"]
+    rep = json.loads((run_dir / "mined" / "report.json").read_text())
+    assert rep["run"]["default_policy"]["calibrate"] is False
+    assert "only 12 queries have two or more positives" in rep["run"]["default_policy"]["reason"]
+    # the CLI's default on the same data mines the same negatives
+    assert main(["mine", "--dataset", str(SAMPLE), "--retriever", "bm25", "--num-negatives", "2",
+                 "--exclude-splits", "train", "--out", str(tmp_path / "cli"), "-q"]) == 0
+    cols = ["query_id", "negative_ids"]
+    assert (pq.read_table(run_dir / "mined" / "mined.parquet", columns=cols).to_pylist()
+            == pq.read_table(tmp_path / "cli" / "mined.parquet", columns=cols).to_pylist())
+    # the audit, from its parts: hide half (seed 0), mine the visible half with the preset
+    o = sweep.mine_options(s, 0)
+    (dkey, data), (rkey, retriever) = runner.data(o), runner.retriever(o)
+    cand, _ = runner.candidates(rkey, retriever, dkey, data, resolve_depth(data, 2, [ExcludePositives()], None), None)
+    split = A.hide_fraction(data, 0.5, 0)
+    vcand = A.restrict(cand, data.positives, split.visible.positives, len(data.corpus))
+    preset = A.negative_metrics(choose(split.visible, vcand, [ExcludePositives(), RelativeMargin(0.05)], Top(), 2, 0,
+                                       config={}, reference=PRESET["positive_reference"]), split.hidden)
+    assert {k: metrics[k] for k in ("hp_fnr", "mean_rank", "coverage")} == {
+        k: preset[k] for k in ("hp_fnr", "mean_rank", "coverage")}
