@@ -91,6 +91,16 @@ def run(dataset: str, retriever_name: str, cache_dir: str) -> dict[str, Any]:
         out["estimates"] = {r["policy"]: {k2: r[k2] for k2 in ("hp_fnr", "hp_fnr_ci95", "coverage", "mean_rank")}
                             for r in rec["frontier"]}
         out["default_measured"] = chosen
+        # the queries left with one visible positive: what the calibrated policy (chosen on the
+        # multi-positive ones) does there, beside the preset (docs/QUALITY.md, section 5)
+        one = audited & (vis.positives.counts() == 1)
+        labels = [p.label() for p in grid]
+        preset = C.Policy(C.PRESET["positive_reference"], C.PRESET["relative_margin"], C.PRESET["sampler"], None)
+        out["single_positive_rows"] = {
+            "rows": int(one.sum()),
+            "calibrated": C.summarise(stats[labels.index(rec["chosen"]["policy"])], one),
+            "preset": C.summarise(stats[labels.index(preset.label())], one),
+        }
         out["default_through_filters"] = _through_filters(cal, vis, vcand, split.hidden, doc_emb)
         # the product path: negmine.mine with the default's target (its own calibration and filters)
         mined = negmine.mine(vis, retriever, num_negatives=N, seed=SEED, depth=k, candidates=vcand,
@@ -177,6 +187,12 @@ def render(res: dict[str, Any]) -> str:
                      f"{'; '.join(str(c) for c in cf['fold_choices'])}.")
     else:
         lines.append(f"\nDefault: {res['default']['reason']}.")
+    if "single_positive_rows" in res:
+        sp = res["single_positive_rows"]
+        cal_s, pre_s = sp["calibrated"], sp["preset"]
+        lines.append(f"\nThe {sp['rows']} audited queries left with one visible positive: calibrated policy HP-FNR "
+                     f"{cal_s['hp_fnr']:.3f} / coverage {cal_s['coverage']:.3f} / rank {cal_s['mean_rank']:.1f}; "
+                     f"preset {pre_s['hp_fnr']:.3f} / {pre_s['coverage']:.3f} / {pre_s['mean_rank']:.1f}.")
     if "estimates" in res:
         lines += [f"\nThe calibration's estimate (on the visible half; detector prior shift "
                   f"{res['calibration']['prior_shift'] or 1:.2f}) beside the audit's measurement, top-5 with a "
