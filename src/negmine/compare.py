@@ -42,6 +42,10 @@ TOML with four tables of shared options and one ``[[setting]]`` array::
     relative_margin = 0.05
     train = { loss = "gist" }                # training options for this setting only
 
+    [[setting]]
+    name = "dense default"
+    policy = "default"                       # the policy ``negmine mine`` picks without policy options
+
 Rules:
 
 - Unknown tables or keys are a :class:`~negmine.errors.ConfigError` naming the key and the
@@ -50,6 +54,12 @@ Rules:
   accepts only ``name``, ``train``, ``model`` (default: the starting model) and ``retriever``
   (``"dense"``, the default, or ``"bm25"`` to evaluate BM25 itself). It is seed-independent and
   evaluated once.
+- ``policy = "default"`` mines with :func:`negmine.calibrate.default_policy` decided on the train
+  split (calibrated, or the preset), as ``negmine mine`` without policy options does; the setting
+  and ``[mine]`` then may not set policy options (sampler, filters, ``target_fnr``, ``depth``, ...).
+  With ``audit_hide_fraction``, every setting is audited by mining the visible half as the run
+  mined everything: a calibrated policy is chosen again on the visible half, margins keep their
+  ``positive_reference``.
 - The starting model is ``[train] model``; it is also the mining model when ``[mine]`` names
   none (and vice versa), so one ``model`` key sets both.
 - Mining never sees the evaluation labels: ``exclude_splits`` defaults to the train split only
