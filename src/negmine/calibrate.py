@@ -180,6 +180,8 @@ class _Rows:
     base: np.ndarray  # bool[n_rows, k]: kept by ExcludePositives and the user's other filters
     hit: np.ndarray  # bool[n_rows, k]: the cell is a hidden positive of the row's query
     fn_prob: np.ndarray | None
+    doc_keys: np.ndarray  # uint64[n_rows, k]: the samplers' per-document keys (0 for empty cells)
+    query_keys: np.ndarray  # uint64[n_rows]: the samplers' per-query keys
 
 
 def _layout(data: MiningData, cand: Candidates, query_row: np.ndarray, hidden_keys: np.ndarray,
@@ -190,8 +192,11 @@ def _layout(data: MiningData, cand: Candidates, query_row: np.ndarray, hidden_ke
         inp.current = keep
         keep = keep & f.keep(inp)
     n_docs = len(data.corpus)
-    keys = query_row[:, None] * n_docs + np.where(cand.ids >= 0, cand.ids, 0)
-    return _Rows(data, cand, query_row, keep, (cand.ids >= 0) & np.isin(keys, hidden_keys), fn_prob)
+    ids = cand.ids
+    keys = query_row[:, None] * n_docs + np.where(ids >= 0, ids, 0)
+    doc_keys = np.where(ids >= 0, data.corpus.id_keys(np.where(ids >= 0, ids, 0)), np.uint64(0))
+    return _Rows(data, cand, query_row, keep, (ids >= 0) & np.isin(keys, hidden_keys), fn_prob, doc_keys,
+                 string_keys(data.queries.ids))
 
 
 def _stats(rows: _Rows, policy: Policy, num_negatives: int, seed: int, n_q: int) -> np.ndarray:
@@ -205,10 +210,7 @@ def _stats(rows: _Rows, policy: Policy, num_negatives: int, seed: int, n_q: int)
         if rows.fn_prob is None:
             raise ConfigError("a detector threshold needs the detector's probabilities")
         keep &= np.isfinite(rows.fn_prob) & (rows.fn_prob <= np.float32(policy.fn_max_prob))
-    ids = rows.cand.ids
-    doc_keys = np.where(ids >= 0, rows.data.corpus.id_keys(np.where(ids >= 0, ids, 0)), np.uint64(0))
-    sinp = SampleInput(rows.cand.scores, keep, string_keys(rows.data.queries.ids), doc_keys,
-                       inp.positive_reference, seed)
+    sinp = SampleInput(rows.cand.scores, keep, rows.query_keys, rows.doc_keys, inp.positive_reference, seed)
     cols = select(make_sampler(policy.sampler), sinp, num_negatives)
     ok = cols >= 0
     hit = np.take_along_axis(rows.hit, np.where(ok, cols, 0), axis=1) & ok

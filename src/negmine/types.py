@@ -108,10 +108,13 @@ class Corpus:
 def _memo_rows(memo: dict[int, int], rows: np.ndarray, compute: Any) -> np.ndarray:
     """``uint64`` values of ``rows`` from ``memo``, computing (in one call) the rows it lacks."""
     flat = np.asarray(rows, dtype=np.int64).reshape(-1)
-    missing = [r for r in np.unique(flat).tolist() if r not in memo]
+    unique, inverse = np.unique(flat, return_inverse=True)
+    wanted = unique.tolist()
+    missing = [r for r in wanted if r not in memo]
     if missing:
         memo.update(zip(missing, compute(missing)))
-    return np.fromiter((memo[r] for r in flat.tolist()), dtype=np.uint64, count=flat.size).reshape(np.shape(rows))
+    values = np.fromiter((memo[r] for r in wanted), dtype=np.uint64, count=len(wanted))
+    return values[inverse.reshape(-1)].reshape(np.shape(rows))
 
 
 def text_hash(text: str) -> int:
