@@ -126,30 +126,124 @@ def shift_prior(probability: np.ndarray, ratio: float) -> np.ndarray:
     return (ratio * p / (ratio * p + 1.0 - p)).astype(np.float32)
 
 
-def _tfidf(data: MiningData) -> Any:
+@dataclass
+class TextVectors:
+    """L2-normalised TF-IDF rows of the documents a run involves (its candidates and positives),
+    fitted on those documents only: a ten-million-document corpus is never vectorised whole.
+    ``rows`` (sorted corpus rows) names the document of each matrix row."""
+
+    matrix: Any  # scipy.sparse CSR, float32[len(rows), vocabulary]
+    rows: np.ndarray  # int64, sorted
+
+    def local(self, doc_rows: np.ndarray) -> np.ndarray:
+        """Matrix rows of corpus rows (each must be among ``rows``)."""
+        return np.searchsorted(self.rows, doc_rows)
+
+
+def involved_rows(data: MiningData, cand: Candidates) -> np.ndarray:
+    """Sorted corpus rows of every candidate cell and every positive."""
+    ids = cand.ids
+    return np.unique(np.concatenate([ids[ids >= 0].ravel(), data.positives.indices]).astype(np.int64))
+
+
+def _tfidf(data: MiningData, cand: Candidates) -> TextVectors:
+    """TF-IDF (sublinear tf) of the involved documents; the document frequencies are counted over
+    them, i.e. how discriminating a word is among the documents the detector compares."""
     text = require("sklearn.feature_extraction.text")
+    rows = involved_rows(data, cand)
     vec = text.TfidfVectorizer(sublinear_tf=True, dtype=np.float32)
     try:
-        return vec.fit_transform(data.corpus.full_texts()).tocsr()
+        return TextVectors(vec.fit_transform(data.corpus.full_texts_at(rows)).tocsr(), rows)
     except ValueError:  # empty vocabulary (e.g. a corpus of ids only): no text similarity
         sparse = require("scipy.sparse")
-        return sparse.csr_matrix((len(data.corpus), 1), dtype=np.float32)
+        return TextVectors(sparse.csr_matrix((len(rows), 1), dtype=np.float32), rows)
 
 
-def _doc_sims(mat: Any, cand_ids: np.ndarray, pos_ids: np.ndarray,
-              dense: bool) -> tuple[np.ndarray, np.ndarray, float]:
-    """max, mean cosine of each candidate to the positives, and the positives' mean pairwise cosine."""
-    c, p = mat[cand_ids], mat[pos_ids]
-    sim = c @ p.T
-    sim = np.asarray(sim if dense else sim.toarray(), dtype=np.float64)
-    pp = p @ p.T
-    pp = np.asarray(pp if dense else pp.toarray(), dtype=np.float64)
-    n = len(pos_ids)
-    cohesion = float((pp.sum() - np.trace(pp)) / (n * (n - 1))) if n > 1 else float("nan")
-    return sim.max(axis=1), sim.mean(axis=1), cohesion
+#: pairs (candidate, positive) whose similarities are computed at once (bounds the memory of the
+#: gathered rows: ~50 MB of TF-IDF rows or dense embeddings)
+PAIR_CHUNK = 65_536
 
 
-def features(data: MiningData, cand: Candidates, known: np.ndarray, tfidf: Any,
+def _pair_cosines(mat: Any, a: np.ndarray, b: np.ndarray, dense: bool) -> np.ndarray:
+    """``float64[len(a)]``: dot products of rows ``a[i]`` and ``b[i]`` of ``mat`` (cosines: the
+    rows are L2-normalised), in chunks of ``PAIR_CHUNK`` pairs."""
+    out = np.empty(len(a), dtype=np.float64)
+    for s in range(0, len(a), PAIR_CHUNK):
+        aa, bb = a[s:s + PAIR_CHUNK], b[s:s + PAIR_CHUNK]
+        if dense:
+            x, y = np.asarray(mat[aa], dtype=np.float32), np.asarray(mat[bb], dtype=np.float32)
+            out[s:s + len(aa)] = np.einsum("ij,ij->i", x, y)
+        else:
+            out[s:s + len(aa)] = np.asarray(mat[aa].multiply(mat[bb]).sum(axis=1)).ravel()
+    return out
+
+
+def _grouped(n_per: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For consecutive groups of sizes ``n_per`` (all > 0): each element's group and its index in it."""
+    group = np.repeat(np.arange(len(n_per)), n_per)
+    first = np.cumsum(n_per) - n_per
+    return group, np.arange(int(n_per.sum())) - first[group]
+
+
+def _chunks(n_per: np.ndarray, limit: int) -> list[tuple[int, int]]:
+    """Consecutive ranges of groups whose sizes add up to about ``limit`` (at least one group each)."""
+    ends = np.cumsum(n_per)
+    out, start = [], 0
+    while start < len(n_per):
+        base = int(ends[start - 1]) if start else 0
+        stop = max(start + 1, int(np.searchsorted(ends, base + limit, side="right")))
+        out.append((start, stop))
+        start = stop
+    return out
+
+
+class _Space:
+    """One vector space of documents: TF-IDF rows of the involved documents, or dense embeddings
+    indexed by corpus row."""
+
+    def __init__(self, matrix: Any, rows: np.ndarray | None, dense: bool) -> None:
+        self.matrix, self.rows, self.dense = matrix, rows, dense
+
+    def cosines(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        if self.rows is not None:
+            a, b = np.searchsorted(self.rows, a), np.searchsorted(self.rows, b)
+        return _pair_cosines(self.matrix, a, b, self.dense)
+
+
+def _to_positives(space: _Space, cell_q: np.ndarray, cell_doc: np.ndarray, start: np.ndarray, count: np.ndarray,
+                  kp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Max and mean cosine of each cell's document to the known positives ``kp[start[q]:start[q] +
+    count[q]]`` of its query ``q`` (every cell's query has at least one)."""
+    m = count[cell_q]
+    mx, mn = np.empty(len(cell_q)), np.empty(len(cell_q))
+    for lo, hi in _chunks(m, 16 * PAIR_CHUNK):
+        mm = m[lo:hi]
+        cell, j = _grouped(mm)
+        sims = space.cosines(cell_doc[lo:hi][cell], kp[start[cell_q[lo:hi]][cell] + j])
+        first = np.cumsum(mm) - mm
+        mx[lo:hi] = np.maximum.reduceat(sims, first)
+        mn[lo:hi] = np.add.reduceat(sims, first) / mm
+    return mx, mn
+
+
+def _cohesion(space: _Space, start: np.ndarray, count: np.ndarray, kp: np.ndarray) -> np.ndarray:
+    """``float64[n_q]``: the mean pairwise cosine among each query's known positives (NaN below two)."""
+    out = np.full(len(count), np.nan)
+    qs = np.flatnonzero(count >= 2)
+    sq = count[qs] ** 2
+    for lo, hi in _chunks(sq, 16 * PAIR_CHUNK):
+        q, idx = _grouped(sq[lo:hi])
+        m = count[qs[lo:hi]][q]
+        i, j = idx // m, idx % m
+        base = start[qs[lo:hi]][q]
+        sims = np.where(i != j, space.cosines(kp[base + i], kp[base + j]), 0.0)
+        first = np.cumsum(sq[lo:hi]) - sq[lo:hi]
+        n = count[qs[lo:hi]].astype(np.float64)
+        out[qs[lo:hi]] = np.add.reduceat(sims, first) / (n * (n - 1))
+    return out
+
+
+def features(data: MiningData, cand: Candidates, known: np.ndarray, tfidf: TextVectors,
              doc_embeddings: np.ndarray | None = None) -> np.ndarray:
     """``float32[n_queries, k, F]`` features of every cell against the known positives
     ``known bool[n_pairs]`` (a mask over ``data.positives``); padding rows are 0."""
@@ -183,17 +277,18 @@ def features(data: MiningData, cand: Candidates, known: np.ndarray, tfidf: Any,
     counts = np.bincount(qp[known], minlength=n_q)
     out[..., 10] = np.log1p(counts)[:, None]
     kp = pos.indices[known]
-    kq = qp[known]
-    starts = np.searchsorted(kq, np.arange(n_q + 1))
-    for q in np.flatnonzero((counts > 0) & (n_valid > 0)):
-        p_ids = kp[starts[q]:starts[q + 1]]
-        cols = np.flatnonzero(valid[q])
-        mx, mn, coh = _doc_sims(tfidf, ids[q, cols], p_ids, dense=False)
-        out[q, cols, 0], out[q, cols, 1] = mx, mn
-        out[q, cols, 2] = mx - coh if np.isfinite(coh) else 0.0
+    start = np.searchsorted(qp[known], np.arange(n_q))  # positives are stored by query
+    cell_q, cell_c = np.nonzero(valid & (counts > 0)[:, None])
+    if len(cell_q):
+        cell_doc = ids[cell_q, cell_c]
+        text = _Space(tfidf.matrix, tfidf.rows, dense=False)
+        mx, mn = _to_positives(text, cell_q, cell_doc, start, counts, kp)
+        coh = _cohesion(text, start, counts, kp)[cell_q]
+        out[cell_q, cell_c, 0], out[cell_q, cell_c, 1] = mx, mn
+        out[cell_q, cell_c, 2] = np.where(np.isfinite(coh), mx - coh, 0.0)
         if doc_embeddings is not None:
-            dmx, dmn, _ = _doc_sims(doc_embeddings, ids[q, cols], p_ids, dense=True)
-            out[q, cols, 3], out[q, cols, 4] = dmx, dmn
+            dmx, dmn = _to_positives(_Space(doc_embeddings, None, dense=True), cell_q, cell_doc, start, counts, kp)
+            out[cell_q, cell_c, 3], out[cell_q, cell_c, 4] = dmx, dmn
     out[~valid] = 0.0
     return out
 
@@ -266,7 +361,7 @@ class Detector:
         """Cross-fitted false-negative probabilities of every candidate cell."""
         metrics = require("sklearn.metrics")
         n_q, k = cand.ids.shape
-        tfidf = _tfidf(data)
+        tfidf = _tfidf(data, cand)
         all_known = np.ones(len(data.positives.indices), dtype=bool)
         hidden = pseudo_hide(data, seed)
         x_train = features(data, cand, ~hidden, tfidf, doc_embeddings)

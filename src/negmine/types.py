@@ -73,12 +73,16 @@ class Corpus:
         read (a run needs its positives and candidates, not ten million documents), each once per
         corpus object."""
         def compute(missing: list[int]) -> list[int]:
-            from negmine.textcol import take_rows
-
-            titles, texts = take_rows(self.titles, missing), take_rows(self.texts, missing)
-            return [text_hash(f"{t} {x}".strip() if t else x) for t, x in zip(titles, texts)]
+            return [text_hash(t) for t in self.full_texts_at(missing)]
 
         return _memo_rows(self._text_hash_memo, rows, compute)
+
+    def full_texts_at(self, rows: Sequence[int] | np.ndarray) -> list[str]:
+        """:meth:`full_texts` of the document ``rows`` only (one gather per column)."""
+        from negmine.textcol import take_rows
+
+        titles, texts = take_rows(self.titles, rows), take_rows(self.texts, rows)
+        return [f"{t} {x}".strip() if t else x for t, x in zip(titles, texts)]
 
     def id_keys(self, rows: np.ndarray) -> np.ndarray:
         """``uint64[len(rows)]``: :func:`negmine.samplers.string_keys` of the ids at ``rows`` (the

@@ -133,13 +133,76 @@ def test_features_against_known_positives():
     data, cand = planted(near=True)
     from negmine.detector import _tfidf
 
-    x = features(data, cand, np.ones(len(data.positives.indices), bool), _tfidf(data))
+    x = features(data, cand, np.ones(len(data.positives.indices), bool), _tfidf(data, cand))
     assert x.shape == (N_Q, K, len(FEATURES))
     # a positive's max TF-IDF cosine to the known positives (itself included) is 1
     pos_cells = np.isin(cand.ids, data.positives.indices)
     np.testing.assert_allclose(x[..., 0][pos_cells], 1.0, atol=1e-5)
     np.testing.assert_allclose(x[..., 5], np.broadcast_to(np.log1p(np.arange(K)), (N_Q, K)), rtol=1e-6)
     np.testing.assert_allclose(x[..., 10], np.log1p(N_POS))
+
+
+def _reference_similarities(mat, ids, valid, known_by_query):
+    """The similarity features computed the plain way: per query, candidate x positive matrices."""
+    n_q, k = ids.shape
+    out = np.zeros((n_q, k, 3))
+    for q in range(n_q):
+        p = known_by_query[q]
+        cols = np.flatnonzero(valid[q])
+        if not len(p) or not len(cols):
+            continue
+        c, pm = mat[ids[q, cols]], mat[p]
+        sim = np.asarray(c @ pm.T if isinstance(c, np.ndarray) else (c @ pm.T).toarray(), dtype=np.float64)
+        pp = np.asarray(pm @ pm.T if isinstance(pm, np.ndarray) else (pm @ pm.T).toarray(), dtype=np.float64)
+        n = len(p)
+        coh = (pp.sum() - np.trace(pp)) / (n * (n - 1)) if n > 1 else np.nan
+        out[q, cols, 0], out[q, cols, 1] = sim.max(1), sim.mean(1)
+        out[q, cols, 2] = sim.max(1) - coh if n > 1 else 0.0
+    return out
+
+
+@pytest.mark.parametrize("chunk", [7, 65_536])
+def test_similarity_features_equal_the_per_query_computation(monkeypatch: pytest.MonkeyPatch, chunk: int):
+    """Vectorised over (cell, positive) pairs in chunks (tiny ones too), the TF-IDF and dense
+    features equal candidate x positive matrix products query by query: queries with several
+    positives, one positive (no cohesion), none (zeros), and padding cells."""
+    import negmine.detector as D
+
+    monkeypatch.setattr(D, "PAIR_CHUNK", chunk)
+    data, cand = planted(near=True)
+    ids, scores = cand.ids.copy(), cand.scores.copy()
+    ids[3, -4:], scores[3, -4:] = -1, -np.inf  # padding
+    cand = Candidates(ids, scores, cand.sources, cand.source_names, cand.positive_scores)
+    qp = data.positives.query_of_pair()
+    known = np.ones(len(qp), bool)
+    known[qp == 0] = False  # query 0: no known positive
+    first_of_1 = np.flatnonzero(qp == 1)[0]
+    known[(qp == 1) & (np.arange(len(qp)) != first_of_1)] = False  # query 1: one
+    tf = D._tfidf(data, cand)
+    rng = np.random.default_rng(0)
+    emb = rng.normal(size=(len(data.corpus), 8)).astype(np.float32)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    x = features(data, cand, known, tf, emb)
+    by_q = [data.positives.indices[known & (qp == q)] for q in range(N_Q)]
+    valid = ids >= 0
+    # the TF-IDF rows belong to the involved documents: index them by corpus row for the reference
+    full = tf.matrix[np.searchsorted(tf.rows, np.arange(len(data.corpus)).clip(max=tf.rows[-1]))]
+    ref = _reference_similarities(full, ids, valid, by_q)
+    np.testing.assert_allclose(x[..., :3], ref, atol=1e-5)
+    dref = _reference_similarities(emb, ids, valid, by_q)
+    np.testing.assert_allclose(x[..., 3:5], dref[..., :2], atol=1e-5)
+    assert (x[0, :, :5] == 0).all() and (x[1, :, 2] == 0).all() and (x[3, -4:] == 0).all()
+    assert x[2, valid[2], 0].max() == pytest.approx(1.0)  # its own positives are among its candidates
+
+
+def test_tfidf_covers_only_the_involved_documents():
+    import negmine.detector as D
+
+    data, cand = planted(near=True)
+    tf = D._tfidf(data, cand)
+    involved = np.union1d(cand.ids[cand.ids >= 0], data.positives.indices)
+    np.testing.assert_array_equal(tf.rows, involved)
+    assert tf.matrix.shape[0] == len(involved) < len(data.corpus)
 
 
 def test_detector_options_are_checked():
