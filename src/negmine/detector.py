@@ -226,20 +226,24 @@ def _to_positives(space: _Space, cell_q: np.ndarray, cell_doc: np.ndarray, start
     return mx, mn
 
 
-def _cohesion(space: _Space, start: np.ndarray, count: np.ndarray, kp: np.ndarray) -> np.ndarray:
-    """``float64[n_q]``: the mean pairwise cosine among each query's known positives (NaN below two)."""
+def _cohesion(tfidf: TextVectors, start: np.ndarray, count: np.ndarray, kp: np.ndarray) -> np.ndarray:
+    """``float64[n_q]``: the mean pairwise TF-IDF cosine among each query's known positives (NaN
+    below two). With L2-normalised rows ``v_i``, ``Σ_{i≠j} v_i·v_j = ‖Σ v_i‖² − Σ ‖v_i‖²``: linear
+    in the number of positives (a query with 1,000 has a million pairs)."""
+    sparse = require("scipy.sparse")
     out = np.full(len(count), np.nan)
-    qs = np.flatnonzero(count >= 2)
-    sq = count[qs] ** 2
-    for lo, hi in _chunks(sq, 16 * PAIR_CHUNK):
-        q, idx = _grouped(sq[lo:hi])
-        m = count[qs[lo:hi]][q]
-        i, j = idx // m, idx % m
-        base = start[qs[lo:hi]][q]
-        sims = np.where(i != j, space.cosines(kp[base + i], kp[base + j]), 0.0)
-        first = np.cumsum(sq[lo:hi]) - sq[lo:hi]
-        n = count[qs[lo:hi]].astype(np.float64)
-        out[qs[lo:hi]] = np.add.reduceat(sims, first) / (n * (n - 1))
+    if not len(kp):
+        return out
+    rows = tfidf.matrix[np.searchsorted(tfidf.rows, kp)]
+    owner = np.repeat(np.arange(len(count)), count)  # kp is stored by query
+    groups = sparse.csr_matrix((np.ones(len(kp)), (owner, np.arange(len(kp)))), shape=(len(count), len(kp)))
+    sums = groups @ rows.astype(np.float64)
+    total = np.asarray(sums.multiply(sums).sum(axis=1)).ravel()
+    own = np.bincount(owner, weights=np.asarray(rows.multiply(rows).sum(axis=1), dtype=np.float64).ravel(),
+                      minlength=len(count))
+    n = count.astype(np.float64)
+    many = count >= 2
+    out[many] = (total[many] - own[many]) / (n[many] * (n[many] - 1))
     return out
 
 
@@ -283,7 +287,7 @@ def features(data: MiningData, cand: Candidates, known: np.ndarray, tfidf: TextV
         cell_doc = ids[cell_q, cell_c]
         text = _Space(tfidf.matrix, tfidf.rows, dense=False)
         mx, mn = _to_positives(text, cell_q, cell_doc, start, counts, kp)
-        coh = _cohesion(text, start, counts, kp)[cell_q]
+        coh = _cohesion(tfidf, start, counts, kp)[cell_q]
         out[cell_q, cell_c, 0], out[cell_q, cell_c, 1] = mx, mn
         out[cell_q, cell_c, 2] = np.where(np.isfinite(coh), mx - coh, 0.0)
         if doc_embeddings is not None:
