@@ -95,7 +95,8 @@ def run(dataset: str, retriever_name: str, cache_dir: str) -> dict[str, Any]:
         # multi-positive ones) does there, beside the preset (docs/QUALITY.md, section 5)
         one = audited & (vis.positives.counts() == 1)
         labels = [p.label() for p in grid]
-        preset = C.Policy(C.PRESET["positive_reference"], C.PRESET["relative_margin"], C.PRESET["sampler"], None)
+        pre = C.PRESET_SEVERAL_POSITIVES  # what these collections would get below 30 calibration queries
+        preset = C.Policy(pre["positive_reference"], pre["relative_margin"], pre["sampler"], None)
         out["single_positive_rows"] = {
             "rows": int(one.sum()),
             "calibrated": C.summarise(stats[labels.index(rec["chosen"]["policy"])], one),

@@ -45,7 +45,8 @@ that is scored on them. The detector inside the policies is cross-fitted too
 :func:`default_policy` is the default of ``negmine mine`` without explicit filter or sampler
 options: calibrate to ``DEFAULT_TARGET_FNR`` with ``DEFAULT_MIN_COVERAGE`` when the data has at
 least ``MIN_CALIBRATION_QUERIES`` queries with two or more positives and they are at least
-``MIN_CALIBRATION_SHARE`` of the queries with positives, otherwise the ``PRESET``.
+``MIN_CALIBRATION_SHARE`` of the queries with positives; otherwise ``PRESET_ONE_POSITIVE`` when most
+queries have one positive, ``PRESET_SEVERAL_POSITIVES`` when they have several but are too few.
 """
 
 from __future__ import annotations
@@ -69,8 +70,8 @@ from negmine.filters import (
 from negmine.samplers import SampleInput, Sampler, SimANS, Softmax, Top, select, string_keys
 from negmine.types import Candidates, MiningData, Qrels
 
-__all__ = ["DEFAULT_MIN_COVERAGE", "DEFAULT_TARGET_FNR", "MIN_CALIBRATION_QUERIES", "MIN_CALIBRATION_SHARE", "PRESET",
-           "Calibration",
+__all__ = ["DEFAULT_MIN_COVERAGE", "DEFAULT_TARGET_FNR", "MIN_CALIBRATION_QUERIES", "MIN_CALIBRATION_SHARE",
+           "PRESET_ONE_POSITIVE", "PRESET_SEVERAL_POSITIVES", "Calibration",
            "Policy", "calibrate", "default_policy", "evaluate_policies", "policy_grid", "summarise"]
 
 DEFAULT_TARGET_FNR = 0.10
@@ -107,12 +108,18 @@ def make_sampler(name: str) -> Sampler:
 
 SAMPLERS = ("top", "softmax-z", "simans-z")
 
-#: the documented preset (too few queries with several positives to calibrate, e.g. one positive per
-#: query): relative margin 0.05 below the query's *highest* positive, top. With one positive this is
-#: NV-Retriever's TopK-PercPos 95% rule (the best trained SciFact row, docs/EXPERIMENTS.md); with
-#: several it keeps coverage (the lowest-positive rule leaves 6-50% of queries their 5 negatives on
-#: NPL/Cranfield). Its false-negative rate is not measured (docs/QUALITY.md gives it on NPL/Cranfield).
-PRESET: dict[str, Any] = {"positive_reference": "max", "relative_margin": 0.05, "sampler": "top"}
+#: the preset when most queries with positives have one (SciFact, MS MARCO): relative margin 0.05
+#: below the query's *lowest* known positive, top — NV-Retriever's TopK-PercPos 95% rule held against
+#: every known positive. The best trained SciFact row over three seeds (docs/EXPERIMENTS.md: nDCG@10
+#: 0.6688); the same margin below the *highest* positive trained worse (0.6617: on the 77 queries with
+#: several positives it takes negatives that outscore a known positive). Its coverage cost (a lowest
+#: positive deep in the list leaves little below it) falls on the minority with several positives.
+PRESET_ONE_POSITIVE: dict[str, Any] = {"positive_reference": "min", "relative_margin": 0.05, "sampler": "top"}
+#: the preset when most queries have several positives but too few to calibrate on: the margin
+#: below the *highest* positive, which keeps coverage (below the lowest one, 6-50% of queries kept
+#: their 5 negatives on NPL/Cranfield). Its false-negative rate is not measured by the run
+#: (docs/QUALITY.md measures it on NPL/Cranfield: 0.10-0.19; the calibrated default: 0.03-0.05).
+PRESET_SEVERAL_POSITIVES: dict[str, Any] = {"positive_reference": "max", "relative_margin": 0.05, "sampler": "top"}
 
 
 @dataclass(frozen=True)
@@ -403,12 +410,13 @@ def calibrate(data: MiningData, cand: Candidates, filters: Sequence[Filter], sam
 def default_policy(data: MiningData) -> dict[str, Any]:
     """What ``negmine mine`` does without explicit filter or sampler options.
 
-    Returns ``{"calibrate": bool, "target_fnr", "min_coverage", "options": {...}, "reason": str,
-    "fnr_measured": bool, "calibration_queries": int, "queries_with_positives": int}``: when at
-    least ``MIN_CALIBRATION_QUERIES`` queries have two or more positives *and* they are at least
-    ``MIN_CALIBRATION_SHARE`` of the queries with positives, calibrate to ``DEFAULT_TARGET_FNR`` /
-    ``DEFAULT_MIN_COVERAGE``; otherwise mine with the ``PRESET`` options, and the report must say
-    the false-negative rate was not measured.
+    Returns ``{"calibrate": bool, "target_fnr", "min_coverage", "options": {...}, "preset": str |
+    None, "reason": str, "fnr_measured": bool, "calibration_queries": int,
+    "queries_with_positives": int}``: when at least ``MIN_CALIBRATION_QUERIES`` queries have two or
+    more positives *and* they are at least ``MIN_CALIBRATION_SHARE`` of the queries with positives,
+    calibrate to ``DEFAULT_TARGET_FNR`` / ``DEFAULT_MIN_COVERAGE``; otherwise mine with a preset
+    (``PRESET_ONE_POSITIVE`` when most queries have one positive, else
+    ``PRESET_SEVERAL_POSITIVES``), and the report must say the false-negative rate was not measured.
     """
     counts = data.positives.counts()
     n, total = int((counts >= 2).sum()), int((counts >= 1).sum())
@@ -416,15 +424,19 @@ def default_policy(data: MiningData) -> dict[str, Any]:
     base = {"calibration_queries": n, "queries_with_positives": total}
     if n >= MIN_CALIBRATION_QUERIES and share >= MIN_CALIBRATION_SHARE:
         return {"calibrate": True, "target_fnr": DEFAULT_TARGET_FNR, "min_coverage": DEFAULT_MIN_COVERAGE,
-                "options": {}, "fnr_measured": True, **base,
+                "options": {}, "preset": None, "fnr_measured": True, **base,
                 "reason": f"{n} of {total} queries ({share:.0%}) have two or more positives: calibrated to "
                           f"HP-FNR <= {DEFAULT_TARGET_FNR:g} with coverage >= {DEFAULT_MIN_COVERAGE:g}"}
-    if n < MIN_CALIBRATION_QUERIES:
-        why = f"only {n} queries have two or more positives (calibrating needs {MIN_CALIBRATION_QUERIES})"
-    else:
+    if share < MIN_CALIBRATION_SHARE:
+        name, preset = "one positive", PRESET_ONE_POSITIVE
         why = (f"only {n} of {total} queries ({share:.0%}) have two or more positives (calibrating needs at least "
                f"{MIN_CALIBRATION_SHARE:.0%}: a policy measured on them would be extrapolated to the "
                f"{total - n} with one)")
-    return {"calibrate": False, "target_fnr": None, "min_coverage": None, "options": dict(PRESET),
+        what = "relative margin 0.05 below the lowest positive"
+    else:
+        name, preset = "several positives", PRESET_SEVERAL_POSITIVES
+        why = f"only {n} queries have two or more positives (calibrating needs {MIN_CALIBRATION_QUERIES})"
+        what = "relative margin 0.05 below the highest positive"
+    return {"calibrate": False, "target_fnr": None, "min_coverage": None, "options": dict(preset), "preset": name,
             "fnr_measured": False, **base,
-            "reason": f"{why}: preset policy used; the false-negative rate was not measured"}
+            "reason": f"{why}: preset policy ({what}, top) used; the false-negative rate was not measured"}

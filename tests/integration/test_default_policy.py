@@ -70,7 +70,7 @@ def test_enough_multi_positive_queries_are_calibrated(tmp_path: Path, fs: Any) -
     assert policy["calibrate"] is False and policy["fnr_measured"] is False and "calibration" not in rep
     assert f"only {n_q} of {2 * n_q + 1} queries" in policy["reason"]
     manifest = json.loads((tmp_path / "d" / "manifest.json").read_text())
-    assert manifest["options"]["positive_reference"] == "max" and manifest["options"]["relative_margin"] == 0.05
+    assert manifest["options"]["positive_reference"] == "min" and manifest["options"]["relative_margin"] == 0.05
 
 
 def many_positive_beir(root: Path, fs: Any, n_q: int) -> Path:

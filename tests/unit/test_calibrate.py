@@ -139,7 +139,9 @@ def test_default_policy_threshold():
     first = np.r_[True, q[1:] != q[:-1]]
     few = Qrels.from_pairs(N_Q, q[keep | first], data.positives.indices[keep | first])
     d = C.default_policy(MiningData(data.corpus, data.queries, few, few))
-    assert not d["calibrate"] and not d["fnr_measured"] and d["options"] == C.PRESET
+    # most queries still have several positives, too few to calibrate on: the margin below the highest
+    assert not d["calibrate"] and not d["fnr_measured"] and d["options"] == C.PRESET_SEVERAL_POSITIVES
+    assert d["options"]["positive_reference"] == "max" and d["preset"] == "several positives"
     assert "not measured" in d["reason"] and d["calibration_queries"] == C.MIN_CALIBRATION_QUERIES - 1
 
 
@@ -164,7 +166,8 @@ def test_default_policy_needs_multi_positive_queries_to_be_the_majority():
     assert d["calibrate"] and (d["calibration_queries"], d["queries_with_positives"]) == (n, 2 * n)
     # one more single-positive query: a minority -> the preset, and the reason says why
     d = C.default_policy(_with_single_positive_queries(data, n + 1))
-    assert not d["calibrate"] and d["options"] == C.PRESET and not d["fnr_measured"]
+    assert not d["calibrate"] and d["options"] == C.PRESET_ONE_POSITIVE and not d["fnr_measured"]
+    assert d["options"]["positive_reference"] == "min" and d["preset"] == "one positive"
     assert f"only {n} of {2 * n + 1} queries" in d["reason"] and f"the {n + 1} with one" in d["reason"]
     assert "not measured" in d["reason"]
 

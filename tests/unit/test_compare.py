@@ -355,13 +355,13 @@ def test_policy_default_is_checked(tmp_path: Path) -> None:
 
 def test_a_default_setting_mines_and_is_audited_as_the_cli_default(tmp_path: Path) -> None:
     """``policy = "default"`` mines what ``negmine mine`` mines without policy options (the bundled
-    sample has 12 queries with two positives or more: the preset, rm 0.05 below the *highest*
-    positive), and the audit measures that policy, with its reference, on the visible half."""
+    sample has 12 of 80 queries with two positives or more: the one-positive preset, rm 0.05 below
+    the lowest positive), and the audit measures that policy on the visible half."""
     pytest.importorskip("bm25s")
     import pyarrow.parquet as pq
 
     from negmine import audit as A
-    from negmine.calibrate import PRESET
+    from negmine.calibrate import PRESET_ONE_POSITIVE
     from negmine.compare_run import Runner, _State
     from negmine.filters import ExcludePositives, RelativeMargin
     from negmine.pipeline import choose, resolve_depth
@@ -383,7 +383,7 @@ policy = "default"
     metrics = runner.audit(s, 0, run_dir, state, runner.mine(s, 0, run_dir, state))["metrics"]
     rep = json.loads((run_dir / "mined" / "report.json").read_text())
     assert rep["run"]["default_policy"]["calibrate"] is False
-    assert "only 12 queries have two or more positives" in rep["run"]["default_policy"]["reason"]
+    assert "only 12 of 80 queries" in rep["run"]["default_policy"]["reason"]
     # the CLI's default on the same data mines the same negatives
     assert main(["mine", "--dataset", str(SAMPLE), "--retriever", "bm25", "--num-negatives", "2",
                  "--exclude-splits", "train", "--out", str(tmp_path / "cli"), "-q"]) == 0
@@ -397,6 +397,6 @@ policy = "default"
     split = A.hide_fraction(data, 0.5, 0)
     vcand = A.restrict(cand, data.positives, split.visible.positives, len(data.corpus))
     preset = A.negative_metrics(choose(split.visible, vcand, [ExcludePositives(), RelativeMargin(0.05)], Top(), 2, 0,
-                                       config={}, reference=PRESET["positive_reference"]), split.hidden)
+                                       config={}, reference=PRESET_ONE_POSITIVE["positive_reference"]), split.hidden)
     assert {k: metrics[k] for k in ("hp_fnr", "mean_rank", "coverage")} == {
         k: preset[k] for k in ("hp_fnr", "mean_rank", "coverage")}
