@@ -193,7 +193,8 @@ def render(res: dict[str, Any]) -> str:
         cal_s, pre_s = sp["calibrated"], sp["preset"]
         lines.append(f"\nThe {sp['rows']} audited queries left with one visible positive: calibrated policy HP-FNR "
                      f"{cal_s['hp_fnr']:.3f} / coverage {cal_s['coverage']:.3f} / rank {cal_s['mean_rank']:.1f}; "
-                     f"preset {pre_s['hp_fnr']:.3f} / {pre_s['coverage']:.3f} / {pre_s['mean_rank']:.1f}.")
+                     f"the presets' margin rule (rm 0.05, top; with one positive both presets are this rule) "
+                     f"{pre_s['hp_fnr']:.3f} / {pre_s['coverage']:.3f} / {pre_s['mean_rank']:.1f}.")
     if "estimates" in res:
         lines += [f"\nThe calibration's estimate (on the visible half; detector prior shift "
                   f"{res['calibration']['prior_shift'] or 1:.2f}) beside the audit's measurement, top-5 with a "
