@@ -111,9 +111,10 @@ SAMPLERS = ("top", "softmax-z", "simans-z")
 #: the preset when most queries with positives have one (SciFact, MS MARCO): relative margin 0.05
 #: below the query's *lowest* known positive, top — NV-Retriever's TopK-PercPos 95% rule held against
 #: every known positive. The best trained SciFact row over three seeds (docs/EXPERIMENTS.md: nDCG@10
-#: 0.6688); the same margin below the *highest* positive trained worse (0.6617: on the 77 queries with
-#: several positives it takes negatives that outscore a known positive). Its coverage cost (a lowest
-#: positive deep in the list leaves little below it) falls on the minority with several positives.
+#: 0.6688); the same margin below the *highest* positive trained 0.6617 (paired p = 0.09: a trend,
+#: with a reason — on the 77 queries with several positives it accepts negatives that outscore a
+#: known positive). Its coverage cost (a lowest positive deep in the list leaves little below it)
+#: falls on the minority with several positives.
 PRESET_ONE_POSITIVE: dict[str, Any] = {"positive_reference": "min", "relative_margin": 0.05, "sampler": "top"}
 #: the preset when most queries have several positives but too few to calibrate on: the margin
 #: below the *highest* positive, which keeps coverage (below the lowest one, 6-50% of queries kept
