@@ -87,6 +87,10 @@ MIN_CALIBRATION_QUERIES = 30
 #: (docs/QUALITY.md, section 5).
 MIN_CALIBRATION_SHARE = 0.5
 CROSSFIT_FOLDS = 5
+#: the default grid's ``pair`` policies expand every (query, positive) into a row of the query's
+#: candidates; beyond this many cells (about 0.6 GB of row arrays) they are left out of the search
+#: and the record says so (50 queries x 1,000 positives x 1,105 candidates are 55M cells)
+MAX_PAIR_CELLS = 20_000_000
 HIDE_FRACTION = 0.5
 CALIBRATION_SALT = 0xCA11
 
@@ -341,6 +345,12 @@ def calibrate(data: MiningData, cand: Candidates, filters: Sequence[Filter], sam
     grid = list(policies) if policies is not None else policy_grid(samplers=samplers or SAMPLERS)
     split = hide_fraction(data, HIDE_FRACTION, seed ^ CALIBRATION_SALT)  # not the audit's own split
     vis = split.visible
+    pair_note = None
+    pair_cells = int(vis.positives.counts().sum()) * int(cand.ids.shape[1])
+    if policies is None and pair_cells > MAX_PAIR_CELLS:
+        grid = [p for p in grid if p.reference != "pair"]
+        pair_note = (f"pair policies left out: {pair_cells:,} cells (one row per query and visible positive) "
+                     f"exceed {MAX_PAIR_CELLS:,}")
     vcand = restrict(cand, data.positives, vis.positives, len(data.corpus))
     det = detector if detector is not None else Detector()
     fn_prob, det_stats = None, {}
@@ -391,7 +401,7 @@ def calibrate(data: MiningData, cand: Candidates, filters: Sequence[Filter], sam
         "crossfit": crossfit, "calibration_queries": int(audited.sum()),
         "hidden_positives": int(split.hidden.counts().sum()), "hide_fraction": HIDE_FRACTION,
         "unknown_ratio": unknown_ratio,
-        "policies": len(grid), "frontier": frontier, "detector": det_stats,
+        "policies": len(grid), "frontier": frontier, "detector": det_stats, "pair_policies": pair_note,
         # the keys of the margin-only calibration, for readers of older reports
         "chosen_relative_margin": chosen.margin, "estimated_hp_fnr": crossfit["hp_fnr"],
         "estimated_hp_fnr_ci95": crossfit["hp_fnr_ci95"],

@@ -179,3 +179,19 @@ def test_cluster_wilson_widens_with_clustered_hits():
     np.testing.assert_allclose(spread, wilson(10, 100))  # deff < 1 is clipped to 1
     assert clustered[0] < spread[0] and clustered[1] > spread[1]
     assert cluster_wilson(np.zeros(3), np.full(3, 5)) == wilson(0, 15)
+
+
+def test_pair_policies_are_left_out_beyond_the_cell_budget(monkeypatch: pytest.MonkeyPatch):
+    """The default grid's pair rows cost (visible positives) x (candidates) cells; beyond
+    ``MAX_PAIR_CELLS`` the search leaves them out and says so, and the other policies are scored
+    exactly as with them."""
+    data, cand = planted(near=True)
+    full = C.calibrate(data, cand, [], Top(), 5, 0, target_fnr=0.1)
+    assert full.record["pair_policies"] is None
+    assert any(r["positive_reference"] == "pair" for r in full.record["frontier"])
+    monkeypatch.setattr(C, "MAX_PAIR_CELLS", 10)
+    capped = C.calibrate(data, cand, [], Top(), 5, 0, target_fnr=0.1)
+    assert "pair policies left out" in capped.record["pair_policies"] and "exceed 10" in capped.record["pair_policies"]
+    assert not any(r["positive_reference"] == "pair" for r in capped.record["frontier"])
+    others = {r["policy"]: r for r in full.record["frontier"] if r["positive_reference"] != "pair"}
+    assert {r["policy"]: r["hp_fnr"] for r in capped.record["frontier"]} == {k: r["hp_fnr"] for k, r in others.items()}

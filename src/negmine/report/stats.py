@@ -204,6 +204,8 @@ def render_text(report: dict[str, Any]) -> str:
     cal = report.get("calibration")
     if cal and cal.get("note"):
         lines.append(f"calibration: {cal['note']} (on {cal['calibration_queries']} queries)")
+        if cal.get("pair_policies"):
+            lines.append(f"calibration: {cal['pair_policies']}")
     elif cal:
         lines.append(
             f"calibrated relative margin: {cal['chosen_relative_margin']} for target HP-FNR {cal['target_fnr']} "
