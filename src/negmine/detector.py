@@ -135,10 +135,6 @@ class TextVectors:
     matrix: Any  # scipy.sparse CSR, float32[len(rows), vocabulary]
     rows: np.ndarray  # int64, sorted
 
-    def local(self, doc_rows: np.ndarray) -> np.ndarray:
-        """Matrix rows of corpus rows (each must be among ``rows``)."""
-        return np.searchsorted(self.rows, doc_rows)
-
 
 def involved_rows(data: MiningData, cand: Candidates) -> np.ndarray:
     """Sorted corpus rows of every candidate cell and every positive."""
