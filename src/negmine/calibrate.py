@@ -443,11 +443,11 @@ def default_policy(data: MiningData) -> dict[str, Any]:
         why = (f"only {n} of {total} queries ({share:.0%}) have two or more positives (calibrating needs at least "
                f"{MIN_CALIBRATION_SHARE:.0%}: a policy measured on them would be extrapolated to the "
                f"{total - n} with one)")
-        what = "relative margin 0.05 below the lowest positive"
     else:
         name, preset = "several positives", PRESET_SEVERAL_POSITIVES
         why = f"only {n} queries have two or more positives (calibrating needs {MIN_CALIBRATION_QUERIES})"
-        what = "relative margin 0.05 below the highest positive"
+    what = (f"relative margin {preset['relative_margin']:g} below the "
+            f"{'lowest' if preset['positive_reference'] == 'min' else 'highest'} positive, {preset['sampler']}")
     return {"calibrate": False, "target_fnr": None, "min_coverage": None, "options": dict(preset), "preset": name,
             "fnr_measured": False, **base,
-            "reason": f"{why}: preset policy ({what}, top) used; the false-negative rate was not measured"}
+            "reason": f"{why}: preset policy ({what}) used; the false-negative rate was not measured"}

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from negmine.errors import ConfigError
-from negmine.options import DEFAULTS, OPTIONS
+from negmine.options import DEFAULTS, OPTIONS, POLICY_KEYS
 
 #: the metric the baseline difference and the test are computed on
 PRIMARY = "ndcg@10"
@@ -224,7 +224,7 @@ def load_sweep(path: str | Path, *, out: str | Path | None = None) -> Sweep:
         if s.name in names[:i] or s.slug in slugs[:i]:
             raise ConfigError(f"{p}: setting name {s.name!r} is used twice (or names the same directory "
                               f"{s.slug!r} as another); give every setting its own name")
-    shared_policy = sorted(set(mine) & _policy_keys())
+    shared_policy = sorted(set(mine) & POLICY_KEYS)
     for s in settings:
         if s.default_policy and shared_policy:
             raise ConfigError(f"{p} [[setting]] {s.name!r}: policy = \"default\" chooses the mining policy itself, "
@@ -241,12 +241,6 @@ def load_sweep(path: str | Path, *, out: str | Path | None = None) -> Sweep:
     )
     _validate_components(result)
     return result
-
-
-def _policy_keys() -> frozenset[str]:
-    from negmine.options import POLICY_KEYS
-
-    return POLICY_KEYS
 
 
 def _parse_setting(p: Path, i: int, raw: Any) -> Setting:
@@ -278,7 +272,7 @@ def _parse_setting(p: Path, i: int, raw: Any) -> Setting:
                           "set explicit options (sampler, relative_margin, target_fnr, ...) instead")
     mine = _check_mine(where, rest)
     if policy is not None:
-        given = sorted(set(mine) & _policy_keys())
+        given = sorted(set(mine) & POLICY_KEYS)
         if given:
             raise ConfigError(f"{where}: policy = \"default\" chooses the mining policy itself; "
                               f"drop {', '.join(given)}")

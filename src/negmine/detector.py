@@ -206,20 +206,23 @@ class _Space:
         return _pair_cosines(self.matrix, a, b, self.dense)
 
 
-def _to_positives(space: _Space, cell_q: np.ndarray, cell_doc: np.ndarray, start: np.ndarray, count: np.ndarray,
-                  kp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Max and mean cosine of each cell's document to the known positives ``kp[start[q]:start[q] +
-    count[q]]`` of its query ``q`` (every cell's query has at least one)."""
+def _to_positives(spaces: list[_Space], cell_q: np.ndarray, cell_doc: np.ndarray, start: np.ndarray,
+                  count: np.ndarray, kp: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per space, max and mean cosine of each cell's document to the known positives
+    ``kp[start[q]:start[q] + count[q]]`` of its query ``q`` (every cell's query has at least one);
+    the (cell, positive) pairs are built once for all spaces."""
     m = count[cell_q]
-    mx, mn = np.empty(len(cell_q)), np.empty(len(cell_q))
+    out = [(np.empty(len(cell_q)), np.empty(len(cell_q))) for _ in spaces]
     for lo, hi in _chunks(m, 16 * PAIR_CHUNK):
         mm = m[lo:hi]
         cell, j = _grouped(mm)
-        sims = space.cosines(cell_doc[lo:hi][cell], kp[start[cell_q[lo:hi]][cell] + j])
+        a, b = cell_doc[lo:hi][cell], kp[start[cell_q[lo:hi]][cell] + j]
         first = np.cumsum(mm) - mm
-        mx[lo:hi] = np.maximum.reduceat(sims, first)
-        mn[lo:hi] = np.add.reduceat(sims, first) / mm
-    return mx, mn
+        for space, (mx, mn) in zip(spaces, out):
+            sims = space.cosines(a, b)
+            mx[lo:hi] = np.maximum.reduceat(sims, first)
+            mn[lo:hi] = np.add.reduceat(sims, first) / mm
+    return out
 
 
 def _cohesion(tfidf: TextVectors, start: np.ndarray, count: np.ndarray, kp: np.ndarray) -> np.ndarray:
@@ -281,14 +284,15 @@ def features(data: MiningData, cand: Candidates, known: np.ndarray, tfidf: TextV
     cell_q, cell_c = np.nonzero(valid & (counts > 0)[:, None])
     if len(cell_q):
         cell_doc = ids[cell_q, cell_c]
-        text = _Space(tfidf.matrix, tfidf.rows, dense=False)
-        mx, mn = _to_positives(text, cell_q, cell_doc, start, counts, kp)
-        coh = _cohesion(tfidf, start, counts, kp)[cell_q]
+        spaces = [_Space(tfidf.matrix, tfidf.rows, dense=False)]
+        if doc_embeddings is not None:
+            spaces.append(_Space(doc_embeddings, None, dense=True))
+        sims = _to_positives(spaces, cell_q, cell_doc, start, counts, kp)
+        (mx, mn), coh = sims[0], _cohesion(tfidf, start, counts, kp)[cell_q]
         out[cell_q, cell_c, 0], out[cell_q, cell_c, 1] = mx, mn
         out[cell_q, cell_c, 2] = np.where(np.isfinite(coh), mx - coh, 0.0)
         if doc_embeddings is not None:
-            dmx, dmn = _to_positives(_Space(doc_embeddings, None, dense=True), cell_q, cell_doc, start, counts, kp)
-            out[cell_q, cell_c, 3], out[cell_q, cell_c, 4] = dmx, dmn
+            out[cell_q, cell_c, 3], out[cell_q, cell_c, 4] = sims[1]
     out[~valid] = 0.0
     return out
 

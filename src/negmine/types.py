@@ -82,7 +82,7 @@ class Corpus:
         from negmine.textcol import take_rows
 
         titles, texts = take_rows(self.titles, rows), take_rows(self.texts, rows)
-        return [f"{t} {x}".strip() if t else x for t, x in zip(titles, texts)]
+        return [_full_text(t, x) for t, x in zip(titles, texts)]
 
     def id_keys(self, rows: np.ndarray) -> np.ndarray:
         """``uint64[len(rows)]``: :func:`negmine.samplers.string_keys` of the ids at ``rows`` (the
@@ -106,7 +106,12 @@ class Corpus:
     def iter_full_texts(self) -> Iterator[str]:
         """:meth:`full_texts` one at a time (no list of every text)."""
         for t, x in zip(self.titles, self.texts):
-            yield f"{t} {x}".strip() if t else x
+            yield _full_text(t, x)
+
+
+def _full_text(title: str, text: str) -> str:
+    """Title and text joined by a space (the text alone without a title)."""
+    return f"{title} {text}".strip() if title else text
 
 
 def _memo_rows(memo: dict[int, int], rows: np.ndarray, compute: Any) -> np.ndarray:
