@@ -27,13 +27,28 @@ import numpy as np
 
 from negmine.errors import ConfigError
 from negmine.filters import ExcludePositives, Filter, RelativeMargin
+from negmine.holdout import (  # the holdout protocols, kept importable from here for older callers
+    HIDE_SALT,
+    Holdout,
+    Split,
+    _subset,
+    hide_below_grade,
+    hide_fraction,
+    hide_pool,
+    hide_qrels,
+    make_split,
+    pool_split,
+)
 from negmine.pipeline import MiningResult, build_config, choose, resolve_depth
 from negmine.retrievers.base import Retriever
 from negmine.samplers import Sampler, string_keys, uniform
 from negmine.types import Candidates, MiningData, Qrels, RunContext
 
+__all__ = ["HIDE_SALT", "MARGIN_GRID", "SAFETY_MARGIN", "Holdout", "Setting", "Split", "calibrate_margin",
+           "cluster_wilson", "hide_below_grade", "hide_fraction", "hide_pool", "hide_qrels", "make_split",
+           "negative_metrics", "pool_split", "restrict", "run_settings", "wilson"]
+
 SAFETY_MARGIN = 0.05
-HIDE_SALT = 0x41D3_5A17_0000_0001  # hide_fraction's hash salt (independent of the samplers)
 MARGIN_GRID = (0.0, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3)
 
 
@@ -44,14 +59,6 @@ class Setting:
     label: str
     filters: list[Filter]
     sampler: Sampler
-
-
-@dataclass
-class Split:
-    """Positives split into what the miner sees (``visible``) and what it does not (``hidden``)."""
-
-    visible: MiningData
-    hidden: Qrels
 
 
 def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -92,80 +99,6 @@ def cluster_wilson(hits: np.ndarray, negatives: np.ndarray, z: float = 1.96) -> 
 
 def _pair_keys(q: np.ndarray, d: np.ndarray, n_docs: int) -> np.ndarray:
     return q.astype(np.int64) * n_docs + d.astype(np.int64)
-
-
-def _subset(qrels: Qrels, mask: np.ndarray) -> Qrels:
-    return Qrels.from_pairs(qrels.n_queries, qrels.query_of_pair()[mask], qrels.indices[mask], qrels.grades[mask])
-
-
-def _make_split(data: MiningData, hide: np.ndarray) -> Split:
-    """Hide the positive pairs flagged in ``hide`` (aligned with ``data.positives``)."""
-    pos = data.positives
-    n_docs = len(data.corpus)
-    hidden = _subset(pos, hide)
-    visible_pos = _subset(pos, ~hide)
-    hk = _pair_keys(hidden.query_of_pair(), hidden.indices, n_docs)
-    ek = _pair_keys(data.exclude.query_of_pair(), data.exclude.indices, n_docs)
-    visible_excl = _subset(data.exclude, ~np.isin(ek, hk))
-    visible = MiningData(data.corpus, data.queries, visible_pos, visible_excl, stats=data.stats, sources=data.sources)
-    return Split(visible, hidden)
-
-
-def hide_fraction(data: MiningData, fraction: float, seed: int) -> Split:
-    """Hide ``round(fraction · n)`` of each query's ``n`` positives (at most ``n − 1``: one always
-    stays visible), chosen by a hash of ``(seed, query_id, doc_id)``, salted (``HIDE_SALT``) so that
-    it is independent of the samplers' noise, which hashes the same triple: without the salt, the
-    hidden positives are exactly those with the lowest sampler noise, and any random sampler mined
-    with the same seed avoids them (HP-FNR of ``random`` read 0.000)."""
-    if not 0 < fraction < 1:
-        raise ConfigError(f"hide fraction must be in (0, 1), got {fraction}; e.g. --hide-fraction 0.5")
-    pos = data.positives
-    q = pos.query_of_pair()
-    u = uniform(seed ^ HIDE_SALT, string_keys(data.queries.ids)[q],
-                data.corpus.id_keys(pos.indices)[:, None])[:, 0]
-    counts = pos.counts()
-    n_hide = np.minimum(np.rint(fraction * counts), counts - 1).astype(np.int64)
-    order = np.lexsort((u, q))  # within each query, by hash
-    rank_in_query = np.empty(len(q), dtype=np.int64)
-    rank_in_query[order] = np.arange(len(q)) - pos.indptr[q[order]]
-    return _make_split(data, rank_in_query < n_hide[q])
-
-
-def hide_below_grade(data: MiningData, min_grade: float) -> Split:
-    """Positives graded ``>= min_grade`` are visible, the rest hidden (e.g. Cranfield: give the
-    miner grades 3-4, audit against grades 1-2). Queries left with no visible positive keep
-    their best one visible."""
-    pos = data.positives
-    g = pos.grades
-    hide = g < min_grade
-    q = pos.query_of_pair()
-    best = np.zeros(pos.n_queries, dtype=np.int64)
-    for i in range(pos.n_queries):  # queries with nothing visible keep their best-graded positive
-        lo, hi = pos.indptr[i], pos.indptr[i + 1]
-        if hi > lo and hide[lo:hi].all():
-            best[i] = lo + int(np.argmax(g[lo:hi]))
-            hide[best[i]] = False
-    del q
-    return _make_split(data, hide)
-
-
-def hide_qrels(data: MiningData, rows: list[tuple[str, str, float]]) -> Split:
-    """Hide the positives named in a second qrels file (rows ``(query_id, doc_id, grade)``)."""
-    doc_row = {d: i for i, d in enumerate(data.corpus.ids)}
-    q_row = {q: i for i, q in enumerate(data.queries.ids)}
-    n_docs = len(data.corpus)
-    keys = np.array([q_row[q] * n_docs + doc_row[d] for q, d, g in rows if q in q_row and d in doc_row and g > 0],
-                    dtype=np.int64)
-    pos = data.positives
-    hide = np.isin(_pair_keys(pos.query_of_pair(), pos.indices, n_docs), keys)
-    split = _make_split(data, hide)
-    extra = [(q_row[q], doc_row[d], g) for q, d, g in rows if q in q_row and d in doc_row and g > 0]
-    if extra:  # hidden labels that were never positives of the miner count too
-        h = split.hidden
-        qq = np.concatenate([h.query_of_pair(), np.array([e[0] for e in extra], dtype=np.int64)])
-        dd = np.concatenate([h.indices, np.array([e[1] for e in extra], dtype=np.int64)])
-        split = Split(split.visible, Qrels.from_pairs(h.n_queries, qq, dd))
-    return split
 
 
 def restrict(cand: Candidates, full: Qrels, sub: Qrels, n_docs: int) -> Candidates:
@@ -228,9 +161,11 @@ def negative_metrics(result: MiningResult, hidden: Qrels | None = None,
 
 def run_settings(data: MiningData, split: Split, retriever: Retriever, settings: Sequence[Setting],
                  num_negatives: int, seed: int, *, depth: int | None = None, cache_dir: str | Path | None = None,
-                 near_duplicates: bool = True) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+                 near_duplicates: bool = True,
+                 scorers: Sequence[Any] = ()) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Audit several settings on ONE retrieval: returns one metrics row per setting and the shared
-    retrieval's info (depth, timings, retrieval count)."""
+    retrieval's info (depth, timings, retrieval count). ``scorers`` (cross-encoder, LLM judge) are
+    what scorer-backed filters read, as in :func:`negmine.mine`."""
     if not settings:
         raise ConfigError("no setting to audit")
     k = max(resolve_depth(data, num_negatives, [ExcludePositives(), *s.filters], depth) for s in settings)
@@ -246,7 +181,7 @@ def run_settings(data: MiningData, split: Split, retriever: Retriever, settings:
     for s in settings:
         filters = [ExcludePositives(near_duplicates), *s.filters]
         cfg = build_config(vis, retriever, filters, s.sampler, num_negatives, seed, k)
-        res = choose(vis, vcand, filters, s.sampler, num_negatives, seed, config=cfg)
+        res = choose(vis, vcand, filters, s.sampler, num_negatives, seed, config=cfg, scorers=scorers, ctx=ctx)
         row = {"setting": s.label, **negative_metrics(res, split.hidden, doc_emb)}
         row["removed_by_filters"] = {name: n for name, n in res.filter_counts}
         rows.append(row)

@@ -10,6 +10,7 @@ from typing import Any
 
 from negmine.cli.mine import add_mining_arguments, resolve_options
 from negmine.errors import ConfigError
+from negmine.holdout import PROTOCOLS
 
 MULTI = ("relative_margin", "absolute_margin", "max_score", "fn_max_prob", "positive_reference", "sampler")
 
@@ -17,9 +18,17 @@ MULTI = ("relative_margin", "absolute_margin", "max_score", "fn_max_prob", "posi
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_mining_arguments(p, multi=MULTI)
     p.add_argument("--config", help="TOML file with the mining options (flags override it)")
-    h = p.add_argument_group("hidden positives (pick one)")
+    h = p.add_argument_group("hidden positives (pick one protocol)")
+    h.add_argument("--hide", choices=PROTOCOLS, default=None,
+                   help="holdout protocol: random (--hide-fraction), grade (--visible-min-grade), pool (only what "
+                        "--pool-retriever ranks in its top --pool-depth stays visible: how pooled judgements lose "
+                        "labels) or qrels (--hidden-qrels); default random, or the one the flags below imply")
     h.add_argument("--hide-fraction", type=float, default=None,
                    help="hide this seeded fraction of each query's positives (0.5 when nothing else is given)")
+    h.add_argument("--pool-retriever", default=None,
+                   help="--hide pool: the labelling retriever (a registered name, e.g. bm25 or dense; default bm25)")
+    h.add_argument("--pool-depth", type=int, default=None,
+                   help="--hide pool: the labelling pool's depth per query (default 20)")
     h.add_argument("--visible-min-grade", type=float, default=None,
                    help="show the miner positives graded >= G, hide the rest (e.g. 3 on Cranfield)")
     h.add_argument("--hidden-qrels", default=None, help="a second qrels file whose pairs are the hidden labels")
@@ -75,6 +84,8 @@ def render(rows: list[dict[str, Any]], info: dict[str, Any]) -> str:
         )
     first = rows[0] if rows else {}
     lines.append("")
+    if info.get("holdout"):
+        lines.append(f"hidden positives: {info['holdout']['description']} (every figure above)")
     lines.append(
         f"{len(rows)} settings on {info['retrievals']} retrieval (depth {info['depth']}, "
         f"{info['retrieve_s']:.2f}s); {first.get('queries_audited', 0)} queries with "
@@ -83,31 +94,62 @@ def render(rows: list[dict[str, Any]], info: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def run(args: argparse.Namespace) -> int:
-    from negmine import audit
-    from negmine.data import read_qrels
-    from negmine.options import build_retriever, load_data
+def holdout_from_args(args: argparse.Namespace, seed: int) -> Any:
+    """The :class:`negmine.holdout.Holdout` the flags name. The old flags keep their meaning:
+    ``--hide-fraction F`` is ``--hide random``, ``--visible-min-grade G`` is ``--hide grade``,
+    ``--hidden-qrels F`` is ``--hide qrels``; nothing given is ``random`` with 0.5."""
+    from negmine.holdout import Holdout
 
-    o = resolve_options(args)
-    chosen = [x for x in ("hide_fraction", "visible_min_grade", "hidden_qrels") if getattr(args, x) is not None]
+    implied = {"hide_fraction": "random", "visible_min_grade": "grade", "hidden_qrels": "qrels"}
+    chosen = [x for x in implied if getattr(args, x) is not None]
     if len(chosen) > 1:
         flags = ", ".join("--" + c.replace("_", "-") for c in chosen)
         raise ConfigError(f"pick one way to hide positives, got {flags}")
+    protocol = args.hide or (implied[chosen[0]] if chosen else "random")
+    if chosen and implied[chosen[0]] != protocol:
+        raise ConfigError(f"--{chosen[0].replace('_', '-')} belongs to --hide {implied[chosen[0]]}, "
+                          f"not --hide {protocol}; drop one of them")
+    pool_flags = [f for f in ("pool_retriever", "pool_depth") if getattr(args, f) is not None]
+    if pool_flags and protocol != "pool":
+        raise ConfigError(f"--{pool_flags[0].replace('_', '-')} needs --hide pool (got --hide {protocol})")
+    return Holdout(protocol,
+                   fraction=args.hide_fraction if args.hide_fraction is not None else 0.5, seed=seed,
+                   min_grade=args.visible_min_grade, pool_retriever=args.pool_retriever or "bm25",
+                   pool_depth=args.pool_depth if args.pool_depth is not None else 20, qrels_path=args.hidden_qrels)
+
+
+def run(args: argparse.Namespace) -> int:
+    from negmine import audit
+    from negmine.data import read_qrels
+    from negmine.options import build_retriever, build_scorers, load_data
+    from negmine.types import RunContext
+
+    o = resolve_options(args)
+    holdout = holdout_from_args(args, o["seed"])
+    out = Path(args.out) if args.out else None
+    if out is not None and out.exists() and not out.is_dir():
+        raise ConfigError(f"{out}: --out is an existing file; pass a directory for audit.json and audit.md")
     settings = build_settings(o)
     retriever = build_retriever(o)
+    scorers = build_scorers(o)  # --cross-encoder / --llm-model: built as `negmine mine` builds them
+    pool_retriever = None
+    if holdout.protocol == "pool":
+        if holdout.pool_retriever in ("union", "hybrid"):
+            raise ConfigError("--pool-retriever takes one plain retriever (e.g. bm25 or dense), not union/hybrid")
+        pool_retriever = build_retriever({**o, "retriever": holdout.pool_retriever})
     data = load_data(o)
-    if args.hidden_qrels:
-        split = audit.hide_qrels(data, read_qrels(args.hidden_qrels))
-    elif args.visible_min_grade is not None:
-        split = audit.hide_below_grade(data, args.visible_min_grade)
-    else:
-        split = audit.hide_fraction(data, args.hide_fraction if args.hide_fraction is not None else 0.5, o["seed"])
+    rows_hidden = read_qrels(args.hidden_qrels) if holdout.protocol == "qrels" else None
+    split = holdout.split(data, retriever=pool_retriever, qrels_rows=rows_hidden,
+                          ctx=RunContext(cache_dir=str(o["cache_dir"]) if o["cache_dir"] else None))
     rows, info = audit.run_settings(data, split, retriever, settings, o["num_negatives"], o["seed"],
-                                    depth=o["depth"], cache_dir=o["cache_dir"], near_duplicates=o["near_duplicates"])
+                                    depth=o["depth"], cache_dir=o["cache_dir"], near_duplicates=o["near_duplicates"],
+                                    scorers=scorers)
+    info["holdout"] = holdout.as_dict()
+    for r in rows:
+        r["holdout"] = holdout.protocol
     table = render(rows, info)
-    payload = {"settings": rows, "retrieval": info}
-    if args.out:
-        out = Path(args.out)
+    payload = {"settings": rows, "retrieval": info, "holdout": holdout.as_dict()}
+    if out is not None:
         from negmine.writers._atomic import write_json, write_text
 
         write_json(out / "audit.json", payload)
