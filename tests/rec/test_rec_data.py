@@ -52,8 +52,10 @@ def test_formats_agree(tmp_path: Path, make_csv) -> None:
     ([(7, 1, "good", 1)], "user_id,item_id,rating,timestamp", {}, "column 'rating' holds 'good', not a number"),
     ([(7, 1.5, 5, 1)], "user_id,item_id,rating,timestamp", {}, "holds '1.5', not an integer"),
     ([], "user_id,item_id,rating,timestamp", {}, "no interactions (empty file)"),
-    ([(7, 1, 2, 1), (8, 1, 5, 1)], "user_id,item_id,rating,timestamp", {"min_rating": 4},
-     "1 user(s) have no interaction rated >= 4 (e.g. '7'); lower --min-rating or pass --drop-users-without-positives"),
+    ([(7, 1, 2, 1), (8, 1, 5, 1)], "user_id,item_id,rating,timestamp", {"min_rating": 4, "require_positives": True},
+     "1 user(s) have no interaction rated >= 4 (e.g. '7'); lower --min-rating or drop --require-positives"),
+    ([(7, 1, 2, 1), (8, 1, 5, 1)], "user_id,item_id,rating,timestamp",
+     {"min_rating": 4, "drop_users_without_positives": False}, "1 user(s) have no interaction rated >= 4"),
 ])
 def test_bad_input_is_one_line(tmp_path: Path, make_csv, rows, header, kwargs, message) -> None:
     with pytest.raises(DataError) as err:
@@ -74,10 +76,12 @@ def test_duplicates_kept_once_and_counted(tmp_path: Path, make_csv) -> None:
     assert x.ratings[row].tolist() == [5] and x.times[row].tolist() == [50]  # highest rating, then latest
 
 
-def test_users_without_positives_can_be_dropped(tmp_path: Path, make_csv) -> None:
-    x = load_interactions(make_csv(tmp_path / "u.csv", [(7, 1, 2, 1), (8, 1, 5, 1)]), min_rating=4,
-                          drop_users_without_positives=True)
-    assert x.user_ids.tolist() == [8] and x.stats["users_without_positives_dropped"] == 1
+def test_users_without_positives_are_skipped_and_counted_by_default(tmp_path: Path, make_csv) -> None:
+    # issue 21 item 5: real logs always have such users; --drop-users-without-positives stays a no-op
+    f = make_csv(tmp_path / "u.csv", [(7, 1, 2, 1), (8, 1, 5, 1)])
+    for kwargs in ({}, {"drop_users_without_positives": True}):
+        x = load_interactions(f, min_rating=4, **kwargs)
+        assert x.user_ids.tolist() == [8] and x.stats["users_without_positives_dropped"] == 1
 
 
 def test_time_split_holds_out_each_users_latest() -> None:

@@ -1,6 +1,9 @@
 """``negmine rec``: negatives for recommendation (mine, audit, train, evaluate, compare).
 
-Argument parsing only imports argparse; the library is imported when a subcommand runs.
+The flags are derived from the option declarations of :mod:`negmine.rec.options` and every
+parsed value is checked against them before any work (finite numbers in range, choices, non-empty
+lists); output paths are checked before any work too. Argument parsing imports only argparse and
+the declarations; the library is imported when a subcommand runs.
 """
 
 from __future__ import annotations
@@ -11,139 +14,35 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from negmine.errors import ConfigError
+from negmine.cli._flags import add_options, check_args, check_out_dir, check_out_file
+from negmine.errors import ConfigError, DataError
+from negmine.rec.options import COMMANDS, REQUIRED, SAMPLER_NAMES, parse_list, parse_mix
 
-SAMPLER_NAMES = ("uniform", "popularity", "dns", "robust", "mixed")
+__all__ = ["SAMPLER_NAMES", "add_arguments", "run"]
+
+HELP = {
+    "mine": "negatives for every training (user, positive item)",
+    "audit": "hidden-interaction false-negative rate of several samplers, one fit",
+    "train": "train MF-BPR or SimpleX (cosine contrastive loss) on sampled negatives",
+    "evaluate": "full-ranking Recall@K / NDCG@K of a model on the held-out split",
+    "compare": "sweep samplers x negative counts x seeds: train, evaluate, paired tests",
+}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="rec_command", metavar="SUBCOMMAND", parser_class=type(p))
     sub.required = True
-    m = sub.add_parser("mine", help="negatives for every training (user, positive item)")
-    _data_args(m)
-    _sampler_args(m)
-    _scorer_args(m)
-    m.add_argument("--num-negatives", type=int, default=1, help="negatives per training interaction")
-    m.add_argument("--seed", type=int, default=0)
-    m.add_argument("--out", required=True, help="directory for mined.parquet, manifest.json, report.json")
-    m.add_argument("--overwrite", action="store_true", help="replace another run in --out")
-    m.add_argument("--json", action="store_true", help="print the report as JSON")
-
-    a = sub.add_parser("audit", help="hidden-interaction false-negative rate of several samplers, one fit")
-    _data_args(a)
-    a.add_argument("--samplers", default="uniform,popularity,dns,robust",
-                   help="comma-separated samplers to audit (default: uniform,popularity,dns,robust)")
-    _sampler_args(a, single=False)
-    _scorer_args(a)
-    a.add_argument("--num-negatives", type=int, default=10)
-    a.add_argument("--seed", type=int, default=0)
-    a.add_argument("--out", default=None, help="write audit.json and audit.md into this directory")
-    a.add_argument("--json", action="store_true", help="print the rows as JSON")
-
-    t = sub.add_parser("train", help="train MF-BPR or SimpleX (cosine contrastive loss) on sampled negatives")
-    _data_args(t)
-    _sampler_args(t)
-    _scorer_args(t)
-    _train_args(t)
-    t.add_argument("--out", required=True, help="model file (.npz: user/item ids and vectors)")
-
-    e = sub.add_parser("evaluate", help="full-ranking Recall@K / NDCG@K of a model on the held-out split")
-    _data_args(e)
-    e.add_argument("--model", required=True, help="a .npz written by 'negmine rec train' (or any embeddings)")
-    e.add_argument("--k", type=int, default=20)
-    e.add_argument("--json", action="store_true")
-
-    c = sub.add_parser("compare", help="sweep samplers x negative counts x seeds: train, evaluate, paired tests")
-    _data_args(c)
-    c.add_argument("--samplers", default="uniform,dns,robust", help="comma-separated samplers")
-    c.add_argument("--negatives", default="1,50", help="comma-separated negatives per positive")
-    c.add_argument("--seeds", default="0,1,2", help="comma-separated seeds")
-    c.add_argument("--models", default="mf-bpr,simplex", help="comma-separated models")
-    _sampler_args(c, single=False)
-    _scorer_args(c)
-    _train_args(c, seed=False)
-    c.add_argument("--out", default=None, help="write compare.json and compare.md into this directory")
-
-
-def _data_args(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("interactions")
-    g.add_argument("--interactions", required=True, help="csv/tsv (with a header), parquet, or MovieLens u.data")
-    g.add_argument("--format", choices=("csv", "tsv", "parquet", "movielens"), default=None)
-    g.add_argument("--user-col", default=None)
-    g.add_argument("--item-col", default=None)
-    g.add_argument("--rating-col", default=None)
-    g.add_argument("--time-col", default=None)
-    g.add_argument("--min-rating", type=float, default=None, help="ratings >= R are positives (default: all)")
-    g.add_argument("--low-ratings", choices=("negative", "ignore"), default="negative",
-                   help="below --min-rating: may be a negative (default), or never")
-    g.add_argument("--drop-users-without-positives", action="store_true")
-    g.add_argument("--split", choices=("random", "time", "leave-last"), default="time")
-    g.add_argument("--test-fraction", type=float, default=0.2)
-    g.add_argument("--split-seed", type=int, default=0, help="seed of the random split")
-
-
-def _sampler_args(p: argparse.ArgumentParser, single: bool = True) -> None:
-    g = p.add_argument_group("sampler")
-    if single:
-        g.add_argument("--sampler", choices=SAMPLER_NAMES, default="uniform")
-    g.add_argument("--alpha", type=float, default=0.75, help="popularity exponent (word2vec: 0.75)")
-    g.add_argument("--candidates", type=int, default=10, help="dns/robust: candidates scored per negative")
-    g.add_argument("--temperature", type=float, default=0.1, help="robust: score temperature")
-    g.add_argument("--mix", default=None, help="mixed: shares, e.g. uniform=0.5,dns=0.5")
-
-
-def _scorer_args(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("scorer (dns, robust, hardness)")
-    g.add_argument("--scorer", choices=("als", "bpr", "embeddings"), default=None,
-                   help="implicit ALS/BPR fitted on the training split, or --embeddings")
-    g.add_argument("--embeddings", default=None, help=".npz with user_ids, user_vectors, item_ids, item_vectors")
-    g.add_argument("--factors", type=int, default=64)
-    g.add_argument("--iterations", type=int, default=15)
-
-
-def _train_args(p: argparse.ArgumentParser, seed: bool = True) -> None:
-    g = p.add_argument_group("training")
-    if seed:
-        g.add_argument("--model", choices=("mf-bpr", "simplex"), default="mf-bpr")
-        g.add_argument("--num-negatives", type=int, default=1)
-        g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--dim", type=int, default=64)
-    g.add_argument("--epochs", type=int, default=20)
-    g.add_argument("--batch-size", type=int, default=1024)
-    g.add_argument("--lr", type=float, default=5e-3)
-    g.add_argument("--margin", type=float, default=0.8, help="simplex: cosine margin")
-    g.add_argument("--negative-weight", type=float, default=1.0, help="simplex: weight of the negative term")
-    g.add_argument("--k", type=int, default=20, help="cut-off of Recall@K / NDCG@K")
+    for name, groups in COMMANDS.items():
+        add_options(sub.add_parser(name, help=HELP[name], description=HELP[name]), groups, required=REQUIRED[name])
 
 
 # ------------------------------------------------------------------------------------- helpers
-def _mix(raw: str | None) -> dict[str, float] | None:
-    if not raw:
-        return None
-    out = {}
-    for part in raw.split(","):
-        name, _, share = part.partition("=")
-        try:
-            out[name.strip()] = float(share)
-        except ValueError:
-            raise ConfigError(f"--mix: cannot read {part!r}; write name=share, e.g. uniform=0.5,dns=0.5") from None
-    return out
-
-
-def _list(raw: str, cast: type, flag: str) -> list[Any]:
-    try:
-        return [cast(x.strip()) for x in raw.split(",") if x.strip()]
-    except ValueError:
-        raise ConfigError(f"{flag}: cannot read {raw!r} as a comma-separated list of {cast.__name__}") from None
-
-
 def load_data(args: argparse.Namespace) -> Any:
     from negmine.rec.data import load_interactions, split_interactions
 
     inter = load_interactions(args.interactions, format=args.format, user_col=args.user_col, item_col=args.item_col,
                               rating_col=args.rating_col, time_col=args.time_col, min_rating=args.min_rating,
-                              low_ratings=args.low_ratings,
-                              drop_users_without_positives=args.drop_users_without_positives)
+                              low_ratings=args.low_ratings, require_positives=args.require_positives)
     return split_interactions(inter, args.split, args.test_fraction, seed=args.split_seed)
 
 
@@ -151,8 +50,32 @@ def make_sampler(args: argparse.Namespace, name: str) -> Any:
     from negmine.rec.samplers import make_sampler as build
 
     return build(name, alpha=args.alpha, candidates=args.candidates, temperature=args.temperature,
-                 mix=_mix(args.mix))
+                 mix=parse_mix(args.mix) if name == "mixed" else None)
 
+
+#: sampler options and the samplers they apply to
+APPLIES = {"alpha": ("popularity",), "candidates": ("dns", "robust"), "temperature": ("robust",),
+           "mix": ("mixed",)}
+
+
+def _sampler_names(args: argparse.Namespace) -> list[str]:
+    """The samplers the command runs (checked choices; an empty list is an error), and a refusal
+    of any sampler option none of them reads."""
+    from negmine.rec.options import OPTIONS
+
+    if hasattr(args, "sampler"):
+        names = [args.sampler]
+    else:
+        names = parse_list(args.samplers, "sampler", "--samplers")
+    if "mixed" in names:
+        if args.mix is None:
+            raise ConfigError("sampler mixed needs --mix, e.g. --mix uniform=0.5,dns=0.5")
+        names = names + list(parse_mix(args.mix) or {})
+    for key, users in APPLIES.items():
+        if getattr(args, key) != OPTIONS[key].default and not set(users) & set(names):
+            raise ConfigError(f"--{key} applies to the {' and '.join(users)} sampler(s), not "
+                              f"{', '.join(dict.fromkeys(names))}; drop --{key} or choose such a sampler")
+    return names
 
 def make_scorer(args: argparse.Namespace, data: Any, needed: bool, seed: int) -> Any:
     from negmine.rec.scorers import fit_implicit, load_embeddings
@@ -169,6 +92,10 @@ def make_scorer(args: argparse.Namespace, data: Any, needed: bool, seed: int) ->
         if not args.embeddings:
             raise ConfigError("--scorer embeddings needs --embeddings FILE (.npz)")
         return load_embeddings(args.embeddings, data.interactions.user_ids, data.interactions.item_ids)
+    if args.embeddings:
+        raise ConfigError(f"--embeddings applies to --scorer embeddings, not {kind}; drop one of them")
+    if kind not in ("als", "bpr"):
+        raise ConfigError(f"unknown --scorer {kind!r}; use als, bpr or embeddings")
     return fit_implicit(data.train, data.n_items, kind, factors=args.factors, iterations=args.iterations, seed=seed)
 
 
@@ -182,19 +109,53 @@ def _train_config(args: argparse.Namespace, model: str, num_negatives: int, seed
     return cfg
 
 
+def _inputs(args: argparse.Namespace) -> list[Any]:
+    return [args.interactions, getattr(args, "embeddings", None),
+            args.model if args.rec_command == "evaluate" else None]
+
+
+def _need_test(data: Any, what: str) -> None:
+    if not len(data.test.indices):
+        raise DataError(f"{data.interactions.source}: no held-out positives, so {what} has nothing to measure; "
+                        "use --test-fraction > 0 (or --split leave-last) with users that have 2+ positives")
+
+
+def _write_text_files(out: Path, files: dict[str, Any]) -> None:
+    from negmine.rec.report import strict_json
+    from negmine.writers._atomic import write_json, write_text
+
+    for name, body in files.items():
+        if name.endswith(".json"):
+            write_json(out / name, strict_json(body))
+        else:
+            write_text(out / name, body)
+
+
 # ---------------------------------------------------------------------------------------- run
 def run(args: argparse.Namespace) -> int:
+    check_args(args, COMMANDS[args.rec_command])
     return int({"mine": _mine, "audit": _audit, "train": _train, "evaluate": _evaluate,
                 "compare": _compare}[args.rec_command](args))
+
+
+def _scorer_applies(args: argparse.Namespace, needed: bool) -> None:
+    """``--factors``/``--iterations`` only matter for an ALS/BPR scorer; a scorer only for dns,
+    robust (and the audit's hardness)."""
+    from negmine.rec.options import OPTIONS
+
+    fitted = args.scorer in ("als", "bpr")
+    for key in ("factors", "iterations"):
+        if getattr(args, key) != OPTIONS[key].default and not fitted:
+            raise ConfigError(f"--{key} applies to --scorer als|bpr; drop it or pass --scorer als|bpr")
 
 
 def _mine(args: argparse.Namespace) -> int:
     from negmine.rec.mining import mine
 
-    out = Path(args.out)
-    if args.num_negatives < 1:
-        raise ConfigError(f"--num-negatives must be >= 1, got {args.num_negatives}")
+    out = check_out_dir(args.out, "--out", overwrite=None, inputs=_inputs(args))
+    _sampler_names(args)
     sampler = make_sampler(args, args.sampler)
+    _scorer_applies(args, sampler.needs_scorer)
     data = load_data(args)
     scorer = make_scorer(args, data, sampler.needs_scorer, args.seed)
     result = mine(data, sampler, num_negatives=args.num_negatives, seed=args.seed, scorer=scorer)
@@ -204,61 +165,73 @@ def _mine(args: argparse.Namespace) -> int:
         sys.stdout.write(json.dumps(rep, indent=2) + "\n")
     else:
         pop = rep["popularity"]
+        skipped = rep["data"].get("users_without_positives_dropped", 0)
         sys.stdout.write(
             f"mined {rep['negatives']} negatives for {rep['interactions_mined']} training interactions "
             f"({rep['sampler']['name']}); shortfall {rep['shortfall']['cells']}; popularity ratio "
-            f"{pop['ratio_to_catalogue']}; wrote {out}\n")
+            f"{pop['ratio_to_catalogue']}"
+            + (f"; skipped {skipped} user(s) without a positive" if skipped else "") + f"; wrote {out}\n")
     return 0
 
 
 def _audit(args: argparse.Namespace) -> int:
     from negmine.rec.audit import audit, render
 
-    names = _list(args.samplers, str, "--samplers")
+    files = ("audit.json", "audit.md")
+    out = check_out_dir(args.out, "--out", overwrite=args.overwrite, files=files, inputs=_inputs(args)) \
+        if args.out else None
+    names = _sampler_names(args)
     samplers = {n: make_sampler(args, n) for n in names}
-    data = load_data(args)
-    if not len(data.test.indices):
-        raise ConfigError("the audit needs hidden positives: use --test-fraction > 0 (or --split leave-last)")
     needed = any(s.needs_scorer for s in samplers.values())
+    _scorer_applies(args, needed)
+    data = load_data(args)
+    _need_test(data, "the audit")
     scorer = make_scorer(args, data, needed, args.seed)
     rows = audit(data, samplers, num_negatives=args.num_negatives, seed=args.seed, scorer=scorer)
     text = render(rows)
-    if args.out:
-        from negmine.writers._atomic import write_json, write_text
-
+    if out is not None:
         info = {"split": data.split, "data": data.interactions.stats, "scorer": scorer.info if scorer else None,
                 "num_negatives": args.num_negatives, "seed": args.seed}
-        write_json(Path(args.out) / "audit.json", {"info": info, "rows": rows})
-        write_text(Path(args.out) / "audit.md", text + "\n")
-    sys.stdout.write((json.dumps(rows, indent=2) if args.json else text) + "\n")
+        _write_text_files(out, {"audit.json": {"info": info, "rows": rows}, "audit.md": text + "\n"})
+    from negmine.rec.report import strict_json
+
+    sys.stdout.write((json.dumps(strict_json(rows), indent=2) if args.json else text) + "\n")
     return 0
 
 
 def _train(args: argparse.Namespace) -> int:
     from negmine.rec.train import evaluate, train
 
+    out = check_out_file(args.out, "--out", overwrite=args.overwrite, inputs=_inputs(args))
+    _sampler_names(args)
     sampler = make_sampler(args, args.sampler)
+    _scorer_applies(args, sampler.needs_scorer)
     cfg = _train_config(args, args.model, args.num_negatives, args.seed)
     data = load_data(args)
     scorer = make_scorer(args, data, sampler.needs_scorer, args.seed)
     result = train(data, sampler, cfg, scorer=scorer)
-    path = result.save(args.out)
-    ev = evaluate(result.scorer, data, k=args.k)
-    sys.stdout.write(f"trained {cfg.model} ({sampler.name}, {cfg.num_negatives} negatives, seed {cfg.seed}): "
-                     f"Recall@{args.k} {ev[f'recall@{args.k}']:.4f}, NDCG@{args.k} {ev[f'ndcg@{args.k}']:.4f}; "
-                     f"wrote {path}\n")
+    path = result.save(out)
+    head = f"trained {cfg.model} ({sampler.name}, {cfg.num_negatives} negatives, seed {cfg.seed})"
+    if len(data.test.indices):
+        ev = evaluate(result.scorer, data, k=args.k)
+        head += f": Recall@{args.k} {ev[f'recall@{args.k}']:.4f}, NDCG@{args.k} {ev[f'ndcg@{args.k}']:.4f}"
+    else:
+        head += " (no held-out positives: not evaluated)"
+    sys.stdout.write(f"{head}; wrote {path}\n")
     return 0
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    from negmine.rec.report import strict_json
     from negmine.rec.scorers import load_embeddings
     from negmine.rec.train import evaluate
 
     data = load_data(args)
+    _need_test(data, "evaluate")
     scorer = load_embeddings(args.model, data.interactions.user_ids, data.interactions.item_ids)
     ev = evaluate(scorer, data, k=args.k)
     ev.pop("per_user")
-    sys.stdout.write((json.dumps(ev, indent=2) if args.json else
+    sys.stdout.write((json.dumps(strict_json(ev), indent=2) if args.json else
                       f"Recall@{args.k} {ev[f'recall@{args.k}']:.4f}  NDCG@{args.k} {ev[f'ndcg@{args.k}']:.4f}  "
                       f"({ev['users']} users)") + "\n")
     return 0
@@ -267,20 +240,23 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _compare(args: argparse.Namespace) -> int:
     from negmine.rec.sweep import render, sweep
 
-    samplers = _list(args.samplers, str, "--samplers")
-    negatives = _list(args.negatives, int, "--negatives")
-    seeds = _list(args.seeds, int, "--seeds")
-    models = _list(args.models, str, "--models")
+    files = ("compare.json", "compare.md")
+    out = check_out_dir(args.out, "--out", overwrite=args.overwrite, files=files, inputs=_inputs(args)) \
+        if args.out else None
+    samplers = _sampler_names(args)
+    negatives = parse_list(args.negatives, "num_negatives", "--negatives")
+    seeds = parse_list(args.seeds, "seed", "--seeds")
+    models = parse_list(args.models, "model", "--models")
     built = {n: make_sampler(args, n) for n in samplers}
+    needed = any(b.needs_scorer for b in built.values())
+    _scorer_applies(args, needed)
     configs = {(m, n, s): _train_config(args, m, n, s) for m in models for n in negatives for s in seeds}
     data = load_data(args)
-    scorer = make_scorer(args, data, any(b.needs_scorer for b in built.values()), seeds[0] if seeds else 0)
+    _need_test(data, "compare")
+    scorer = make_scorer(args, data, needed, seeds[0])
     summary = sweep(data, built, configs, scorer=scorer, k=args.k)
     text = render(summary)
-    if args.out:
-        from negmine.writers._atomic import write_json, write_text
-
-        write_json(Path(args.out) / "compare.json", summary)
-        write_text(Path(args.out) / "compare.md", text + "\n")
+    if out is not None:
+        _write_text_files(out, {"compare.json": summary, "compare.md": text + "\n"})
     sys.stdout.write(text + "\n")
     return 0

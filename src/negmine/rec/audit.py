@@ -49,7 +49,7 @@ def audit(data: RecData, samplers: Mapping[str, Sampler], *, num_negatives: int 
     hidden_keys = data.test.query_of_pair() * n_items + data.test.indices  # sorted (CSR)
     users = visible.train.query_of_pair()
     allowed = n_items - visible.exclude.counts()
-    base = float(np.mean(data.test.counts()[users] / np.maximum(allowed[users], 1))) if len(users) else float("nan")
+    base = float(np.mean(data.test.counts()[users] / np.maximum(allowed[users], 1))) if len(users) else None
     rows = []
     for label, sampler in samplers.items():
         t0 = time.perf_counter()
@@ -59,10 +59,10 @@ def audit(data: RecData, samplers: Mapping[str, Sampler], *, num_negatives: int 
         keys = (users[:, None] * n_items + neg)[ok]
         hit = np.isin(keys, hidden_keys)
         k, n = int(hit.sum()), int(ok.sum())
-        lo, hi = wilson(k, n)
+        lo, hi = wilson(k, n) if n else (None, None)
         row: dict[str, Any] = {
             "sampler": label, "config": sampler.config(), "negatives": n, "hidden_hits": k,
-            "fnr": k / n if n else float("nan"), "ci_low": lo, "ci_high": hi, "base_rate": base,
+            "fnr": k / n if n else None, "ci_low": lo, "ci_high": hi, "base_rate": base,
             "popularity": popularity_bias(data, neg), "seconds": round(seconds, 3),
         }
         if scorer is not None:
@@ -84,13 +84,14 @@ def render(rows: list[dict[str, Any]]) -> str:
     for r in rows:
         p = r["popularity"]
         lines.append("| " + " | ".join([
-            r["sampler"], f"{r['fnr']:.4f}", f"[{r['ci_low']:.4f}, {r['ci_high']:.4f}]",
+            r["sampler"], "–" if r["fnr"] is None else f"{r['fnr']:.4f}",
+            "–" if r["ci_low"] is None else f"[{r['ci_low']:.4f}, {r['ci_high']:.4f}]",
             f"{r['hidden_hits']} / {r['negatives']}",
             f"{r['mean_score']:.3f}" if r.get("mean_score") is not None else "–",
             f"{r['mean_rank']:.1f}" if r.get("mean_rank") is not None else "–",
             f"{p['ratio_to_catalogue']:.2f}" if p["ratio_to_catalogue"] is not None else "–",
             f"{p['share_top10pct']:.3f}" if p["share_top10pct"] is not None else "–",
         ]) + " |")
-    if rows:
+    if rows and rows[0]["base_rate"] is not None:
         lines.append(f"\nuniform over allowed items would give FNR ≈ {rows[0]['base_rate']:.4f}")
     return "\n".join(lines)

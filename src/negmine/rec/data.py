@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import logging
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -123,8 +124,15 @@ def _read_table(path: Path, fmt: str) -> tuple[dict[str, list[Any]], int]:
         except Exception as exc:  # ArrowInvalid / OSError subclasses for unreadable files
             raise DataError(f"{path}: not a readable parquet file ({exc.__class__.__name__}); check the file") from None
         return {name: table.column(name).to_pylist() for name in table.column_names}, 1
-    with path.open(encoding="utf-8", newline="") as fh:
-        text = fh.read()
+    raw = path.read_bytes()
+    if raw[:4] == b"PAR1":
+        raise DataError(f"{path}: is a parquet file, not {fmt} text; pass --format parquet (or drop --format)")
+    try:
+        text = raw.decode("utf-8-sig")  # a UTF-8 byte-order mark is accepted and stripped
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise DataError(f"{path}:{line}: not valid UTF-8 (byte 0x{raw[exc.start]:02x}); re-save the file as "
+                        "UTF-8, e.g. iconv -f latin1 -t utf-8") from None
     if fmt == "movielens":
         names = ["user_id", "item_id", "rating", "timestamp"]
         if "::" in text[:1000]:  # ml-1m / ml-10m ratings.dat
@@ -152,22 +160,30 @@ def _numbers(values: list[Any], integer: bool, path: Path, col: str, start: int)
         if arr.dtype == object or arr.dtype == bool:
             raise ValueError
         f = arr.astype(np.float64)
-        if np.isnan(f).any() or (integer and arr.dtype.kind == "f" and not np.all(f == np.floor(f))):
+        if not np.isfinite(f).all() or (integer and arr.dtype.kind == "f" and not np.all(f == np.floor(f))):
             raise ValueError
         return arr.astype(np.int64) if integer else f
     except (ValueError, TypeError, OverflowError):
         for i, v in enumerate(values):
             try:
                 x = float(v)
-                ok = x == x and not isinstance(v, bool) and (not integer or (x.is_integer() and _int_ok(v)))
+                ok = math.isfinite(x) and not isinstance(v, bool) and (not integer or (x.is_integer() and _int_ok(v)))
             except (ValueError, TypeError, OverflowError):
                 ok = False
             if not ok:
                 raise DataError(
-                    f"{path}:{i + start}: column {col!r} holds {v!r}, not {what}; fix that row "
+                    f"{path}:{i + start}: column {col!r} holds {v!r}, not {what}"
+                    f"{' (a finite one)' if _infinite(v) else ''}; fix that row "
                     "or point --user-col/--item-col/--rating-col/--time-col at the right column"
                 ) from None
         raise DataError(f"{path}: column {col!r} is not {what}; fix the file") from None
+
+
+def _infinite(v: Any) -> bool:
+    try:
+        return not math.isfinite(float(v)) and float(v) == float(v)
+    except (ValueError, TypeError, OverflowError):
+        return False
 
 
 def _int_ok(v: Any) -> bool:
@@ -188,7 +204,8 @@ def load_interactions(
     time_col: str | None = None,
     min_rating: float | None = None,
     low_ratings: str = "negative",
-    drop_users_without_positives: bool = False,
+    drop_users_without_positives: bool | None = None,
+    require_positives: bool = False,
 ) -> Interactions:
     """Load interactions from a csv/tsv file with a header, a parquet file, or MovieLens
     ``u.data`` (tab-separated ``user item rating time``; a directory holding ``u.data`` works too).
@@ -204,8 +221,13 @@ def load_interactions(
         Interactions rated ``>= min_rating`` are positives; ``None``: every interaction is.
     low_ratings
         ``"negative"``: a below-threshold item may be sampled as a negative; ``"ignore"``: never.
+    require_positives
+        Users none of whose interactions reaches ``min_rating`` are skipped and counted
+        (``stats["users_without_positives_dropped"]``) by default; ``True`` refuses such data with a
+        :class:`DataError` naming them instead.
     drop_users_without_positives
-        Drop (and count) users none of whose interactions reaches ``min_rating`` instead of raising.
+        Kept for compatibility: ``True`` (or ``None``) is the default behaviour; ``False`` is the
+        strict one (as ``require_positives=True``).
 
     Duplicate ``(user, item)`` rows are kept once (the highest rating, then the latest time) and
     counted in ``stats["duplicates"]``.
@@ -248,21 +270,35 @@ def load_interactions(
         raise ConfigError(f"{p}: --min-rating needs a rating column, and the file has none named {names['rating']!r}")
     return from_arrays(users_raw, items_raw, ratings, times.astype(np.int64), min_rating=min_rating,
                        low_ratings=low_ratings, has_time=has_time, source=str(p),
-                       drop_users_without_positives=drop_users_without_positives)
+                       drop_users_without_positives=drop_users_without_positives,
+                       require_positives=require_positives)
 
 
 def from_arrays(
     user_ids: np.ndarray, item_ids: np.ndarray, ratings: np.ndarray | None = None, times: np.ndarray | None = None,
     *, min_rating: float | None = None, low_ratings: str = "negative", has_time: bool | None = None,
-    source: str = "<arrays>", drop_users_without_positives: bool = False,
+    source: str = "<arrays>", drop_users_without_positives: bool | None = None, require_positives: bool = False,
 ) -> Interactions:
-    """:class:`Interactions` from parallel arrays of ids ``int64[n]`` (and ratings, times)."""
+    """:class:`Interactions` from parallel arrays of ids ``int64[n]`` (and ratings, times).
+
+    Users without a positive (no rating ``>= min_rating``) are skipped and counted in
+    ``stats["users_without_positives_dropped"]``, unless ``require_positives`` (or the older
+    ``drop_users_without_positives=False``) asks for an error instead."""
+    strict = bool(require_positives) or drop_users_without_positives is False
+    if min_rating is not None:
+        from negmine.rec.options import check
+
+        min_rating = check("min_rating", min_rating, source)
     u = np.asarray(user_ids, dtype=np.int64)
     i = np.asarray(item_ids, dtype=np.int64)
     n = len(u)
     if n == 0:
         raise DataError(f"{source}: no interactions; pass at least one")
     r = np.ones(n, np.float32) if ratings is None else np.asarray(ratings, dtype=np.float32)
+    if not np.isfinite(r).all():
+        bad = np.flatnonzero(~np.isfinite(r))
+        raise DataError(f"{source}: {len(bad)} rating(s) are not finite numbers (e.g. row {int(bad[0])}: "
+                        f"{float(np.asarray(ratings)[bad[0]])!r}, float32 range ±3.4e38); fix those ratings")
     t = np.zeros(n, np.int64) if times is None else np.asarray(times, dtype=np.int64)
     positive = np.ones(n, bool) if min_rating is None else r >= min_rating
     # dedupe (user, item): the highest rating, then the latest time
@@ -278,13 +314,19 @@ def from_arrays(
     all_users = np.unique(u)
     without = np.setdiff1d(all_users, pos_users)
     if len(without):
-        if not drop_users_without_positives:
+        if strict:
             raise DataError(
-                f"{source}: {len(without)} user(s) have no interaction rated >= {min_rating} (e.g. "
-                f"{examples(without.tolist())}); lower --min-rating or pass --drop-users-without-positives"
+                f"{source}: {len(without)} user(s) have no interaction rated >= {min_rating:g} (e.g. "
+                f"{examples(without.tolist())}); lower --min-rating or drop --require-positives (such users "
+                "are then skipped and counted)"
             )
+        log.info("%s: %d user(s) without an interaction rated >= %s skipped (e.g. %s)", source, len(without),
+                 min_rating, examples(without.tolist()))
         keep = np.isin(u, without, invert=True)
         u, i, r, t, positive = u[keep], i[keep], r[keep], t[keep], positive[keep]
+    if not len(u):
+        raise DataError(f"{source}: no user has an interaction rated >= {min_rating:g} ({len(without)} user(s) "
+                        "skipped): 0 interactions to mine; lower --min-rating")
     user_ids_s, ur = np.unique(u, return_inverse=True)
     item_ids_s, ir = np.unique(i, return_inverse=True)
     stats = {"rows": int(n), "duplicates": dups, "users_without_positives_dropped": len(without),

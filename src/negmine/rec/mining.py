@@ -15,7 +15,7 @@ import numpy as np
 
 from negmine._optional import require
 from negmine._progress import progress
-from negmine.errors import ConfigError
+from negmine.errors import ConfigError, DataError
 from negmine.rec.data import RecData
 from negmine.rec.samplers import Context, Sampler
 from negmine.rec.scorers import Scorer
@@ -31,8 +31,10 @@ def sample_negatives(data: RecData, sampler: Sampler, num_negatives: int, seed: 
     """``(negatives int64[n, num_negatives], scores float32[n, num_negatives])`` for the pairs
     ``users``/``items int64[n]`` (default: every training positive, in CSR order). Rows are
     processed in chunks; each row depends only on ``(seed, user id, item id)``."""
-    if num_negatives < 1:
-        raise ConfigError(f"num_negatives must be >= 1, got {num_negatives}; pass --num-negatives 1 or more")
+    from negmine.rec.options import check
+
+    num_negatives = check("num_negatives", num_negatives, "sample_negatives")
+    seed = check("seed", seed, "sample_negatives")
     if sampler.needs_scorer and scorer is None:
         raise ConfigError(f"sampler {sampler.name!r} needs a scorer; pass --scorer als|bpr|embeddings")
     if users is None or items is None:
@@ -145,6 +147,9 @@ def mine(data: RecData, sampler: Sampler, *, num_negatives: int = 1, seed: int =
     ((4, 2), 0)
     """
     t0 = time.perf_counter()
+    if not len(data.train.indices):
+        raise DataError(f"{data.interactions.source}: 0 training interactions to mine; check --min-rating and "
+                        "the split")
     ctx = Context(data, seed, scorer)
     users, items = data.train.query_of_pair(), data.train.indices
     neg, sc = sample_negatives(data, sampler, num_negatives, seed, scorer=scorer, users=users, items=items, ctx=ctx)

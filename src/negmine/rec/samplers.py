@@ -13,6 +13,7 @@ user's allowed items. A user with no allowed item gets ``-1`` (a shortfall, repo
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -21,6 +22,7 @@ import numpy as np
 
 from negmine.errors import ConfigError
 from negmine.rec.data import RecData
+from negmine.rec.options import check, check_mix
 from negmine.rec.scorers import Scorer
 from negmine.samplers import _mix, uniform
 
@@ -222,9 +224,7 @@ class Popularity:
     needs_scorer = False
 
     def __init__(self, alpha: float = 0.75) -> None:
-        if not alpha >= 0:
-            raise ConfigError(f"popularity alpha must be >= 0, got {alpha}; e.g. --alpha 0.75")
-        self.alpha = float(alpha)
+        self.alpha = check("alpha", alpha, "popularity sampler")
 
     def config(self) -> dict[str, Any]:
         return {"name": self.name, "alpha": self.alpha}
@@ -248,9 +248,7 @@ class DNS:
     needs_scorer = True
 
     def __init__(self, candidates: int = 10) -> None:
-        if candidates < 1:
-            raise ConfigError(f"dns candidates must be >= 1, got {candidates}; e.g. --candidates 10")
-        self.candidates = int(candidates)
+        self.candidates = check("candidates", candidates, f"{self.name} sampler")
 
     def config(self) -> dict[str, Any]:
         return {"name": self.name, "candidates": self.candidates}
@@ -291,9 +289,7 @@ class Robust(DNS):
 
     def __init__(self, candidates: int = 10, temperature: float = 0.1) -> None:
         super().__init__(candidates)
-        if not temperature > 0:
-            raise ConfigError(f"robust temperature must be > 0, got {temperature}")
-        self.temperature = float(temperature)
+        self.temperature = check("temperature", temperature, "robust sampler")
 
     def config(self) -> dict[str, Any]:
         return {"name": self.name, "candidates": self.candidates, "temperature": self.temperature}
@@ -317,8 +313,9 @@ class Mixed:
     name = "mixed"
 
     def __init__(self, parts: Sequence[tuple[Sampler, float]]) -> None:
-        if not parts or any(s < 0 for _, s in parts) or sum(s for _, s in parts) <= 0:
-            raise ConfigError("mixed needs shares >= 0 that sum to > 0, e.g. --mix uniform=0.5,dns=0.5")
+        if not parts or any(isinstance(s, bool) or not isinstance(s, (int, float)) or not math.isfinite(s) or s < 0
+                            for _, s in parts) or sum(s for _, s in parts) <= 0:
+            raise ConfigError("mixed needs finite shares >= 0 that sum to > 0, e.g. --mix uniform=0.5,dns=0.5")
         total = sum(s for _, s in parts)
         self.parts = [(p, s / total) for p, s in parts]
         self.needs_scorer = any(p.needs_scorer for p, _ in self.parts)
@@ -366,5 +363,5 @@ def make_sampler(name: str, *, alpha: float = 0.75, candidates: int = 10, temper
     if name == "mixed":
         if not mix:
             raise ConfigError("sampler 'mixed' needs shares, e.g. --mix uniform=0.5,dns=0.5")
-        return Mixed([(one(n), s) for n, s in mix.items()])
+        return Mixed([(one(n), s) for n, s in check_mix(dict(mix), "mixed sampler").items()])
     return one(name)

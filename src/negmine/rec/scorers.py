@@ -5,6 +5,8 @@ the user supplies. Every scorer is a pair of factor matrices; a score is a dot p
 from __future__ import annotations
 
 import logging
+import math
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -82,6 +84,13 @@ def fit_implicit(train: Qrels, n_items: int, kind: str = "als", *, factors: int 
     CPU. BPR runs single-threaded so the factors are the same on every run."""
     if kind not in ("als", "bpr"):
         raise ConfigError(f"unknown implicit model {kind!r}; use als or bpr")
+    from negmine.rec.options import check
+
+    factors = check("factors", factors, "fit_implicit")
+    iterations = check("iterations", iterations, "fit_implicit")
+    for name, value in (("regularization", regularization), ("learning_rate", learning_rate)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+            raise ConfigError(f"fit_implicit: {name} must be a finite number >= 0, got {value!r}")
     sparse = require("scipy.sparse")
     require("implicit")
     data = np.ones(len(train.indices), np.float32)
@@ -124,25 +133,39 @@ def load_embeddings(path: str | Path, user_ids: np.ndarray, item_ids: np.ndarray
     if not p.is_file():
         raise DataError(f"{p}: embeddings file not found; {hint}")
     try:
-        z = np.load(p, allow_pickle=False)
-        arrays = {k: np.asarray(z[k]) for k in ("user_ids", "user_vectors", "item_ids", "item_vectors")}
-    except (OSError, ValueError, KeyError) as exc:
+        with np.load(p, allow_pickle=False) as z:
+            arrays = {k: np.asarray(z[k]) for k in ("user_ids", "user_vectors", "item_ids", "item_vectors")}
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, AttributeError, TypeError) as exc:
         raise DataError(f"{p}: not an .npz with user_ids, user_vectors, item_ids, item_vectors "
                         f"({exc.__class__.__name__}: {exc}); {hint}") from None
     out = []
     for role, need in (("user", user_ids), ("item", item_ids)):
-        ids, vecs = arrays[f"{role}_ids"], arrays[f"{role}_vectors"].astype(np.float32)
-        if vecs.ndim != 2 or ids.ndim != 1 or len(ids) != len(vecs) or ids.dtype.kind not in "iu":
+        ids, vecs = arrays[f"{role}_ids"], arrays[f"{role}_vectors"]
+        if vecs.dtype.kind not in "fiu":
+            raise DataError(f"{p}: {role}_vectors has dtype {vecs.dtype}; store real numbers (float32), e.g. "
+                            "the real part of complex vectors, explicitly")
+        vecs = vecs.astype(np.float32)
+        if vecs.ndim != 2 or ids.ndim != 1 or len(ids) != len(vecs) or ids.dtype.kind not in "iu" \
+                or (vecs.ndim == 2 and vecs.shape[1] == 0):
             raise DataError(f"{p}: {role}_vectors must be [n, d] with one integer {role}_id per row, got "
                             f"{vecs.shape} vectors for {ids.shape} ids of dtype {ids.dtype}")
         order = np.argsort(ids, kind="stable")
+        dup = ids[order][1:][ids[order][1:] == ids[order][:-1]]
+        if len(dup):
+            raise DataError(f"{p}: {len(dup)} duplicate {role}_ids (e.g. {examples(dup.tolist())}); keep one vector "
+                            f"per {role}")
         pos = np.minimum(np.searchsorted(ids[order], need), max(len(ids) - 1, 0))
         found = ids[order][pos] == need if len(ids) else np.zeros(len(need), bool)
         if not found.all():
             missing = need[~found]
             raise DataError(f"{p}: no vector for {len(missing)} {role}(s), e.g. {examples(missing.tolist())}; "
                             f"add them to {role}_ids/{role}_vectors")
-        out.append(np.ascontiguousarray(vecs[order][pos]))
+        vecs = vecs[order][pos]
+        bad = ~np.isfinite(vecs).all(axis=1)
+        if bad.any():
+            raise DataError(f"{p}: {int(bad.sum())} {role} vector(s) hold NaN or infinite values (e.g. {role} "
+                            f"{examples(need[bad].tolist())}); re-export finite vectors")
+        out.append(np.ascontiguousarray(vecs))
     if out[0].shape[1] != out[1].shape[1]:
         raise DataError(f"{p}: user vectors have dimension {out[0].shape[1]} but item vectors "
                         f"{out[1].shape[1]}; they must match")

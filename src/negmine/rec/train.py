@@ -18,6 +18,7 @@ The model is saved in the embeddings format the ``embeddings`` scorer reads.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -27,7 +28,7 @@ import numpy as np
 
 from negmine._optional import require
 from negmine._progress import progress
-from negmine.errors import ConfigError
+from negmine.errors import ConfigError, DataError
 from negmine.rec.data import RecData
 from negmine.rec.mining import sample_negatives
 from negmine.rec.samplers import Sampler
@@ -57,13 +58,18 @@ class TrainConfig:
     seed: int = 0
 
     def validate(self) -> None:
+        """Every field checked against its declaration in :mod:`negmine.rec.options` (finite,
+        in range, a known model), as the CLI checks its flags; a one-line ConfigError otherwise."""
+        from negmine.rec.options import check
+
         if self.model not in MODELS:
             raise ConfigError(f"unknown model {self.model!r}; use one of {', '.join(MODELS)}")
-        for name in ("dim", "epochs", "batch_size", "num_negatives"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if not self.lr > 0:
-            raise ConfigError(f"lr must be > 0, got {self.lr}")
+        for name in ("dim", "epochs", "batch_size", "num_negatives", "lr", "margin", "negative_weight", "seed"):
+            setattr(self, name, check(name, getattr(self, name), "TrainConfig"))
+        for name in ("weight_decay", "l2"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+                raise ConfigError(f"TrainConfig: {name} must be a finite number >= 0, got {v!r}")
 
 
 @dataclass
@@ -141,6 +147,9 @@ def _train(torch: Any, data: RecData, sampler: Sampler, config: TrainConfig, sco
             opt.step()
             total += float(loss.detach()) * len(b)
         history.append({"epoch": epoch, "loss": total / max(len(users), 1), "seconds": time.perf_counter() - t0})
+        if not math.isfinite(history[-1]["loss"]):
+            raise ConfigError(f"training {config.model} diverged at epoch {epoch} (loss {history[-1]['loss']}, "
+                              f"lr {config.lr}); lower --lr")
         log.info("epoch %d loss %.4f", epoch, history[-1]["loss"])
     uf = user.weight.detach().numpy().astype(np.float32)
     vf = item.weight.detach().numpy().astype(np.float32)
@@ -169,9 +178,16 @@ def _loss(torch: Any, c: TrainConfig, u: Any, i: Any, v: Any, valid: Any) -> Any
 def evaluate(scorer: Scorer, data: RecData, k: int = 20, block: int = 512) -> dict[str, Any]:
     """Full-ranking ``Recall@k`` (hits / held-out positives, as RecBole) and ``NDCG@k`` on
     ``data.test``: every item is ranked for each user with a held-out positive, except the
-    user's training positives. Returns the means and ``per_user`` arrays (for paired tests)."""
+    user's training positives. Returns the means and ``per_user`` arrays (for paired tests).
+    Data without held-out positives is a :class:`~negmine.errors.DataError` (nothing to measure)."""
+    from negmine.rec.options import check
+
+    k = check("k", k, "evaluate")
     test, train_q = data.test, data.train
     users = np.flatnonzero(test.counts() > 0)
+    if not len(users):
+        raise DataError(f"{data.interactions.source}: no held-out positives to evaluate on; use --test-fraction > 0 "
+                        "(or --split leave-last) with users that have 2+ positives")
     recall = np.zeros(len(users))
     ndcg = np.zeros(len(users))
     discounts = 1.0 / np.log2(np.arange(2, k + 2))
@@ -189,6 +205,5 @@ def evaluate(scorer: Scorer, data: RecData, k: int = 20, block: int = 512) -> di
             n_rel = len(test.row(u))
             recall[a + j] = rel.sum() / n_rel
             ndcg[a + j] = float((rel * discounts[:kk]).sum() / discounts[: min(n_rel, kk)].sum())
-    return {f"recall@{k}": float(recall.mean()) if len(users) else float("nan"),
-            f"ndcg@{k}": float(ndcg.mean()) if len(users) else float("nan"),
+    return {f"recall@{k}": float(recall.mean()), f"ndcg@{k}": float(ndcg.mean()),
             "users": len(users), "per_user": {"user_rows": users, f"recall@{k}": recall, f"ndcg@{k}": ndcg}}

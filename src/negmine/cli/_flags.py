@@ -1,0 +1,109 @@
+"""Command-line flags derived from option declarations (:class:`negmine.registry.Option`), and the
+check of what argparse parsed against the same declarations, before any work (``negmine rec``,
+``negmine kg``). Also the checks of output paths that every command runs before it starts."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from negmine.errors import ConfigError
+from negmine.registry import Option
+
+
+def add_options(p: argparse.ArgumentParser, groups: Mapping[str, Iterable[Option]], *,
+                required: Iterable[str] = (), extra: Mapping[str, dict[str, Any]] | None = None) -> None:
+    """One flag per option (``--key-with-dashes``, ``dest=key``), in argument groups by title.
+    Booleans are ``store_true`` flags; numbers are parsed by argparse and range-checked by
+    :func:`check_args`; ``extra`` adds argparse keywords for a key (e.g. ``nargs``)."""
+    need = set(required)
+    for title, options in groups.items():
+        g = p.add_argument_group(title)
+        for o in options:
+            kw = dict((extra or {}).get(o.key, {}))
+            if o.type is bool:
+                g.add_argument(o.flag, dest=o.key, action="store_true", default=bool(o.default), help=o.help)
+                continue
+            shown = "" if o.default is None else f" (default: {o.default})"
+            rng = o.describe_range()
+            kw.setdefault("metavar", "{" + ",".join(o.choices) + "}" if o.choices else o.key.split("_")[-1].upper())
+            g.add_argument(o.flag, dest=o.key, type=o.type if o.type in (int, float) else str, default=o.default,
+                           required=o.key in need, help=o.help + (f"; {rng}" if rng else "") + shown, **kw)
+
+
+def check_args(args: argparse.Namespace, groups: Mapping[str, Iterable[Option]]) -> None:
+    """Every declared option's parsed value checked (finite, in range, a valid choice) and
+    converted in place; the first problem is a one-line :class:`ConfigError` naming the flag."""
+    for options in groups.values():
+        for o in options:
+            value = getattr(args, o.key, None)
+            if isinstance(value, list):
+                setattr(args, o.key, [o.check(v, o.flag) for v in value])
+            else:
+                setattr(args, o.key, o.check(value, o.flag))
+
+
+def _same(a: Path, b: Path) -> bool:
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _inputs_under(out: Path, inputs: Iterable[str | Path | None]) -> list[Path]:
+    """Inputs that are ``out`` itself or lie inside it."""
+    hit = []
+    o = out.resolve()
+    for raw in inputs:
+        if not raw:
+            continue
+        p = Path(raw)
+        r = p.resolve()
+        if _same(p, out) or r == o or o in r.parents:
+            hit.append(p)
+    return hit
+
+
+def check_out_file(out: str | Path, flag: str, *, overwrite: bool, inputs: Iterable[str | Path | None] = ()) -> Path:
+    """A file output: never one of the inputs; an existing file needs ``--overwrite``; an
+    existing directory is refused. Checked before any work."""
+    p = Path(out)
+    clash = _inputs_under(p, inputs)
+    if clash:
+        raise ConfigError(f"{flag} {p} is an input of this command ({clash[0]}); writing there would destroy it: "
+                          "choose another output path")
+    if p.is_dir():
+        raise ConfigError(f"{flag} {p}: is a directory; give a file path")
+    if (p.exists() or p.is_symlink()) and not overwrite:
+        raise ConfigError(f"{flag} {p}: the file exists; pass --overwrite to replace it, or choose another path")
+    if p.parent.exists() and not p.parent.is_dir():
+        raise ConfigError(f"{flag} {p}: {p.parent} is not a directory; choose another path")
+    return p
+
+
+def check_out_dir(out: str | Path, flag: str, *, overwrite: bool | None, files: Iterable[str] = (),
+                  inputs: Iterable[str | Path | None] = ()) -> Path:
+    """A directory output: not an existing file; no input inside it; the ``files`` it will write
+    already there need ``--overwrite`` (``overwrite=None``: the command's own run-directory
+    discipline decides). Checked before any work."""
+    p = Path(out)
+    if p.exists() and not p.is_dir():
+        raise ConfigError(f"{flag} {p}: exists and is not a directory; give a directory path (it will hold "
+                          f"{', '.join(files) or 'the outputs'})")
+    for parent in p.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ConfigError(f"{flag} {p}: {parent} is not a directory; choose another path")
+            break
+    clash = _inputs_under(p, inputs)
+    if clash:
+        raise ConfigError(f"{flag} {p} holds an input of this command ({clash[0]}); choose another output directory")
+    if overwrite is False:
+        there = [f for f in files if (p / f).exists()]
+        if there:
+            raise ConfigError(f"{flag} {p}: already holds {', '.join(there)}; pass --overwrite to replace "
+                              "them, or choose another directory")
+    return p
