@@ -249,44 +249,69 @@ def embeddings(seed: int, n: int, dim: int) -> np.ndarray:
     return x
 
 
+def exact_reference(q: np.ndarray, d: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The brute-force answer with no BLAS involved: every product summed elementwise in float64,
+    rounded to float32, sorted by (score desc, row asc)."""
+    every = np.tile(np.arange(len(d)), (len(q), 1))
+    return resort(every, rescore_exact(q, d, every), k)
+
+
 @settings(max_examples=25, deadline=None)
 @given(seed=st.integers(0, 2**16), k=st.integers(1, 40), qb=st.integers(3, 64), db=st.integers(16, 700),
        dup=st.integers(0, 30))
 def test_dense_search_equals_brute_force_for_any_block_sizes(seed, k, qb, db, dup):
-    # exact ties from duplicated documents and zero vectors; the reference sorts one full matrix
+    # exact ties from duplicated documents and zero vectors. Regression: under
+    # OPENBLAS_CORETYPE=Haswell a duplicate in another block (row 101 = row 7) won the tie by an
+    # ulp of its float32 product; the reference is BLAS-free, so no kernel can move it
     d = embeddings(seed, 600, 16)
     d[100 : 100 + dup] = d[7]
     d[300 : 300 + dup // 2] = 0.0
     q = embeddings(seed + 1, 50, 16)
     q[0] = d[7]
-    full = q @ d.T
-    ids, _ = Dense(query_block=qb, doc_block=db).search(q, d, k)
-    # the same float32 products up to BLAS rounding: compare on the exact re-scored result
-    got = resort(ids, rescore_exact(q, d, ids), k)
-    want_ids, _ = reference(full, k + 8)
-    want = resort(want_ids, rescore_exact(q, d, want_ids), k)
+    got = Dense(query_block=qb, doc_block=db).search(q, d, k)
+    want = exact_reference(q, d, k)
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_array_equal(got[1], want[1])
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**16), runs=st.lists(st.integers(1, 40), min_size=1, max_size=3),
+       k=st.integers(1, 50), qb=st.integers(1, 40), db=st.integers(1, 400), dim=st.sampled_from([3, 16, 64]))
+def test_runs_of_exact_duplicates_across_blocks_keep_ties_to_the_lower_row(seed, runs, k, qb, db, dim):
+    # runs of 1-40 copies of a document spread over the corpus (so over different blocks), the
+    # queries equal to or near the copied documents: the k-th place falls inside a run
+    rng = np.random.default_rng(seed)
+    d = embeddings(seed, 700, dim)
+    q = embeddings(seed + 1, 40, dim)
+    for i, n in enumerate(runs):
+        src = int(rng.integers(0, 700))
+        d[rng.choice(700, size=n, replace=False)] = d[src]
+        q[i] = d[src]
+        q[i + 10] = d[src] + np.float32(1e-4) * q[i + 10]
+    q[30] = 0.0  # every product exactly zero: the first k rows
+    got = Dense(query_block=qb, doc_block=db).search(q, d, k)
+    want = exact_reference(q, d, k)
     np.testing.assert_array_equal(got[0], want[0])
     np.testing.assert_array_equal(got[1], want[1])
 
 
 def test_dense_search_is_identical_for_any_block_sizes_on_the_same_products():
-    # with one product per (query, document) pair the raw search output itself is byte-identical
     d = embeddings(11, 1500, 8)
     d[1000:1020] = d[4]
     q = embeddings(12, 37, 8)
     base = Dense(query_block=37, doc_block=1500).search(q, d, 25)
     for qb, db in [(1, 7), (5, 333), (37, 64), (100, 1499)]:
         got = Dense(query_block=qb, doc_block=db).search(q, d, 25)
-        full = reference(q.astype(np.float64) @ d.T.astype(np.float64), 25)[0]
-        got_exact = resort(got[0], rescore_exact(q, d, got[0]), 17)
-        base_exact = resort(base[0], rescore_exact(q, d, base[0]), 17)
-        np.testing.assert_array_equal(got_exact[0], base_exact[0])
-        np.testing.assert_array_equal(got_exact[1], base_exact[1])
-        assert (np.isin(got_exact[0], full)).all()
+        np.testing.assert_array_equal(got[0], base[0])
+        np.testing.assert_array_equal(got[1], base[1])
+    want = exact_reference(q, d, 25)
+    np.testing.assert_array_equal(base[0], want[0])
+    np.testing.assert_array_equal(base[1], want[1])
 
 
 def test_torch_search_path_equals_the_cpu_search():
-    # the device path (int64 keys reduced with torch.topk), run here on the CPU
+    # the device path (int64 keys reduced with torch.topk), run here on the CPU: its float32
+    # products round differently from the BLAS ones, the settled output is the same bytes
     pytest.importorskip("torch")
     d = embeddings(21, 900, 12)
     d[40:60] = d[3]
@@ -295,9 +320,34 @@ def test_torch_search_path_equals_the_cpu_search():
     q[5] = d[3]
     for k in (1, 30, 950):
         want = Dense(query_block=30, doc_block=900).search(q, d, k)
-        got = search_torch(q, d, k, "cpu", query_block=30, doc_block=900)
+        got = search_torch(q, d, k, "cpu", query_block=7, doc_block=128)
         np.testing.assert_array_equal(got[0], want[0])
         np.testing.assert_array_equal(got[1], want[1])
+
+
+def test_exact_top_k_widens_only_where_the_cut_is_unsettled():
+    # a raw search that perturbs every score by the largest error the bound allows still
+    # yields the exact answer; the unsettled query (40 copies at its cut) searches again
+    from negmine.retrievers.base import exact_top_k, float32_error_bound
+
+    d = embeddings(5, 300, 16)
+    d[200:240] = d[9]
+    q = embeddings(6, 4, 16)
+    q[0] = d[9]
+    calls: list[tuple[int, int]] = []
+    noise = np.random.default_rng(0).uniform(-1, 1, size=(4, 300)) * float32_error_bound(16) * 0.49
+
+    def raw(qs: np.ndarray, dd: np.ndarray, kk: int) -> tuple[np.ndarray, np.ndarray]:
+        calls.append((len(qs), kk))
+        rows = [int(np.flatnonzero((q == x).all(axis=1))[0]) for x in qs]
+        s = (qs @ dd.T + noise[rows]).astype(np.float32)
+        return reference(s, kk)
+
+    got = exact_top_k(q, d, 5, raw)
+    want = exact_reference(q, d, 5)
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_array_equal(got[1], want[1])
+    assert calls[0] == (4, 13) and all(n == 1 for n, _ in calls[1:]) and len(calls) >= 3
 
 
 def test_torch_keys_order_nan_and_signed_zero():

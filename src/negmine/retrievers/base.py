@@ -8,6 +8,7 @@ the float's order-preserving bit pattern in the high word, the inverted row in t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import numpy as np
@@ -247,6 +248,81 @@ def rescore_exact(q_emb: np.ndarray, d_emb: np.ndarray, ids: np.ndarray) -> np.n
         vals = (docs * q_emb[s : s + step, None, :].astype(np.float64)).sum(-1)
         out[s : s + step] = np.where(valid, vals, -np.inf).astype(np.float32)
     return out
+
+
+#: candidates searched beyond ``k`` on float32 products before the exact re-scoring (queries whose
+#: k-th place this does not settle search again with twice as many, see :func:`exact_top_k`)
+EXTRA = 8
+#: unit roundoff of float32
+_U32 = 2.0**-24
+
+RawSearch = Callable[[np.ndarray, np.ndarray, int], tuple[np.ndarray, np.ndarray]]
+
+
+def row_norms(x: np.ndarray, block: int = 1 << 16) -> np.ndarray:
+    """An upper bound of the Euclidean norm of every row of ``x``, float64 (streamed: a
+    memory-mapped array stays on disk). Summed in float32, then raised by the bound on that
+    sum's own rounding: only ever used as a bound, so its last bits may vary by machine."""
+    out = np.empty(len(x), dtype=np.float64)
+    slack = 1.0 + 2 * (x.shape[1] + 2) * _U32 if x.ndim == 2 else 1.0
+    for s in range(0, len(x), block):
+        b = np.asarray(x[s : s + block], dtype=np.float32)
+        out[s : s + len(b)] = np.einsum("ij,ij->i", b, b).astype(np.float64)
+    return np.sqrt(out * slack)
+
+
+def float32_error_bound(dim: int) -> float:
+    """``c`` such that ``|fl32(q·d) - q·d| + |fl32(exact q·d) - q·d| <= c·|q|·|d|`` for any
+    summation order, blocking or fused multiply-add (the classical ``γ_n = n·u / (1 - n·u)``
+    bound on an ``n``-term float32 dot product, with room for rounding the inputs and the exact
+    value to float32), times a small slack for the norms' own rounding."""
+    n = dim + 6
+    return n * _U32 / (1.0 - n * _U32) * (1.0 + 1e-5)
+
+
+def exact_top_k(q: np.ndarray, d: np.ndarray, k: int, raw: RawSearch,
+                d_norm_max: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The exact top ``k`` of ``q @ d.T`` by (score desc, row asc), whatever kernel computes it.
+
+    ``raw(q, d, kk)`` is a fast search on float32 products (BLAS, FAISS, a GPU) returning its
+    top ``kk`` ids and float32 scores, sorted descending. Those products differ by a few ulps
+    between BLAS kernels, thread counts, block shapes and devices, so the raw order of near-ties
+    is not an answer. Here the raw top ``k + EXTRA`` is re-scored exactly (float64, elementwise:
+    :func:`rescore_exact`) and re-sorted; a query is settled when its last raw candidate, plus a
+    rigorous bound on the float32 error (:func:`float32_error_bound` · |q| · max |d|), still
+    scores below the exact k-th — no document outside the candidates can then reach the k-th
+    place, tie included. The other queries search again with twice the candidates (a run of
+    many exact duplicates at the cut), until the whole corpus is a candidate.
+
+    Returns ``(ids int64[n_q, k], scores float32[n_q, k])``, padded with ``-1``/``-inf``; the
+    scores are the exact ones, so the bytes are the same on every machine.
+    """
+    n_q, n_d = len(q), len(d)
+    ids_out = np.full((n_q, k), -1, dtype=np.int64)
+    sc_out = np.full((n_q, k), -np.inf, dtype=np.float32)
+    if n_q == 0 or n_d == 0 or k == 0:
+        return ids_out, sc_out
+    q_norm = row_norms(q)
+    c = float32_error_bound(q.shape[1])
+    todo = np.arange(n_q)
+    kk = min(k + EXTRA, n_d)
+    while todo.size:
+        qs = q if todo.size == n_q else q[todo]
+        ids, raw_scores = raw(qs, d, kk)
+        top_ids, top_sc = resort(ids, rescore_exact(qs, d, ids), k)
+        if kk >= n_d:
+            settled = np.ones(todo.size, dtype=bool)
+        else:
+            if d_norm_max is None:
+                d_norm_max = float(row_norms(d).max())
+            err = c * q_norm[todo] * d_norm_max
+            last = raw_scores[:, kk - 1].astype(np.float64)
+            # an exactly zero bound means exactly zero products: the raw search is already exact
+            settled = (last + err < top_sc[:, k - 1]) | (err == 0)
+        ids_out[todo[settled]], sc_out[todo[settled]] = top_ids[settled], top_sc[settled]
+        todo = todo[~settled]
+        kk = min(2 * kk, n_d)
+    return ids_out, sc_out
 
 
 def resort(ids: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -10,7 +10,7 @@ from negmine._optional import require
 from negmine._progress import progress
 from negmine.encoders.base import Encoder, check_device, check_precision
 from negmine.encoders.st import SentenceTransformerEncoder
-from negmine.retrievers.base import _LOW, MAX_ROWS, TopK, keys_to_result
+from negmine.retrievers.base import _LOW, MAX_ROWS, TopK, exact_top_k, keys_to_result
 from negmine.retrievers.embedding import EmbeddingRetriever
 
 
@@ -48,6 +48,7 @@ class Dense(EmbeddingRetriever):
     """
 
     name = "dense"
+    exact_search = True
 
     def __init__(self, model: str | None = None, *, query_block: int = 1024, doc_block: int = 8192,
                  device: str = "cpu", precision: str = "fp32", **kwargs: Any) -> None:
@@ -66,13 +67,19 @@ class Dense(EmbeddingRetriever):
         return device_config(self, super().config())
 
     def search(self, q: np.ndarray, d: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """``(ids int64[n_q, k], scores float32[n_q, k])``: the exact top ``k`` by float32 inner
-        product, ties to the lower row. ``q`` and ``d`` may be memory-mapped; ``d`` is read one
-        block at a time."""
+        """``(ids int64[n_q, k], scores float32[n_q, k])``: the exact top ``k`` by inner product,
+        ties to the lower row, with exact scores — the same bytes for any block size, BLAS kernel,
+        thread count or device (:func:`~negmine.retrievers.base.exact_top_k` settles the float32
+        near-ties). ``q`` and ``d`` may be memory-mapped; ``d`` is read one block at a time."""
         if len(d) >= MAX_ROWS:
             raise ValueError(f"at most {MAX_ROWS - 1} documents are supported")
         if self.device != "cpu":
-            return search_torch(q, d, k, self.device, self.query_block, self.doc_block)
+            return exact_top_k(q, d, k, lambda qs, dd, kk: search_torch_raw(qs, dd, kk, self.device,
+                                                                             self.query_block, self.doc_block))
+        return exact_top_k(q, d, k, self._search_raw)
+
+    def _search_raw(self, q: np.ndarray, d: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The blocked float32 search: one sgemm per block, screened against a running top-k."""
         ids = np.empty((len(q), k), dtype=np.int64)
         scores = np.empty((len(q), k), dtype=np.float32)
         qbs, dbs = max(1, min(self.query_block, len(q))), max(1, min(self.doc_block, len(d)))
@@ -110,9 +117,16 @@ def device_config(retriever: Any, cfg: dict[str, Any]) -> dict[str, Any]:
 
 def search_torch(q: np.ndarray, d: np.ndarray, k: int, device: str, query_block: int,
                  doc_block: int) -> tuple[np.ndarray, np.ndarray]:
-    """The exact blocked search on a torch ``device``: float32 products (no TF32), each score
-    packed with its row into one int64 key ordered as :func:`~negmine.retrievers.base.pack`,
-    reduced with ``torch.topk`` — the same answer as the CPU search."""
+    """The exact search on a torch ``device``: :func:`search_torch_raw` settled by
+    :func:`~negmine.retrievers.base.exact_top_k` — the same bytes as the CPU search."""
+    return exact_top_k(q, d, k, lambda qs, dd, kk: search_torch_raw(qs, dd, kk, device, query_block, doc_block))
+
+
+def search_torch_raw(q: np.ndarray, d: np.ndarray, k: int, device: str, query_block: int,
+                     doc_block: int) -> tuple[np.ndarray, np.ndarray]:
+    """The blocked float32 search on a torch ``device`` (no TF32): each score packed with its row
+    into one int64 key ordered as :func:`~negmine.retrievers.base.pack`, reduced with
+    ``torch.topk``."""
     torch = require("torch")
     dev = torch.device(device)
     keys_out = np.zeros((len(q), k), dtype=np.uint64)

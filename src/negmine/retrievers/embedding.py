@@ -13,18 +13,17 @@ from negmine.encoders.base import Encoder
 from negmine.encoders.cache import EmbeddingCache, encode_cached
 from negmine.encoders.st import DEFAULT_MODEL, SentenceTransformerEncoder
 from negmine.errors import DataError, examples
-from negmine.retrievers.base import pair_scores, rescore_exact, resort
+from negmine.retrievers.base import EXTRA, pair_scores, rescore_exact, resort
 from negmine.types import Candidates, Corpus, MiningData, Queries, RunContext
-
-#: extra candidates retrieved then re-scored exactly, so near-ties at the k-th place resolve the
-#: same way whatever the block, batch or index layout.
-EXTRA = 8
 
 
 class EmbeddingRetriever:
     """Encodes queries and documents (through the cache), then delegates the search."""
 
     name = "embedding"
+    #: whether :meth:`search` returns the exact top k itself (settled near-ties, exact scores);
+    #: otherwise ``k + EXTRA`` are searched and re-scored
+    exact_search = False
 
     def __init__(
         self,
@@ -162,7 +161,7 @@ class EmbeddingRetriever:
         ctx = ctx if ctx is not None else RunContext()
         q, d = self.embed(data, ctx)
         t0 = time.perf_counter()
-        k_search = min(k + EXTRA, len(data.corpus))
+        k_search = min(k if self.exact_search else k + EXTRA, len(data.corpus))
         ids, _ = self.search(q, d, k_search)
         cand = self.candidates(q, d, ids, k, data)
         ctx.timings["search_s"] = time.perf_counter() - t0

@@ -9,6 +9,7 @@ import numpy as np
 from negmine._optional import require
 from negmine.encoders.base import Encoder, check_device, check_precision
 from negmine.errors import ConfigError
+from negmine.retrievers.base import exact_top_k
 from negmine.retrievers.dense import device_config, with_device
 from negmine.retrievers.embedding import EmbeddingRetriever
 
@@ -62,5 +63,15 @@ class Faiss(EmbeddingRetriever):
             index.hnsw.efConstruction = self.ef_construction
             index.hnsw.efSearch = max(self.ef_search, k)
         index.add(np.ascontiguousarray(d, dtype=np.float32))
-        scores, ids = index.search(np.ascontiguousarray(q, dtype=np.float32), k)
-        return ids.astype(np.int64), scores.astype(np.float32)
+
+        def raw(qs: np.ndarray, _: np.ndarray, kk: int) -> tuple[np.ndarray, np.ndarray]:
+            scores, ids = index.search(np.ascontiguousarray(qs, dtype=np.float32), kk)
+            return ids.astype(np.int64), scores.astype(np.float32)
+
+        if self.index == "flat":  # exact: near-ties settled as the dense search settles them
+            return exact_top_k(q, d, k, raw)
+        return raw(q, d, k)
+
+    @property
+    def exact_search(self) -> bool:  # type: ignore[override]
+        return self.index == "flat"
