@@ -162,17 +162,19 @@ class EmbeddingRetriever:
         q, d = self.embed(data, ctx)
         t0 = time.perf_counter()
         k_search = min(k if self.exact_search else k + EXTRA, len(data.corpus))
-        ids, _ = self.search(q, d, k_search)
-        cand = self.candidates(q, d, ids, k, data)
+        ids, scores = self.search(q, d, k_search)
+        cand = self.candidates(q, d, ids, k, data, scores if self.exact_search else None)
         ctx.timings["search_s"] = time.perf_counter() - t0
         return cand
 
-    def candidates(self, q: np.ndarray, d: np.ndarray, ids: np.ndarray, k: int, data: MiningData) -> Candidates:
+    def candidates(self, q: np.ndarray, d: np.ndarray, ids: np.ndarray, k: int, data: MiningData,
+                   exact_scores: np.ndarray | None = None) -> Candidates:
         """The candidates from searched rows ``ids`` (``k + EXTRA`` per query, any order of equal
-        scores): re-scored exactly, re-sorted and cut to ``k``, with the positives' exact scores.
+        scores): re-scored exactly, re-sorted and cut to ``k``, with the positives' exact scores
+        (``exact_scores``: the exact scores of ``ids`` when the search already computed them).
         The one place this is composed — the local search and the ray engine's merge of
         document shards both end here, so both give the same bytes."""
-        ids, scores = resort(ids, rescore_exact(q, d, ids), k)
+        ids, scores = resort(ids, rescore_exact(q, d, ids) if exact_scores is None else exact_scores, k)
         return Candidates(ids=ids, scores=scores, sources=(ids >= 0).astype(np.uint8), source_names=[self.name],
                           positive_scores=pair_scores(q, d, data))
 
