@@ -105,3 +105,69 @@ def test_dimension_mismatch_and_missing_file(data, tmp_path: Path) -> None:
         r.retrieve(data, 3)
     with pytest.raises(DataError, match="not found"):
         load_embeddings(str(tmp_path / "nope.npy"), data.corpus.ids, "corpus")
+
+
+# ------------------------------------------------------------------ precomputed vectors at scale
+@pytest.mark.parametrize(("make", "message"), [
+    (lambda d: np.zeros((len(d), 0), np.float32), "at least one dimension"),
+    (lambda d: d.astype(np.complex64), "dtype complex64"),
+    (lambda d: (d * 100).astype(np.int32), "dtype int32"),
+    (lambda d: np.array([object()] * len(d)), "Python objects"),
+])
+def test_npy_of_the_wrong_kind_is_refused_in_one_line(data, tmp_path: Path, make, message: str) -> None:
+    _, d = encoded(data)
+    arr = make(d)
+    np.save(tmp_path / "d.npy", arr, allow_pickle=arr.dtype == object)
+    with pytest.raises(DataError, match=message) as exc:
+        load_embeddings(str(tmp_path / "d.npy"), data.corpus.ids, "corpus")
+    assert "\n" not in str(exc.value)
+
+
+def test_float16_npy_is_searched_block_by_block_without_a_float32_copy(data, tmp_path: Path) -> None:
+    q, d = encoded(data)
+    half = d.astype(np.float16)
+    np.save(tmp_path / "d16.npy", half)
+    np.save(tmp_path / "d32.npy", half.astype(np.float32))  # the same values, widened
+    np.save(tmp_path / "q.npy", q)
+    runs = {}
+    for name in ("d16", "d32"):
+        r = negmine.retrievers.Dense(encoder=HashingEncoder(dim=16), doc_embeddings=str(tmp_path / f"{name}.npy"),
+                                     query_embeddings=str(tmp_path / "q.npy"), doc_block=3)
+        runs[name] = (r.retrieve(data, 4), r.docs_[1])
+    assert isinstance(runs["d16"][1], np.memmap) and runs["d16"][1].dtype == np.float16
+    np.testing.assert_array_equal(runs["d16"][0].ids, runs["d32"][0].ids)
+    np.testing.assert_array_equal(runs["d16"][0].scores, runs["d32"][0].scores)
+
+
+def test_parquet_vectors_are_read_per_record_batch_and_duplicate_ids_refused(data, tmp_path: Path) -> None:
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    _, d = encoded(data)
+    ids = list(data.corpus.ids)
+    pq.write_table(pa.table({"_id": ids, "embedding": d.tolist()}), tmp_path / "d.parquet", row_group_size=3)
+    np.testing.assert_array_equal(load_embeddings(str(tmp_path / "d.parquet"), ids, "corpus"), d)
+    pq.write_table(pa.table({"_id": [*ids, ids[2]], "embedding": [*d.tolist(), d[0].tolist()]}),
+                   tmp_path / "dup.parquet")
+    with pytest.raises(DataError, match=rf"1 duplicate ids.*{ids[2]}"):
+        load_embeddings(str(tmp_path / "dup.parquet"), ids, "corpus")
+    pq.write_table(pa.table({"_id": ids[:2], "embedding": [[1.0, 2.0], [1.0]]}), tmp_path / "ragged.parquet")
+    with pytest.raises(DataError, match="differ in length"):
+        load_embeddings(str(tmp_path / "ragged.parquet"), ids[:2], "corpus")
+
+
+def test_query_embeddings_aligned_with_the_queries_file_serve_a_split(tmp_path: Path, make_beir) -> None:
+    # users align vectors with the file they have: 5 queries in queries.jsonl, a split of 3
+    root = make_beir(tmp_path / "beir", [{"_id": f"d{i}", "title": "", "text": t} for i, t in enumerate(DOCS)],
+                     [{"_id": f"q{i}", "text": t} for i, t in enumerate(QUERIES)],
+                     {"train": [("q1", "d3", 1), ("q3", "d7", 1), ("q4", "d5", 1)]})
+    data = negmine.load_beir(root, split="train")
+    assert list(data.queries.ids) == ["q1", "q3", "q4"]
+    enc = HashingEncoder(dim=16)
+    np.save(tmp_path / "q.npy", enc.encode(QUERIES, "query"))  # every query of the file, in its order
+    ref = negmine.retrievers.Dense(encoder=enc).retrieve(data, 4)
+    got = negmine.retrievers.Dense(encoder=enc, query_embeddings=str(tmp_path / "q.npy")).retrieve(data, 4)
+    np.testing.assert_array_equal(got.ids, ref.ids)
+    np.testing.assert_array_equal(got.scores, ref.scores)
+    np.save(tmp_path / "q4.npy", enc.encode(QUERIES[:4], "query"))  # neither the split nor the file
+    with pytest.raises(DataError, match=r"has 3 rows \(its file 5\)"):
+        negmine.retrievers.Dense(encoder=enc, query_embeddings=str(tmp_path / "q4.npy")).retrieve(data, 4)

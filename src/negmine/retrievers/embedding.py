@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -96,7 +96,7 @@ class EmbeddingRetriever:
         query list, before the queries are retrieved shard by shard."""
         self._documents(data, ctx if ctx is not None else RunContext())
         if self.query_embeddings and self.query_table_ is None:
-            q = load_embeddings(self.query_embeddings, data.queries.ids, "queries")
+            q = load_embeddings(self.query_embeddings, data.queries.ids, "queries", lambda: query_file_ids(data))
             self.query_table_ = ({qid: i for i, qid in enumerate(data.queries.ids)}, q)
 
     def _documents(self, data: MiningData, ctx: RunContext) -> np.ndarray:
@@ -191,57 +191,142 @@ def file_identity(path: str) -> dict[str, Any]:
     return {"path": str(p), "bytes": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
-def load_embeddings(path: str, ids: Sequence[str], what: str) -> np.ndarray:
-    """``float32[len(ids), d]`` precomputed embeddings aligned with ``ids``, validated.
+ID_COLUMNS = ("_id", "id", "corpus-id", "query-id")
+VECTOR_COLUMNS = ("embedding", "vector", "emb")
 
-    ``.npy``: one row per item in input order, memory-mapped (never read whole into memory);
-    ``.parquet``: an id column (``_id``, ``id``, ``corpus-id`` or ``query-id``) and a vector
-    column (``embedding``, ``vector`` or ``emb``) of fixed length, aligned by id. Counts,
-    dimensions and finiteness are checked; problems are one-line :class:`DataError`s.
+
+def _flag(what: str) -> str:
+    return f"--{'doc' if what == 'corpus' else 'query'}-embeddings"
+
+
+def read_vectors(path: str, what: str) -> tuple[list[str] | None, np.ndarray]:
+    """``(ids or None, vectors[n, d])`` of a precomputed embeddings file, validated.
+
+    ``.npy``: memory-mapped in its own float dtype (a float16 file stays float16 on disk and is
+    converted one block at a time by whoever reads it; never a float32 copy of the whole array);
+    no ids (rows are aligned by position). ``.parquet``: an id column (``_id``, ``id``,
+    ``corpus-id`` or ``query-id``) and a fixed-length vector column (``embedding``, ``vector`` or
+    ``emb``), read one record batch at a time into one float32 array; ids must be unique.
+    Dimensions, dtype and finiteness are checked; problems raise one-line :class:`DataError` errors.
     """
     p = Path(path)
     if not p.is_file():
-        raise DataError(f"{p}: embeddings file not found; check --{'doc' if what == 'corpus' else 'query'}-embeddings")
+        raise DataError(f"{p}: embeddings file not found; check {_flag(what)}")
+    ids: list[str] | None = None
     if p.suffix == ".npy":
         try:
             arr = np.load(p, mmap_mode="r", allow_pickle=False)
         except (OSError, ValueError) as exc:
-            raise DataError(f"{p}: not a readable .npy array ({exc}); save it with numpy.save") from None
-        if arr.ndim != 2 or len(arr) != len(ids):
-            raise DataError(f"{p}: shape {tuple(arr.shape)} but the {what} has {len(ids)} rows; write one row per "
-                            f"item of the {what}, in its order")
-        if arr.dtype != np.float32:
-            arr = np.asarray(arr, dtype=np.float32)
+            objects = "object" in str(exc).lower() or "pickle" in str(exc)
+            reason = "an array of Python objects (never unpickled)" if objects else "not a readable .npy array"
+            raise DataError(f"{p}: {reason}; save a float array with numpy.save") from None
+        if arr.dtype.kind != "f" or arr.dtype.itemsize not in (2, 4, 8):
+            raise DataError(f"{p}: embeddings of dtype {arr.dtype}; save float16, float32 or float64 vectors")
     elif p.suffix == ".parquet":
-        from negmine._optional import require
-
-        pq = require("pyarrow.parquet")
-        try:
-            table = pq.read_table(p)
-        except (OSError, ValueError) as exc:
-            raise DataError(f"{p}: not a readable parquet file ({exc})") from None
-        id_col = next((c for c in ("_id", "id", "corpus-id", "query-id") if c in table.column_names), None)
-        vec_col = next((c for c in ("embedding", "vector", "emb") if c in table.column_names), None)
-        if id_col is None or vec_col is None:
-            raise DataError(f"{p}: needs an id column (_id, id) and a vector column (embedding, vector); "
-                            f"found {', '.join(table.column_names)}")
-        got = [str(x) for x in table.column(id_col).to_pylist()]
-        rows = {x: i for i, x in enumerate(got)}
-        missing = [x for x in ids if x not in rows]
-        if missing:
-            raise DataError(f"{p}: no embedding for {len(missing)} ids of the {what}, e.g. {examples(missing)}")
-        try:
-            vecs = np.asarray(table.column(vec_col).to_pylist(), dtype=np.float32)
-        except ValueError:
-            raise DataError(f"{p}: the {vec_col} vectors differ in length; write fixed-length vectors") from None
-        if vecs.ndim != 2:
-            raise DataError(f"{p}: the {vec_col} column must hold fixed-length vectors")
-        arr = vecs[[rows[x] for x in ids]]
+        ids, arr = _read_parquet_vectors(p)
     else:
         raise DataError(f"{p}: unknown embeddings format; use .npy (aligned rows) or .parquet (id + vector)")
+    if arr.ndim != 2 or arr.shape[1] == 0:
+        raise DataError(f"{p}: shape {tuple(arr.shape)}; embeddings need one vector of at least one dimension "
+                        "per row")
     block = 1 << 16
     for start in range(0, len(arr), block):  # streamed: a memory-mapped file stays on disk
-        if not np.isfinite(arr[start : start + block]).all():
-            bad = start + int(np.argmin(np.isfinite(arr[start : start + block]).all(axis=1)))
+        ok = np.isfinite(arr[start : start + block]).all(axis=1)
+        if not ok.all():
+            bad = start + int(np.argmin(ok))
             raise DataError(f"{p}: row {bad} holds NaN or infinite values; fix the embeddings")
-    return arr
+    return ids, arr
+
+
+def _read_parquet_vectors(p: Path) -> tuple[list[str], np.ndarray]:
+    from negmine._optional import require
+
+    pq = require("pyarrow.parquet")
+    pa = require("pyarrow")
+    try:
+        f = pq.ParquetFile(p)
+        names = f.schema_arrow.names
+    except (OSError, ValueError, pa.ArrowException) as exc:
+        raise DataError(f"{p}: not a readable parquet file ({str(exc).splitlines()[0]})") from None
+    id_col = next((c for c in ID_COLUMNS if c in names), None)
+    vec_col = next((c for c in VECTOR_COLUMNS if c in names), None)
+    if id_col is None or vec_col is None:
+        raise DataError(f"{p}: needs an id column (_id, id) and a vector column (embedding, vector); "
+                        f"found {', '.join(names)}")
+    n = f.metadata.num_rows
+    ids: list[str] = []
+    out: np.ndarray | None = None
+    try:
+        for batch in f.iter_batches(columns=[id_col, vec_col], batch_size=1 << 14):
+            col = batch.column(1)
+            if not pa.types.is_list(col.type) and not pa.types.is_fixed_size_list(col.type) \
+                    and not pa.types.is_large_list(col.type):
+                raise DataError(f"{p}: the {vec_col} column holds {col.type}, not vectors; write lists of floats")
+            lengths = np.asarray(col.value_lengths()) if not pa.types.is_fixed_size_list(col.type) \
+                else np.full(len(col), col.type.list_size)
+            if col.null_count or (len(lengths) and (lengths != lengths[0]).any()):
+                raise DataError(f"{p}: the {vec_col} vectors differ in length (or are null); write fixed-length "
+                                "vectors")
+            dim = int(lengths[0]) if len(lengths) else (out.shape[1] if out is not None else 0)
+            if out is None:
+                out = np.empty((n, dim), dtype=np.float32)
+            elif len(col) and dim != out.shape[1]:
+                raise DataError(f"{p}: the {vec_col} vectors differ in length; write fixed-length vectors")
+            values = col.flatten()
+            if not (pa.types.is_floating(values.type) or pa.types.is_integer(values.type)):
+                raise DataError(f"{p}: the {vec_col} vectors hold {values.type}; write floats")
+            lo = len(ids)
+            out[lo : lo + len(col)] = np.asarray(values.to_numpy(zero_copy_only=False),
+                                                 dtype=np.float32).reshape(len(col), dim)
+            ids.extend(str(x) for x in batch.column(0).to_pylist())
+    except pa.ArrowException as exc:
+        raise DataError(f"{p}: not a readable parquet file ({str(exc).splitlines()[0]})") from None
+    if out is None:
+        out = np.empty((0, 0), dtype=np.float32)
+    seen: dict[str, int] = {}
+    dup = [x for x in ids if x in seen or seen.setdefault(x, 0)]
+    if dup:
+        raise DataError(f"{p}: {len(dup)} duplicate ids in column {id_col}, e.g. {examples(dup)}; write one "
+                        "vector per id")
+    return ids, out
+
+
+def _align(p: str, file_ids: list[str], arr: np.ndarray, ids: Sequence[str], what: str) -> np.ndarray:
+    """Rows of ``arr`` (one per ``file_ids``) in the order of ``ids``."""
+    if list(ids) == file_ids:
+        return arr
+    rows = {x: i for i, x in enumerate(file_ids)}
+    missing = [x for x in ids if x not in rows]
+    if missing:
+        raise DataError(f"{p}: no embedding for {len(missing)} ids of the {what}, e.g. {examples(missing)}")
+    return arr[[rows[x] for x in ids]]
+
+
+def load_embeddings(path: str, ids: Sequence[str], what: str,
+                    file_ids: Callable[[], Sequence[str] | None] | None = None) -> np.ndarray:
+    """``vectors[len(ids), d]`` precomputed embeddings aligned with ``ids``, validated (see
+    :func:`read_vectors`). A ``.npy`` is aligned by position: one row per item of ``ids`` — or
+    one row per item of the *file* the items came from (``file_ids()``, e.g. every query of
+    ``queries.jsonl`` when a split mines only some of them); a ``.parquet`` by id."""
+    got, arr = read_vectors(path, what)
+    if got is None:
+        if len(arr) == len(ids):
+            return arr
+        whole = file_ids() if file_ids is not None else None
+        if whole is not None and len(arr) == len(whole):
+            return _align(path, list(whole), arr, ids, what)
+        rows = f"{len(ids)} rows" + (f" (its file {len(whole)})" if whole is not None else "")
+        raise DataError(f"{path}: shape {tuple(arr.shape)} but the {what} has {rows}; write one row per item of the "
+                        f"{what}, in its file's order")
+    return _align(path, got, arr, ids, what)
+
+
+def query_file_ids(data: MiningData) -> list[str] | None:
+    """Every query id of the queries file ``data`` was read from, in file order (``None`` when
+    the queries did not come from a file)."""
+    src = data.sources.get("queries") if data.sources else None
+    if not src or not Path(src).is_file():
+        return None
+    from negmine.readers import read_queries
+
+    return list(read_queries(src))
