@@ -51,9 +51,25 @@ def audit(data: KGData, samplers: list[str] | None = None, *, num_negatives: int
           kge_epochs: int = 100, dim: int = 50, entity_texts: list[str] | None = None,
           **options: Any) -> dict[str, Any]:
     """False-negative rate (against valid + test) and hardness of each sampler on one model fit."""
+    from negmine.errors import ConfigError
     from negmine.kg.kge import fit_kge
+    from negmine.kg.options import check
 
-    names = list(samplers or SAMPLERS)
+    names = list(SAMPLERS if samplers is None else samplers)
+    if not names:
+        raise ConfigError("no samplers to audit; name at least one, e.g. --samplers uniform,bernoulli")
+    for name in names:
+        check("sampler", name, "kg audit")
+    num_negatives = check("num_negatives", num_negatives, "kg audit")
+    seed = check("seed", seed, "kg audit")
+    kge_epochs = check("kge_epochs", kge_epochs, "kg audit")
+    dim = check("dim", dim, "kg audit")
+    for key in ("temperature", "strength", "clusters"):
+        if options.get(key) is not None:
+            options[key] = check(key, options[key], "kg audit")
+    if options.get("clusters") is not None and options["clusters"] > data.num_entities:
+        raise ConfigError(f"clusters {options['clusters']} exceeds the {data.num_entities} entities of "
+                          f"{data.source}; give at most {data.num_entities} (--clusters)")
     held = [s for s in data.splits if s != "train"]
     if not held:
         from negmine.errors import DataError
@@ -74,7 +90,7 @@ def audit(data: KGData, samplers: list[str] | None = None, *, num_negatives: int
         neg = c.negatives[c.ok]
         k = int(np.isin(triple_keys(neg, data.num_entities, data.num_relations), held_keys).sum())
         n = len(neg)
-        lo, hi = wilson(k, n)
+        lo, hi = wilson(k, n) if n else (None, None)
         pct = hardness_percentile(scores, data.train, c.negatives, c.side)
         rows_, draws = np.nonzero(c.ok)
         side = c.side[rows_, draws].astype(np.int64)
@@ -100,7 +116,7 @@ def render_audit(result: dict[str, Any]) -> str:
     ]
     for r in result["rows"]:
         fnr = "–" if r["fnr"] is None else f"{100 * r['fnr']:.2f}%"
-        ci = f"{100 * r['fnr_ci95'][0]:.2f}–{100 * r['fnr_ci95'][1]:.2f}%"
+        ci = "–" if r["fnr_ci95"][0] is None else f"{100 * r['fnr_ci95'][0]:.2f}–{100 * r['fnr_ci95'][1]:.2f}%"
         ms = "–" if r["mean_score"] is None else f"{r['mean_score']:.3f}"
         hd = "–" if r["hardness"] is None else f"{r['hardness']:.3f}"
         lines.append(f"| {r['sampler']} | {r['emitted']} | {r['false_negatives']} | {fnr} | {ci} | {ms} | {hd} |")

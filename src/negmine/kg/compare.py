@@ -24,7 +24,7 @@ from negmine.compare import permutation_test
 from negmine.errors import ConfigError
 from negmine.kg.audit import NEEDS_EMBEDDINGS, sampler_options
 from negmine.kg.data import KGData
-from negmine.kg.evaluation import all_scores, filtered_ranks, rank_metrics
+from negmine.kg.evaluation import all_scores, filtered_ranks, rank_metrics, strict_json
 from negmine.kg.samplers import SAMPLERS, known_keys
 
 __all__ = ["compare", "paired_p", "render_compare", "write_compare"]
@@ -38,9 +38,21 @@ def compare(data: KGData, samplers: list[str] | None = None, *, seeds: tuple[int
             entity_texts: list[str] | None = None, **options: Any) -> dict[str, Any]:
     """Filtered MRR / Hits@10 on test per sampler and seed, and paired tests against ``baseline``."""
     from negmine.kg.kge import fit_kge
+    from negmine.kg.options import check, check_model
     from negmine.kg.pykeen_sampler import PyKEENSampler
 
-    names = list(samplers or SAMPLERS)
+    names = list(SAMPLERS if samplers is None else samplers)
+    if not names:
+        raise ConfigError("no samplers to compare; name at least one, e.g. --samplers uniform,bernoulli")
+    for n in names:
+        check("sampler", n, "kg compare")
+    if not seeds:
+        raise ConfigError("no seeds; give at least one, e.g. --seeds 0,1,2")
+    seeds = tuple(check("seed", s, "kg compare") for s in seeds)
+    for key, value in (("epochs", epochs), ("warmup_epochs", warmup_epochs), ("dim", dim),
+                       ("num_negatives", num_negatives), ("batch_size", batch_size), ("lr", lr)):
+        check(key, value, "kg compare")
+    check_model(model)
     if baseline not in names:
         raise ConfigError(f"baseline {baseline!r} is not among the samplers {', '.join(names)}; add it")
     if "test" not in data.splits:
@@ -127,7 +139,7 @@ def write_compare(result: dict[str, Any], out: Path) -> dict[str, Path]:
     from negmine.writers._atomic import write_json, write_text
 
     files = {"json": out / "compare.json", "markdown": out / "compare.md"}
-    write_json(files["json"], result)
+    write_json(files["json"], strict_json(result))
     write_text(files["markdown"], render_compare(result))
     if available("matplotlib"):
         files["plot"] = out / "compare.png"

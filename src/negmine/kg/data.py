@@ -102,16 +102,26 @@ def triple_keys(triples: np.ndarray, num_entities: int, num_relations: int) -> n
 
 
 # ---------------------------------------------------------------------------------------- reading
+def _decode(raw: bytes, path: Path, line: int) -> str:
+    """Line ``line`` of ``path`` as text: UTF-8, a byte-order mark at the start of the file
+    stripped (not part of the first label), the line ending removed."""
+    try:
+        text = raw.decode("utf-8-sig" if line == 1 else "utf-8").rstrip("\r\n")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}:{line}: not valid UTF-8 (byte 0x{raw[exc.start]:02x}); re-save the file as UTF-8, "
+                        "e.g. iconv -f latin1 -t utf-8") from None
+    if "\ufeff" in text:
+        raise DataError(f"{path}:{line}: a byte-order mark (U+FEFF) inside the line; remove it")
+    return text
+
+
 def _read(path: Path) -> list[tuple[str, str, str]]:
     if not path.is_file():
         raise DataError(f"{path}: triples file not found; check the path")
     rows: list[tuple[str, str, str]] = []
     with path.open("rb") as fh:
         for i, raw in enumerate(fh, start=1):
-            try:
-                line = raw.decode("utf-8").rstrip("\r\n")
-            except UnicodeDecodeError:
-                raise DataError(f"{path}:{i}: not valid UTF-8; re-save the file as UTF-8") from None
+            line = _decode(raw, path, i)
             if not line.strip() or line.startswith("#"):
                 continue
             parts = line.split("\t")
@@ -239,10 +249,7 @@ def load_entity_text(path: str | Path, data: KGData) -> list[str]:
     first_unknown = 0
     with p.open("rb") as fh:
         for i, raw in enumerate(fh, start=1):
-            try:
-                line = raw.decode("utf-8").rstrip("\r\n")
-            except UnicodeDecodeError:
-                raise DataError(f"{p}:{i}: not valid UTF-8; re-save the file as UTF-8") from None
+            line = _decode(raw, p, i)
             if not line.strip():
                 continue
             label, sep, text = line.partition("\t")

@@ -8,6 +8,7 @@ seed and data give the same model.
 from __future__ import annotations
 
 import logging
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from negmine._optional import require
-from negmine.errors import DataError
+from negmine.errors import ConfigError, DataError, NegmineError
 from negmine.kg.data import KGData
 
 __all__ = ["KGEModel", "fit_kge", "load_embeddings", "triples_factory"]
@@ -64,8 +65,18 @@ class KGEModel:
 def fit_kge(data: KGData, *, model: str = "TransE", dim: int = 50, epochs: int = 50, batch_size: int = 256,
             lr: float = 0.01, seed: int = 0, negative_sampler: Any = None,
             negative_sampler_kwargs: dict[str, Any] | None = None) -> KGEModel:
-    """Train ``model`` on the training triples with PyKEEN's sLCWA loop (Adam, margin loss)."""
-    require("pykeen")
+    """Train ``model`` on the training triples with PyKEEN's sLCWA loop (Adam, margin loss).
+
+    The options are checked against :mod:`negmine.kg.options` first; an unknown model or one
+    PyKEEN cannot build from these arguments is a one-line :class:`ConfigError`."""
+    from negmine.kg.options import check, check_model
+
+    dim = check("dim", dim, "fit_kge")
+    epochs = check("epochs", epochs, "fit_kge")
+    batch_size = check("batch_size", batch_size, "fit_kge")
+    lr = check("lr", lr, "fit_kge")
+    seed = check("seed", seed, "fit_kge")
+    check_model(model, "fit_kge model")
     from pykeen.models import model_resolver
     from pykeen.training import SLCWATrainingLoop
     from pykeen.utils import set_random_seed
@@ -73,11 +84,21 @@ def fit_kge(data: KGData, *, model: str = "TransE", dim: int = 50, epochs: int =
 
     set_random_seed(seed)
     tf = triples_factory(data)
-    m = model_resolver.make(model, triples_factory=tf, embedding_dim=dim, random_seed=seed)
-    loop = SLCWATrainingLoop(model=m, triples_factory=tf, optimizer=Adam(params=m.get_grad_params(), lr=lr),
-                             negative_sampler=negative_sampler, negative_sampler_kwargs=negative_sampler_kwargs)
+    try:
+        m = model_resolver.make(model, triples_factory=tf, embedding_dim=dim, random_seed=seed)
+        loop = SLCWATrainingLoop(model=m, triples_factory=tf, optimizer=Adam(params=m.get_grad_params(), lr=lr),
+                                 negative_sampler=negative_sampler, negative_sampler_kwargs=negative_sampler_kwargs)
+    except NegmineError:
+        raise
+    except (TypeError, ValueError, KeyError, NotImplementedError) as exc:  # PyKEEN / torch refusing the arguments
+        msg = " ".join(str(exc).split())[:200]
+        raise ConfigError(f"PyKEEN cannot build model {model!r} (dim {dim}, lr {lr}) on this graph: "
+                          f"{exc.__class__.__name__}: {msg}; choose another --model or its options") from None
     log.info("training %s (dim %d) for %d epochs on %d triples", model, dim, epochs, len(data.train))
-    loop.train(triples_factory=tf, num_epochs=epochs, batch_size=batch_size, use_tqdm=False, use_tqdm_batch=False)
+    losses = loop.train(triples_factory=tf, num_epochs=epochs, batch_size=batch_size, use_tqdm=False,
+                        use_tqdm_batch=False)
+    if losses and not np.isfinite(losses[-1]):
+        raise ConfigError(f"training {model} diverged (loss {losses[-1]} after {epochs} epochs, lr {lr}); lower --lr")
     return KGEModel(m, model, epochs, seed)
 
 
@@ -90,12 +111,32 @@ def load_embeddings(path: str | Path, data: KGData) -> np.ndarray:
     try:
         with np.load(p, allow_pickle=False) as z:
             labels = [str(x) for x in z["entities"]]
-            emb = np.asarray(z["embeddings"], dtype=np.float32)
-    except (KeyError, ValueError, OSError) as exc:
+            raw = np.asarray(z["embeddings"])
+            if raw.dtype.kind not in "fiu":
+                raise DataError(f"{p}: embeddings have dtype {raw.dtype}; store real numbers (float32)")
+            emb = raw.astype(np.float32)
+    except (KeyError, ValueError, OSError, EOFError, zipfile.BadZipFile, AttributeError, TypeError) as exc:
+        if isinstance(exc, DataError):
+            raise
         raise DataError(f"{p}: expected an .npz with arrays 'entities' (labels) and 'embeddings' "
                         f"(float[n, d]) ({exc.__class__.__name__}); re-export it") from None
-    if emb.ndim != 2 or emb.shape[0] != len(labels):
-        raise DataError(f"{p}: {len(labels)} labels but embeddings of shape {emb.shape}; one row per label")
+    if emb.ndim != 2 or emb.shape[0] != len(labels) or emb.shape[1] == 0:
+        raise DataError(f"{p}: {len(labels)} labels but embeddings of shape {emb.shape}; one row of d > 0 numbers "
+                        "per label")
+    if len(set(labels)) != len(labels):
+        from collections import Counter
+
+        from negmine.errors import examples
+
+        dup = sorted(x for x, n in Counter(labels).items() if n > 1)
+        raise DataError(f"{p}: {len(dup)} entit{'y' if len(dup) == 1 else 'ies'} listed twice ({examples(dup)}); "
+                        "keep one row per entity")
+    if not np.isfinite(emb).all():
+        from negmine.errors import examples
+
+        bad = [labels[i] for i in np.flatnonzero(~np.isfinite(emb).all(axis=1))]
+        raise DataError(f"{p}: {len(bad)} embedding(s) hold NaN or infinite values ({examples(bad)}); "
+                        "re-export finite vectors")
     rows = data.entity_ids(labels, str(p))
     out = np.full((data.num_entities, emb.shape[1]), np.nan, dtype=np.float32)
     out[rows] = emb

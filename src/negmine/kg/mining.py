@@ -14,8 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from negmine.errors import ConfigError
+from negmine.errors import ConfigError, DataError
 from negmine.kg.data import KGData, triple_keys
+from negmine.kg.evaluation import strict_json
 from negmine.kg.filters import BloomFilter, make_filter
 from negmine.kg.samplers import Corruptions, Graph, KGSampler, corrupt, known_keys, make_sampler
 
@@ -111,14 +112,30 @@ def mine(data: KGData, sampler: str | KGSampler = "uniform", *, num_negatives: i
         Known triples never emitted: ``exact`` or ``bloom`` (with ``error_rate``) over the
         triples of ``filter_splits`` (default: every split given), or ``none``.
     """
-    if num_negatives < 1:
-        raise ConfigError(f"num_negatives must be >= 1, got {num_negatives}; pass --num-negatives 1 or more")
+    from negmine.kg.options import check
+
+    num_negatives = check("num_negatives", num_negatives, "kg mine")
+    seed = check("seed", seed, "kg mine")
+    filter = check("filter", filter, "kg mine")
+    error_rate = check("error_rate", error_rate, "kg mine")
+    for key in ("temperature", "strength", "clusters"):
+        if key in sampler_options:
+            sampler_options[key] = check(key, sampler_options[key], "kg mine")
+    clusters = sampler_options.get("clusters")
+    if clusters is not None and clusters > data.num_entities:
+        raise ConfigError(f"clusters {clusters} exceeds the {data.num_entities} entities of {data.source}; give at "
+                          f"most {data.num_entities} (--clusters; the default is ⌈√entities⌉)")
     s = make_sampler(sampler, **sampler_options) if isinstance(sampler, str) else sampler
     graph = Graph.from_data(data)
     s.fit(graph)
     keys = known_keys(data, filter_splits)
     known = make_filter(filter, keys, error_rate=error_rate)
     c = corrupt(s, graph, data.train, num_negatives, seed, known)
+    if not c.ok.any():
+        name = s.config().get("name", sampler)
+        raise DataError(f"{data.source}: sampler {name!r} found 0 negatives for {len(data.train)} training triples "
+                        "(every allowed corruption is a known triple or outside the sampler's support); "
+                        "choose another sampler or its options (e.g. fewer --clusters for lemon)")
     filter_config = {**known.config(), "splits": filter_splits or sorted(data.splits)}
     return KGMiningResult(data, s, c, num_negatives, seed, filter_config,
                           build_report(data, s, c, num_negatives, filter_config, known))
@@ -152,4 +169,4 @@ def build_report(data: KGData, sampler: KGSampler, c: Corruptions, num_negatives
         if isinstance(known, BloomFilter):
             report["filter"]["note"] = ("a known triple is never emitted; a valid corruption is dropped with "
                                         f"probability ≈ {known.stated_rate:.2e}")
-    return json.loads(json.dumps(report))  # plain JSON types only
+    return dict(strict_json(report))  # plain JSON types only, null for a non-finite number
