@@ -1,21 +1,35 @@
 """Corruption samplers for knowledge-graph triples: which head or tail replaces the true one.
 
-Every sampler states, for a batch of triples, a log-weight for each candidate entity on each side
-(``within``: ``float64[B, 2, n_e]``, side 0 = replace the head, side 1 = replace the tail) and the
-probability of corrupting the head (``head_probability``: ``float64[B]``). The engine
-(:func:`corrupt`) then, vectorised over the batch:
+Three engines behind one call (:func:`corrupt`), all keyed by ``(seed, triple labels, ...)``
+through negmine's splitmix64 hash (:func:`negmine.samplers.uniform`), so a triple's negatives do
+not depend on batch size, on the order of the triples file or on the ids.
 
-1. removes the true entity itself from each side and normalises each side (log-softmax), adding
-   ``log p_head`` / ``log (1 − p_head)``;
-2. removes every candidate whose corrupted triple the known-triple filter holds (so a known true
-   triple is never emitted: not sampled-then-dropped, so no shortfall unless the pool is empty);
-3. draws ``num_negatives`` distinct corruptions without replacement by Gumbel-top-k, with the
-   Gumbel noise derived from a hash of ``(seed, triple labels, candidate label, side, draw)``
-   (:func:`negmine.samplers.uniform` over :func:`negmine.samplers.string_keys` of the labels):
-   a triple's negatives do not depend on batch size, on the order of the triples file or on the
-   ids; the first draw follows the stated distribution exactly.
+**Stream** (``uniform``, ``bernoulli``, ``typed``: O(1) per negative, as PyKEEN's samplers).
+Each triple owns an endless stream of candidate draws; draw ``m`` is one 64-bit hash of
+``(seed, triple, call, m)``: its high 32 bits pick the side (head with the sampler's
+``p_head``), its low 32 bits an entity uniformly among the side's allowed entities other than the
+true one (every entity, or the slot's observed entities for ``typed``). The negatives are the
+first ``k`` draws of the stream that are neither a known triple (the filter) nor a repeat of an
+earlier one: a rejected draw is *redrawn* (the next one of the stream), never dropped, so every
+triple gets exactly ``k`` distinct filtered negatives — by construction sampling without
+replacement from the stated distribution. The stream is read in vectorised blocks; which block
+size does not change the result. A triple with at most ``4·k + 16`` allowed entities on its two
+sides (tiny graphs, narrow ``typed`` slots), or whose stream is still short after ``64·k + 256``
+draws (nearly every corruption a known triple), is completed exactly: its remaining allowed
+candidates get the stream's probability ``p_side / |side|`` and are drawn by Gumbel-top-k (the
+same distribution, without replacement); a shortfall (``-1`` rows,
+reported, never padded) only when fewer than ``k`` allowed corruptions exist at all.
 
-Fewer candidates than asked leaves ``-1`` rows (a shortfall, reported, never padded).
+**Pool** (``hard`` on graphs with more entities than its ``pool``, and the live-model sampler of
+:mod:`negmine.kg.live`): a pool of a few hundred distinct filtered stream draws per triple is
+scored (cosine of entity embeddings, or the model being trained) and ``k`` are drawn from it by
+Gumbel-top-k on ``score / temperature`` (sampling-importance-resampling, as NSCaching and
+self-adversarial sampling approximate their softmax): never all entities.
+
+**Exact** (``lemon``, ``hasa``, ``hard`` on small graphs): every candidate entity of both sides
+gets a log-weight (``within``: ``float64[B, 2, n_e]``), the true entity and known triples are
+removed, each side is normalised and weighted by ``p_head``, and ``k`` are drawn without
+replacement by Gumbel-top-k (the first draw follows the stated distribution exactly).
 """
 
 from __future__ import annotations
@@ -41,6 +55,10 @@ log = logging.getLogger(__name__)
 SAMPLERS = ("uniform", "bernoulli", "typed", "hard", "lemon", "hasa")
 _SIDE_SALT = (np.uint64(0x243F6A8885A308D3), np.uint64(0x13198A2E03707344))
 _CELLS = 1 << 21  # candidate cells per block (bounds memory: ~50 MB of float64 work arrays)
+_STREAM_SALT = np.uint64(0x452821E638D01377)
+_POOL_SALT = np.uint64(0xBE5466CF34E90C6C)
+_LOW32 = np.uint64(0xFFFFFFFF)
+_TWO32 = float(1 << 32)
 
 
 @dataclass(frozen=True)
@@ -110,14 +128,40 @@ class _Base:
         return np.zeros((len(triples), 2, self.graph.num_entities))
 
 
-class Uniform(_Base):
+class _Streamed(_Base):
+    """A sampler whose side is drawn with ``head_probability`` and whose entity is uniform over
+    the side's allowed entities: O(1) per draw (:func:`corrupt`'s stream engine)."""
+
+    def stream(self, triples: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """For ``uint64[B, M]`` draw hashes: ``(side int64, entity int64, ok bool)`` ``[B, M]``;
+        ``ok`` is False where the drawn side has no allowed entity."""
+        n_e = self.graph.num_entities
+        p = self.head_probability(triples)
+        side = ((z >> np.uint64(32)).astype(np.float64) >= p[:, None] * _TWO32).astype(np.int64)
+        true = np.where(side == 0, triples[:, 0:1], triples[:, 2:3])
+        size = np.uint64(max(n_e - 1, 0))
+        r = (((z & _LOW32) * size) >> np.uint64(32)).astype(np.int64)
+        ent = r + (r >= true)
+        return side, ent, np.full(z.shape, n_e > 1)
+
+    def segments(self, triples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each side's allowed entities as ``[start, end)`` ranges ``int64[B, 2]`` of
+        :meth:`support_entities` (the true entity included: the caller removes it)."""
+        n = len(triples)
+        return np.zeros((n, 2), dtype=np.int64), np.full((n, 2), self.graph.num_entities, dtype=np.int64)
+
+    def support_entities(self, idx: np.ndarray) -> np.ndarray:
+        return idx
+
+
+class Uniform(_Streamed):
     """Head or tail with probability ½, then any entity uniformly (Bordes et al. 2013, TransE;
     PyKEEN's ``BasicNegativeSampler``). The easiest negatives; rarely false ones on sparse graphs."""
 
     name = "uniform"
 
 
-class Bernoulli(_Base):
+class Bernoulli(_Streamed):
     """Per relation, corrupt the head with probability ``tph / (tph + hpt)`` (Wang et al. 2014,
     TransH; PyKEEN's ``BernoulliNegativeSampler``): ``tph`` is the mean number of tails per head
     of the relation, ``hpt`` the mean number of heads per tail. A 1-to-N relation (many tails per
@@ -148,7 +192,7 @@ class Bernoulli(_Base):
         return self.p_head_[np.asarray(triples)[:, 1]]
 
 
-class Typed(_Base):
+class Typed(_Streamed):
     """Only entities observed in that slot of that relation in training (PyKEEN's
     ``PseudoTypedNegativeSampler``, Kotnis & Nastase 2018), head or tail with probability ½.
     Type-consistent, hence harder than uniform, and never outside the slot's observed entities.
@@ -168,7 +212,39 @@ class Typed(_Base):
         pools[tr[:, 1], 0, tr[:, 0]] = True
         pools[tr[:, 1], 1, tr[:, 2]] = True
         self.pools_ = pools
+        # the same pools as sorted keys (r·2 + side)·n_e + entity, for O(1) stream draws
+        n_e = graph.num_entities
+        self.keys_ = np.flatnonzero(pools.ravel()).astype(np.int64)
+        self.start_ = np.searchsorted(self.keys_, np.arange(2 * graph.num_relations + 1) * n_e)
         return self
+
+    def _rank(self, g: np.ndarray, ent: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Position of ``ent`` in slot pool ``g`` (its insertion point) and whether it is in it."""
+        key = g * self.graph.num_entities + ent
+        pos = np.searchsorted(self.keys_, key)
+        return pos, self.keys_[np.minimum(pos, len(self.keys_) - 1)] == key
+
+    def segments(self, triples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        g2 = 2 * np.asarray(triples, dtype=np.int64)[:, 1:2] + np.arange(2)[None, :]
+        return self.start_[g2], self.start_[g2 + 1]
+
+    def support_entities(self, idx: np.ndarray) -> np.ndarray:
+        return self.keys_[idx] % self.graph.num_entities
+
+    def stream(self, triples: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        t = np.asarray(triples, dtype=np.int64)
+        side = ((z >> np.uint64(32)).astype(np.float64) >= 0.5 * _TWO32).astype(np.int64)
+        g2 = 2 * t[:, 1:2] + np.arange(2)[None, :]                      # [B, 2] slot of each side
+        pos2, in2 = self._rank(g2, np.stack([t[:, 0], t[:, 2]], axis=1))  # per triple, not per draw
+        g = np.take_along_axis(g2, side, axis=1)
+        pos = np.take_along_axis(pos2, side, axis=1)
+        inpool = np.take_along_axis(in2, side, axis=1)
+        lo = self.start_[g]
+        size = self.start_[g + 1] - lo - inpool
+        r = (((z & _LOW32) * size.astype(np.uint64)) >> np.uint64(32)).astype(np.int64)
+        idx = lo + r + (inpool & (r >= pos - lo))
+        ent = self.keys_[np.minimum(idx, len(self.keys_) - 1)] % self.graph.num_entities
+        return side, ent, size > 0
 
     def within(self, triples: np.ndarray) -> np.ndarray:
         return np.where(self.pools_[np.asarray(triples)[:, 1]], 0.0, -np.inf)
@@ -332,21 +408,185 @@ def _top(prio: np.ndarray, k: int) -> np.ndarray:
     return np.take_along_axis(part, np.lexsort((part, -sub), axis=1), axis=1)
 
 
+def _call_keys(graph: Graph, triples: np.ndarray, draw: int) -> np.ndarray:
+    """``uint64[B]``: the key of each triple for call ``draw`` (0: the plain triple hash)."""
+    q = graph.triple_hash(triples)
+    if draw:
+        with np.errstate(over="ignore"):
+            q = q ^ _mix(np.array([draw], dtype=np.uint64))
+    return q
+
+
+def _triple_keys_of(graph: Graph, t: np.ndarray, side: np.ndarray, ent: np.ndarray) -> np.ndarray:
+    """``int64`` filter keys of the corruptions ``(side, ent)`` ``[B, M]`` of triples ``t``."""
+    n_e, n_r = graph.num_entities, graph.num_relations
+    h = np.where(side == 0, ent, t[:, 0:1])
+    tl = np.where(side == 1, ent, t[:, 2:3])
+    return (h * n_r + t[:, 1:2]) * n_e + tl
+
+
 def corrupt(sampler: KGSampler, graph: Graph, triples: np.ndarray, num_negatives: int, seed: int,
             known: KnownFilter | None = None, draw: int = 0) -> Corruptions:
     """``num_negatives`` distinct corruptions of each of ``triples`` (``int64[B, 3]``) — see the
-    module docstring. ``draw`` varies the noise between calls (PyKEEN batches)."""
+    module docstring for the three engines. ``draw`` varies the noise between calls (PyKEEN
+    batches)."""
     if num_negatives < 1:
         raise ConfigError(f"num_negatives must be >= 1, got {num_negatives}; pass --num-negatives 1 or more")
     known = known or NoFilter()
     t = np.asarray(triples, dtype=np.int64).reshape(-1, 3)
+    own = getattr(sampler, "corrupt_batch", None)
+    if own is not None:
+        c: Corruptions = own(graph, t, num_negatives, seed, known, draw)
+        return c
+    if hasattr(sampler, "stream"):
+        codes, filtered = stream_codes(sampler, graph, t, num_negatives, seed, known, draw)
+        return _from_codes(t, codes, graph.num_entities, filtered)
+    return _corrupt_exact(sampler, graph, t, num_negatives, seed, known, draw)
+
+
+def _from_codes(t: np.ndarray, codes: np.ndarray, n_e: int, filtered: int) -> Corruptions:
+    """Corruptions from candidate codes ``side · n_e + entity`` (``-1``: none)."""
+    ok = codes >= 0
+    side = np.where(ok, codes // max(n_e, 1), -1)
+    ent = codes % max(n_e, 1)
+    neg = np.repeat(t[:, None, :], codes.shape[1], axis=1)
+    neg[:, :, 0] = np.where(side == 0, ent, neg[:, :, 0])
+    neg[:, :, 2] = np.where(side == 1, ent, neg[:, :, 2])
+    neg[~ok] = -1
+    return Corruptions(neg, side.astype(np.int8), filtered)
+
+
+def _first_occurrence(codes: np.ndarray) -> np.ndarray:
+    """``bool[B, M]``: True where ``codes[i, j]`` does not occur in ``codes[i, :j]``."""
+    order = np.argsort(codes, axis=1, kind="stable")
+    srt = np.take_along_axis(codes, order, axis=1)
+    first_sorted = np.ones(codes.shape, dtype=bool)
+    first_sorted[:, 1:] = srt[:, 1:] != srt[:, :-1]
+    out = np.empty(codes.shape, dtype=bool)
+    np.put_along_axis(out, order, first_sorted, axis=1)
+    return out
+
+
+def stream_codes(sampler: Any, graph: Graph, t: np.ndarray, k: int, seed: int, known: KnownFilter,
+                 draw: int = 0, exclude: np.ndarray | None = None, salt: np.uint64 = _STREAM_SALT
+                 ) -> tuple[np.ndarray, int]:
+    """The stream engine: ``int64[B, k]`` codes ``side · n_e + entity`` of the first ``k``
+    distinct allowed draws of each triple's stream (``-1``: shortfall), and the number of draws
+    the filter rejected (redrawn). ``exclude`` (``int64[B, m]`` codes, ``-1`` padding) are taken
+    as already drawn (never repeated)."""
+    n_e = graph.num_entities
+    m0 = 0 if exclude is None else exclude.shape[1]
+    acc = np.full((len(t), m0 + k), -1, dtype=np.int64)
+    if m0:
+        acc[:, :m0] = exclude
+    got = np.zeros(len(t), dtype=np.int64)
+    q = _call_keys(graph, t, draw)
+    with np.errstate(over="ignore"):
+        base = _mix(_mix(np.array([seed & 0xFFFFFFFFFFFFFFFF], dtype=np.uint64)) ^ q)
+    start, limit = 0, 64 * k + 256
+    lo, hi = sampler.segments(t)
+    small = (hi - lo).sum(axis=1) <= 4 * k + 16  # few allowed entities (tiny graphs, narrow slots): exact
+    rows = np.flatnonzero(~small)
+    width = k + k // 4 + 2
+    filtered = 0
+    while len(rows) and start < limit:
+        with np.errstate(over="ignore"):
+            z = _mix(base[rows, None] ^ _mix(np.arange(start, start + width, dtype=np.uint64) ^ salt)[None, :])
+        tr = t[rows]
+        side, ent, ok = sampler.stream(tr, z)
+        hit = known.contains(_triple_keys_of(graph, tr, side, ent)) & ok
+        filtered += int(hit.sum())
+        code = np.where(ok & ~hit, side * n_e + ent, -1)
+        fresh = _first_occurrence(np.concatenate([acc[rows], code], axis=1))[:, m0 + k:] & (code >= 0)
+        need = k - got[rows]
+        rank = np.cumsum(fresh, axis=1)
+        take = fresh & (rank <= need[:, None])
+        r_i, c_i = np.nonzero(take)
+        acc[rows[r_i], m0 + got[rows][r_i] + rank[r_i, c_i] - 1] = code[r_i, c_i]
+        got[rows] += take.sum(axis=1)
+        start += width
+        rows = rows[got[rows] < k]
+        width = min(4 * width, limit - start)
+    rows = np.union1d(rows, np.flatnonzero(small))
+    if len(rows):  # few allowed candidates, or nearly all known: complete exactly from the remaining ones
+        extra, f2 = _complete(sampler, graph, t[rows], acc[rows], k - got[rows], seed, known, draw)
+        filtered += f2
+        r_i, c_i = np.nonzero(extra >= 0)
+        acc[rows[r_i], m0 + got[rows][r_i] + c_i] = extra[r_i, c_i]
+    return acc[:, m0:], filtered
+
+
+def _complete(sampler: Any, graph: Graph, t: np.ndarray, taken: np.ndarray, need: np.ndarray, seed: int,
+              known: KnownFilter, draw: int) -> tuple[np.ndarray, int]:
+    """Finish the streams of triples ``t`` exactly: every allowed candidate not ``taken``
+    (codes, ``-1`` padding) gets the stream's probability ``p_side / |side's allowed|`` and
+    ``need[i]`` are drawn without replacement by Gumbel-top-k. ``int64[B, max(need)]`` codes."""
+    n_e = graph.num_entities
+    lo, hi = sampler.segments(t)
+    p = np.clip(sampler.head_probability(t), 0.0, 1.0)
+    true2 = np.stack([t[:, 0], t[:, 2]], axis=1)
+    out = np.full((len(t), int(need.max()) if len(need) else 0), -1, dtype=np.int64)
+    filtered = 0
+    per_row = (hi - lo).sum(axis=1)
+    bounds = np.concatenate([[0], np.cumsum(per_row)])
+    a = 0
+    while a < len(t):  # blocks of about _CELLS candidate cells
+        b = int(np.searchsorted(bounds, bounds[a] + _CELLS, side="right")) - 1
+        b = max(b, a + 1)
+        L = (hi[a:b] - lo[a:b]).ravel()
+        seg = np.repeat(np.arange(2 * (b - a)), L)
+        off = np.arange(int(L.sum())) - np.repeat(np.cumsum(L) - L, L) + np.repeat(lo[a:b].ravel(), L)
+        row, side = seg // 2, seg % 2
+        ent = sampler.support_entities(off)
+        tt = t[a:b][row]
+        keys = _triple_keys_of(graph, tt, side[:, None], ent[:, None])[:, 0]
+        allowed = ent != true2[a:b][row, side]
+        hit = known.contains(keys) & allowed
+        filtered += int(hit.sum())
+        code = side * n_e + ent
+        tk = taken[a:b]
+        tr_, tc_ = np.nonzero(tk >= 0)
+        taken_keys = np.sort(tr_ * (2 * n_e) + tk[tr_, tc_])
+        ck = row * (2 * n_e) + code
+        pos = np.minimum(np.searchsorted(taken_keys, ck), max(len(taken_keys) - 1, 0))
+        is_taken = taken_keys[pos] == ck if len(taken_keys) else np.zeros(len(ck), dtype=bool)
+        allowed &= ~hit & ~is_taken
+        size = np.bincount(seg, weights=(ent != true2[a:b][row, side]), minlength=2 * (b - a)).reshape(-1, 2)
+        pside = np.stack([p[a:b], 1.0 - p[a:b]], axis=1)
+        with np.errstate(divide="ignore"):
+            logw = np.log(pside) - np.log(np.maximum(size, 1))
+        q = _call_keys(graph, t[a:b], draw)
+        u = _gumbel_keyed(seed, q[row], code)
+        prio = np.where(allowed, logw[row, side] + u, -np.inf)
+        order = np.lexsort((code, -prio, row))
+        row_o, prio_o, code_o = row[order], prio[order], code[order]
+        first = np.searchsorted(row_o, np.arange(b - a))
+        rank = np.arange(len(order)) - first[row_o]
+        pick = (rank < need[a:b][row_o]) & (prio_o > -np.inf) & (rank < out.shape[1])
+        out[a + row_o[pick], rank[pick]] = code_o[pick]
+        a = b
+    return out, filtered
+
+
+def _gumbel_keyed(seed: int, q: np.ndarray, code: np.ndarray) -> np.ndarray:
+    """Gumbel noise ``float64[n]`` from ``(seed, call key, candidate code)`` (elementwise)."""
+    with np.errstate(over="ignore"):
+        s = _mix(np.asarray([seed & 0xFFFFFFFFFFFFFFFF], dtype=np.uint64))
+        z = _mix(_mix(s ^ q ^ _POOL_SALT) ^ code.astype(np.uint64))
+    u = ((z >> np.uint64(12)).astype(np.float64) + 0.5) / float(1 << 52)
+    return -np.log(-np.log(u))
+
+
+def _corrupt_exact(sampler: KGSampler, graph: Graph, t: np.ndarray, num_negatives: int, seed: int,
+                   known: KnownFilter, draw: int = 0, exclude: np.ndarray | None = None) -> Corruptions:
+    """The exact engine: weigh every entity of both sides (see the module docstring).
+    ``exclude`` (``int64[B, m]`` codes ``side · n_e + entity``, ``-1`` padding) are never drawn."""
     n_e = graph.num_entities
     cand_keys = np.concatenate([graph.entity_keys ^ _SIDE_SALT[0], graph.entity_keys ^ _SIDE_SALT[1]])
     out = np.full((len(t), num_negatives, 3), -1, dtype=np.int64)
     side = np.full((len(t), num_negatives), -1, dtype=np.int8)
     filtered = 0
     step = max(1, _CELLS // (2 * n_e))
-    ent = np.arange(n_e)
     for a in range(0, len(t), step):
         b = t[a:a + step]
         w = np.array(sampler.within(b), dtype=np.float64)
@@ -356,16 +596,17 @@ def corrupt(sampler: KGSampler, graph: Graph, triples: np.ndarray, num_negatives
         with np.errstate(divide="ignore"):
             side_log = np.stack([np.log(p), np.log1p(-p)], axis=1)[:, :, None]
         w = _log_softmax(w) + side_log
-        heads = np.where(np.arange(2)[None, :, None] == 0, ent[None, None, :], b[:, None, None, 0])
-        tails = np.where(np.arange(2)[None, :, None] == 1, ent[None, None, :], b[:, None, None, 2])
-        keys = (heads * graph.num_relations + b[:, None, None, 1]) * n_e + tails
+        ent = np.broadcast_to(np.arange(n_e), (len(b), 2, n_e))
+        sides = np.broadcast_to(np.arange(2)[None, :, None], (len(b), 2, n_e))
+        keys = _triple_keys_of(graph, b, sides.reshape(len(b), -1), ent.reshape(len(b), -1)).reshape(w.shape)
         hit = known.contains(keys)
         filtered += int((hit & np.isfinite(w)).sum())
         w = np.where(hit, -np.inf, w).reshape(len(b), 2 * n_e)
-        q = graph.triple_hash(b)
-        if draw:
-            with np.errstate(over="ignore"):
-                q = q ^ _mix(np.array([draw], dtype=np.uint64))
+        if exclude is not None:
+            ex = exclude[a:a + step]
+            r_i, c_i = np.nonzero(ex >= 0)
+            w[r_i, ex[r_i, c_i]] = -np.inf
+        q = _call_keys(graph, b, draw)
         prio = w - np.log(-np.log(uniform(seed, q, cand_keys)))
         order = _top(prio, num_negatives)
         chosen = np.take_along_axis(prio, order, axis=1) > -np.inf
