@@ -179,7 +179,15 @@ def load_sweep(path: str | Path, *, out: str | Path | None = None) -> Sweep:
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"{p}: sweep file not found; pass the path of a TOML file")
-    text = p.read_text(encoding="utf-8")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        line = exc.object[: exc.start].count(b"\n") + 1
+        raise ConfigError(f"{p}:{line}: not UTF-8 text (byte {exc.object[exc.start:exc.start + 1]!r}); save the "
+                          "sweep file as UTF-8") from None
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot be read ({exc.strerror or exc}); check the path and its "
+                          "permissions") from None
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -115,8 +115,12 @@ def load_config(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"{p}: config file not found; check --config")
     try:
         raw = tomllib.loads(p.read_text(encoding="utf-8-sig"))
-    except UnicodeDecodeError:
-        raise ConfigError(f"{p}: not UTF-8 text; save the config as UTF-8") from None
+    except UnicodeDecodeError as exc:
+        line = exc.object[: exc.start].count(b"\n") + 1
+        raise ConfigError(f"{p}:{line}: not UTF-8 text (byte {exc.object[exc.start:exc.start + 1]!r}); save the "
+                          "config as UTF-8") from None
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot be read ({exc.strerror or exc}); check --config") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{p}: invalid TOML ({exc}); fix the file") from None
     if isinstance(raw.get("mine"), dict):

@@ -36,6 +36,7 @@ from typing import IO, TYPE_CHECKING, Any
 import numpy as np
 
 from negmine.errors import ConfigError, DataError, NegmineError
+from negmine.redact import redact_command
 from negmine.types import Candidates
 from negmine.writers._atomic import write_atomic, write_json
 
@@ -209,22 +210,18 @@ class RunDir:
         self._prepare()
         lock_path = self.meta / "lock"
         fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        held = False
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                try:
-                    holder = json.loads(lock_path.read_text() or "{}")
-                except (OSError, ValueError):
-                    holder = {}
-                who = (f"process {holder.get('pid', '?')} on {holder.get('host', '?')}, started "
-                       f"{holder.get('started', '?')}: {holder.get('command', '?')}") if holder else "another process"
-                raise ConfigError(f"{self.path}: another negmine run is writing here ({who}); wait for it to "
-                                  "finish or choose another --out") from None
+            except BlockingIOError:  # the holder's record is read, never touched
+                raise ConfigError(f"{self.path}: another negmine run is writing here ({_holder(lock_path)}); "
+                                  "wait for it to finish or choose another --out") from None
+            held = True
             os.ftruncate(fd, 0)
             os.pwrite(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
                                       "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                                      "command": " ".join(sys.argv)[:300]}).encode(), 0)
+                                      "command": redact_command(sys.argv)[:300]}).encode(), 0)
             try:
                 claim = self._check(run_id, overwrite)
             except NegmineError:  # refused: leave the directory as it was
@@ -244,8 +241,9 @@ class RunDir:
                     (self.meta / "pending.json").unlink(missing_ok=True)
                 raise
         finally:
-            with contextlib.suppress(OSError):
-                os.ftruncate(fd, 0)
+            if held:  # a refused contender leaves the holder's record as it is
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, 0)
             os.close(fd)  # releases the lock
 
     def _check(self, run_id: str, overwrite: bool) -> Claim:
@@ -270,6 +268,35 @@ class RunDir:
                                   f"({', '.join(sorted(others)[:3])}); choose another --out or pass --overwrite")
         write_json(self.meta / "pending.json", {"run_id": run_id})
         return Claim(self, run_id, finished=False)
+
+
+#: what a manifest's ``kind`` names, for the message that sends a run to its own commands
+_KINDS = {"rec": "a recommendation run (use 'negmine rec ...')",
+          "negmine.kg": "a knowledge-graph run (use 'negmine kg ...')"}
+
+
+def check_text_run(directory: str | Path, manifest: dict[str, Any]) -> None:
+    """Refuse a committed run of another domain (recommendation, knowledge graph) given to a
+    command that reads text mining runs (``export``, ``report``, ``train``)."""
+    kind = manifest.get("kind")
+    if kind is not None and kind != "text":
+        what = _KINDS.get(str(kind), f"a run of kind {kind!r}")
+        raise DataError(f"{directory}: holds {what}, not the text mining run this command reads; "
+                        "pass the --out of 'negmine mine'")
+
+
+def _holder(lock_path: Path) -> str:
+    """Who holds a run directory's lock, from its record (secrets redacted again: a record written
+    by an older version may hold a raw command line)."""
+    try:
+        holder = json.loads(lock_path.read_text(encoding="utf-8") or "{}")
+    except (OSError, ValueError):
+        holder = {}
+    if not isinstance(holder, dict) or not holder:
+        return "another process"
+    command = redact_command(str(holder.get("command", "?")).split(" "))
+    return (f"process {holder.get('pid', '?')} on {holder.get('host', '?')}, started "
+            f"{holder.get('started', '?')}: {command}")
 
 
 def verify(directory: str | Path) -> dict[str, Any]:

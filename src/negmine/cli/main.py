@@ -8,7 +8,6 @@ and the libraries' it drives) show only when stderr is a terminal, never with ``
 from __future__ import annotations
 
 import argparse
-import errno
 import importlib
 import logging
 import sys
@@ -17,7 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from negmine import __version__
-from negmine.errors import NegmineError
+from negmine.errors import NegmineError, environment_error
 
 COMMANDS = {
     "mine": ("negmine.cli.mine", "mine hard negatives for a dataset"),
@@ -125,16 +124,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. 'negmine export ... --out - | head'
         _silence_stdout()
         return 0
-    except (OSError, MemoryError) as exc:
-        fix = _environment_fix(exc)
+    except Exception as exc:  # an environment problem is exit 2, anything else exit 1
+        fix = environment_error(exc)
         if fix is None:
             return _failed(exc, args.debug)
         if args.debug:
             traceback.print_exc()
-        sys.stderr.write(f"negmine: error: {fix}\n")
+        sys.stderr.write(f"negmine: error: {' '.join(fix.split())}\n")
         return 2
-    except Exception as exc:
-        return _failed(exc, args.debug)
     finally:
         from negmine import _progress
 
@@ -150,23 +147,7 @@ def _failed(exc: BaseException, debug: bool) -> int:
     return 1
 
 
-#: errno values of problems the user fixes in the environment (exit 2, not 1)
-_ENV_ERRNO = {errno.EACCES: "permission denied", errno.EPERM: "operation not permitted",
-              errno.ENOSPC: "no space left on the device", errno.EROFS: "read-only file system",
-              errno.EDQUOT: "disk quota exceeded", errno.EISDIR: "is a directory",
-              errno.ENOTDIR: "a part of the path is not a directory", errno.ENAMETOOLONG: "file name too long"}
-
-
-def _environment_fix(exc: BaseException) -> str | None:
-    """One line with the fix for an environment problem (permissions, a full or read-only disk,
-    memory), or ``None`` for anything else (a bug: exit 1)."""
-    if isinstance(exc, MemoryError):
-        return ("out of memory; lower --num-negatives, --depth or the batch/block sizes, or mine fewer "
-                "queries at a time")
-    if isinstance(exc, OSError) and exc.errno in _ENV_ERRNO:
-        where = f"{exc.filename}: " if exc.filename else ""
-        return f"{where}{_ENV_ERRNO[exc.errno]}; check the path, its permissions and free space, or choose another"
-    return None
+_environment_fix = environment_error  # the name earlier versions (and their tests) used
 
 
 def _one_line(exc: BaseException) -> str:

@@ -96,6 +96,27 @@ def resolve_options(args: argparse.Namespace, multi: tuple[str, ...] = ()) -> di
     return merge(*given_options(args, multi))
 
 
+#: options naming files or directories that a mining run reads
+INPUT_KEYS = ("dataset", "corpus", "queries", "qrels", "pairs", "run", "doc_embeddings", "query_embeddings")
+
+
+def check_outputs(o: dict[str, Any], out: Path, html: str | None, config: str | None = None) -> None:
+    """Before any work: ``--out`` is no input and holds none of the inputs among the files a run
+    replaces; ``--html`` is a writable file that is neither an input nor a file of the run."""
+    from negmine.rundir import META, RUN_FILES
+    from negmine.writers.targets import check_not_input, check_output_file, is_within
+
+    inputs: list[str] = [str(o[k]) for k in INPUT_KEYS if o.get(k)] + ([config] if config else [])
+    check_not_input(out, "--out", inputs=inputs)
+    own = [out / name for name in RUN_FILES]
+    for src in inputs:
+        if is_within(src, out / META) or any(is_within(src, f) for f in own):
+            raise ConfigError(f"{src}: this input is a file that mining into --out {out} replaces; "
+                              "choose another --out or move the input")
+    if html is not None:
+        check_output_file(html, "--html", overwrite=True, inputs=[*inputs, *own], read_dirs=[out / META])
+
+
 def run(args: argparse.Namespace) -> int:
     from negmine.options import (
         POLICY_KEYS,
@@ -116,6 +137,7 @@ def run(args: argparse.Namespace) -> int:
     if not o["out"]:
         raise ConfigError("--out is required: the directory to write mined.parquet, manifest.json, report.json")
     out = Path(o["out"])
+    check_outputs(o, out, args.html, getattr(args, "config", None))
     if o["target_fnr"] is not None and o["relative_margin"] is not None:
         raise ConfigError("--target-fnr chooses the relative margin itself; drop --relative-margin")
     retriever = build_retriever(o)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -26,9 +25,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from negmine.rundir import verify
+    from negmine.rundir import check_text_run, verify
 
-    verify(args.directory)  # a partial, mixed or corrupted run is refused with what to do
+    manifest = verify(args.directory)  # a partial, mixed or corrupted run is refused with what to do
+    check_text_run(args.directory, manifest)
     path = Path(args.directory) / "report.json"
     if not path.is_file():
         raise DataError(f"{path}: not found; pass the --out directory of a 'negmine mine' run")
@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.flush()
         return 0
     out = Path(args.html)
-    _check_writable(out)
+    _check_writable(out, Path(args.directory), args.audit)
     page = render_html(args.directory, args.audit)
     try:
         write_text(out, page)
@@ -74,11 +74,10 @@ def _read_report(path: Path) -> dict[str, Any]:
     return report
 
 
-def _check_writable(out: Path) -> None:
-    if out.is_dir():
-        raise ConfigError(f"{out}: is a directory; --html names a file (or '-' for stdout)")
-    probe = out.parent
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
-        raise ConfigError(f"{out}: cannot write in {probe}; choose another --html FILE (or '-' for stdout)")
+def _check_writable(out: Path, run: Path, audit: str | None) -> None:
+    """``--html`` is a writable file, none of the run's files nor the audit it reads."""
+    from negmine.rundir import META, RUN_FILES
+    from negmine.writers.targets import check_output_file
+
+    check_output_file(out, "--html", overwrite=True, inputs=[*(run / f for f in RUN_FILES), audit],
+                      read_dirs=[run / META])

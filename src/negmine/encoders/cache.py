@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import os
@@ -13,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from negmine.encoders.base import Encoder, Kind
+from negmine.errors import ConfigError, is_short_write
 
 
 def texts_fingerprint(texts: Sequence[str]) -> str:
@@ -60,15 +62,33 @@ class EmbeddingCache:
             os.close(fd)
 
     def save(self, key: str, emb: np.ndarray) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.directory, suffix=".npy.tmp")
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.directory, suffix=".npy.tmp")
+        except OSError as exc:
+            raise self.unwritable(exc) from exc
         try:
             with os.fdopen(fd, "wb") as fh:
                 np.save(fh, np.ascontiguousarray(emb, dtype=np.float32))
             os.replace(tmp, self.directory / f"{key}.npy")
+        except OSError as exc:
+            Path(tmp).unlink(missing_ok=True)
+            raise self.unwritable(exc) from exc
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+
+    def unwritable(self, exc: OSError) -> Exception:
+        """A failed cache write as the user should see it: a full disk (ENOSPC, a quota, or a write
+        cut short without errno) or a permission problem is a one-line :class:`ConfigError` naming
+        the cache directory and the fix; anything else is ``exc`` itself."""
+        if is_short_write(exc) or exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            return ConfigError(f"{self.directory}: no space left to cache embeddings ({exc.strerror or exc}); "
+                               "free space there or choose another --cache-dir")
+        if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR):
+            return ConfigError(f"{self.directory}: cannot write the embedding cache ({exc.strerror or exc}); "
+                               "choose a writable --cache-dir")
+        return exc
 
 
 #: texts per cache entry: an interrupted encoding resumes from its last completed chunk, and a
@@ -98,6 +118,23 @@ def _encode_chunk(encoder: Encoder, part: Sequence[str], kind: Kind, cache: Embe
                 return emb
     stats[f"{kind}_cached"] = stats.get(f"{kind}_cached", 0) + len(part)
     return hit
+
+
+def _reserve(path: Path) -> None:
+    """Allocate the whole of a memory-mapped file's blocks now, so a disk too small for it fails
+    here with ENOSPC instead of killing the process (SIGBUS) on the first write into a page the
+    file system cannot back."""
+    fd = os.open(path, os.O_RDWR)
+    try:
+        size = os.fstat(fd).st_size
+        if size and hasattr(os, "posix_fallocate"):
+            try:
+                os.posix_fallocate(fd, 0, size)
+            except OSError as exc:
+                if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+                    raise  # a file system that cannot reserve blocks writes as before
+    finally:
+        os.close(fd)
 
 
 def encode_cached(
@@ -130,16 +167,24 @@ def encode_cached(
         for s in starts:
             emb = _encode_chunk(encoder, texts[s : s + chunk], kind, cache, stats)
             if out is None:
-                cache.directory.mkdir(parents=True, exist_ok=True)
-                fd, name = tempfile.mkstemp(dir=cache.directory, suffix=".npy.tmp")
-                os.close(fd)
-                tmp = Path(name)
-                out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(len(texts), emb.shape[1]))
+                try:
+                    cache.directory.mkdir(parents=True, exist_ok=True)
+                    fd, name = tempfile.mkstemp(dir=cache.directory, suffix=".npy.tmp")
+                    os.close(fd)
+                    tmp = Path(name)
+                    out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32,
+                                                    shape=(len(texts), emb.shape[1]))
+                    _reserve(tmp)
+                except OSError as exc:
+                    raise cache.unwritable(exc) from exc
             out[s : s + len(emb)] = emb
         assert out is not None and tmp is not None
-        out.flush()
-        del out
-        os.replace(tmp, cache.directory / f"{whole_key}.npy")
+        try:
+            out.flush()
+            del out
+            os.replace(tmp, cache.directory / f"{whole_key}.npy")
+        except OSError as exc:
+            raise cache.unwritable(exc) from exc
         tmp = None
     finally:
         if tmp is not None:

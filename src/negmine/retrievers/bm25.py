@@ -13,7 +13,7 @@ import numpy as np
 
 from negmine._optional import available, require
 from negmine._progress import progress
-from negmine.errors import DataError
+from negmine.errors import ConfigError, DataError
 from negmine.retrievers.base import TopK
 from negmine.types import Candidates, MiningData, RunContext
 
@@ -53,7 +53,12 @@ class BM25:
     def _stemmer(self) -> Any:
         if self.stemmer is None or not available("Stemmer"):
             return None
-        return require("Stemmer").Stemmer(self.stemmer)
+        stemmer = require("Stemmer")
+        try:
+            return stemmer.Stemmer(self.stemmer)
+        except KeyError:
+            raise ConfigError(f"unknown BM25 stemmer {self.stemmer!r} (--bm25-stemmer); known languages: "
+                              f"{', '.join(sorted(stemmer.algorithms()))}") from None
 
     def prepare(self, data: MiningData, ctx: RunContext | None = None) -> None:
         """Index the corpus now (once per corpus object), before queries are retrieved by shard."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -34,19 +36,14 @@ class Precomputed:
             raise DataError(f"{self.path}: run file not found; check --run")
         out: dict[str, list[tuple[str, float]]] = {}
         if self.path.suffix == ".npz":
-            z = np.load(self.path, allow_pickle=False)
-            missing = [k for k in ("query_ids", "doc_ids", "scores") if k not in z]
-            if missing:
-                raise DataError(f"{self.path}: missing arrays {', '.join(missing)}; need query_ids, doc_ids, scores")
-            if z["doc_ids"].shape != z["scores"].shape or len(z["query_ids"]) != len(z["doc_ids"]):
-                raise DataError(
-                    f"{self.path}: doc_ids and scores must be [n_queries, m] with n_queries = len(query_ids)"
-                )
-            for q, ds, ss in zip(z["query_ids"], z["doc_ids"], z["scores"]):
-                out[str(q)] = [(str(d), float(s)) for d, s in zip(ds, ss) if str(d)]
-            return out
-        with self.path.open(encoding="utf-8") as fh:
-            for line_no, line in enumerate(fh, start=1):
+            return self._read_npz()
+        with self.path.open("rb") as fh:
+            for line_no, raw in enumerate(fh, start=1):
+                try:
+                    line = raw.decode("utf-8-sig" if line_no == 1 else "utf-8")
+                except UnicodeDecodeError as exc:
+                    raise DataError(f"{self.path}:{line_no}: not UTF-8 text (byte {raw[exc.start:exc.start + 1]!r} "
+                                    f"at column {exc.start + 1}); save the run as UTF-8") from None
                 parts = line.split()
                 if not parts:
                     continue
@@ -58,7 +55,44 @@ class Precomputed:
                     score = float(parts[4])
                 except ValueError:
                     raise DataError(f"{self.path}:{line_no}: score {parts[4]!r} is not a number") from None
+                if not math.isfinite(score):
+                    raise DataError(f"{self.path}:{line_no}: score {parts[4]!r} is not finite; write a finite "
+                                    "score on every line")
                 out.setdefault(parts[0], []).append((parts[2], score))
+        return out
+
+    def _read_npz(self) -> dict[str, list[tuple[str, float]]]:
+        """An npz of plain arrays (never unpickled: object arrays are refused with what to write)."""
+        if not zipfile.is_zipfile(self.path):
+            raise DataError(f"{self.path}: not an .npz archive (not a zip file); write it with numpy.savez, or "
+                            "pass a TREC run file")
+        try:
+            with np.load(self.path, allow_pickle=False) as z:
+                missing = [k for k in ("query_ids", "doc_ids", "scores") if k not in z]
+                if missing:
+                    raise DataError(f"{self.path}: missing arrays {', '.join(missing)}; need query_ids, doc_ids, "
+                                    "scores")
+                qids, dids, scores = z["query_ids"], z["doc_ids"], z["scores"]
+        except ValueError as exc:
+            if "pickle" in str(exc) or "Object arrays" in str(exc):
+                raise DataError(f"{self.path}: holds object arrays, which negmine does not unpickle (a pickle can "
+                                "run code); save query_ids and doc_ids as string arrays (e.g. "
+                                "numpy.array(ids, dtype=str)) and scores as floats") from None
+            raise DataError(f"{self.path}: not a readable .npz ({exc}); write it with numpy.savez") from None
+        except (OSError, zipfile.BadZipFile, EOFError) as exc:
+            raise DataError(f"{self.path}: not a readable .npz ({exc}); write it with numpy.savez") from None
+        if dids.ndim != 2 or dids.shape != scores.shape or qids.ndim != 1 or len(qids) != len(dids):
+            raise DataError(
+                f"{self.path}: doc_ids and scores must be [n_queries, m] with n_queries = len(query_ids)"
+            )
+        if scores.dtype.kind not in "fiu":
+            raise DataError(f"{self.path}: scores are of type {scores.dtype}, not real numbers; save float scores")
+        out: dict[str, list[tuple[str, float]]] = {}
+        for q, ds, ss in zip(qids, dids, scores):
+            row = [(str(d), float(x)) for d, x in zip(ds, ss) if str(d)]
+            if not all(math.isfinite(x) for _, x in row):
+                raise DataError(f"{self.path}: query {str(q)!r} has a non-finite score; write finite scores")
+            out[str(q)] = row
         return out
 
     def retrieve(self, data: MiningData, k: int, ctx: RunContext | None = None) -> Candidates:

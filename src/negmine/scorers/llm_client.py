@@ -8,7 +8,6 @@ import base64
 import http.client
 import json
 import logging
-import re
 import time
 import urllib.error
 import urllib.parse
@@ -17,48 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from negmine.errors import ConfigError
+from negmine.redact import REDACTED as REDACTED  # re-exported: the judge imports them from here
+from negmine.redact import redact_url as redact_url
 from negmine.writers._atomic import write_text
 
 log = logging.getLogger("negmine.scorers.llm_judge")  # the name the CLI's log lines have always carried
 
 #: HTTP statuses worth retrying (with backoff); any other HTTP error fails the call at once.
 RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
-
-
-#: Query parameters whose value is redacted by :func:`redact_url` (matched case-insensitively
-#: anywhere in the parameter name).
-_SECRET_PARAM = re.compile(r"key|token|secret|passw|pwd|auth|sig|credential|session|cookie|jwt|bearer", re.I)
-REDACTED = "REDACTED"
-
-
-def redact_url(url: str) -> str:
-    """``url`` fit to record or log: the ``user:password@`` part removed and the value of every
-    secret-looking query parameter (a name containing ``key``, ``token``, ``secret``, ``pass``,
-    ``auth``, ``sig``...) replaced by ``REDACTED``. Anything that is not a URL is returned as is.
-
-    >>> redact_url("https://bob:hunter2@api.example.com/v1?api_key=sk-1&model=m")
-    'https://api.example.com/v1?api_key=REDACTED&model=m'
-    """
-    if not isinstance(url, str):
-        return url
-    try:
-        parts = urllib.parse.urlsplit(url)
-        port = parts.port
-    except ValueError:  # e.g. a non-numeric port: keep only what is certainly not user-info
-        return url.rsplit("@", 1)[-1] if "@" in url else url
-    netloc = parts.netloc
-    if "@" in netloc:
-        host = parts.hostname or ""
-        host = f"[{host}]" if ":" in host else host
-        netloc = f"{host}:{port}" if port else host
-    query = parts.query
-    if query:
-        pairs = urllib.parse.parse_qsl(query, keep_blank_values=True)
-        if any(_SECRET_PARAM.search(k) for k, _ in pairs):
-            query = urllib.parse.urlencode(
-                [(k, REDACTED if _SECRET_PARAM.search(k) else v) for k, v in pairs], safe=":/,"
-            )
-    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 def _origin(url: str) -> tuple[str, str]:

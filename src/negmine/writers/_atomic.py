@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
+
+from negmine.errors import is_short_write
 
 
 def _umask() -> int:
@@ -24,9 +27,23 @@ def write_atomic(path: Path, write: Callable[[IO[bytes]], None]) -> None:
             write(fh)
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise at_target(exc, path) from exc
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def at_target(exc: OSError, path: Path | str) -> OSError:
+    """``exc`` as the user should see it: naming the file being written (never the temporary
+    file beside it), and a short write without errno (numpy's ``tofile`` on a full disk) as the
+    ENOSPC it is."""
+    if is_short_write(exc):
+        return OSError(errno.ENOSPC, f"{os.strerror(errno.ENOSPC)} ({exc})", str(path))
+    if exc.errno is not None:
+        return OSError(exc.errno, exc.strerror or str(exc), str(path))
+    return exc
 
 
 def write_text(path: Path, text: str) -> None:

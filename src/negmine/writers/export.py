@@ -29,7 +29,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +36,7 @@ from typing import IO, Any
 
 from negmine.errors import ConfigError, DataError, examples
 from negmine.writers._atomic import write_jsonl, write_parquet_batches
+from negmine.writers.targets import check_output_file
 
 log = logging.getLogger(__name__)
 
@@ -289,21 +289,6 @@ def corpus_path_for(out: Path) -> Path:
     return out.with_name(f"{out.stem}.corpus{out.suffix}")
 
 
-def _check_target(path: Path, overwrite: bool, what: str) -> None:
-    if path.exists() and not overwrite:
-        raise ConfigError(f"{path}: already exists; choose another {what} or pass --overwrite")
-    if path.is_dir():
-        raise ConfigError(f"{path}: is a directory; {what} names a file")
-    parent = path.parent if str(path.parent) else Path(".")
-    probe = parent
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    if not probe.is_dir():
-        raise ConfigError(f"{path}: {probe} is not a directory; choose another {what}")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise ConfigError(f"{path}: cannot write in {probe} (permission denied); choose another {what}")
-
-
 def _write(path: Path, rows: Iterable[dict[str, Any]], what: str) -> None:
     """Write ``rows`` to ``path`` atomically, streaming: jsonl line by line, parquet in record
     batches of :data:`BATCH_ROWS` rows (an export is never held whole in memory)."""
@@ -344,7 +329,7 @@ def export_file(directory: str | Path, fmt: str, out: str | Path | IO[str], *, w
                 f"{path}: cannot write a {fmt} export as {kind}{why}; "
                 f"name the output {' or '.join('*' + s for s in suffixes)}"
             )
-        _check_target(path, overwrite, "--out")
+        check_output_file(path, "--out", overwrite=overwrite, read_dirs=[directory])
     corpus_target: Path | None = None
     if fmt == "tevatron-ids":
         if corpus_out is None and path is None:
@@ -354,12 +339,15 @@ def export_file(directory: str | Path, fmt: str, out: str | Path | IO[str], *, w
             raise ConfigError(f"{corpus_target}: name the corpus file *.jsonl or *.parquet")
         if path is not None and corpus_target.resolve() == path.resolve():
             raise ConfigError(f"{corpus_target}: the corpus file must differ from --out")
-        _check_target(corpus_target, overwrite, "--corpus-out")
+        check_output_file(corpus_target, "--corpus-out", overwrite=overwrite, read_dirs=[directory])
     elif corpus_out is not None:
         raise ConfigError(f"--corpus-out is for --format tevatron-ids, not {fmt}")
 
     rows, texts, manifest = load_mined(directory)
-    n = int(manifest.get("num_negatives", 0))
+    n = manifest.get("num_negatives", 0)
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        raise DataError(f"{Path(directory) / 'manifest.json'}: num_negatives is {n!r}, not a count of negatives "
+                        "(edited or corrupted); mine again into this directory with --overwrite")
     exp = ExportStream(fmt, texts, num_negatives=n, scores=scores, keep_empty=keep_empty, prompt=prompt,
                        type_=type_)
     if stream is not None:

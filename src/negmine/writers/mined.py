@@ -197,10 +197,11 @@ def load_mined(directory: str | Path) -> tuple[list[dict[str, Any]], dict[tuple[
     """``(rows, texts, manifest)`` of a committed mining output directory (checksums verified: a
     partial or mixed directory is a :class:`DataError`); ``texts`` maps ``("query"|"doc", id)``
     to ``{"title", "text"}``."""
-    from negmine.rundir import verify
+    from negmine.rundir import check_text_run, verify
 
     d = Path(directory)
     manifest = verify(d)
+    check_text_run(d, manifest)
     mined = next((d / f"mined.{x}" for x in ("parquet", "jsonl") if f"mined.{x}" in manifest["files"]), None)
     texts = next((d / f"texts.{x}" for x in ("parquet", "jsonl") if f"texts.{x}" in manifest["files"]), None)
     if mined is None or texts is None:
