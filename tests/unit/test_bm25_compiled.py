@@ -13,7 +13,7 @@ from negmine.errors import ConfigError
 
 pytest.importorskip("bm25s")
 pytest.importorskip("numba")
-from negmine.retrievers.bm25 import BM25  # noqa: E402
+from negmine.retrievers.bm25 import BM25
 
 SAMPLE = Path(negmine.__file__).parent / "sample"
 
