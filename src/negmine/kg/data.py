@@ -132,7 +132,8 @@ def _read(path: Path) -> list[tuple[str, str, str]]:
                 )
             rows.append((parts[0].strip(), parts[1].strip(), parts[2].strip()))
     if not rows:
-        raise DataError(f"{path}: no triples; the file is empty")
+        raise DataError(f"{path}: no triples (the file is empty or holds only comments); add "
+                        "head<TAB>relation<TAB>tail lines")
     return rows
 
 

@@ -90,13 +90,19 @@ def fit_kge(data: KGData, *, model: str = "TransE", dim: int = 50, epochs: int =
                                  negative_sampler=negative_sampler, negative_sampler_kwargs=negative_sampler_kwargs)
     except NegmineError:
         raise
-    except (TypeError, ValueError, KeyError, NotImplementedError) as exc:  # PyKEEN / torch refusing the arguments
+    except (TypeError, ValueError, KeyError, NotImplementedError, AttributeError) as exc:  # PyKEEN refusing them
         msg = " ".join(str(exc).split())[:200]
         raise ConfigError(f"PyKEEN cannot build model {model!r} (dim {dim}, lr {lr}) on this graph: "
                           f"{exc.__class__.__name__}: {msg}; choose another --model or its options") from None
     log.info("training %s (dim %d) for %d epochs on %d triples", model, dim, epochs, len(data.train))
-    losses = loop.train(triples_factory=tf, num_epochs=epochs, batch_size=batch_size, use_tqdm=False,
-                        use_tqdm_batch=False)
+    from pykeen.training.training_loop import NoTrainingBatchError
+
+    try:
+        losses = loop.train(triples_factory=tf, num_epochs=epochs, batch_size=batch_size, use_tqdm=False,
+                            use_tqdm_batch=False)
+    except NoTrainingBatchError:
+        raise ConfigError(f"{model}: batch size {batch_size} leaves no full training batch of the "
+                          f"{len(data.train)} training triples; lower --batch-size") from None
     if losses and not np.isfinite(losses[-1]):
         raise ConfigError(f"training {model} diverged (loss {losses[-1]} after {epochs} epochs, lr {lr}); lower --lr")
     return KGEModel(m, model, epochs, seed)
@@ -108,6 +114,10 @@ def load_embeddings(path: str | Path, data: KGData) -> np.ndarray:
     p = Path(path)
     if not p.is_file():
         raise DataError(f"{p}: embeddings file not found; check the path")
+    with p.open("rb") as fh:
+        if fh.read(2) != b"PK":
+            raise DataError(f"{p}: not an .npz file (a zip archive of arrays); save one with "
+                            "numpy.savez(path, entities=labels, embeddings=vectors)")
     try:
         with np.load(p, allow_pickle=False) as z:
             labels = [str(x) for x in z["entities"]]

@@ -154,7 +154,7 @@ def _read_table(path: Path, fmt: str) -> tuple[dict[str, list[Any]], int]:
 
 def _numbers(values: list[Any], integer: bool, path: Path, col: str, start: int) -> np.ndarray:
     """``int64`` or ``float64`` array of a column; a one-line error at the first bad value."""
-    what = "an integer" if integer else "a number"
+    what = "an integer (64-bit)" if integer else "a number"
     try:
         arr = np.asarray(values)
         if arr.dtype == object or arr.dtype == bool:
@@ -187,11 +187,14 @@ def _infinite(v: Any) -> bool:
 
 
 def _int_ok(v: Any) -> bool:
+    """Whether ``v`` reads as an integer that fits int64."""
     try:
-        int(v)
+        x = int(v)
     except (ValueError, TypeError):
-        return isinstance(v, float)
-    return True
+        if not isinstance(v, float):
+            return False
+        x = int(v)
+    return -(2**63) <= x < 2**63
 
 
 def load_interactions(

@@ -132,6 +132,9 @@ def load_embeddings(path: str | Path, user_ids: np.ndarray, item_ids: np.ndarray
     hint = "save one with numpy.savez(path, user_ids=..., user_vectors=..., item_ids=..., item_vectors=...)"
     if not p.is_file():
         raise DataError(f"{p}: embeddings file not found; {hint}")
+    with p.open("rb") as fh:
+        if fh.read(2) != b"PK":
+            raise DataError(f"{p}: not an .npz file (a zip archive of arrays); {hint}")
     try:
         with np.load(p, allow_pickle=False) as z:
             arrays = {k: np.asarray(z[k]) for k in ("user_ids", "user_vectors", "item_ids", "item_vectors")}
