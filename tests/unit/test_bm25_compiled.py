@@ -86,3 +86,11 @@ def test_mined_file_bytes_are_the_same_on_scifact(scifact: Path, tmp_path: Path)
     for b in ("numpy", "numba"):
         negmine.mine(data, BM25(backend=b), num_negatives=5, seed=0).save(tmp_path / b)
     assert (tmp_path / "numpy" / "mined.parquet").read_bytes() == (tmp_path / "numba" / "mined.parquet").read_bytes()
+
+
+def test_score_cells_equal_the_numpy_path() -> None:
+    data = negmine.load_beir(SAMPLE, split="train")
+    ids = np.random.default_rng(1).integers(-1, len(data.corpus), size=(len(data.queries), 17))
+    a, b = (BM25(backend=x).score_cells(data, ids) for x in ("numpy", "numba"))
+    np.testing.assert_array_equal(a, b)
+    assert np.isneginf(a[ids < 0]).all() and (a[ids >= 0] >= 0).all()

@@ -139,14 +139,11 @@ class BM25:
         if self._compiled(index):
             from negmine.retrievers import bm25_jit
 
-            pos = data.positives
-            cells = np.full((len(data.queries), int(pos.counts().max(initial=0))), -1, dtype=np.int64)
-            pos_q = pos.query_of_pair()
-            cells[pos_q, np.arange(len(pos_q)) - pos.indptr[pos_q]] = pos.indices
-            ids, scores, cell_scores = bm25_jit.search(index, query_ids, k, cells)
+            ids, scores, pos_scores = bm25_jit.search(index, query_ids, k, data.positives.indptr,
+                                                      data.positives.indices)
             ctx.timings["search_s"] = time.perf_counter() - t0
             return Candidates(ids=ids, scores=scores, sources=(ids >= 0).astype(np.uint8), source_names=[self.name],
-                              positive_scores=cell_scores[pos_q, np.arange(len(pos_q)) - pos.indptr[pos_q]])
+                              positive_scores=pos_scores)
         n_docs = len(data.corpus)
         kk = min(k, n_docs)
         ids = np.full((len(data.queries), k), -1, dtype=np.int64)
@@ -171,6 +168,15 @@ class BM25:
         """BM25 score of each ``(query row, ids[q, j])`` cell; ``-inf`` where ``ids < 0``."""
         index, query_tokens = self._fit(data, ctx if ctx is not None else RunContext())
         out = np.full(ids.shape, -np.inf, dtype=np.float32)
+        if self._compiled(index):
+            from negmine.retrievers import bm25_jit
+
+            valid = ids >= 0
+            ptr = np.zeros(len(ids) + 1, dtype=np.int64)
+            np.cumsum(valid.sum(axis=1), out=ptr[1:])
+            _, _, got = bm25_jit.search(index, query_tokens, 1, ptr, ids[valid])
+            out[valid] = got
+            return out
         step = self._block_size(len(data.corpus))
         for qs in range(0, len(data.queries), step):
             rows = range(qs, min(qs + step, len(data.queries)))

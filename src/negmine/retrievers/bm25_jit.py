@@ -25,25 +25,26 @@ def flatten(query_ids: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     return ptr, tokens
 
 
-def search(index: Any, query_ids: list[np.ndarray], k: int, cells: np.ndarray,
+def search(index: Any, query_ids: list[np.ndarray], k: int, cell_ptr: np.ndarray, cell_docs: np.ndarray,
            threads: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(ids int64[n, k], scores float32[n, k], cell_scores float32[n, m])`` for the queries
+    """``(ids int64[n, k], scores float32[n, k], cell_scores float32[m])`` for the queries
     ``query_ids`` (token ids of the index's vocabulary): the top ``k`` documents (padded with
-    ``-1``/``-inf`` when ``k`` exceeds the corpus) and the score of each document row in
-    ``cells[q]`` (``int64[n, m]``; ``-1`` gives ``-inf``)."""
+    ``-1``/``-inf`` when ``k`` exceeds the corpus) and the score of the document rows
+    ``cell_docs[cell_ptr[q]:cell_ptr[q + 1]]`` of each query ``q`` (CSR, as known positives)."""
     sc = index.scores
     n_docs = int(sc["num_docs"])
     ptr, tokens = flatten(query_ids)
     n = len(query_ids)
     kk = min(k, n_docs)
     keys = np.zeros((n, max(kk, 1)), dtype=np.uint64)
-    cell_scores = np.full(cells.shape, -np.inf, dtype=np.float32)
+    cell_scores = np.zeros(len(cell_docs), dtype=np.float32)
     if n and kk:
         t = max(1, min(threads or numba.get_num_threads(), n))
         bounds = np.linspace(0, n, t + 1).astype(np.int64)
         _kernel(np.asarray(sc["data"], dtype=np.float32), np.asarray(sc["indices"], dtype=np.int64),
                   np.asarray(sc["indptr"], dtype=np.int64), n_docs, ptr, tokens, kk,
-                  np.ascontiguousarray(cells, dtype=np.int64), bounds, keys, cell_scores)
+                  np.asarray(cell_ptr, dtype=np.int64), np.asarray(cell_docs, dtype=np.int64), bounds, keys,
+                  cell_scores)
     from negmine.retrievers.base import keys_to_result
 
     ids, scores = keys_to_result(keys[:, :kk], k)
@@ -81,8 +82,8 @@ def _offer(heap: Any, size: int, k: int, key: Any) -> int:
 
 
 @numba.njit(parallel=True, nogil=True, cache=True)
-def _kernel(data: Any, indices: Any, indptr: Any, n_docs: int, ptr: Any, tokens: Any, k: int, cells: Any,
-            bounds: Any, keys: Any, cell_scores: Any) -> None:  # pragma: no cover - compiled
+def _kernel(data: Any, indices: Any, indptr: Any, n_docs: int, ptr: Any, tokens: Any, k: int, cell_ptr: Any,
+            cell_docs: Any, bounds: Any, keys: Any, cell_scores: Any) -> None:  # pragma: no cover - compiled
     for t in numba.prange(len(bounds) - 1):
         acc = np.zeros(n_docs, dtype=np.float32)
         seen = np.zeros(n_docs, dtype=np.uint8)
@@ -117,10 +118,8 @@ def _kernel(data: Any, indices: Any, indptr: Any, n_docs: int, ptr: Any, tokens:
                     found += 1
                 r += 1
             keys[q, :size] = heap[:size]
-            for c in range(cells.shape[1]):
-                d = cells[q, c]
-                if d >= 0:
-                    cell_scores[q, c] = acc[d]
+            for c in range(cell_ptr[q], cell_ptr[q + 1]):
+                cell_scores[c] = acc[cell_docs[c]]
             for i in range(n_touched):
                 d = touched[i]
                 acc[d] = np.float32(0.0)
