@@ -172,6 +172,18 @@ def _strict(text: str) -> object:
     return json.loads(text, parse_constant=refuse)
 
 
+def test_audit_writes_strict_json_and_needs_overwrite(tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.chdir(tmp_path)
+    write_triples_dir(tmp_path / "g", *planted())
+    args = ["kg", "audit", "--triples", "g", "--samplers", "uniform,bernoulli", "--kge-epochs", "1", "--out", "a"]
+    assert main(args) == 0
+    result = _strict(Path("a/audit.json").read_text())
+    assert isinstance(result, dict) and [r["sampler"] for r in result["rows"]] == ["uniform", "bernoulli"]
+    capsys.readouterr()
+    assert main(args) == 2 and "pass --overwrite" in capsys.readouterr().err
+    assert main([*args, "--overwrite"]) == 0
+
+
 def test_a_bom_is_stripped(tmp_path: Path, monkeypatch, capsys) -> None:
     monkeypatch.chdir(tmp_path)
     write_triples_dir(tmp_path / "plain", *planted())

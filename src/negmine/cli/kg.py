@@ -50,10 +50,9 @@ def _names(args: argparse.Namespace) -> list[str]:
     """The samplers the command runs, and a refusal of any sampler option none of them reads."""
     names = [args.sampler] if args.kg_command == "mine" else parse_list(args.samplers, "sampler", "--samplers")
     for key, users in APPLIES.items():
-        if key not in vars(args):
+        if key not in vars(args) or (key == "kge_epochs" and args.kg_command != "mine"):  # audit: hardness model
             continue
-        default = OPTIONS[key].default if key != "kge_epochs" or args.kg_command == "mine" else 100
-        if getattr(args, key) != default and not set(users) & set(names):
+        if getattr(args, key) != OPTIONS[key].default and not set(users) & set(names):
             raise ConfigError(f"--{key.replace('_', '-')} applies to the {' and '.join(users)} sampler(s), not "
                               f"{', '.join(names)}; drop it or choose such a sampler")
     if args.kg_command == "mine" and args.embeddings and args.kge_epochs is not None:
