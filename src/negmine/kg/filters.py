@@ -89,7 +89,7 @@ class ExactFilter:
 
     def _build_hash(self) -> None:
         n = len(self.keys_)
-        self.bits_ = max(10, int(math.ceil(math.log2(2.5 * n))))
+        self.bits_ = max(10, math.ceil(math.log2(2.5 * n)))
         size = 1 << self.bits_
         self.empty_ = np.int64(np.iinfo(np.int64).min)  # below every key (keys_[0] > min)
         slots = np.full(size, self.empty_, dtype=np.int64)

@@ -116,8 +116,8 @@ class HaSa(Hard):
     name = "hasa"
 
     def __init__(self, embeddings: np.ndarray | None = None, temperature: float = 0.1, strength: float = 1.0,
-                 hidden_fraction: float = 0.2) -> None:
-        super().__init__(embeddings, temperature)
+                 hidden_fraction: float = 0.2, pool: int = 256) -> None:
+        super().__init__(embeddings, temperature, pool)
         if not strength >= 0:
             raise ConfigError(f"strength must be >= 0, got {strength}")
         self.strength = float(strength)
@@ -143,3 +143,9 @@ class HaSa(Hard):
         f_head = self.features_[t[:, 1], :, t[:, 2]]  # candidate a replaces the head: (a, r, t)
         f_tail = self.features_[t[:, 1], t[:, 0], :]  # candidate b replaces the tail: (h, r, b)
         return hard + np.stack([self.penalty_[f_head], self.penalty_[f_tail]], axis=1)
+
+    def pool_weights(self, triples: np.ndarray, side: np.ndarray, ent: np.ndarray) -> np.ndarray:
+        t = np.asarray(triples)
+        head = np.where(side == 0, ent, t[:, 0:1])
+        tail = np.where(side == 1, ent, t[:, 2:3])
+        return super().pool_weights(t, side, ent) + self.penalty_[self.features_[t[:, 1:2], head, tail]]

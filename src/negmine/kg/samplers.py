@@ -47,7 +47,7 @@ from negmine.samplers import _mix, string_keys, uniform
 
 __all__ = [
     "SAMPLERS", "Bernoulli", "Corruptions", "Graph", "Hard", "KGSampler", "Lemon", "Typed", "Uniform",
-    "corrupt", "make_sampler",
+    "corrupt", "make_sampler", "pool_corrupt", "stream_codes",
 ]
 
 log = logging.getLogger(__name__)
@@ -55,8 +55,10 @@ log = logging.getLogger(__name__)
 SAMPLERS = ("uniform", "bernoulli", "typed", "hard", "lemon", "hasa")
 _SIDE_SALT = (np.uint64(0x243F6A8885A308D3), np.uint64(0x13198A2E03707344))
 _CELLS = 1 << 21  # candidate cells per block (bounds memory: ~50 MB of float64 work arrays)
+_POOL_CELLS = 1 << 18  # pool cells per block: the scored candidates' vectors stay in cache
 _STREAM_SALT = np.uint64(0x452821E638D01377)
 _POOL_SALT = np.uint64(0xBE5466CF34E90C6C)
+_FILL_SALT = np.uint64(0xC0AC29B7C97C50DD)
 _LOW32 = np.uint64(0xFFFFFFFF)
 _TWO32 = float(1 << 32)
 
@@ -196,6 +198,7 @@ class Typed(_Streamed):
     """Only entities observed in that slot of that relation in training (PyKEEN's
     ``PseudoTypedNegativeSampler``, Kotnis & Nastase 2018), head or tail with probability ½.
     Type-consistent, hence harder than uniform, and never outside the slot's observed entities.
+``sides="bernoulli"`` picks the side with :class:`Bernoulli`'s per-relation probability instead.
 
     Attributes
     ----------
@@ -205,8 +208,23 @@ class Typed(_Streamed):
 
     name = "typed"
 
+    def __init__(self, sides: str = "half") -> None:
+        if sides not in ("half", "bernoulli"):
+            raise ConfigError(f"typed sides must be 'half' or 'bernoulli', got {sides!r}")
+        self.sides = sides
+
+    def config(self) -> dict[str, Any]:
+        return {"name": self.name, **({"sides": self.sides} if self.sides != "half" else {})}
+
+    def head_probability(self, triples: np.ndarray) -> np.ndarray:
+        if self.sides == "bernoulli":
+            return self.bernoulli_.head_probability(triples)
+        return super().head_probability(triples)
+
     def fit(self, graph: Graph) -> Typed:
         super().fit(graph)
+        if self.sides == "bernoulli":
+            self.bernoulli_ = Bernoulli().fit(graph)
         tr = graph.train
         pools = np.zeros((graph.num_relations, 2, graph.num_entities), dtype=bool)
         pools[tr[:, 1], 0, tr[:, 0]] = True
@@ -233,7 +251,8 @@ class Typed(_Streamed):
 
     def stream(self, triples: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         t = np.asarray(triples, dtype=np.int64)
-        side = ((z >> np.uint64(32)).astype(np.float64) >= 0.5 * _TWO32).astype(np.int64)
+        p = self.head_probability(t)
+        side = ((z >> np.uint64(32)).astype(np.float64) >= p[:, None] * _TWO32).astype(np.int64)
         g2 = 2 * t[:, 1:2] + np.arange(2)[None, :]                      # [B, 2] slot of each side
         pos2, in2 = self._rank(g2, np.stack([t[:, 0], t[:, 2]], axis=1))  # per triple, not per draw
         g = np.take_along_axis(g2, side, axis=1)
@@ -262,18 +281,25 @@ class Hard(_Base):
     side, head or tail with probability ½. ``temperature → 0`` takes the nearest neighbours;
     large temperatures tend to ``uniform``. Harder than ``typed``, and the sampler most prone to
     false negatives (a near neighbour is often a true answer).
+
+    On a graph with more than ``pool`` entities the weights are computed on a pool of ``pool``
+    distinct filtered uniform draws per triple only (:func:`pool_corrupt`), never on all
+    entities; on smaller graphs every entity is weighed (exact).
     """
 
     name = "hard"
 
-    def __init__(self, embeddings: np.ndarray | None = None, temperature: float = 0.1) -> None:
+    def __init__(self, embeddings: np.ndarray | None = None, temperature: float = 0.1, pool: int = 256) -> None:
         if not temperature > 0:
             raise ConfigError(f"temperature must be > 0, got {temperature}")
+        if pool < 1:
+            raise ConfigError(f"pool must be >= 1, got {pool}")
         self.embeddings = embeddings
         self.temperature = float(temperature)
+        self.pool = int(pool)
 
     def config(self) -> dict[str, Any]:
-        return {"name": self.name, "temperature": self.temperature}
+        return {"name": self.name, "temperature": self.temperature, "pool": self.pool}
 
     def fit(self, graph: Graph) -> Hard:
         super().fit(graph)
@@ -286,13 +312,37 @@ class Hard(_Base):
                               "one row per entity")
         if not np.isfinite(e).all():
             raise ConfigError("embeddings contain NaN or infinite values; re-export them")
-        u = _unit(e)
-        self.sim_ = u @ u.T
+        self.unit_ = _unit(e)
+        self._sim: np.ndarray | None = None
+        self.base_ = Uniform().fit(graph)
         return self
+
+    @property
+    def sim_(self) -> np.ndarray:
+        """``float64[n_e, n_e]`` cosine similarities (exact engine only: small graphs)."""
+        sim: np.ndarray | None = getattr(self, "_sim", None)
+        if sim is None:
+            sim = self._sim = self.unit_ @ self.unit_.T
+        return sim
 
     def within(self, triples: np.ndarray) -> np.ndarray:
         t = np.asarray(triples)
         return np.stack([self.sim_[t[:, 0]], self.sim_[t[:, 2]]], axis=1) / self.temperature
+
+    def pool_weights(self, triples: np.ndarray, side: np.ndarray, ent: np.ndarray) -> np.ndarray:
+        """``float64[B, M]`` log-weights of the pool candidates ``(side, ent)`` ``[B, M]``."""
+        t = np.asarray(triples)
+        u = self.unit_.astype(np.float32, copy=False)
+        cand = u[ent]                                                   # [B, M, d]
+        s0 = np.einsum("bmd,bd->bm", cand, u[t[:, 0]])
+        s1 = np.einsum("bmd,bd->bm", cand, u[t[:, 2]])
+        return np.where(side == 0, s0, s1).astype(np.float64) / self.temperature
+
+    def corrupt_batch(self, graph: Graph, t: np.ndarray, k: int, seed: int, known: KnownFilter,
+                      draw: int) -> Corruptions:
+        if graph.num_entities <= self.pool:
+            return _corrupt_exact(self, graph, t, k, seed, known, draw)
+        return pool_corrupt(self.pool_weights, self.base_, graph, t, k, seed, known, draw, self.pool)
 
 
 class Lemon(_Base):
@@ -575,6 +625,68 @@ def _gumbel_keyed(seed: int, q: np.ndarray, code: np.ndarray) -> np.ndarray:
         z = _mix(_mix(s ^ q ^ _POOL_SALT) ^ code.astype(np.uint64))
     u = ((z >> np.uint64(12)).astype(np.float64) + 0.5) / float(1 << 52)
     return -np.log(-np.log(u))
+
+
+def allowed_by(base: Any, t: np.ndarray, side: np.ndarray, ent: np.ndarray) -> np.ndarray:
+    """``bool[B, M]``: whether the base sampler could draw ``(side, ent)`` for each triple (its
+    typed slot, if any; never the true entity)."""
+    ok = ent != np.where(side == 0, t[:, 0:1], t[:, 2:3])
+    pools = getattr(base, "pools_", None)
+    if pools is not None:
+        ok &= pools[t[:, 1:2], side, ent]
+    return np.asarray(ok)
+
+
+def pool_corrupt(weights: Any, base: Any, graph: Graph, t: np.ndarray, k: int, seed: int, known: KnownFilter,
+                 draw: int, pool: int, extra: np.ndarray | None = None,
+                 on_scored: Any = None) -> Corruptions:
+    """The pool engine: per triple, ``pool`` distinct filtered draws of the ``base`` stream
+    sampler (plus ``extra`` candidate codes ``int64[B, C]``, e.g. a cache, checked against the
+    filter and the base sampler's slots), log-weighted by ``weights(triples, side, ent)``
+    (``-inf``: refused by a guard), and ``k`` drawn by Gumbel-top-k keyed by ``(seed, triple,
+    call, candidate)``. Rows with fewer than ``k`` weighted candidates are filled with further
+    filtered draws of the base stream that are not in the pool (never a refused candidate):
+    exactly ``k`` per triple unless fewer than ``k`` allowed corruptions exist.
+    ``on_scored(triples, codes, logw)`` sees every scored pool (the live sampler's cache)."""
+    n_e = graph.num_entities
+    out = np.full((len(t), k), -1, dtype=np.int64)
+    filtered = 0
+    width = pool + (0 if extra is None else extra.shape[1])
+    step = max(1, _POOL_CELLS // max(1, width))
+    for a in range(0, len(t), step):
+        b = t[a:a + step]
+        codes, f = stream_codes(base, graph, b, pool, seed, known, draw, salt=_POOL_SALT)
+        filtered += f
+        if extra is not None:
+            ex = extra[a:a + step]
+            es, ee = ex // n_e, ex % n_e
+            ok = (ex >= 0) & allowed_by(base, b, es, ee)
+            ok &= ~known.contains(_triple_keys_of(graph, b, es, ee))
+            codes = np.concatenate([codes, np.where(ok, ex, -1)], axis=1)
+            codes = np.where(_first_occurrence(codes) & (codes >= 0), codes, -1)
+        valid = codes >= 0
+        side, ent = np.where(valid, codes // n_e, 0), np.where(valid, codes % n_e, 0)
+        logw = np.where(valid, weights(b, side, ent), -np.inf)
+        if on_scored is not None:
+            on_scored(b, codes, logw)
+        q = _call_keys(graph, b, draw)
+        prio = logw + _gumbel_keyed(seed, np.broadcast_to(q[:, None], codes.shape), np.maximum(codes, 0))
+        order = _top(prio, min(k, prio.shape[1]))
+        chosen = np.take_along_axis(prio, order, axis=1) > -np.inf
+        picked = np.where(chosen, np.take_along_axis(codes, order, axis=1), -1)
+        out[a:a + step, :picked.shape[1]] = picked
+        got = chosen.sum(axis=1)
+        short = np.flatnonzero(got < k)
+        if len(short):  # fill with unscored draws outside the pool (refused candidates stay out)
+            fill, f = stream_codes(base, graph, b[short], k, seed, known, draw, exclude=codes[short],
+                                   salt=_FILL_SALT)
+            filtered += f
+            r_i, c_i = np.nonzero(np.arange(k)[None, :] < (k - got[short])[:, None])
+            vals = fill[r_i, c_i]
+            out[a + short[r_i], got[short][r_i] + c_i] = vals
+    # a fill may be short too: keep the -1 cells at the end of each row
+    out = np.take_along_axis(out, np.argsort(out < 0, axis=1, kind="stable"), axis=1)
+    return _from_codes(t, out, n_e, filtered)
 
 
 def _corrupt_exact(sampler: KGSampler, graph: Graph, t: np.ndarray, num_negatives: int, seed: int,
