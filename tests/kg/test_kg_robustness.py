@@ -112,6 +112,7 @@ CASES = {
     "compare --baseline not compared": [*COMPARE, "--baseline", "typed"],
     "compare --batch-size 0": [*COMPARE, "--batch-size", "0"],
     "compare --warmup-epochs 0": [*COMPARE, "--warmup-epochs", "0"],
+    "compare --warmup-epochs without hard/hasa": [*COMPARE, "--warmup-epochs", "5"],
     "compare --lr -1": [*COMPARE, "--lr", "-1"],
     "compare without a test split": ["kg", "compare", "--triples", "notest", "--samplers", "uniform", "--seeds", "0",
                                      "--epochs", "1", "--out", "c"],

@@ -28,7 +28,8 @@ HELP = {
 FILES = {"audit": ("audit.json", "audit.md"), "compare": ("compare.json", "compare.md", "compare.png")}
 #: sampler options and the samplers that read them
 APPLIES = {"embeddings": ("hard", "hasa"), "kge_epochs": ("hard", "hasa"), "temperature": ("hard", "hasa"),
-           "strength": ("hasa",), "clusters": ("lemon",), "entity_text": ("lemon",)}
+           "strength": ("hasa",), "clusters": ("lemon",), "entity_text": ("lemon",),
+           "warmup_epochs": ("hard", "hasa")}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -99,6 +99,16 @@ def make_scorer(args: argparse.Namespace, data: Any, needed: bool, seed: int) ->
     return fit_implicit(data.train, data.n_items, kind, factors=args.factors, iterations=args.iterations, seed=seed)
 
 
+def _simplex_options(args: argparse.Namespace, models: list[str]) -> None:
+    """``--margin`` and ``--negative-weight`` belong to the SimpleX loss; refused without it."""
+    from negmine.rec.options import OPTIONS
+
+    for key in ("margin", "negative_weight"):
+        if getattr(args, key) != OPTIONS[key].default and "simplex" not in models:
+            raise ConfigError(f"--{key.replace('_', '-')} applies to the simplex model, not {', '.join(models)}; "
+                              "drop it or train simplex")
+
+
 def _train_config(args: argparse.Namespace, model: str, num_negatives: int, seed: int) -> Any:
     from negmine.rec.train import TrainConfig
 
@@ -206,6 +216,7 @@ def _train(args: argparse.Namespace) -> int:
     _sampler_names(args)
     sampler = make_sampler(args, args.sampler)
     _scorer_applies(args, sampler.needs_scorer)
+    _simplex_options(args, [args.model])
     cfg = _train_config(args, args.model, args.num_negatives, args.seed)
     data = load_data(args)
     scorer = make_scorer(args, data, sampler.needs_scorer, args.seed)
@@ -250,6 +261,7 @@ def _compare(args: argparse.Namespace) -> int:
     built = {n: make_sampler(args, n) for n in samplers}
     needed = any(b.needs_scorer for b in built.values())
     _scorer_applies(args, needed)
+    _simplex_options(args, models)
     configs = {(m, n, s): _train_config(args, m, n, s) for m in models for n in negatives for s in seeds}
     data = load_data(args)
     _need_test(data, "compare")
