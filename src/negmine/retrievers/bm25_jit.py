@@ -92,9 +92,17 @@ def _kernel(data: Any, indices: Any, indptr: Any, n_docs: int, ptr: Any, tokens:
         bits = val.view(np.uint32)  # the float's bit pattern, as base.pack reads it
         heap = np.zeros(max(k, 1), dtype=np.uint64)
         for q in range(bounds[t], bounds[t + 1]):
+            postings = 0
+            for p in range(ptr[q], ptr[q + 1]):
+                postings += indptr[tokens[p] + 1] - indptr[tokens[p]]
+            dense = 4 * postings > n_docs  # most rows touched: scan them all, in order
             n_touched = 0
             for p in range(ptr[q], ptr[q + 1]):  # the query's tokens in order, as bm25s sums them
                 tok = tokens[p]
+                if dense:
+                    for j in range(indptr[tok], indptr[tok + 1]):
+                        acc[indices[j]] += data[j]
+                    continue
                 for j in range(indptr[tok], indptr[tok + 1]):
                     d = indices[j]
                     if seen[d] == 0:
@@ -103,23 +111,34 @@ def _kernel(data: Any, indices: Any, indptr: Any, n_docs: int, ptr: Any, tokens:
                         n_touched += 1
                     acc[d] += data[j]
             size = 0
-            for i in range(n_touched):
-                d = touched[i]
-                val[0] = acc[d] + np.float32(0.0)  # -0.0 as +0.0
-                b = bits[0]
-                hi = ~b if b & _SIGN else b | _SIGN
-                size = _offer(heap, size, k, (np.uint64(hi) << np.uint64(32)) | (_LOW - np.uint64(d)))
-            # the unmatched documents score 0.0: only the k lowest rows of them can enter
-            zero_key = np.uint64(_SIGN) << np.uint64(32)
-            found, r = 0, 0
-            while found < k and r < n_docs:
-                if seen[r] == 0:
-                    size = _offer(heap, size, k, zero_key | (_LOW - np.uint64(r)))
-                    found += 1
-                r += 1
+            if dense:  # every row, an untouched one scoring 0.0 as in the numpy path
+                for d in range(n_docs):
+                    val[0] = acc[d] + np.float32(0.0)  # -0.0 as +0.0
+                    b = bits[0]
+                    hi = ~b if b & _SIGN else b | _SIGN
+                    key = (np.uint64(hi) << np.uint64(32)) | (_LOW - np.uint64(d))
+                    if size < k or key > heap[0]:
+                        size = _offer(heap, size, k, key)
+            else:
+                for i in range(n_touched):
+                    d = touched[i]
+                    val[0] = acc[d] + np.float32(0.0)  # -0.0 as +0.0
+                    b = bits[0]
+                    hi = ~b if b & _SIGN else b | _SIGN
+                    size = _offer(heap, size, k, (np.uint64(hi) << np.uint64(32)) | (_LOW - np.uint64(d)))
+                # the unmatched documents score 0.0: only the k lowest rows of them can enter
+                zero_key = np.uint64(_SIGN) << np.uint64(32)
+                found, r = 0, 0
+                while found < k and r < n_docs:
+                    if seen[r] == 0:
+                        size = _offer(heap, size, k, zero_key | (_LOW - np.uint64(r)))
+                        found += 1
+                    r += 1
             keys[q, :size] = heap[:size]
             for c in range(cell_ptr[q], cell_ptr[q + 1]):
                 cell_scores[c] = acc[cell_docs[c]]
+            if dense:
+                acc[:] = np.float32(0.0)
             for i in range(n_touched):
                 d = touched[i]
                 acc[d] = np.float32(0.0)

@@ -1,0 +1,139 @@
+"""Search speed against the references, on the same arrays / the same index, in the same run
+(issue 18, items 2, 3 and 5). Holds the benchmark lock, records the load, repeats every
+measurement 3 times and prints median (min-max) and ratios.
+
+* dense: unit-norm random ``float32[n, 384]`` documents and queries in memory; the bare blocked
+  sgemm (the BLAS limit: the products alone, no selection), ``faiss.knn`` (inner product) and
+  ``negmine.retrievers.Dense.search`` (exact top k, ties settled exactly), k = 100.
+* bm25: the synthetic Zipf corpus of ``benchmarks/scale.py``; bm25s' numpy and numba backends
+  (``retrieve``, one thread, as their README) against negmine's BM25 search on the same tokens
+  (numpy path; compiled path on one thread and on every core), top 100. The index is built once.
+
+Usage::
+
+    python benchmarks/search_speed.py dense --sizes 200000:2048 1000000:1024
+    python benchmarks/search_speed.py bm25 --sizes 200000 1000000 --queries 2000
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _bench import Session, quiet, ratio, timed
+
+K = 100
+DIM = 384
+
+
+def unit(rng: np.random.Generator, n: int) -> np.ndarray:
+    x = np.empty((n, DIM), dtype=np.float32)
+    for lo in range(0, n, 100_000):
+        b = rng.standard_normal((min(n, lo + 100_000) - lo, DIM), dtype=np.float32)
+        x[lo : lo + len(b)] = b / np.linalg.norm(b, axis=1, keepdims=True)
+    return x
+
+
+def dense(sizes: list[str], s: Session) -> None:
+    print("## Exact dense search, 384 dims, k = 100 (same arrays, same process)\n")
+    print("| docs | queries | bare blocked sgemm | faiss.knn | negmine Dense.search | negmine / faiss | "
+          "negmine / sgemm | GFLOP/s (sgemm) | top-k agreement with faiss |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for spec in sizes:
+        n_docs, n_q = (int(x) for x in spec.split(":"))
+        print(_dense_one(n_docs, n_q), flush=True)
+
+
+def _dense_one(n_docs: int, n_q: int) -> str:
+    import faiss
+
+    from negmine.retrievers import Dense
+
+    rng = np.random.default_rng([0, n_docs])
+    d, q = unit(rng, n_docs), unit(rng, n_q)
+    r = Dense(encoder=None)
+    qbs, dbs = r.query_block, r.doc_block
+    buf = np.empty((qbs, dbs), dtype=np.float32)
+
+    def sgemm() -> None:
+        for qs in range(0, n_q, qbs):
+            qb = q[qs : qs + qbs]
+            for ds in range(0, n_docs, dbs):
+                db = d[ds : ds + dbs]
+                np.matmul(qb, db.T, out=buf[: len(qb), : len(db)])
+
+    t_gemm = timed(sgemm)
+    t_faiss = timed(lambda: faiss.knn(q, d, K, metric=faiss.METRIC_INNER_PRODUCT))
+    t_neg = timed(lambda: r.search(q, d, K))
+    agree = float(np.mean([len(np.intersect1d(a, b)) / K for a, b in zip(t_neg.value[0], t_faiss.value[1])]))
+    gflops = 2 * n_docs * n_q * DIM / t_gemm.median / 1e9
+    return (f"| {n_docs:,} | {n_q:,} | {t_gemm} | {t_faiss} | {t_neg} | {ratio(t_neg, t_faiss)} | "
+            f"{ratio(t_neg, t_gemm)} | {gflops:.0f} | {agree:.4f} |")
+
+
+def bm25(sizes: list[str], n_queries: int, s: Session) -> None:
+    import numba
+
+    print(f"## BM25 search, {n_queries:,} queries, top {K} (index built once; search only)\n")
+    print("| docs | bm25s numpy (1 thread) | bm25s numba (1 thread) | negmine numpy | negmine compiled, 1 thread | "
+          f"negmine compiled, {numba.config.NUMBA_NUM_THREADS} threads | compiled 1 thread / bm25s numba | "
+          "compiled all / bm25s numba | compiled all / negmine numpy |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for spec in sizes:
+        print(_bm25_one(int(spec), n_queries), flush=True)
+
+
+def _bm25_one(n_docs: int, n_queries: int) -> str:
+    import bm25s
+    import numba
+    from scale import generate  # the same synthetic corpus as the scale benchmark
+
+    import negmine
+    from negmine.retrievers.bm25 import BM25
+
+    root = generate(n_docs, n_queries, 0)
+    data = negmine.load_beir(root, split="test")
+    ours = {b: BM25(backend=b) for b in ("numpy", "numba")}
+    for r in ours.values():
+        r.retrieve(data, K)  # index, tokenize the queries, compile
+    index = ours["numba"].state_[1]
+    query_tokens = [[int(t) for t in row] for row in ours["numba"].queries_[1]]
+    ref = {}
+    for backend in ("numpy", "numba"):  # bm25s on the very same index and token ids
+        b = bm25s.BM25(backend=backend)
+        b.scores, b.vocab_dict, b.nonoccurrence_array = index.scores, index.vocab_dict, None
+        b.unique_token_ids_set = set(index.vocab_dict.values())
+        b.retrieve(query_tokens[:8], k=K, n_threads=1, show_progress=False)  # compile
+        ref[backend] = timed(lambda b=b: b.retrieve(query_tokens, k=K, n_threads=1, show_progress=False))
+    t_np = timed(lambda: ours["numpy"].retrieve(data, K))
+    numba.set_num_threads(1)
+    t_one = timed(lambda: ours["numba"].retrieve(data, K))
+    numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    t_all = timed(lambda: ours["numba"].retrieve(data, K))
+    same = np.array_equal(t_np.value.ids, t_all.value.ids) and np.array_equal(t_np.value.scores, t_all.value.scores)
+    flag = "" if same else " DIFFERENT candidates between negmine's numpy and compiled paths"
+    return (f"| {n_docs:,} | {ref['numpy']} | {ref['numba']} | {t_np} | {t_one} | {t_all} | "
+            f"{ratio(t_one, ref['numba'])} | {ratio(t_all, ref['numba'])} | {ratio(t_all, t_np)} |{flag}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("what", choices=["dense", "bm25"])
+    ap.add_argument("--sizes", nargs="+", required=True)
+    ap.add_argument("--queries", type=int, default=2000)
+    ap.add_argument("--allow-load", action="store_true", help="run on a busy machine (figures flagged)")
+    args = ap.parse_args()
+    with quiet(allow_load=args.allow_load) as s:
+        if args.what == "dense":
+            dense(args.sizes, s)
+        else:
+            bm25(args.sizes, args.queries, s)
+    print(f"\n{s.header()}")
+
+
+if __name__ == "__main__":
+    main()
