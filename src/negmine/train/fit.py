@@ -185,7 +185,8 @@ class Fit:
             if done >= total:
                 return done
             t0 = time.perf_counter()
-            remining.encoder.step = done
+            if remining.encoder is not None:
+                remining.encoder.step = done
             new_rows, new_texts, stats = remining.remine()
             new_train, counts = training_rows(new_rows, new_texts, n)
             change = negative_change(rows, new_rows)

@@ -19,18 +19,20 @@ class Remining:
     manifest
         The mined directory's manifest; its ``options`` hold the mining settings.
     encoder
-        The :class:`LiveEncoder` of the model being trained.
+        The :class:`LiveEncoder` of the model being trained (``None``: mine with the recorded
+        retriever, as :func:`negmine.st.load_run` does).
     num_negatives
         Negatives per training row (the mined rows are trimmed to this many).
     """
 
-    def __init__(self, manifest: dict[str, Any], encoder: LiveEncoder, num_negatives: int) -> None:
+    def __init__(self, manifest: dict[str, Any], encoder: LiveEncoder | None, num_negatives: int) -> None:
         self.manifest = manifest
         self.encoder = encoder
         self.num_negatives = num_negatives
         self.options: dict[str, Any] = {}
         self.data: Any = None
         self.retriever_name = ""
+        self.result: Any = None  # the MiningResult of the last remine()
 
     def prepare(self) -> None:
         """Load the mining input data now, so a missing or changed input fails before training."""
@@ -56,6 +58,8 @@ class Remining:
         from negmine.options import build_retriever
         from negmine.retrievers.embedding import EmbeddingRetriever
 
+        if self.encoder is None:
+            raise ValueError("Remining.remine needs the live model's encoder")
         o = dict(self.options)
         if o["retriever"] in ("bm25", "precomputed"):
             o["retriever"] = "dense"
@@ -78,6 +82,7 @@ class Remining:
         # the one orchestration path: the same filters, sampler, scorers and calibration as the
         # mining run, with the live model as the retriever's encoder
         result = mine_from_options(self.options, data=self.data, retriever=self._retriever())
+        self.result = result
         rows = result.to_rows()
         stats = {"retriever": self.retriever_name, "shortfall_queries": int((result.columns < 0).any(axis=1).sum()),
                  "timings": {k: round(float(v), 4) for k, v in result.timings.items()}}
