@@ -52,6 +52,9 @@ def compare(data: KGData, samplers: list[str] | None = None, *, seeds: tuple[int
     for key, value in (("epochs", epochs), ("warmup_epochs", warmup_epochs), ("dim", dim),
                        ("num_negatives", num_negatives), ("batch_size", batch_size), ("lr", lr)):
         check(key, value, "kg compare")
+    for key in ("temperature", "strength", "clusters"):
+        if options.get(key) is not None:
+            options[key] = check(key, options[key], "kg compare")
     check_model(model)
     if baseline not in names:
         raise ConfigError(f"baseline {baseline!r} is not among the samplers {', '.join(names)}; add it")

@@ -120,7 +120,7 @@ def mine(data: KGData, sampler: str | KGSampler = "uniform", *, num_negatives: i
     error_rate = check("error_rate", error_rate, "kg mine")
     for key in ("temperature", "strength", "clusters"):
         if key in sampler_options:
-            sampler_options[key] = check(key, sampler_options[key], "kg mine")
+            sampler_options[key] = check(key, sampler_options[key], "kg mine", required=False)
     clusters = sampler_options.get("clusters")
     if clusters is not None and clusters > data.num_entities:
         raise ConfigError(f"clusters {clusters} exceeds the {data.num_entities} entities of {data.source}; give at "

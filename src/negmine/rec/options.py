@@ -143,9 +143,12 @@ REQUIRED: dict[str, tuple[str, ...]] = {"mine": ("interactions", "out"), "audit"
                                         "compare": ("interactions",)}
 
 
-def check(key: str, value: Any, where: str) -> Any:
+def check(key: str, value: Any, where: str, *, required: bool = True) -> Any:
     """``value`` checked against the declaration of option ``key`` (a one-line
-    :class:`~negmine.errors.ConfigError` naming ``where`` and the option otherwise)."""
+    :class:`~negmine.errors.ConfigError` naming ``where`` and the option otherwise); ``None`` is
+    refused unless ``required=False`` (then it means "not set" and is returned as is)."""
+    if value is None and required:
+        raise ConfigError(f"{where}: option {key} needs a value ({OPTIONS[key].help}), got None")
     return OPTIONS[key].check(value, where, name=key)
 
 
