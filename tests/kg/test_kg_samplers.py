@@ -46,23 +46,54 @@ def graphs(draw: st.DrawFn) -> tuple[KGData, str, int, int]:
     return KGData(ents, rels, splits, "hypothesis"), name, draw(st.integers(1, 6)), draw(st.integers(0, 2**32))
 
 
+def _allowed(data: KGData, sampler, i: int, known: set) -> set:
+    """Brute force: every corruption of training triple ``i`` the sampler may emit."""
+    h, r, t = (int(x) for x in data.train[i])
+    ents = range(data.num_entities)
+    pools = getattr(sampler, "pools_", None)
+    heads = [e for e in ents if e != h and (pools is None or pools[r, 0, e])]
+    tails = [e for e in ents if e != t and (pools is None or pools[r, 1, e])]
+    p = sampler.head_probability(data.train[i:i + 1])[0]
+    out = ({(e, r, t) for e in heads} if p > 0 else set()) | ({(h, r, e) for e in tails} if p < 1 else set())
+    return out - known
+
+
 @settings(max_examples=60, deadline=None)
-@given(graphs())
-def test_exact_filter_never_emits_a_known_triple(case: tuple[KGData, str, int, int]) -> None:
+@given(graphs(), st.integers(1, 7))
+def test_exactly_k_filtered_negatives_whatever_the_chunking(case: tuple[KGData, str, int, int], chunk: int) -> None:
+    """Exactly min(k, allowed) distinct negatives per triple, none a known triple of any split, and
+    the same bytes whether the triples are corrupted at once or in chunks of ``chunk``."""
     data, name, n, seed = case
     opts = {"embeddings": _emb(data.num_entities)} if name in ("hard", "hasa") else {}
-    r = mine(data, name, num_negatives=n, seed=seed, filter="exact", **opts)
-    c = r.corruptions
-    neg = c.negatives[c.ok]
+    g = Graph.from_data(data)
+    s = make_sampler(name, **opts).fit(g)
+    f = ExactFilter(known_keys(data))
+    c = corrupt(s, g, data.train, n, seed, f)
     known = set(map(tuple, data.known().tolist()))
-    assert not known & set(map(tuple, neg.tolist()))
-    pos = np.repeat(data.train[:, None, :], n, axis=1)[c.ok]
-    changed = (neg != pos).sum(1)
-    assert (changed == 1).all() and (neg[:, 1] == pos[:, 1]).all()
-    # distinct within a row; a shortfall only when every allowed corruption was taken
     for i in range(len(data.train)):
-        row = [tuple(x) for x in c.negatives[i][c.ok[i]]]
-        assert len(row) == len(set(row))
+        row = [tuple(x) for x in c.negatives[i][c.ok[i]].tolist()]
+        allowed = _allowed(data, s, i, known)
+        assert len(row) == len(set(row)) == min(n, len(allowed))  # exactly k, distinct, a shortfall only if forced
+        assert set(row) <= allowed  # never a known triple of any split, one side changed, same relation
+        assert c.ok[i, :len(row)].all()  # the shortfall cells come last
+    parts = [corrupt(s, g, data.train[a:a + chunk], n, seed, f) for a in range(0, len(data.train), chunk)]
+    assert np.concatenate([p.negatives for p in parts]).tobytes() == c.negatives.tobytes()
+    assert np.concatenate([p.side for p in parts]).tobytes() == c.side.tobytes()
+
+
+def test_exactly_k_on_a_real_graph_with_every_split_filtered() -> None:
+    pytest.importorskip("pykeen")
+    from negmine.kg.data import load_dataset
+
+    d = load_dataset("kinships")
+    g = Graph.from_data(d)
+    f = ExactFilter(known_keys(d))
+    for name in ("uniform", "bernoulli", "typed"):
+        c = corrupt(make_sampler(name).fit(g), g, d.train, 10, 0, f)
+        neg = c.negatives[c.ok]
+        assert not f.contains(triple_keys(neg, d.num_entities, d.num_relations)).any()
+        if name != "typed":  # 103 other entities per side: 10 always exist
+            assert c.ok.all()
 
 
 def test_bloom_never_emits_known_and_drops_at_its_rate() -> None:
@@ -246,3 +277,66 @@ def test_lemon_with_the_packaged_minilm_on_nations() -> None:
     new = np.where(side == 0, c.negatives[rows, draws, 0], c.negatives[rows, draws, 2])
     assert (s.labels_[old] == s.labels_[new]).all()
     assert len(set(s.labels_.tolist())) == 4  # ⌈√14⌉ clusters
+
+
+def _big(n_e: int = 3000, n_r: int = 4, n: int = 6000, seed: int = 0) -> KGData:
+    rng = np.random.default_rng(seed)
+    tr = np.unique(rng.integers(0, [n_e, n_r, n_e], size=(n, 3)), axis=0)
+    tr[:n_r, 1] = np.arange(n_r)
+    test = np.unique(rng.integers(0, [n_e, n_r, n_e], size=(n // 4, 3)), axis=0)
+    return KGData([f"e{i:04d}" for i in range(n_e)], [f"r{i}" for i in range(n_r)],
+                  {"train": np.unique(tr, axis=0), "test": test}, "synthetic")
+
+
+@pytest.mark.parametrize("name", ["bernoulli", "typed", "hard"])
+def test_large_graph_engines_exact_k_none_known_any_chunking(name: str) -> None:
+    """Stream (bernoulli, typed) and pool (hard: 3,000 entities > its pool of 256) engines with the
+    hash-table filter (key space above the dense table)."""
+    d = _big()
+    g = Graph.from_data(d)
+    opts = {"embeddings": _emb(d.num_entities)} if name == "hard" else {}
+    s = make_sampler(name, **opts).fit(g)
+    keys = known_keys(d)
+    f = ExactFilter(keys)
+    assert f.table_ is None and f.slots_ is not None  # 3,000² · 4 keys: the hash table
+    c = corrupt(s, g, d.train, 12, 7, f)
+    neg = c.negatives[c.ok]
+    assert not np.isin(triple_keys(neg, d.num_entities, d.num_relations), keys).any()
+    if name != "typed":
+        assert c.ok.all()
+    rows = [{tuple(x) for x in c.negatives[i][c.ok[i]].tolist()} for i in range(len(d.train))]
+    assert all(len(r) == int(c.ok[i].sum()) for i, r in enumerate(rows))  # distinct
+    parts = [corrupt(s, g, d.train[a:a + 333], 12, 7, f) for a in range(0, len(d.train), 333)]
+    assert np.concatenate([p.negatives for p in parts]).tobytes() == c.negatives.tobytes()
+    other = corrupt(s, g, d.train, 12, 8, f)
+    assert (other.negatives != c.negatives).any()
+
+
+def test_hash_filter_membership_matches_a_set() -> None:
+    rng = np.random.default_rng(3)
+    keys = rng.integers(0, 2**45, size=50_000)
+    f = ExactFilter(keys)
+    assert f.slots_ is not None
+    probe = np.concatenate([keys[:20_000], rng.integers(0, 2**45, size=50_000)])
+    np.testing.assert_array_equal(f.contains(probe.reshape(-1, 7)).ravel(), np.isin(probe, keys))
+
+
+def test_stream_side_and_entity_frequencies_match_bernoulli() -> None:
+    """First draws of the stream: side with p_head, entity uniform over the other entities."""
+    d = _big(n_e=50, n_r=2, n=300)
+    g = Graph.from_data(d)
+    s = Bernoulli().fit(g)
+    t = d.train[:1]
+    draws = np.array([corrupt(s, g, t, 1, seed=0, draw=k).negatives[0, 0] for k in range(1, 4001)])
+    side0 = draws[:, 0] != t[0, 0]
+    p = s.p_head_[t[0, 1]]
+    assert abs(side0.mean() - p) < 4 * math.sqrt(p * (1 - p) / 4000)
+    ents = np.where(side0, draws[:, 0], draws[:, 2])
+    # chi-square against uniform over the other 49 entities, per side (no filter here)
+    for side, true in ((True, t[0, 0]), (False, t[0, 2])):
+        e = ents[side0 == side]
+        assert not (e == true).any()
+        obs = np.bincount(e, minlength=50)[[x for x in range(50) if x != true]]
+        exp = len(e) / 49
+        chi2 = float(((obs - exp) ** 2 / exp).sum())
+        assert chi2 < 49 + 5 * math.sqrt(2 * 49)
