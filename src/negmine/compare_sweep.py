@@ -290,7 +290,7 @@ def _parse_setting(p: Path, i: int, raw: Any) -> Setting:
 def _validate_components(sweep: Sweep) -> None:
     """Build every component and training config once, so bad values fail before any work."""
     from negmine.encoders.st import resolve_model
-    from negmine.options import build_filters, build_retriever, build_sampler
+    from negmine.options import build_filters, build_retriever, build_sampler, check_applicable
     from negmine.train.trainer import TrainConfig
 
     for s in sweep.settings:
@@ -319,3 +319,24 @@ def _validate_components(sweep: Sweep) -> None:
             TrainConfig(**sweep.train_options(s, sweep.seeds[0])).validate()
         except ConfigError as exc:
             raise ConfigError(f"{where}: {exc}") from None
+        check_applicable(s.mine, o, where)  # e.g. device with retriever bm25: refused
+    _check_shared_applicable(sweep)
+
+
+def _check_shared_applicable(sweep: Sweep) -> None:
+    """A ``[mine]`` key must apply to at least one trained setting (``model`` is also the model
+    training starts from, so it always applies)."""
+    from negmine.options import check_applicable
+
+    trained = [s for s in sweep.settings if s.train]
+    for key in sweep.mine:
+        if key == "model" or not trained:
+            continue
+        errors = []
+        for s in trained:
+            try:
+                check_applicable([key], sweep.mine_options(s, sweep.seeds[0]), f"{sweep.path} [mine]")
+            except ConfigError as exc:
+                errors.append(str(exc))
+        if len(errors) == len(trained):
+            raise ConfigError(errors[0].replace("the chosen components", "the chosen components of every setting"))

@@ -242,6 +242,77 @@ def build_sampler(o: dict[str, Any]) -> Any:
     return registry.samplers.get(o["sampler"]).build(o)
 
 
+#: run options that apply only with some choice: key -> (predicate on the options, what it needs)
+CONDITIONAL_RUN_OPTIONS: dict[str, tuple[Any, str]] = {
+    "members": (lambda o: o.get("retriever") in ("union", "hybrid"), "--retriever union or hybrid"),
+    "ray_address": (lambda o: o.get("engine") == "ray", "--engine ray"),
+    "workers": (lambda o: o.get("engine") == "ray", "--engine ray"),
+    "gpus_per_worker": (lambda o: o.get("engine") == "ray", "--engine ray"),
+    "doc_shard": (lambda o: o.get("engine") == "ray", "--engine ray"),
+    "min_coverage": (lambda o: o.get("target_fnr") is not None, "--target-fnr"),
+}
+#: component options that every run uses whatever it chose: the positives' reference score also
+#: shapes the rows (pair) and the samplers' s+ (SimANS, --sampler-scale query)
+ALWAYS_APPLY = frozenset({"positive_reference", "near_duplicates"})
+
+
+def chosen_components(o: dict[str, Any]) -> list[tuple[str, registry.Entry]]:
+    """``(family, entry)`` of every component the options choose: the retriever (and the members
+    of union / hybrid), the sampler, the filters their options enable (exclude-positives always;
+    the relative margin with --target-fnr, which calibrates it) and the scorers."""
+    o = {**DEFAULTS, **o}
+    out: list[tuple[str, registry.Entry]] = []
+    names = [o["retriever"]]
+    if o["retriever"] in ("union", "hybrid"):
+        names += [m for m in _split_list(o["members"]) if m in registry.retrievers.entries]
+    out += [("retriever", registry.retrievers.get(n)) for n in dict.fromkeys(names)]
+    out.append(("sampler", registry.samplers.get(o["sampler"])))
+    filters = ["exclude-positives"]
+    if o.get("range_min") or o.get("range_max") is not None:
+        filters.append("rank-window")
+    filters += [name for key, name in OPTION_FILTERS if o.get(key) is not None]
+    if o.get("target_fnr") is not None:
+        filters.append("relative-margin")
+    if o.get("llm_model"):
+        filters.append("llm-judge")
+    out += [("filter", registry.filters.get(n)) for n in dict.fromkeys(filters)]
+    if o.get("cross_encoder"):
+        out.append(("scorer", registry.scorers.get("cross-encoder")))
+    if o.get("llm_model"):
+        out.append(("scorer", registry.scorers.get("llm-judge")))
+    return out
+
+
+def check_applicable(given: Any, o: dict[str, Any], where: str = "") -> None:
+    """Refuse an option the user gave (``given``: its keys) that none of the chosen components
+    declares (:func:`chosen_components`), e.g. ``--device`` with ``--retriever bm25``: a one-line
+    :class:`ConfigError` naming the option, the components chosen and those that take it. The
+    run's own options always apply, except those of :data:`CONDITIONAL_RUN_OPTIONS`. ``where``
+    names a config file (its keys are then named as written there)."""
+    o = {**DEFAULTS, **o}
+    chosen = chosen_components(o)
+    declared = {opt.key for _, e in chosen for opt in e.options}
+    run_keys = {opt.key for group in RUN_OPTIONS.values() for opt in group}
+    for key in given:
+        k = key.replace("-", "_")
+        name = f"{where}: option {key!r}" if where else OPTIONS[k].flag if k in OPTIONS else repr(key)
+        if k in CONDITIONAL_RUN_OPTIONS:
+            applies, needs = CONDITIONAL_RUN_OPTIONS[k]
+            if not applies(o):
+                raise ConfigError(f"{name} applies only with {needs}; drop it or add {needs}")
+            continue
+        if k in run_keys or k in declared or k in ALWAYS_APPLY or k not in OPTIONS:
+            continue
+        takers = sorted({f"{fam} {e.name}" for fam, fam_reg in (("retriever", registry.retrievers),
+                                                              ("filter", registry.filters),
+                                                              ("sampler", registry.samplers),
+                                                              ("scorer", registry.scorers))
+                         for e in fam_reg.entries.values() if any(x.key == k for x in e.options)})
+        what = ", ".join(f"{fam} {e.name}" for fam, e in chosen if fam in ("retriever", "sampler", "scorer"))
+        raise ConfigError(f"{name} does not apply to the chosen components ({what}): no chosen component "
+                          f"takes it; drop it, or choose a component that does ({', '.join(takers)})")
+
+
 def recorded(o: dict[str, Any]) -> dict[str, Any]:
     """The options as a run's manifest records them: secrets in URLs redacted (user-info and
     key/token-like query parameters), ``overwrite`` left out (it does not change the result)."""
@@ -285,14 +356,19 @@ def apply_default_policy(o: dict[str, Any], data: MiningData) -> tuple[dict[str,
 
 def mine_from_options(o: dict[str, Any], *, data: MiningData | None = None, retriever: Any = None,
                       scorers: list[Any] | None = None, candidates: Any = None, out: str | Path | None = None,
-                      extra_manifest: dict[str, Any] | None = None, policy: dict[str, Any] | None = None) -> Any:
+                      extra_manifest: dict[str, Any] | None = None, policy: dict[str, Any] | None = None,
+                      given: Any = None) -> Any:
     """Mine as the flat options ``o`` say (defaults filled in): the one way the CLI, ``compare``
     and ``train --remine-every`` turn options into :func:`negmine.mine` — data, retriever,
     filters, sampler, scorers and calibration alike. ``data``, ``retriever``, ``scorers`` and
-    ``candidates`` may be passed in when the caller already built them (sweeps share them)."""
+    ``candidates`` may be passed in when the caller already built them (sweeps share them).
+    ``given``: the keys the user set (e.g. ``o``'s own keys), each refused when no chosen
+    component takes it (:func:`check_applicable`); callers passing merged options leave it out."""
     from negmine.pipeline import mine
 
     o = {**DEFAULTS, **o}
+    if given is not None:
+        check_applicable(given, o)
     engine = None
     if o["doc_shard"] is not None and o["engine"] != "ray":
         raise ConfigError("--doc-shard applies to --engine ray; drop it or add --engine ray")

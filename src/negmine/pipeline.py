@@ -51,6 +51,10 @@ def resolve_depth(data: MiningData, num_negatives: int, filters: Sequence[Filter
     if window is not None and window.range_min >= len(data.corpus):
         raise ConfigError(f"the rank window starts at range_min {window.range_min} but the corpus has only "
                           f"{len(data.corpus)} documents, so no candidate can be in it; lower --range-min")
+    if window is not None and window.range_max is None and window.range_min >= k:
+        raise ConfigError(f"the rank window starts at range_min {window.range_min} but only the top {k} candidates "
+                          "are retrieved (--depth), so no candidate can be in it; raise --depth above --range-min "
+                          "or lower --range-min")
     return min(k, len(data.corpus))
 
 

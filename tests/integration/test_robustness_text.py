@@ -275,3 +275,113 @@ def test_run_files_on_a_full_disk_name_the_file_not_its_temp(cli: Cli, tmp_path:
     msg = assert_exit_2_one_line(res, "no space left", str(tiny_disk / "o"))
     assert ".tmp" not in msg
     assert not [p for p in tiny_disk.rglob("*.tmp")]
+
+
+# ---------------------------------------------------------------- 3. values that were accepted
+def test_rank_window_beyond_the_depth_is_refused(cli: Cli, sample_dir: Path, tmp_path: Path) -> None:
+    """``--range-min 50 --depth 20`` once mined an empty window (0 negatives, exit 0)."""
+    res = cli("mine", "--dataset", sample_dir, "--range-min", "50", "--depth", "20", "--out", tmp_path / "o")
+    assert_exit_2_one_line(res, "range_min 50", "top 20", "--depth")
+    assert not (tmp_path / "o").exists()
+
+
+def test_rank_window_beyond_the_depth_is_refused_in_python(sample_dir: Path) -> None:
+    import negmine
+    from negmine.errors import ConfigError
+
+    data = negmine.load_beir(sample_dir, split="train")
+    with pytest.raises(ConfigError, match="range_min 50"):
+        negmine.mine(data, negmine.retrievers.BM25(), [negmine.filters.RankWindow(50)], depth=20)
+
+
+def _embeddings(tmp_path: Path, beir: Path, docs: np.ndarray) -> tuple[Path, Path]:
+    n_q = sum(1 for line in (beir / "queries.jsonl").read_text().splitlines() if line.strip())
+    d, q = tmp_path / "d.npy", tmp_path / "q.npy"
+    np.save(d, docs)
+    np.save(q, np.ones((n_q, max(docs.shape[1], 1)), dtype=np.float32))
+    return d, q
+
+
+@pytest.mark.parametrize(("docs", "needle"), [
+    (np.zeros((12, 0), dtype=np.float32), "(12, 0)"),
+    (np.ones((12, 4), dtype=np.complex64), "complex64"),
+])
+def test_bad_precomputed_document_embeddings(cli: Cli, small_beir: Path, tmp_path: Path, docs: np.ndarray,
+                                             needle: str) -> None:
+    d, q = _embeddings(tmp_path, small_beir, docs)
+    res = cli("mine", "--dataset", small_beir, "--retriever", "dense", "--doc-embeddings", d, "--query-embeddings", q,
+              "--num-negatives", "1", "--out", tmp_path / "o")
+    assert_exit_2_one_line(res, str(d), needle)
+    assert not (tmp_path / "o").exists()
+
+
+def test_parquet_embeddings_with_a_duplicate_id(cli: Cli, small_beir: Path, tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    ids = [f"d{i}" for i in range(12)] + ["d3"]
+    d = tmp_path / "d.parquet"
+    pq.write_table(pa.table({"_id": ids, "embedding": [[float(i), 1.0] for i in range(13)]}), d)
+    _, q = _embeddings(tmp_path, small_beir, np.ones((12, 2), dtype=np.float32))
+    res = cli("mine", "--dataset", small_beir, "--retriever", "dense", "--doc-embeddings", d, "--query-embeddings", q,
+              "--num-negatives", "1", "--out", tmp_path / "o")
+    assert_exit_2_one_line(res, str(d), "duplicate", "'d3'")
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize(("extra", "needles"), [
+    (("--device", "cuda"), ("--device", "retriever bm25", "retriever dense")),
+    (("--doc-embeddings", "d.npy", "--query-embeddings", "q.npy"), ("--doc-embeddings", "retriever bm25")),
+    (("--batch-size", "8"), ("--batch-size", "retriever bm25", "scorer cross-encoder")),
+    (("--temperature", "0.1"), ("--temperature", "sampler top", "sampler softmax")),
+    (("--sampler", "random", "--simans-a", "1"), ("--simans-a", "sampler random", "sampler simans")),
+    (("--faiss-index", "hnsw", "--retriever", "dense"), ("--faiss-index", "retriever dense", "retriever faiss")),
+    (("--fn-detector", "gbm"), ("--fn-detector", "filter fn-max-prob")),
+    (("--ce-activation", "none"), ("--ce-activation", "scorer cross-encoder")),
+    (("--llm-batch-size", "3"), ("--llm-batch-size", "scorer llm-judge")),
+    (("--members", "bm25,dense"), ("--members", "union or hybrid")),
+    (("--workers", "2"), ("--workers", "--engine ray")),
+])
+def test_options_that_do_not_apply_are_refused(cli: Cli, small_beir: Path, tmp_path: Path, extra: tuple[str, ...],
+                                               needles: tuple[str, ...]) -> None:
+    """``--retriever bm25 --device cuda`` (and the precomputed embeddings) once exited 0 without a word."""
+    res = cli("mine", "--dataset", small_beir, "--num-negatives", "1", "--out", tmp_path / "o", *extra)
+    assert_exit_2_one_line(res, *needles)
+    assert not (tmp_path / "o").exists()
+
+
+def test_options_that_apply_are_accepted(cli: Cli, small_beir: Path, tmp_path: Path) -> None:
+    """The same mechanism lets through what a chosen component takes (a member of a union, the
+    chosen sampler's, a filter's, the positives' reference)."""
+    res = cli("mine", "--dataset", small_beir, "--num-negatives", "1", "--retriever", "union", "--members", "bm25",
+              "--bm25-k1", "1.2", "--sampler", "softmax", "--temperature", "0.5", "--sampler-scale", "query",
+              "--range-min", "1", "--positive-reference", "max", "--out", tmp_path / "o")
+    assert res.code == 0, res
+
+
+def test_options_that_do_not_apply_in_a_config_file(cli: Cli, small_beir: Path, tmp_path: Path) -> None:
+    cfg = tmp_path / "mine.toml"
+    cfg.write_text('retriever = "bm25"\n[mine]\ndevice = "cuda"\n')
+    res = cli("mine", "--dataset", small_beir, "--config", cfg, "--out", tmp_path / "o")
+    assert_exit_2_one_line(res, str(cfg), "'device'", "retriever bm25")
+    assert not (tmp_path / "o").exists()
+
+
+def test_options_that_do_not_apply_in_a_sweep(cli: Cli, small_beir: Path, tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep.toml"
+    head = f'[sweep]\ndataset = "{small_beir}"\nout = "{tmp_path / "sw"}"\n'
+    sweep.write_text(head + '[[setting]]\nname = "bm25"\nretriever = "bm25"\ntemperature = 0.1\n')
+    assert_exit_2_one_line(cli("compare", sweep), "'bm25'", "'temperature'", "sampler top")
+    sweep.write_text(head + '[mine]\ndevice = "cuda"\n[[setting]]\nname = "bm25"\nretriever = "bm25"\n')
+    assert_exit_2_one_line(cli("compare", sweep), "[mine]", "'device'", "every setting")
+    assert not (tmp_path / "sw").exists()
+
+
+def test_options_that_do_not_apply_in_python(small_beir: Path) -> None:
+    from negmine.errors import ConfigError
+    from negmine.options import check_applicable, mine_from_options
+
+    o = {"dataset": str(small_beir), "retriever": "bm25", "device": "cuda"}
+    with pytest.raises(ConfigError, match="--device does not apply"):
+        mine_from_options(o, given=o)
+    check_applicable(["device", "model"], {"retriever": "dense"})  # dense takes both

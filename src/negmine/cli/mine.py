@@ -123,6 +123,7 @@ def run(args: argparse.Namespace) -> int:
         apply_default_policy,
         build_retriever,
         build_scorers,
+        check_applicable,
         load_data,
         merge,
         mine_from_options,
@@ -134,6 +135,8 @@ def run(args: argparse.Namespace) -> int:
 
     config, flags = given_options(args)
     o = merge(config, flags)
+    check_applicable(config, o, str(args.config) if args.config else "")  # e.g. --device with bm25: refused
+    check_applicable(flags, o)
     if not o["out"]:
         raise ConfigError("--out is required: the directory to write mined.parquet, manifest.json, report.json")
     out = Path(o["out"])
