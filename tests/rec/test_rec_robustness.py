@@ -39,6 +39,10 @@ def _setup(root: Path) -> None:
     (root / "huge.csv").write_text(_csv([(1, 2, 5, 1), (99999999999999999999, 3, 5, 2)]))
     (root / "fields.csv").write_text(HEADER + "1,2,5,1\n1,3,5\n")
     (root / "notime.csv").write_text("user_id,item_id,rating\n1,2,5\n1,3,5\n2,3,5\n")
+    (root / "dupcol.csv").write_text("user_id,user_id,item_id\n1,2,3\n")
+    (root / "one.csv").write_text("user_id,item_id\n1,1\n2,1\n")
+    pq.write_table(pa.table({"user_id": [1, None], "item_id": [3, 4]}), root / "nulls.parquet")
+    (root / "corrupt.parquet").write_bytes(b"PAR1 not really parquet PAR1")
     (root / "nanrating.csv").write_text(_csv([(1, 2, 5, 1), (1, 3, "nan", 2)]))
     users, items = np.arange(1, 13), np.arange(1, 30)
     rng = np.random.default_rng(0)
@@ -94,6 +98,11 @@ CASES = {
     "rating nan": ["rec", "mine", "--interactions", "nanrating.csv", "--out", "o"],
     "time split without a time column": ["rec", "mine", "--interactions", "notime.csv", "--out", "o"],
     "missing file": ["rec", "mine", "--interactions", "nope.csv", "--out", "o"],
+    "a column named twice": ["rec", "mine", "--interactions", "dupcol.csv", "--split", "random", "--out", "o"],
+    "0 negatives (every item liked)": ["rec", "mine", "--interactions", "one.csv", "--split", "random", "--out", "o"],
+    "--format tsv on a csv": [*MINE, "--format", "tsv", "--out", "o"],
+    "null id in parquet": ["rec", "mine", "--interactions", "nulls.parquet", "--split", "random", "--out", "o"],
+    "corrupt parquet": ["rec", "mine", "--interactions", "corrupt.parquet", "--out", "o"],
     "--num-negatives -1": [*MINE, "--num-negatives", "-1", "--out", "o"],
     "--num-negatives too many": [*MINE, "--num-negatives", "1000000", "--out", "o"],
     "--num-negatives not a number": [*MINE, "--num-negatives", "many", "--out", "o"],

@@ -146,10 +146,25 @@ def _read_table(path: Path, fmt: str) -> tuple[dict[str, list[Any]], int]:
         if not all_rows:
             return {}, 2
         names, rows, start = [c.strip() for c in all_rows[0]], all_rows[1:], 2
+        twice = sorted({c for c in names if names.count(c) > 1})
+        if twice:
+            raise DataError(f"{path}:1: the header names column(s) {examples(twice)} twice; give each column "
+                            "its own name")
     for i, r in enumerate(rows):
         if len(r) != len(names):
             raise DataError(f"{path}:{i + start}: expected {len(names)} fields, got {len(r)}; fix or remove this line")
     return {n: [r[j].strip() for r in rows] for j, n in enumerate(names)}, start
+
+
+def _separator_hint(cols: dict[str, Any], fmt: str) -> str:
+    """A hint when the header looks split by the wrong separator (one column holding commas or tabs)."""
+    if len(cols) == 1:
+        only = next(iter(cols))
+        if "," in only and fmt != "csv":
+            return " (the header holds commas: pass --format csv)"
+        if "\t" in only and fmt != "tsv":
+            return " (the header holds tabs: pass --format tsv)"
+    return ""
 
 
 def _numbers(values: list[Any], integer: bool, path: Path, col: str, start: int) -> np.ndarray:
@@ -260,7 +275,7 @@ def load_interactions(
         if name not in cols and required:
             raise DataError(
                 f"{p}: no column {name!r} for the {role}; the file has {examples(cols, 8)} — "
-                f"pass --{role}-col with one of them"
+                f"pass --{role}-col with one of them{_separator_hint(cols, fmt)}"
             )
     users_raw = _numbers(cols[names["user"]], True, p, names["user"], start)
     items_raw = _numbers(cols[names["item"]], True, p, names["item"], start)

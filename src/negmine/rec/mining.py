@@ -153,6 +153,10 @@ def mine(data: RecData, sampler: Sampler, *, num_negatives: int = 1, seed: int =
     ctx = Context(data, seed, scorer)
     users, items = data.train.query_of_pair(), data.train.indices
     neg, sc = sample_negatives(data, sampler, num_negatives, seed, scorer=scorer, users=users, items=items, ctx=ctx)
+    if not (neg >= 0).any():
+        raise DataError(f"{data.interactions.source}: 0 negatives for {len(users)} training interactions: every item "
+                        "is a known positive of its user (or a low rating with --low-ratings ignore); mining needs "
+                        "items a user has not liked")
     t1 = time.perf_counter()
     want_ranks = scorer is not None and data.n_users * data.n_items <= max_rank_cells if ranks is None else ranks
     if want_ranks and scorer is None:
