@@ -8,6 +8,7 @@ blocks arrive.
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
 
 import numpy as np
@@ -249,6 +250,10 @@ def embeddings(seed: int, n: int, dim: int) -> np.ndarray:
     return x
 
 
+#: the screens of the blocked dense search (the compiled one where numba is installed)
+SCREENS = ("numpy", "numba") if importlib.util.find_spec("numba") else ("numpy",)
+
+
 def exact_reference(q: np.ndarray, d: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """The brute-force answer with no BLAS involved: every product summed elementwise in float64,
     rounded to float32, sorted by (score desc, row asc)."""
@@ -268,10 +273,11 @@ def test_dense_search_equals_brute_force_for_any_block_sizes(seed, k, qb, db, du
     d[300 : 300 + dup // 2] = 0.0
     q = embeddings(seed + 1, 50, 16)
     q[0] = d[7]
-    got = Dense(query_block=qb, doc_block=db).search(q, d, k)
     want = exact_reference(q, d, k)
-    np.testing.assert_array_equal(got[0], want[0])
-    np.testing.assert_array_equal(got[1], want[1])
+    for screen in SCREENS:
+        got = Dense(query_block=qb, doc_block=db, screen=screen).search(q, d, k)
+        np.testing.assert_array_equal(got[0], want[0])
+        np.testing.assert_array_equal(got[1], want[1])
 
 
 @settings(max_examples=40, deadline=None)
@@ -289,10 +295,11 @@ def test_runs_of_exact_duplicates_across_blocks_keep_ties_to_the_lower_row(seed,
         q[i] = d[src]
         q[i + 10] = d[src] + np.float32(1e-4) * q[i + 10]
     q[30] = 0.0  # every product exactly zero: the first k rows
-    got = Dense(query_block=qb, doc_block=db).search(q, d, k)
     want = exact_reference(q, d, k)
-    np.testing.assert_array_equal(got[0], want[0])
-    np.testing.assert_array_equal(got[1], want[1])
+    for screen in SCREENS:
+        got = Dense(query_block=qb, doc_block=db, screen=screen).search(q, d, k)
+        np.testing.assert_array_equal(got[0], want[0])
+        np.testing.assert_array_equal(got[1], want[1])
 
 
 def test_dense_search_is_identical_for_any_block_sizes_on_the_same_products():

@@ -6,12 +6,15 @@ from typing import Any
 
 import numpy as np
 
-from negmine._optional import require
+from negmine._optional import available, require
 from negmine._progress import progress
 from negmine.encoders.base import Encoder, check_device, check_precision
 from negmine.encoders.st import SentenceTransformerEncoder
+from negmine.errors import ConfigError
 from negmine.retrievers.base import _LOW, MAX_ROWS, TopK, exact_top_k, keys_to_result
 from negmine.retrievers.embedding import EmbeddingRetriever
+
+SCREENS = ("auto", "numba", "numpy")
 
 
 class Dense(EmbeddingRetriever):
@@ -28,6 +31,9 @@ class Dense(EmbeddingRetriever):
 
     Parameters
     ----------
+    screen
+        ``auto`` (default: compiled where numba is installed), ``numba`` or ``numpy``: how each
+        block of products is screened for the running top-k; never changes the result.
     model
         A sentence-transformers model name or path (see :func:`negmine.encoders.resolve_model`).
     encoder
@@ -51,7 +57,7 @@ class Dense(EmbeddingRetriever):
     exact_search = True
 
     def __init__(self, model: str | None = None, *, query_block: int = 1024, doc_block: int = 8192,
-                 device: str = "cpu", precision: str = "fp32", **kwargs: Any) -> None:
+                 device: str = "cpu", precision: str = "fp32", screen: str = "auto", **kwargs: Any) -> None:
         if model is not None:
             kwargs["model"] = model
         super().__init__(**kwargs)
@@ -59,6 +65,9 @@ class Dense(EmbeddingRetriever):
         self.doc_block = doc_block
         self.device = check_device(device)
         self.precision = check_precision(precision)
+        if screen not in SCREENS:
+            raise ConfigError(f"unknown dense screen {screen!r}; known: {', '.join(SCREENS)}")
+        self.screen = screen  # not in config(): every screen gives the same bytes
 
     def _encoder(self) -> Encoder:
         return with_device(self, super()._encoder())
@@ -79,7 +88,15 @@ class Dense(EmbeddingRetriever):
         return exact_top_k(q, d, k, self._search_raw)
 
     def _search_raw(self, q: np.ndarray, d: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """The blocked float32 search: one sgemm per block, screened against a running top-k."""
+        """The blocked float32 search: one sgemm per block, screened against a running top-k —
+        by the compiled screen (:mod:`negmine.retrievers.dense_jit`, every core) where numba is
+        installed, else by :class:`~negmine.retrievers.base.TopK`."""
+        if self.screen == "numba" or (self.screen == "auto" and available("numba")):
+            from negmine.retrievers import dense_jit
+
+            n_blocks = -(-len(q) // max(1, min(self.query_block, len(q)))) if len(q) else 0
+            return dense_jit.search(q, d, k, self.query_block, self.doc_block,
+                                    lambda it: progress(it, desc="dense search", total=n_blocks, unit="block"))
         ids = np.empty((len(q), k), dtype=np.int64)
         scores = np.empty((len(q), k), dtype=np.float32)
         qbs, dbs = max(1, min(self.query_block, len(q))), max(1, min(self.doc_block, len(d)))
