@@ -18,6 +18,11 @@ from negmine.errors import ConfigError
 _MISSING = object()
 
 
+def _number(x: float) -> str:
+    """A bound as written: integers exactly (4294967295, not 4.29497e+09), others compactly."""
+    return str(int(x)) if float(x).is_integer() and abs(x) < 1e18 else f"{x:g}"
+
+
 @dataclass(frozen=True)
 class Option:
     """One option of a component or run: the single place its name, type, default, range and help
@@ -51,9 +56,9 @@ class Option:
     def describe_range(self) -> str:
         parts = []
         if self.low is not None:
-            parts.append(f"{'>' if self.low_open else '>='} {self.low:g}")
+            parts.append(f"{'>' if self.low_open else '>='} {_number(self.low)}")
         if self.high is not None:
-            parts.append(f"{'<' if self.high_open else '<='} {self.high:g}")
+            parts.append(f"{'<' if self.high_open else '<='} {_number(self.high)}")
         return " and ".join(parts)
 
     def check(self, value: Any, where: str = "", name: str | None = None) -> Any:

@@ -135,7 +135,7 @@ def mine(data: KGData, sampler: str | KGSampler = "uniform", *, num_negatives: i
         name = s.config().get("name", sampler)
         raise DataError(f"{data.source}: sampler {name!r} found 0 negatives for {len(data.train)} training triples "
                         "(every allowed corruption is a known triple or outside the sampler's support); "
-                        "choose another sampler or its options (e.g. fewer --clusters for lemon)")
+                        + ("choose fewer --clusters" if name == "lemon" else "choose another sampler or its options"))
     filter_config = {**known.config(), "splits": filter_splits or sorted(data.splits)}
     return KGMiningResult(data, s, c, num_negatives, seed, filter_config,
                           build_report(data, s, c, num_negatives, filter_config, known))
