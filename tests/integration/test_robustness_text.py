@@ -385,3 +385,72 @@ def test_options_that_do_not_apply_in_python(small_beir: Path) -> None:
     with pytest.raises(ConfigError, match="--device does not apply"):
         mine_from_options(o, given=o)
     check_applicable(["device", "model"], {"retriever": "dense"})  # dense takes both
+
+
+# ------------------------------------------------------------------------------------ 4. smaller
+def _no_constant(name: str) -> Any:
+    raise AssertionError(f"non-strict JSON constant {name}")
+
+
+def strict_loads(text: str) -> Any:
+    return json.loads(text, parse_constant=_no_constant)
+
+
+def test_every_json_written_is_strict(cli: Cli, small_beir: Path, tmp_path: Path) -> None:
+    """A TREC run that does not list the positives leaves their scores NaN: mined.jsonl once held
+    ``NaN``, which strict parsers reject. Every JSON file and every ``--json`` output is strict,
+    and the run still reads back (the ``null`` is NaN again, as in parquet)."""
+    run = tmp_path / "run.trec"
+    run.write_text("".join(f"q{i} Q0 d{j} {r + 1} {5.0 - r} t\n" for i in range(3)
+                           for r, j in enumerate([(i + 5) % 12, (i + 7) % 12])))
+    out = tmp_path / "o"
+    res = cli("mine", "--dataset", small_beir, "--retriever", "precomputed", "--run", run, "--relative-margin",
+              "0.1", "--num-negatives", "1", "--format", "jsonl", "--out", out, "--json")
+    assert res.code == 0, res
+    strict_loads(res.out)
+    mined = (out / "mined.jsonl").read_text()
+    assert "null" in mined  # the NaN positive scores
+    for path in out.rglob("*.json"):
+        strict_loads(path.read_text())
+    for path in out.glob("*.jsonl"):
+        for line in path.read_text().splitlines():
+            strict_loads(line)
+    rep = cli("report", out, "--json")
+    assert rep.code == 0, rep
+    strict_loads(rep.out)
+    exp = cli("export", out, "--format", "labeled-list", "--out", tmp_path / "x.jsonl", "--json")
+    assert exp.code == 0, exp
+    strict_loads(exp.out)
+    msg = assert_exit_2_one_line(cli("export", out, "--format", "triplet", "--with-scores", "--out",
+                                     tmp_path / "y.jsonl"), "non-finite")  # NaN read back as NaN
+    assert "q" in msg
+
+
+def test_strict_json_helpers() -> None:
+    from negmine.writers._atomic import dumps, strict_json
+
+    obj = {"a": float("nan"), "b": [np.float32("inf"), 1.5, -float("inf")], "c": np.int64(3), "d": np.arange(2)}
+    assert strict_json(obj) == {"a": None, "b": [None, 1.5, None], "c": 3, "d": [0, 1]}
+    assert strict_loads(dumps(obj)) == {"a": None, "b": [None, 1.5, None], "c": 3, "d": [0, 1]}
+
+
+def test_mine_html_that_cannot_be_written_is_refused_before_any_work(cli: Cli, small_beir: Path,
+                                                                     tmp_path: Path) -> None:
+    """``mine --html DIR`` once wrote the whole run and only then failed on the HTML path."""
+    (tmp_path / "adir").mkdir()
+    (tmp_path / "afile").write_text("x")
+    for html, needle in ((tmp_path / "adir", "is a directory"), (tmp_path / "afile" / "r.html", "cannot write")):
+        res = cli("mine", "--dataset", small_beir, "--num-negatives", "1", "--out", tmp_path / "o", "--html", html)
+        assert_exit_2_one_line(res, "--html", needle)
+        assert not (tmp_path / "o").exists()
+
+
+def test_errors_name_the_file_not_its_temp(cli: Cli, run_copy: Path, sample_dir: Path) -> None:
+    """A run file that became a directory: the message once named ``.mined.parquet.xxxx.tmp``."""
+    (run_copy / "mined.parquet").unlink()
+    (run_copy / "mined.parquet").mkdir()
+    res = cli("mine", "--dataset", sample_dir, "--num-negatives", "4", "--range-max", "6", "--out", run_copy,
+              "--overwrite")
+    msg = assert_exit_2_one_line(res, str(run_copy / "mined.parquet"), "is a directory")
+    assert ".tmp" not in msg
+    assert not [p for p in run_copy.rglob("*.tmp")]

@@ -5,8 +5,9 @@ done. The sweep file format is documented in :mod:`negmine.compare`."""
 from __future__ import annotations
 
 import argparse
-import json
 import sys
+
+from negmine.writers._atomic import dumps
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -22,7 +23,7 @@ def run(args: argparse.Namespace) -> int:
     sweep = load_sweep(args.config, out=args.out)  # validates everything before any work
     result = compare(sweep)
     if args.json:
-        sys.stdout.write(json.dumps(result.summary, indent=2) + "\n")
+        sys.stdout.write(dumps(result.summary, indent=2) + "\n")
         return 0
     done = sum(1 for r in result.runs for step in r["reused"].values() if not step)
     reused = sum(1 for r in result.runs for step in r["reused"].values() if step)

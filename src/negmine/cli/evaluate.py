@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 from negmine.errors import ConfigError
+from negmine.writers._atomic import dumps
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
         write_json(Path(args.out) / "metrics.json", {"config": retriever.config(), "split": args.split,
                                                      **result.to_dict()})
     if args.json:
-        sys.stdout.write(json.dumps({k: v for k, v in result.to_dict().items() if k != "per_query"}, indent=2) + "\n")
+        sys.stdout.write(dumps({k: v for k, v in result.to_dict().items() if k != "per_query"}, indent=2) + "\n")
     else:
         label = args.model or name
         sys.stdout.write(f"{label} on {Path(args.dataset).name}/{args.split} ({result.n_queries} queries)\n")

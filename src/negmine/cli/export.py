@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 from negmine.errors import ConfigError
+from negmine.writers._atomic import dumps
 from negmine.writers.export import FORMATS, SCORES, export_file
 
 
@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     )
     note = sys.stderr if to_stdout else sys.stdout  # stdout carries the rows when --out is '-'
     if args.json:
-        note.write(json.dumps(counts) + "\n")
+        note.write(dumps(counts) + "\n")
         return 0
     msg = f"wrote {counts['rows']} {args.format} rows for {counts['queries']} queries to {counts['out']}"
     left = []

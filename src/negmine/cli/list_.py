@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any
 
 from negmine._optional import EXTRAS
 from negmine.registry import FAMILIES
+from negmine.writers._atomic import dumps
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -30,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
                      "install": f"pip install 'negmine[{','.join(extras)}]'" if extras else None,
                      "options": options})
     if args.json:
-        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+        sys.stdout.write(dumps(rows, indent=2) + "\n")
         return 0
     width = max(len(r["name"]) for r in rows)
     for r in rows:

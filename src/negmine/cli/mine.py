@@ -7,13 +7,13 @@ component's registry entry), so they cannot drift from the TOML keys or the Pyth
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
 from negmine.errors import ConfigError
 from negmine.registry import Option
+from negmine.writers._atomic import dumps
 
 S = argparse.SUPPRESS
 
@@ -161,7 +161,7 @@ def run(args: argparse.Namespace) -> int:
 
         write_html(out, args.html)
     if args.json:
-        sys.stdout.write(json.dumps(result.report, indent=2) + "\n")
+        sys.stdout.write(dumps(result.report, indent=2) + "\n")
     else:
         sys.stdout.write(render_text(result.report) + f"\nwrote {out}/mined.{o['format']}\n")
     return 0

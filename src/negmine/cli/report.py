@@ -10,7 +10,7 @@ from typing import Any
 
 from negmine.errors import ConfigError, DataError
 from negmine.report.stats import render_text
-from negmine.writers._atomic import write_text
+from negmine.writers._atomic import dumps, write_text
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--html - and --json both write to stdout; pass one of them, or --html FILE")
     report = _read_report(path)
     if args.html is None:
-        sys.stdout.write((json.dumps(report, indent=2) if args.json else render_text(report)) + "\n")
+        sys.stdout.write((dumps(report, indent=2) if args.json else render_text(report)) + "\n")
         return 0
     from negmine.report.html import render_html
 
@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise ConfigError(f"{out}: cannot be written ({exc.strerror or exc}); choose another --html FILE") from None
     if args.json:  # stdout stays pure JSON; the note goes to stderr
-        sys.stdout.write(json.dumps(report, indent=2) + "\n")
+        sys.stdout.write(dumps(report, indent=2) + "\n")
         sys.stderr.write(f"wrote the HTML report to {out}\n")
     else:
         sys.stdout.write(f"wrote the HTML report to {out}\n")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import json
+import math
 import os
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
@@ -55,14 +56,43 @@ def write_text(path: Path, text: str) -> None:
     write_atomic(path, w)
 
 
+def strict_json(obj: Any) -> Any:
+    """``obj`` with every non-finite float (NaN, ±inf) as ``None`` and numpy values as Python
+    ones, so that ``json.dumps(..., allow_nan=False)`` accepts it: strict JSON (``null``, never
+    ``NaN``), which every JSON parser reads."""
+    if isinstance(obj, dict):
+        return {str(k): strict_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [strict_json(v) for v in obj]
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if type(obj).__module__ == "numpy":
+        import numpy as np
+
+        if isinstance(obj, np.ndarray):
+            return strict_json(obj.tolist())
+        if isinstance(obj, np.generic):
+            return strict_json(obj.item())
+    return obj
+
+
+def dumps(obj: Any, **kwargs: Any) -> str:
+    """``json.dumps`` that always writes strict JSON (see :func:`strict_json`); the conversion is
+    only paid for an object that needs it."""
+    try:
+        return json.dumps(obj, allow_nan=False, **kwargs)
+    except (ValueError, TypeError):
+        return json.dumps(strict_json(obj), allow_nan=False, **kwargs)
+
+
 def write_json(path: Path, obj: Any) -> None:
-    write_text(path, json.dumps(obj, indent=2) + "\n")
+    write_text(path, dumps(obj, indent=2) + "\n")
 
 
 def write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
     def w(fh: IO[bytes]) -> None:
         for r in rows:
-            fh.write((json.dumps(r, ensure_ascii=False) + "\n").encode("utf-8"))
+            fh.write((dumps(r, ensure_ascii=False) + "\n").encode("utf-8"))
 
     write_atomic(path, w)
 

@@ -26,7 +26,6 @@ IndexError) and counted, unless ``keep_empty``.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from collections.abc import Iterable, Iterator
@@ -35,7 +34,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from negmine.errors import ConfigError, DataError, examples
-from negmine.writers._atomic import write_jsonl, write_parquet_batches
+from negmine.writers._atomic import dumps, write_jsonl, write_parquet_batches
 from negmine.writers.targets import check_output_file
 
 log = logging.getLogger(__name__)
@@ -352,7 +351,7 @@ def export_file(directory: str | Path, fmt: str, out: str | Path | IO[str], *, w
                        type_=type_)
     if stream is not None:
         for r in exp.rows(rows):
-            stream.write(json.dumps(r, ensure_ascii=False) + "\n")
+            stream.write(dumps(r, ensure_ascii=False) + "\n")
         stream.flush()
     elif path is not None:
         _write(path, exp.rows(rows), "--out")

@@ -189,7 +189,21 @@ def _read_table(path: Path) -> list[dict[str, Any]]:
 
         return list(require("pyarrow.parquet").read_table(path).to_pylist())
     with path.open(encoding="utf-8") as fh:
-        return [json.loads(line) for line in fh if line.strip()]
+        return [_nan_scores(json.loads(line)) for line in fh if line.strip()]
+
+
+def _nan_scores(row: Any) -> Any:
+    """A jsonl row with the ``null`` of a missing (NaN) score back as NaN, as parquet holds it
+    (JSON files are strict: they write NaN as ``null``)."""
+    if not isinstance(row, dict):
+        return row
+    nan = float("nan")
+    for k, v in row.items():
+        if k.endswith("scores") and isinstance(v, list):
+            row[k] = [nan if x is None else x for x in v]
+        elif k.endswith("score") and v is None:
+            row[k] = nan
+    return row
 
 
 def load_mined(directory: str | Path) -> tuple[list[dict[str, Any]], dict[tuple[str, str], dict[str, str]],
