@@ -59,6 +59,7 @@ def _setup(root: Path) -> None:
     (root / "notzip.npz").write_text("this is not a zip file\n")
     (root / "model.npz").write_bytes((root / "emb.npz").read_bytes())
     (root / "file.txt").write_text("keep me\n")
+    (root / "link.npz").symlink_to("data.csv")
     assert main(["rec", "mine", "--interactions", "data.csv", "--min-rating", "4", "--out", "run"]) == 0
 
 
@@ -68,6 +69,7 @@ CASES = {
     # --- the campaign's cases (issue 22)
     "train --out is the input": ["rec", "train", *D, "--out", "data.csv"],
     "train --out is the input even with --overwrite": ["rec", "train", *D, "--out", "data.csv", "--overwrite"],
+    "train --out is a symlink to the input": ["rec", "train", *D, "--out", "link.npz", "--overwrite"],
     "train --out exists": ["rec", "train", *D, "--out", "model.npz"],
     "audit --out is a file": ["rec", "audit", *D, "--out", "file.txt"],
     "latin-1 csv": ["rec", "mine", "--interactions", "latin.csv", "--out", "o"],
