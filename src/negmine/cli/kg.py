@@ -141,8 +141,7 @@ def _audit(args: argparse.Namespace) -> int:
                    entity_texts=texts, temperature=args.temperature, strength=args.strength, clusters=args.clusters)
     text = render_audit(result)
     if out is not None:
-        from negmine.kg.evaluation import strict_json
-        from negmine.writers._atomic import write_json, write_text
+        from negmine.writers._atomic import strict_json, write_json, write_text
 
         write_json(out / "audit.json", strict_json(result))
         write_text(out / "audit.md", text)

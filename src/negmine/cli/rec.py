@@ -131,8 +131,7 @@ def _need_test(data: Any, what: str) -> None:
 
 
 def _write_text_files(out: Path, files: dict[str, Any]) -> None:
-    from negmine.rec.report import strict_json
-    from negmine.writers._atomic import write_json, write_text
+    from negmine.writers._atomic import strict_json, write_json, write_text
 
     for name, body in files.items():
         if name.endswith(".json"):
@@ -203,7 +202,7 @@ def _audit(args: argparse.Namespace) -> int:
         info = {"split": data.split, "data": data.interactions.stats, "scorer": scorer.info if scorer else None,
                 "num_negatives": args.num_negatives, "seed": args.seed}
         _write_text_files(out, {"audit.json": {"info": info, "rows": rows}, "audit.md": text + "\n"})
-    from negmine.rec.report import strict_json
+    from negmine.writers._atomic import strict_json
 
     sys.stdout.write((json.dumps(strict_json(rows), indent=2) if args.json else text) + "\n")
     return 0
@@ -233,9 +232,9 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from negmine.rec.report import strict_json
     from negmine.rec.scorers import load_embeddings
     from negmine.rec.train import evaluate
+    from negmine.writers._atomic import strict_json
 
     data = load_data(args)
     _need_test(data, "evaluate")

@@ -24,8 +24,9 @@ from negmine.compare import permutation_test
 from negmine.errors import ConfigError
 from negmine.kg.audit import NEEDS_EMBEDDINGS, sampler_options
 from negmine.kg.data import KGData
-from negmine.kg.evaluation import all_scores, filtered_ranks, rank_metrics, strict_json
+from negmine.kg.evaluation import all_scores, filtered_ranks, rank_metrics
 from negmine.kg.samplers import SAMPLERS, known_keys
+from negmine.writers._atomic import strict_json
 
 __all__ = ["compare", "paired_p", "render_compare", "write_compare"]
 

@@ -8,7 +8,6 @@ as PyKEEN's ``both``.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -16,25 +15,8 @@ import numpy as np
 from negmine._optional import require
 from negmine.kg.data import triple_keys
 
-__all__ = ["all_scores", "filtered_ranks", "hardness_percentile", "rank_metrics", "strict_json"]
+__all__ = ["all_scores", "filtered_ranks", "hardness_percentile", "rank_metrics"]
 
-
-def strict_json(obj: Any) -> Any:
-    """``obj`` with every non-finite float (NaN, ±inf) as ``None`` and numpy values as Python
-    ones, so every JSON negmine.kg writes is strict JSON (``null``, never ``NaN``)."""
-    if isinstance(obj, dict):
-        return {str(k): strict_json(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [strict_json(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return strict_json(obj.tolist())
-    if isinstance(obj, (bool, np.bool_)):
-        return bool(obj)
-    if isinstance(obj, (int, np.integer)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        return float(obj) if math.isfinite(obj) else None
-    return obj
 
 
 def all_scores(model: Any, triples: np.ndarray, batch_size: int = 512) -> np.ndarray:

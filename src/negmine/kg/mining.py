@@ -16,9 +16,9 @@ import numpy as np
 
 from negmine.errors import ConfigError, DataError
 from negmine.kg.data import KGData, triple_keys
-from negmine.kg.evaluation import strict_json
 from negmine.kg.filters import BloomFilter, make_filter
 from negmine.kg.samplers import Corruptions, Graph, KGSampler, corrupt, known_keys, make_sampler
+from negmine.writers._atomic import strict_json
 
 __all__ = ["KGMiningResult", "mine"]
 

@@ -3,36 +3,19 @@ hardness (scorer score and rank of the negatives), timings. Plain JSON-ready dat
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from negmine.report.stats import _round, describe
+from negmine.writers._atomic import strict_json
 
 if TYPE_CHECKING:
     from negmine.rec.data import RecData
     from negmine.rec.mining import RecMiningResult
 
-__all__ = ["build_report", "popularity_bias", "strict_json"]
+__all__ = ["build_report", "popularity_bias"]
 
-
-def strict_json(obj: Any) -> Any:
-    """``obj`` with every non-finite float (NaN, ±inf) as ``None`` and numpy scalars as Python
-    numbers, so ``json.dumps(..., allow_nan=False)`` accepts it: strict JSON, never ``NaN``."""
-    if isinstance(obj, dict):
-        return {str(k): strict_json(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [strict_json(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return strict_json(obj.tolist())
-    if isinstance(obj, (bool, np.bool_)):
-        return bool(obj)
-    if isinstance(obj, (int, np.integer)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        return float(obj) if math.isfinite(obj) else None
-    return obj
 
 
 def popularity_bias(data: RecData, negatives: np.ndarray) -> dict[str, Any]:
