@@ -14,8 +14,9 @@ earlier one: a rejected draw is *redrawn* (the next one of the stream), never dr
 triple gets exactly ``k`` distinct filtered negatives — by construction sampling without
 replacement from the stated distribution. The stream is read in vectorised blocks; which block
 size does not change the result. A triple with at most ``4·k + 16`` allowed entities on its two
-sides (tiny graphs, narrow ``typed`` slots), or whose stream is still short after ``64·k + 256``
-draws (nearly every corruption a known triple), is completed exactly: its remaining allowed
+sides (tiny graphs, narrow ``typed`` slots), or whose first block of draws was mostly rejected
+(an estimated ``≤ 8·k + 64`` allowed entities left), or whose stream is still short after
+``64·k + 256`` draws (nearly every corruption a known triple), is completed exactly: its remaining allowed
 candidates get the stream's probability ``p_side / |side|`` and are drawn by Gumbel-top-k (the
 same distribution, without replacement); a shortfall (``-1`` rows,
 reported, never padded) only when fewer than ``k`` allowed corruptions exist at all.
@@ -155,6 +156,10 @@ class _Streamed(_Base):
     def support_entities(self, idx: np.ndarray) -> np.ndarray:
         return idx
 
+    def side_sizes(self, triples: np.ndarray) -> np.ndarray:
+        """``int64[B, 2]``: how many entities each side may draw (the true one excluded)."""
+        return np.full((len(triples), 2), max(self.graph.num_entities - 1, 0), dtype=np.int64)
+
 
 class Uniform(_Streamed):
     """Head or tail with probability ½, then any entity uniformly (Bordes et al. 2013, TransE;
@@ -249,15 +254,22 @@ class Typed(_Streamed):
     def support_entities(self, idx: np.ndarray) -> np.ndarray:
         return self.keys_[idx] % self.graph.num_entities
 
+    def side_sizes(self, triples: np.ndarray) -> np.ndarray:
+        t = np.asarray(triples, dtype=np.int64)
+        g2 = 2 * t[:, 1:2] + np.arange(2)[None, :]
+        _, inside = self._rank(g2, np.stack([t[:, 0], t[:, 2]], axis=1))
+        return self.start_[g2 + 1] - self.start_[g2] - inside
+
     def stream(self, triples: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         t = np.asarray(triples, dtype=np.int64)
         p = self.head_probability(t)
         side = ((z >> np.uint64(32)).astype(np.float64) >= p[:, None] * _TWO32).astype(np.int64)
         g2 = 2 * t[:, 1:2] + np.arange(2)[None, :]                      # [B, 2] slot of each side
         pos2, in2 = self._rank(g2, np.stack([t[:, 0], t[:, 2]], axis=1))  # per triple, not per draw
-        g = np.take_along_axis(g2, side, axis=1)
-        pos = np.take_along_axis(pos2, side, axis=1)
-        inpool = np.take_along_axis(in2, side, axis=1)
+        head = side == 0
+        g = np.where(head, g2[:, 0:1], g2[:, 1:2])
+        pos = np.where(head, pos2[:, 0:1], pos2[:, 1:2])
+        inpool = np.where(head, in2[:, 0:1], in2[:, 1:2])
         lo = self.start_[g]
         size = self.start_[g + 1] - lo - inpool
         r = (((z & _LOW32) * size.astype(np.uint64)) >> np.uint64(32)).astype(np.int64)
@@ -537,8 +549,10 @@ def stream_codes(sampler: Any, graph: Graph, t: np.ndarray, k: int, seed: int, k
     lo, hi = sampler.segments(t)
     small = (hi - lo).sum(axis=1) <= 4 * k + 16  # few allowed entities (tiny graphs, narrow slots): exact
     rows = np.flatnonzero(~small)
+    support = (hi - lo).sum(axis=1)
     width = k + k // 4 + 2
     filtered = 0
+    early = np.zeros(0, dtype=np.int64)
     while len(rows) and start < limit:
         with np.errstate(over="ignore"):
             z = _mix(base[rows, None] ^ _mix(np.arange(start, start + width, dtype=np.uint64) ^ salt)[None, :])
@@ -554,10 +568,14 @@ def stream_codes(sampler: Any, graph: Graph, t: np.ndarray, k: int, seed: int, k
         r_i, c_i = np.nonzero(take)
         acc[rows[r_i], m0 + got[rows][r_i] + rank[r_i, c_i] - 1] = code[r_i, c_i]
         got[rows] += take.sum(axis=1)
+        if start == 0:  # few fresh draws in the first block: few allowed candidates, enumerate them
+            few = fresh.mean(axis=1) * support[rows] <= 8 * k + 64
+            early = rows[few & (got[rows] < k)]
+            rows = rows[~few]
         start += width
         rows = rows[got[rows] < k]
-        width = min(4 * width, limit - start)
-    rows = np.union1d(rows, np.flatnonzero(small))
+        width = min(2 * width, limit - start)
+    rows = np.union1d(np.union1d(rows, early), np.flatnonzero(small))
     if len(rows):  # few allowed candidates, or nearly all known: complete exactly from the remaining ones
         extra, f2 = _complete(sampler, graph, t[rows], acc[rows], k - got[rows], seed, known, draw)
         filtered += f2
@@ -570,51 +588,71 @@ def _complete(sampler: Any, graph: Graph, t: np.ndarray, taken: np.ndarray, need
               known: KnownFilter, draw: int) -> tuple[np.ndarray, int]:
     """Finish the streams of triples ``t`` exactly: every allowed candidate not ``taken``
     (codes, ``-1`` padding) gets the stream's probability ``p_side / |side's allowed|`` and
-    ``need[i]`` are drawn without replacement by Gumbel-top-k. ``int64[B, max(need)]`` codes."""
-    n_e = graph.num_entities
+    ``need[i]`` are drawn without replacement by Gumbel-top-k. ``int64[B, max(need)]`` codes.
+
+    The filtered candidates of a side depend only on ``(relation, kept entity)``: they are
+    enumerated once per such group (a dense block of facts shares one), then handed to its rows."""
+    n_e, n_r = graph.num_entities, graph.num_relations
+    width = int(need.max()) if len(need) else 0
+    out = np.full((len(t), width), -1, dtype=np.int64)
+    if not width:
+        return out, 0
     lo, hi = sampler.segments(t)
+    sizes = sampler.side_sizes(t)
     p = np.clip(sampler.head_probability(t), 0.0, 1.0)
-    true2 = np.stack([t[:, 0], t[:, 2]], axis=1)
-    out = np.full((len(t), int(need.max()) if len(need) else 0), -1, dtype=np.int64)
     filtered = 0
-    per_row = (hi - lo).sum(axis=1)
-    bounds = np.concatenate([[0], np.cumsum(per_row)])
-    a = 0
-    while a < len(t):  # blocks of about _CELLS candidate cells
-        b = int(np.searchsorted(bounds, bounds[a] + _CELLS, side="right")) - 1
-        b = max(b, a + 1)
-        L = (hi[a:b] - lo[a:b]).ravel()
-        seg = np.repeat(np.arange(2 * (b - a)), L)
-        off = np.arange(int(L.sum())) - np.repeat(np.cumsum(L) - L, L) + np.repeat(lo[a:b].ravel(), L)
-        row, side = seg // 2, seg % 2
-        ent = sampler.support_entities(off)
-        tt = t[a:b][row]
-        keys = _triple_keys_of(graph, tt, side[:, None], ent[:, None])[:, 0]
-        allowed = ent != true2[a:b][row, side]
-        hit = known.contains(keys) & allowed
-        filtered += int(hit.sum())
-        code = side * n_e + ent
-        tk = taken[a:b]
-        tr_, tc_ = np.nonzero(tk >= 0)
-        taken_keys = np.sort(tr_ * (2 * n_e) + tk[tr_, tc_])
-        ck = row * (2 * n_e) + code
-        pos = np.minimum(np.searchsorted(taken_keys, ck), max(len(taken_keys) - 1, 0))
-        is_taken = taken_keys[pos] == ck if len(taken_keys) else np.zeros(len(ck), dtype=bool)
-        allowed &= ~hit & ~is_taken
-        size = np.bincount(seg, weights=(ent != true2[a:b][row, side]), minlength=2 * (b - a)).reshape(-1, 2)
-        pside = np.stack([p[a:b], 1.0 - p[a:b]], axis=1)
-        with np.errstate(divide="ignore"):
-            logw = np.log(pside) - np.log(np.maximum(size, 1))
-        q = _call_keys(graph, t[a:b], draw)
-        u = _gumbel_keyed(seed, q[row], code)
-        prio = np.where(allowed, logw[row, side] + u, -np.inf)
-        order = np.lexsort((code, -prio, row))
-        row_o, prio_o, code_o = row[order], prio[order], code[order]
-        first = np.searchsorted(row_o, np.arange(b - a))
-        rank = np.arange(len(order)) - first[row_o]
-        pick = (rank < need[a:b][row_o]) & (prio_o > -np.inf) & (rank < out.shape[1])
-        out[a + row_o[pick], rank[pick]] = code_o[pick]
-        a = b
+    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    for s in (0, 1):
+        kept = t[:, 2] if s == 0 else t[:, 0]
+        true = t[:, 0] if s == 0 else t[:, 2]
+        _, first, inv = np.unique(t[:, 1] * n_e + kept, return_index=True, return_inverse=True)
+        inv = inv.ravel()
+        glo, length = lo[first, s], hi[first, s] - lo[first, s]
+        bounds = np.concatenate([[0], np.cumsum(length)])
+        g_ent: list[np.ndarray] = []
+        g_id: list[np.ndarray] = []
+        a = 0
+        while a < len(first):  # group supports in blocks of about _CELLS cells
+            b = max(a + 1, int(np.searchsorted(bounds, bounds[a] + _CELLS, side="right")) - 1)
+            L = length[a:b]
+            g = np.repeat(np.arange(a, b), L)
+            off = np.arange(int(L.sum())) - np.repeat(np.cumsum(L) - L, L) + np.repeat(glo[a:b], L)
+            ent = sampler.support_entities(off)
+            rel, kp = t[first[g], 1], kept[first[g]]
+            keys = (ent * n_r + rel) * n_e + kp if s == 0 else (kp * n_r + rel) * n_e + ent
+            hit = known.contains(keys)
+            filtered += int(hit.sum())
+            g_ent.append(ent[~hit])
+            g_id.append(g[~hit])
+            a = b
+        ents, gids = np.concatenate(g_ent), np.concatenate(g_id)
+        gptr = np.searchsorted(gids, np.arange(len(first) + 1))
+        cnt = gptr[inv + 1] - gptr[inv]
+        row = np.repeat(np.arange(len(t)), cnt)
+        ent = ents[np.arange(int(cnt.sum())) - np.repeat(np.cumsum(cnt) - cnt, cnt) + np.repeat(gptr[inv], cnt)]
+        keep = ent != true[row]
+        parts.append((row[keep], np.full(int(keep.sum()), s, dtype=np.int64), ent[keep]))
+    row = np.concatenate([x[0] for x in parts])
+    side = np.concatenate([x[1] for x in parts])
+    code = side * n_e + np.concatenate([x[2] for x in parts])
+    tr_, tc_ = np.nonzero(taken >= 0)
+    taken_keys = np.sort(tr_ * (2 * n_e) + taken[tr_, tc_])
+    ck = row * (2 * n_e) + code
+    if len(taken_keys):
+        pos = np.minimum(np.searchsorted(taken_keys, ck), len(taken_keys) - 1)
+        fresh = taken_keys[pos] != ck
+        row, side, code = row[fresh], side[fresh], code[fresh]
+    pside = np.stack([p, 1.0 - p], axis=1)
+    with np.errstate(divide="ignore"):
+        logw = np.log(pside[row, side]) - np.log(np.maximum(sizes[row, side], 1))
+    q = _call_keys(graph, t, draw)
+    prio = logw + _gumbel_keyed(seed, q[row], code)
+    order = np.lexsort((code, -prio, row))
+    row_o, prio_o, code_o = row[order], prio[order], code[order]
+    first_of_row = np.searchsorted(row_o, np.arange(len(t)))
+    rank = np.arange(len(order)) - first_of_row[row_o]
+    pick = (rank < need[row_o]) & (prio_o > -np.inf)
+    out[row_o[pick], rank[pick]] = code_o[pick]
     return out, filtered
 
 
