@@ -5,7 +5,6 @@ check of what argparse parsed against the same declarations, before any work (``
 from __future__ import annotations
 
 import argparse
-import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -46,13 +45,6 @@ def check_args(args: argparse.Namespace, groups: Mapping[str, Iterable[Option]])
                 setattr(args, o.key, o.check(value, o.flag))
 
 
-def _same(a: Path, b: Path) -> bool:
-    try:
-        return a.exists() and b.exists() and os.path.samefile(a, b)
-    except OSError:
-        return False
-
-
 def _inputs_under(out: Path, inputs: Iterable[str | Path | None]) -> list[Path]:
     """Inputs that are ``out`` itself or lie inside it."""
     hit = []
@@ -62,26 +54,20 @@ def _inputs_under(out: Path, inputs: Iterable[str | Path | None]) -> list[Path]:
             continue
         p = Path(raw)
         r = p.resolve()
-        if _same(p, out) or r == o or o in r.parents:
+        if r == o or o in r.parents:
             hit.append(p)
     return hit
 
 
 def check_out_file(out: str | Path, flag: str, *, overwrite: bool, inputs: Iterable[str | Path | None] = ()) -> Path:
-    """A file output: never one of the inputs; an existing file needs ``--overwrite``; an
-    existing directory is refused. Checked before any work."""
-    p = Path(out)
-    clash = _inputs_under(p, inputs)
-    if clash:
-        raise ConfigError(f"{flag} {p} is an input of this command ({clash[0]}); writing there would destroy it: "
-                          "choose another output path")
-    if p.is_dir():
-        raise ConfigError(f"{flag} {p}: is a directory; give a file path")
-    if (p.exists() or p.is_symlink()) and not overwrite:
-        raise ConfigError(f"{flag} {p}: the file exists; pass --overwrite to replace it, or choose another path")
-    if p.parent.exists() and not p.parent.is_dir():
-        raise ConfigError(f"{flag} {p}: {p.parent} is not a directory; choose another path")
-    return p
+    """A file output, checked before any work by the shared
+    :func:`negmine.writers.targets.check_output_file`: never one of the inputs (symbolic links
+    resolved, even with ``--overwrite``), not a directory, writable; an existing file needs
+    ``--overwrite``."""
+    from negmine.writers.targets import check_output_file
+
+    check_output_file(out, flag, overwrite=overwrite, inputs=inputs)
+    return Path(out)
 
 
 def check_out_dir(out: str | Path, flag: str, *, overwrite: bool | None, files: Iterable[str] = (),
