@@ -31,6 +31,9 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).parent))
+from _bench import quiet
+
 VOCAB = 50_000
 DIM = 384
 ROOT = Path(os.environ.get("NEGMINE_SCALE_DIR", "/tmp/negmine-scale"))
@@ -133,8 +136,9 @@ def cpu_s() -> float:
 
 
 # ------------------------------------------------------------------------------- measurements
-def run_bm25s(beir: Path, k: int) -> dict[str, float]:
-    """bm25s alone, as its README uses it: load the texts, tokenize, index, retrieve top ``k``."""
+def run_bm25s(beir: Path, k: int, backend: str = "numba") -> dict[str, float]:
+    """bm25s alone, as its README uses it: load the texts, tokenize, index, retrieve top ``k``
+    (its ``backend``; retrieval on every core, ``n_threads=-1``)."""
     import bm25s
 
     t0 = time.perf_counter()
@@ -147,12 +151,12 @@ def run_bm25s(beir: Path, k: int) -> dict[str, float]:
     t_load = time.perf_counter()
     tokens = bm25s.tokenize(texts, stopwords="en", show_progress=False)
     del texts
-    index = bm25s.BM25(k1=1.5, b=0.75, method="lucene")
+    index = bm25s.BM25(k1=1.5, b=0.75, method="lucene", backend=backend)
     index.index(tokens, show_progress=False)
     del tokens
     t_index = time.perf_counter()
     qt = bm25s.tokenize(queries, stopwords="en", show_progress=False)
-    ids, _ = index.retrieve(qt, k=k, show_progress=False)
+    ids, _ = index.retrieve(qt, k=k, show_progress=False, n_threads=-1)
     t_end = time.perf_counter()
     return {"wall_s": t_end - t0, "load_s": t_load - t0, "index_s": t_index - t_load,
             "search_s": t_end - t_index, "peak_rss_mb": peak_rss_mb(), "rows": float(ids.shape[0]),
@@ -226,8 +230,17 @@ def run_dense(beir: Path, k: int, n_queries: int, seed: int) -> dict[str, float]
     return out
 
 
-def child(argv: list[str]) -> dict[str, float]:
-    """Run one measurement in a fresh interpreter; returns its JSON line."""
+def child(argv: list[str], repeat: int = 3) -> dict[str, float]:
+    """Run one measurement ``repeat`` times, each in a fresh interpreter; the median of every
+    figure, and the min/max of the wall time (``wall_s_min``, ``wall_s_max``)."""
+    runs = [_child_once(argv) for _ in range(repeat)]
+    out = {key: float(np.median([r[key] for r in runs])) for key in runs[0]}
+    out["wall_s_min"] = min(r["wall_s" if "wall_s" in r else "dense_search_s"] for r in runs)
+    out["wall_s_max"] = max(r["wall_s" if "wall_s" in r else "dense_search_s"] for r in runs)
+    return out
+
+
+def _child_once(argv: list[str]) -> dict[str, float]:
     proc = subprocess.run([sys.executable, __file__, "--child", *argv], capture_output=True, text=True,
                           env={**os.environ, "NEGMINE_PROGRESS": "0"})
     if proc.returncode != 0:
@@ -246,19 +259,23 @@ def main() -> None:
     ap.add_argument("--k", type=int, default=100)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--skip", nargs="*", default=[], choices=["bm25", "dense"])
+    ap.add_argument("--ref-backend", default="numba", choices=["numba", "numpy"], help="bm25s backend of the reference")
+    ap.add_argument("--allow-load", action="store_true", help="run on a busy machine (figures flagged)")
     args = ap.parse_args()
     if args.child:
         mode, n, nq, k, seed, dq = args.child[0], *map(int, args.child[1:6])
         beir = generate(n, nq, seed)
-        if mode == "bm25s":
-            res = run_bm25s(beir, k)
+        if mode.startswith("bm25s"):
+            res = run_bm25s(beir, k, mode.split("-")[1])
         elif mode == "negmine-bm25":
             res = run_negmine_bm25(beir, k)
         else:
             res = run_dense(beir, k, dq, seed)
         print(json.dumps(res))
         return
-    report(args)
+    with quiet(allow_load=args.allow_load) as session:
+        report(args)
+    print(f"\n{session.header()}")
 
 
 def _exponent(rows: list[dict[str, float]], key: str) -> str:
@@ -275,20 +292,23 @@ def report(args: argparse.Namespace) -> None:
           f"{os.cpu_count()} CPUs", flush=True)
     bm: list[dict[str, float]] = []
     if "bm25" not in args.skip:
-        print("\n## BM25 (bm25s alone = reference; each in a fresh process)\n")
+        print(f"\n## BM25 (bm25s alone, {args.ref_backend} backend, retrieval on every core = reference; each run "
+              "in a fresh process, median of 3 (min-max))\n")
         print("| docs | bm25s s | bm25s MB | negmine s | negmine MB | wall ratio | CPU-time ratio | RSS ratio | "
               "negmine index / search s |")
         print("|---:|---:|---:|---:|---:|---:|---:|---:|---|")
         for n in args.sizes:
             generate(n, args.queries, args.seed)
             argv = [str(n), str(args.queries), str(args.k), str(args.seed), str(args.dense_queries)]
-            ref = child(["bm25s", *argv])
+            ref = child([f"bm25s-{args.ref_backend}", *argv])
             ours = child(["negmine-bm25", *argv])
             row = {"n": n, "ref_s": ref["wall_s"], "ref_mb": ref["peak_rss_mb"], "s": ours["wall_s"],
                    "mb": ours["peak_rss_mb"], "search_s": ours.get("neg_search_s", math.nan),
                    "index_s": ours.get("neg_index_s", math.nan), "ref_search_s": ref["search_s"]}
             bm.append(row)
-            print(f"| {n:,} | {ref['wall_s']:.1f} | {ref['peak_rss_mb']:.0f} | {ours['wall_s']:.1f} | "
+            print(f"| {n:,} | {ref['wall_s']:.1f} ({ref['wall_s_min']:.1f}-{ref['wall_s_max']:.1f}) | "
+                  f"{ref['peak_rss_mb']:.0f} | "
+                  f"{ours['wall_s']:.1f} ({ours['wall_s_min']:.1f}-{ours['wall_s_max']:.1f}) | "
                   f"{ours['peak_rss_mb']:.0f} | {ours['wall_s'] / ref['wall_s']:.2f} | "
                   f"{ours['cpu_s'] / ref['cpu_s']:.2f} | {ours['peak_rss_mb'] / ref['peak_rss_mb']:.3f} | "
                   f"{row['index_s']:.1f} / {row['search_s']:.1f} |",
