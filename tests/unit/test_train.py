@@ -327,6 +327,30 @@ def test_periodic_evaluation_is_recorded(tiny_model: Path, mined: Path, tmp_path
         assert all(0.0 <= v <= 1.0 for v in e["metrics"].values())
 
 
+def test_mined_sampler_masking_and_remining_together(tiny_model: Path, mined: Path, tmp_path: Path) -> None:
+    """``--batch-sampler mined --mask-false-negatives --remine-every`` (issue 20) in one run: every
+    training step masked and counted, the sampler's index rebuilt from each re-mining, seeded."""
+    from negmine.train import train
+
+    kwargs: dict[str, Any] = {"model": str(tiny_model), "batch_sampler": "mined", "hardness": 0.5,
+                              "mask_false_negatives": True, "mask_target": 0.1, "remine_every": 2, "max_steps": 4,
+                              "batch_size": 8, "lr": 1e-3}
+    rec = train(mined, tmp_path / "m", **kwargs).record
+    assert rec["loss"]["class"] == "FalseNegativeMasking" and rec["steps"] == 4
+    m = rec["masking"]
+    assert m["steps"] == 4 and len(m["masked_per_step"]) == 4 and m["masked_per_step"][0] == 0  # no bound yet
+    # at most 8 anchors x 7 other rows x (positive + 3 negatives) per step (one batch of the epoch has 5 rows)
+    assert 0 < m["scored_cells"] <= 4 * 8 * 7 * 4
+    assert 0 <= m["masked_cells"] <= m["scored_cells"]
+    bs = rec["batch_sampler"]
+    assert bs["name"] == "mined" and bs["index"]["queries"] == 80 and bs["forced_rows"] == 0
+    assert [r["step"] for r in rec["refreshes"]] == [2]
+    again = train(mined, tmp_path / "again", **kwargs).record
+    assert again["masking"]["masked_per_step"] == m["masked_per_step"]
+    first, second = weights(tmp_path / "m"), weights(tmp_path / "again")
+    assert all(np.array_equal(first[k], second[k]) for k in first)
+
+
 # ---------------------------------------------------------------------------------------- CLI
 def test_cli_train_end_to_end(tiny_model: Path, mined: Path, tmp_path: Path,
                               capsys: pytest.CaptureFixture[str]) -> None:
@@ -339,6 +363,9 @@ def test_cli_train_end_to_end(tiny_model: Path, mined: Path, tmp_path: Path,
     assert "--overwrite" in capsys.readouterr().err
     assert main([*argv, "--overwrite", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["steps"] == 2
+    assert main([*argv, "--overwrite", "--batch-sampler", "mined", "--mask-false-negatives"]) == 0
+    out = capsys.readouterr().out
+    assert "mined batch sampler" in out and "in-batch cells" in out
 
 
 @pytest.mark.parametrize(("argv", "needle"), [
@@ -348,6 +375,10 @@ def test_cli_train_end_to_end(tiny_model: Path, mined: Path, tmp_path: Path,
     (["MINED", "--tau-plus", "1", "--out", "OUT"], "tau_plus"),
     (["MINED", "--batch-size", "0", "--out", "OUT"], "--batch-size"),
     (["MINED", "--model", "./no/such/model", "--out", "OUT"], "does not exist"),
+    (["MINED", "--batch-sampler", "clusters", "--out", "OUT"], "unknown batch sampler 'clusters'"),
+    (["MINED", "--hardness", "2", "--out", "OUT"], "--hardness"),
+    (["MINED", "--mask-false-negatives", "--loss", "gist", "--out", "OUT"], "--loss mnrl"),
+    (["MINED", "--mask-false-negatives", "--mask-target", "0", "--out", "OUT"], "--mask-target"),
     (["MINED"], "--out is required"),
 ])
 def test_cli_bad_inputs_exit_2_with_one_line(argv: list[str], needle: str, mined: Path, tmp_path: Path,

@@ -1,5 +1,6 @@
 """``negmine train OUT --model NAME --loss mnrl|cached-mnrl|gist|debiased --out MODEL_DIR``:
-fine-tune a sentence-transformers model on a mining output."""
+fine-tune a sentence-transformers model on a mining output (``--batch-sampler mined``,
+``--mask-false-negatives``, ``--remine-every``: :mod:`negmine.st`)."""
 
 from __future__ import annotations
 
@@ -36,6 +37,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--guide", default=None, help="gist: guide model (default: the mining model, else --model)")
     g.add_argument("--query-prompt", default=None, help="text prepended to anchors")
     g.add_argument("--document-prompt", default=None, help="text prepended to positives and negatives")
+    g = p.add_argument_group("in-batch negatives (negmine.st)")
+    g.add_argument("--batch-sampler", default="no-duplicates",
+                   help="no-duplicates | default | mined: batches with no known positive or likely false negative "
+                        "of another row, hard by the run's neighbour graph (no-duplicates)")
+    g.add_argument("--hardness", type=float, default=0.5,
+                   help="mined sampler: share of batch slots filled from neighbouring queries, 0-1 (0.5)")
+    g.add_argument("--mask-false-negatives", action="store_true",
+                   help="mnrl/cached-mnrl: mask in-batch candidates scoring like a known positive")
+    g.add_argument("--mask-target", type=float, default=0.05,
+                   help="hidden-positive rate the masking bound is calibrated for (0.05)")
     g = p.add_argument_group("re-mining and evaluation")
     g.add_argument("--remine-every", type=int, default=None,
                    help="re-mine with the model being trained every N steps (ANCE/AR2)")
@@ -48,7 +59,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 _FIELDS = ("model", "loss", "epochs", "max_steps", "batch_size", "lr", "warmup_ratio", "max_seq_length", "seed",
            "num_negatives", "temperature", "tau_plus", "mini_batch_size", "guide", "query_prompt",
-           "document_prompt", "remine_every", "eval_dataset", "eval_split", "eval_steps", "encode_batch_size")
+           "document_prompt", "remine_every", "eval_dataset", "eval_split", "eval_steps", "encode_batch_size",
+           "batch_sampler", "hardness", "mask_false_negatives", "mask_target")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -75,6 +87,15 @@ def run(args: argparse.Namespace) -> int:
     )
     if rec["train_loss"] is not None:
         sys.stdout.write(f"mean training loss {rec['train_loss']:.4f}\n")
+    bs = rec["batch_sampler"]
+    if bs["name"] == "mined":
+        sys.stdout.write(f"mined batch sampler: hardness {bs['hardness']}, {bs['neighbour_slots']} slots from "
+                         f"neighbours, {bs['forced_rows']} rows placed with a conflict, "
+                         f"{bs['compose_s']:.2f}s composing\n")
+    if rec["masking"] is not None:
+        m = rec["masking"]
+        sys.stdout.write(f"masked {m['masked_cells']} of {m['scored_cells']} in-batch cells "
+                         f"({100 * m['masked_share']:.2f}%) over {m['steps']} steps, {m['seconds']:.2f}s\n")
     for r in rec["refreshes"]:
         sys.stdout.write(f"re-mined at step {r['step']}: {100 * r['new_pair_share']:.1f}% new (query, negative) "
                          f"pairs, mean Jaccard {r['mean_jaccard']:.3f}, {r['seconds']:.1f}s\n")

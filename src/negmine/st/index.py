@@ -143,8 +143,8 @@ def _neighbours(ids: np.ndarray, anchors: Sequence[int], top: int, max_df: int) 
 @dataclass
 class RowKeys:
     """The text keys of every row of a training dataset: ``anchor uint64[n]``, ``docs`` (the
-    positive and negative columns, one tuple per row) and ``texts`` (every text column, anchor
-    included)."""
+    positive and negative columns, one tuple per row) and ``texts`` (the anchor and the positive:
+    the texts no two rows of a batch may share; mined negatives may repeat across rows)."""
 
     anchor: np.ndarray
     docs: list[tuple[int, ...]]
@@ -165,5 +165,5 @@ def row_keys(dataset: Any, valid_label_columns: Sequence[str] | None = None) -> 
     values = [[text_hash(str(t)) for t in dataset[c]] for c in columns]
     anchor = np.asarray(values[0], dtype=np.uint64)
     docs = list(zip(*values[1:]))
-    texts = [frozenset(t) for t in zip(*values)]
+    texts = [frozenset(t) for t in zip(values[0], values[1])]
     return RowKeys(anchor=anchor, docs=docs, texts=texts, columns=columns)

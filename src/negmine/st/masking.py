@@ -27,6 +27,7 @@ similarity function (the rest of the loss, GradCache included, is sentence-trans
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from collections.abc import Iterable
 from typing import Any
@@ -70,6 +71,7 @@ class _MaskedSimilarity:
 
     def __call__(self, a: Tensor, b: Tensor) -> Tensor:
         sim = self.base(a, b)
+        t0 = time.perf_counter()
         B = self.batch
         if B <= 0 or b.size(0) % B:
             raise RuntimeError("FalseNegativeMasking: the wrapped loss called its similarity with a shape other than "
@@ -89,6 +91,7 @@ class _MaskedSimilarity:
             owner._count(n_masked, int((~own).sum()))
         if n_masked:
             sim = sim.masked_fill(mask, float("-inf"))
+        owner.seconds += time.perf_counter() - t0
         return sim
 
     @property
@@ -139,6 +142,7 @@ class FalseNegativeMasking(nn.Module):
         self.history: list[dict[str, Any]] = []
         self.total_masked = 0
         self.total_cells = 0
+        self.seconds = 0.0  # spent masking and calibrating (the overhead over the wrapped loss)
         self._step_masked = 0
         self._step_cells = 0
         self._sim = _MaskedSimilarity(self, loss.similarity_fct)
@@ -169,7 +173,9 @@ class FalseNegativeMasking(nn.Module):
                              "bound": round(bound, 6)})
         self.total_masked += self._step_masked
         self.total_cells += self._step_cells
+        t0 = time.perf_counter()
         self._observe()
+        self.seconds += time.perf_counter() - t0
         return out
 
     def get_config_dict(self) -> dict[str, Any]:

@@ -9,8 +9,9 @@ composes batches from what the run knows (:class:`~negmine.st.index.RunIndex`):
 - **No false in-batch negatives.** Row ``s`` may share a batch with row ``r`` only if none of
   ``s``'s documents is a known positive of ``r``'s query (all qrels the run was given, the
   positives of near-duplicate queries, documents whose normalised text equals one of them) or a
-  likely false negative the run removed for it — and vice versa; and, as ``NO_DUPLICATES``, no
-  normalised text appears twice in a batch.
+  likely false negative the run removed for it — and vice versa; and no two rows share an anchor
+  or a positive (normalised). Unlike ``NO_DUPLICATES``, two rows may share a mined negative: it
+  is a negative for both, and neighbouring queries often share them.
 - **Hard batches** (TAS-B's topic-composed batches; NGAME's neighbour batches): each slot after a
   batch's first row is, with probability ``hardness``, the nearest free row in the run's neighbour
   graph of the rows already in the batch (queries whose retrieval lists overlap), else the next
@@ -36,7 +37,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable, Iterator, Sequence
+import time
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -123,16 +125,46 @@ def compose_batches(rows: Sequence[int], keys: RowKeys, index: RunIndex, batch_s
             batch.add(r, keys, forb)
             used[r] = True
         batches.append(batch)
-    left = [r for r in order if not used[r]]
-    for r in left:  # rows that fit no batch: the batch with room they conflict with least
-        open_ = [b for b in batches if len(b.rows) < batch_size] or batches
-        fit = next((b for b in reversed(open_) if b.fits(r, keys, forb)), None)
-        if fit is None:
-            fit = min(reversed(open_), key=lambda b: (b.conflicts(r, keys, forb), len(b.rows)))
-            stats["forced_rows"] += 1
-        fit.add(r, keys, forb)
+    for r in (r for r in order if not used[r]):  # rows that fit no batch when their turn came
+        _place_left_over(r, batches, batch_size, keys, forb, stats)
         used[r] = True
     return [b.rows for b in batches]
+
+
+def _rebuilt(rows: list[int], keys: RowKeys, forb: list[frozenset[int]]) -> _Batch:
+    b = _Batch()
+    for r in rows:
+        b.add(r, keys, forb)
+    return b
+
+
+def _place_left_over(r: int, batches: list[_Batch], batch_size: int, keys: RowKeys, forb: list[frozenset[int]],
+                     stats: dict[str, int]) -> None:
+    """Put row ``r`` into a batch with room: directly if it fits one; else by moving a row ``s``
+    of a full batch that ``r`` fits without ``s`` into a batch with room that ``s`` fits; else
+    into the batch with room it conflicts with least (counted as forced)."""
+    room = [i for i, b in enumerate(batches) if len(b.rows) < batch_size] or list(range(len(batches)))
+    for i in reversed(room):
+        if batches[i].fits(r, keys, forb):
+            batches[i].add(r, keys, forb)
+            return
+    for j, full in enumerate(batches):
+        if j in room:
+            continue
+        for s in full.rows:
+            if not any(batches[i].fits(s, keys, forb) for i in room):
+                continue
+            without = _rebuilt([x for x in full.rows if x != s], keys, forb)
+            if without.fits(r, keys, forb):
+                i = next(i for i in reversed(room) if batches[i].fits(s, keys, forb))
+                batches[i].add(s, keys, forb)
+                without.add(r, keys, forb)
+                batches[j] = without
+                stats["swaps"] = stats.get("swaps", 0) + 1
+                return
+    best = min(reversed(room), key=lambda i: (batches[i].conflicts(r, keys, forb), len(batches[i].rows)))
+    batches[best].add(r, keys, forb)
+    stats["forced_rows"] += 1
 
 
 def _forbidden_by_row(keys: RowKeys, index: RunIndex) -> list[frozenset[int]]:
@@ -239,24 +271,20 @@ class MinedBatchSampler(_base()):  # type: ignore[misc]
         self.dataset = dataset
         self.index = index if isinstance(index, RunIndex) else RunIndex.from_result(index)
         self.hardness = _check_hardness(hardness)
-        self.stats: dict[str, int] = {"neighbour_slots": 0, "forced_rows": 0, "recomposed": 0}
+        self.stats: dict[str, int] = {"neighbour_slots": 0, "forced_rows": 0, "swaps": 0, "recomposed": 0}
+        self.seconds = 0.0  # spent composing batches
         self._keys: RowKeys | None = None
         self._version: Any = None
         self._neighbours: dict[int, list[int]] = {}
 
     @classmethod
-    def factory(cls, run: RunIndex | Any, *, hardness: float = 0.5) -> Callable[..., MinedBatchSampler]:
+    def factory(cls, run: RunIndex | Any, *, hardness: float = 0.5) -> SamplerFactory:
         """What to pass as ``batch_sampler=``: a callable that sentence-transformers calls with
         ``(dataset, batch_size=, drop_last=, valid_label_columns=, generator=, seed=)``. ``run`` is
         a :class:`~negmine.MiningResult` or a :class:`~negmine.st.index.RunIndex`; the index is
-        built once and shared by every sampler the trainer creates."""
+        built once and shared by every sampler the trainer creates (``factory.samplers``)."""
         index = run if isinstance(run, RunIndex) else RunIndex.from_result(run)
-        h = _check_hardness(hardness)
-
-        def make(dataset: Any, **kwargs: Any) -> MinedBatchSampler:
-            return cls(dataset, index=index, hardness=h, **kwargs)
-
-        return make
+        return SamplerFactory(cls, index, _check_hardness(hardness))
 
     def keys(self) -> RowKeys:
         """The dataset's row keys, recomputed when its texts changed."""
@@ -277,13 +305,20 @@ class MinedBatchSampler(_base()):  # type: ignore[misc]
         return self._compose(list(range(len(self.dataset))), n_batches, self.epoch if epoch is None else epoch)
 
     def _compose(self, rows: list[int], n_batches: int, epoch: int) -> list[list[int]]:
+        t0 = time.perf_counter()
+        try:
+            return self._compose_now(rows, n_batches, epoch)
+        finally:
+            self.seconds += time.perf_counter() - t0
+
+    def _compose_now(self, rows: list[int], n_batches: int, epoch: int) -> list[list[int]]:
         keys = self.keys()
         data = self.dataset
         anchors, positives = data[keys.columns[0]], data[keys.columns[1]]
         shuffle = _shuffle_keys([anchors[r] for r in rows], [positives[r] for r in rows], int(self.seed), epoch)
         order = [rows[i] for i in np.lexsort((np.asarray(rows), shuffle))]
         rng = np.random.default_rng([SALT, int(self.seed) & 0xFFFFFFFF, int(epoch)])
-        stats = {"neighbour_slots": 0, "forced_rows": 0}
+        stats = {"neighbour_slots": 0, "forced_rows": 0, "swaps": 0}
         batches = compose_batches(order, keys, self.index, self.batch_size, n_batches, self.hardness, rng,
                                   self._neighbours, stats)
         for k, v in stats.items():
@@ -310,3 +345,19 @@ class MinedBatchSampler(_base()):  # type: ignore[misc]
                 self.stats["recomposed"] += 1
             yield pending[done]
             done += 1
+
+
+class SamplerFactory:
+    """``MinedBatchSampler.factory(...)``: builds a sampler per data loader and keeps them
+    (``samplers``), so their statistics and timings can be read after training."""
+
+    def __init__(self, cls: type[MinedBatchSampler], index: RunIndex, hardness: float) -> None:
+        self.cls = cls
+        self.index = index
+        self.hardness = hardness
+        self.samplers: list[MinedBatchSampler] = []
+
+    def __call__(self, dataset: Any, **kwargs: Any) -> MinedBatchSampler:
+        sampler = self.cls(dataset, index=self.index, hardness=self.hardness, **kwargs)
+        self.samplers.append(sampler)
+        return sampler

@@ -11,6 +11,8 @@ from negmine.errors import ConfigError
 
 #: the record written next to a trained model
 RECORD = "negmine-train.json"
+#: ``--batch-sampler`` choices
+BATCH_SAMPLERS = ("no-duplicates", "default", "mined")
 
 
 @dataclass
@@ -45,6 +47,16 @@ class TrainConfig:
         mined manifest), else the starting model.
     remine_every
         Re-mine with the live model every this many steps (see the module docstring).
+    batch_sampler
+        ``no-duplicates`` (sentence-transformers' ``NO_DUPLICATES``), ``default`` (its plain
+        random ``BATCH_SAMPLER``) or ``mined`` (:class:`negmine.st.MinedBatchSampler`: no known
+        positive or likely false negative of another row in a batch, hard batches).
+    hardness
+        ``mined`` sampler: share of batch slots filled from the run's neighbour graph, in [0, 1].
+    mask_false_negatives, mask_target
+        Wrap ``mnrl`` / ``cached-mnrl`` in :class:`negmine.st.FalseNegativeMasking`: mask in-batch
+        candidates scoring above the bound calibrated on known positives for a hidden-positive
+        rate of ``mask_target``.
     eval_dataset, eval_split, eval_steps
         A BEIR directory and split to evaluate on (nDCG@10, Recall@100, MRR@10, MAP@100) before
         training, every ``eval_steps`` steps, and at the end.
@@ -69,6 +81,10 @@ class TrainConfig:
     mini_batch_size: int = 8
     guide: str | None = None
     remine_every: int | None = None
+    batch_sampler: str = "no-duplicates"
+    hardness: float = 0.5
+    mask_false_negatives: bool = False
+    mask_target: float = 0.05
     eval_dataset: str | None = None
     eval_split: str = "test"
     eval_steps: int | None = None
@@ -109,6 +125,20 @@ class TrainConfig:
             raise ConfigError(f"temperature must be > 0, got {self.temperature!r}; fix --temperature")
         if not 0 <= self.tau_plus < 1:
             raise ConfigError(f"tau_plus must be in [0, 1), got {self.tau_plus!r}; fix --tau-plus")
+        if self.batch_sampler not in BATCH_SAMPLERS:
+            raise ConfigError(f"unknown batch sampler {self.batch_sampler!r}; known: {', '.join(BATCH_SAMPLERS)}; "
+                              "fix --batch-sampler")
+        if isinstance(self.hardness, bool) or not (isinstance(self.hardness, (int, float))
+                                                   and 0 <= self.hardness <= 1):
+            raise ConfigError(f"hardness must be in [0, 1], got {self.hardness!r}; fix --hardness")
+        if not isinstance(self.mask_false_negatives, bool):
+            raise ConfigError(f"mask_false_negatives must be true or false, got {self.mask_false_negatives!r}")
+        if isinstance(self.mask_target, bool) or not (isinstance(self.mask_target, (int, float))
+                                                      and 0 < self.mask_target < 1):
+            raise ConfigError(f"mask_target must be in (0, 1), got {self.mask_target!r}; fix --mask-target")
+        if self.mask_false_negatives and self.loss not in ("mnrl", "cached-mnrl"):
+            raise ConfigError(f"--mask-false-negatives wraps the mnrl and cached-mnrl losses, not {self.loss!r}; "
+                              "pass --loss mnrl or --loss cached-mnrl")
         if self.eval_steps is not None and self.eval_dataset is None:
             raise ConfigError("--eval-steps needs --eval-dataset DIR")
 

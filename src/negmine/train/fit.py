@@ -20,6 +20,10 @@ from negmine.train.rows import negative_change, to_dataset, training_rows
 log = logging.getLogger("negmine.train.trainer")  # the name the CLI's log lines have always carried
 
 
+#: ``--batch-sampler`` names of sentence-transformers' own samplers
+ST_SAMPLERS = {"no-duplicates": "no_duplicates", "default": "batch_sampler"}
+
+
 def monitor_class() -> Any:
     """The ``Monitor`` callback class, built on first use (``transformers`` is imported then)."""
     base: Any = require("transformers").TrainerCallback
@@ -71,7 +75,7 @@ def monitor_class() -> Any:
 
 
 def _training_args(cfg: TrainConfig, output_dir: str, columns: Sequence[str], *, seed: int, max_steps: int,
-                   logging_steps: int) -> Any:
+                   logging_steps: int, batch_sampler: Any = None) -> Any:
     st = require("sentence_transformers")
     transformers = require("transformers")
     kwargs: dict[str, Any] = {}
@@ -90,7 +94,7 @@ def _training_args(cfg: TrainConfig, output_dir: str, columns: Sequence[str], *,
         max_steps=max_steps,
         per_device_train_batch_size=cfg.batch_size,
         learning_rate=float(cfg.lr),
-        batch_sampler="no_duplicates",
+        batch_sampler=batch_sampler if batch_sampler is not None else ST_SAMPLERS[cfg.batch_sampler],
         seed=seed,
         data_seed=seed,
         report_to="none",
@@ -142,10 +146,14 @@ class Fit:
         self.segments: list[dict[str, Any]] = []
         self.refreshes: list[dict[str, Any]] = []
         self.remine_s = 0.0
+        #: the ``batch_sampler`` of the training arguments when not one of ST's own (the mined sampler's factory)
+        self.batch_sampler: Any = None
+        #: called with each re-mining result (the mined sampler takes the new run's index)
+        self.on_remined: Any = None
 
     def _trainer(self, dataset: Any, *, seed: int, max_steps: int, optimizers: tuple[Any, Any] = (None, None)) -> Any:
         args = _training_args(self.cfg, self.tmp, dataset.column_names, seed=seed, max_steps=max_steps,
-                              logging_steps=self.logging_steps)
+                              logging_steps=self.logging_steps, batch_sampler=self.batch_sampler)
         return _make_trainer(self.model, self.loss, dataset, args, self.monitor, optimizers)
 
     def _segment(self, trainer: Any, dataset: Any, start: int, seed: int) -> int:
@@ -188,6 +196,8 @@ class Fit:
             if remining.encoder is not None:
                 remining.encoder.step = done
             new_rows, new_texts, stats = remining.remine()
+            if self.on_remined is not None:
+                self.on_remined(remining.result)
             new_train, counts = training_rows(new_rows, new_texts, n)
             change = negative_change(rows, new_rows)
             seconds = time.perf_counter() - t0

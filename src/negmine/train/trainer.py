@@ -135,6 +135,19 @@ def train(mined_dir: str | Path, out: str | Path, config: TrainConfig | None = N
 
     loss = build_loss(cfg.loss, model, temperature=cfg.temperature, tau_plus=cfg.tau_plus,
                       mini_batch_size=cfg.mini_batch_size, guide=guide)
+    masking = None
+    if cfg.mask_false_negatives:
+        from negmine.st.masking import FalseNegativeMasking
+
+        loss = masking = FalseNegativeMasking(loss, target=cfg.mask_target)
+    sampler_factory = None
+    if cfg.batch_sampler == "mined":
+        from negmine.st.run import load_run
+        from negmine.st.sampler import MinedBatchSampler
+
+        t_index = time.perf_counter()
+        sampler_factory = MinedBatchSampler.factory(load_run(mined_dir), hardness=cfg.hardness)
+        timings["sampler_index_s"] = time.perf_counter() - t_index
     encoder = LiveEncoder(model, query_prompt=cfg.query_prompt, document_prompt=cfg.document_prompt,
                           batch_size=cfg.encode_batch_size)
     remining = None
@@ -165,6 +178,15 @@ def train(mined_dir: str | Path, out: str | Path, config: TrainConfig | None = N
     t_train = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="negmine-train-") as tmp:
         fit = Fit(cfg, model, loss, monitor, tmp, logging_steps)
+        if sampler_factory is not None:
+            fit.batch_sampler = sampler_factory
+
+            def take_new_run(result: Any) -> None:
+                from negmine.st.index import RunIndex
+
+                sampler_factory.index = RunIndex.from_result(result)
+
+            fit.on_remined = take_new_run
         monitor.open()
         try:
             if remining is None:
@@ -204,10 +226,37 @@ def train(mined_dir: str | Path, out: str | Path, config: TrainConfig | None = N
         "loss_history": monitor.history,
         "evaluations": evaluations,
         "refreshes": refreshes,
+        "batch_sampler": _sampler_record(cfg, sampler_factory),
+        "masking": _masking_record(masking),
         "versions": versions(),
     }
     _save(model, out, record, t_save, timings, t_start)
     return TrainResult(out, record)
+
+
+def _sampler_record(cfg: TrainConfig, factory: Any) -> dict[str, Any]:
+    """The batch sampler in the training record: name, and for ``mined`` its index and statistics."""
+    out: dict[str, Any] = {"name": cfg.batch_sampler}
+    if factory is not None:
+        out["hardness"] = cfg.hardness
+        out["index"] = dict(factory.index.stats)
+        out["compose_s"] = round(sum(s.seconds for s in factory.samplers), 4)
+        for key in ("neighbour_slots", "forced_rows", "recomposed"):
+            out[key] = sum(s.stats[key] for s in factory.samplers)
+    return out
+
+
+def _masking_record(masking: Any) -> dict[str, Any] | None:
+    """In-batch false-negative masking in the training record: the target, masked cells per step."""
+    if masking is None:
+        return None
+    steps = len(masking.history)
+    return {"target": masking.target, "window": masking.window, "steps": steps,
+            "masked_cells": masking.total_masked, "scored_cells": masking.total_cells,
+            "masked_share": masking.total_masked / masking.total_cells if masking.total_cells else 0.0,
+            "masked_per_step": [h["masked"] for h in masking.history],
+            "final_bound": masking.bound if math.isfinite(masking.bound) else None,
+            "seconds": round(masking.seconds, 4)}
 
 
 def _save(model: Any, out: Path, record: dict[str, Any], t_save: float, timings: dict[str, float],
