@@ -453,3 +453,13 @@ def test_remine_callback_from_a_mining_directory_equals_the_cli(tiny_model: Path
     want = export_rows("n-tuple", cli_rows, cli_texts, num_negatives=1)
     assert list(dataset["negative_1"]) == [r["negative_1"] for r in want]
     assert json.dumps(callback.history[0]["step"]) == "1"
+
+
+def test_import_negmine_st_is_light() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, negmine, negmine.st; "
+            "print(sorted(m for m in ('torch', 'sentence_transformers', 'transformers') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
