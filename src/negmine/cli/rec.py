@@ -23,7 +23,7 @@ __all__ = ["SAMPLER_NAMES", "add_arguments", "run"]
 HELP = {
     "mine": "negatives for every training (user, positive item)",
     "audit": "hidden-interaction false-negative rate of several samplers, one fit",
-    "train": "train MF-BPR or SimpleX (cosine contrastive loss) on sampled negatives",
+    "train": "train MF-BPR or SimpleX (CCL loss, user tower) on sampled negatives (live-dns: the model picks them)",
     "evaluate": "full-ranking Recall@K / NDCG@K of a model on the held-out split",
     "compare": "sweep samplers x negative counts x seeds: train, evaluate, paired tests",
 }
@@ -50,21 +50,30 @@ def make_sampler(args: argparse.Namespace, name: str) -> Any:
     from negmine.rec.samplers import make_sampler as build
 
     return build(name, alpha=args.alpha, candidates=args.candidates, temperature=args.temperature,
-                 mix=parse_mix(args.mix) if name == "mixed" else None)
+                 mix=parse_mix(args.mix) if name == "mixed" else None,
+                 guard_margin=getattr(args, "guard_margin", None),
+                 guard_similarity=getattr(args, "guard_similarity", None))
 
 
 #: sampler options and the samplers they apply to
-APPLIES = {"alpha": ("popularity",), "candidates": ("dns", "robust"), "temperature": ("robust",),
-           "mix": ("mixed",)}
+APPLIES = {"alpha": ("popularity",), "candidates": ("dns", "robust", "live-dns"), "temperature": ("robust",),
+           "mix": ("mixed",), "guard_margin": ("live-dns",), "guard_similarity": ("live-dns",)}
 
 
 def _sampler_names(args: argparse.Namespace) -> list[str]:
     """The samplers the command runs (checked choices; an empty list is an error), and a refusal
     of any sampler option none of them reads."""
-    from negmine.rec.options import OPTIONS
+    from negmine.rec.options import OPTIONS, TRAIN_SAMPLER_NAMES
 
     if hasattr(args, "sampler"):
         names = [args.sampler]
+    elif args.rec_command == "compare":  # compare trains: the live samplers are allowed
+        names = parse_list(args.samplers, None, "--samplers")
+        for n in names:
+            if n not in TRAIN_SAMPLER_NAMES:
+                raise ConfigError(f"--samplers: unknown sampler {n!r}; use {', '.join(TRAIN_SAMPLER_NAMES)}")
+        if len(set(names)) != len(names):
+            raise ConfigError(f"--samplers {args.samplers!r} names an item twice; list each once")
     else:
         names = parse_list(args.samplers, "sampler", "--samplers")
     if "mixed" in names:
@@ -72,9 +81,10 @@ def _sampler_names(args: argparse.Namespace) -> list[str]:
             raise ConfigError("sampler mixed needs --mix, e.g. --mix uniform=0.5,dns=0.5")
         names = names + list(parse_mix(args.mix) or {})
     for key, users in APPLIES.items():
-        if getattr(args, key) != OPTIONS[key].default and not set(users) & set(names):
-            raise ConfigError(f"--{key} applies to the {' and '.join(users)} sampler(s), not "
-                              f"{', '.join(dict.fromkeys(names))}; drop --{key} or choose such a sampler")
+        if hasattr(args, key) and getattr(args, key) != OPTIONS[key].default and not set(users) & set(names):
+            flag = "--" + key.replace("_", "-")
+            raise ConfigError(f"{flag} applies to the {' and '.join(users)} sampler(s), not "
+                              f"{', '.join(dict.fromkeys(names))}; drop {flag} or choose such a sampler")
     return names
 
 def make_scorer(args: argparse.Namespace, data: Any, needed: bool, seed: int) -> Any:
@@ -100,10 +110,10 @@ def make_scorer(args: argparse.Namespace, data: Any, needed: bool, seed: int) ->
 
 
 def _simplex_options(args: argparse.Namespace, models: list[str]) -> None:
-    """``--margin`` and ``--negative-weight`` belong to the SimpleX loss; refused without it."""
+    """``--margin``, ``--negative-weight`` and ``--gamma`` belong to SimpleX; refused without it."""
     from negmine.rec.options import OPTIONS
 
-    for key in ("margin", "negative_weight"):
+    for key in ("margin", "negative_weight", "gamma"):
         if getattr(args, key) != OPTIONS[key].default and "simplex" not in models:
             raise ConfigError(f"--{key.replace('_', '-')} applies to the simplex model, not {', '.join(models)}; "
                               "drop it or train simplex")
@@ -114,7 +124,7 @@ def _train_config(args: argparse.Namespace, model: str, num_negatives: int, seed
 
     cfg = TrainConfig(model=model, dim=args.dim, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                       num_negatives=num_negatives, margin=args.margin, negative_weight=args.negative_weight,
-                      seed=seed)
+                      gamma=args.gamma, seed=seed)
     cfg.validate()
     return cfg
 
@@ -156,6 +166,13 @@ def _scorer_applies(args: argparse.Namespace, needed: bool) -> None:
     for key in ("factors", "iterations"):
         if getattr(args, key) != OPTIONS[key].default and not fitted:
             raise ConfigError(f"--{key} applies to --scorer als|bpr; drop it or pass --scorer als|bpr")
+
+
+def _live_without_scorer(args: argparse.Namespace, samplers: list[Any]) -> None:
+    """A live sampler scores with the model being trained: a fixed scorer would go unread."""
+    if all(getattr(s, "live", False) for s in samplers) and (args.scorer is not None or args.embeddings):
+        raise ConfigError("--scorer/--embeddings apply to dns and robust; live-dns scores with the model being "
+                          "trained: drop them")
 
 
 def _mine(args: argparse.Namespace) -> int:
@@ -215,6 +232,7 @@ def _train(args: argparse.Namespace) -> int:
     _sampler_names(args)
     sampler = make_sampler(args, args.sampler)
     _scorer_applies(args, sampler.needs_scorer)
+    _live_without_scorer(args, [sampler])
     _simplex_options(args, [args.model])
     cfg = _train_config(args, args.model, args.num_negatives, args.seed)
     data = load_data(args)
@@ -260,6 +278,8 @@ def _compare(args: argparse.Namespace) -> int:
     built = {n: make_sampler(args, n) for n in samplers}
     needed = any(b.needs_scorer for b in built.values())
     _scorer_applies(args, needed)
+    if not needed:
+        _live_without_scorer(args, list(built.values()))
     _simplex_options(args, models)
     configs = {(m, n, s): _train_config(args, m, n, s) for m in models for n in negatives for s in seeds}
     data = load_data(args)

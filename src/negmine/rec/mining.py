@@ -17,6 +17,7 @@ from negmine._optional import require
 from negmine._progress import progress
 from negmine.errors import ConfigError, DataError
 from negmine.rec.data import RecData
+from negmine.rec.live import LiveScorer
 from negmine.rec.samplers import Context, Sampler
 from negmine.rec.scorers import Scorer
 
@@ -26,11 +27,12 @@ CHUNK_CELLS = 1 << 20  # candidate cells per chunk: bounds memory, never changes
 
 
 def sample_negatives(data: RecData, sampler: Sampler, num_negatives: int, seed: int, *,
-                     scorer: Scorer | None = None, users: np.ndarray | None = None,
+                     scorer: Scorer | LiveScorer | None = None, users: np.ndarray | None = None,
                      items: np.ndarray | None = None, ctx: Context | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``(negatives int64[n, num_negatives], scores float32[n, num_negatives])`` for the pairs
     ``users``/``items int64[n]`` (default: every training positive, in CSR order). Rows are
-    processed in chunks; each row depends only on ``(seed, user id, item id)``."""
+    processed in chunks; each row depends only on ``(seed, user id, item id)`` (and, for a live
+    sampler, on the model's weights at the call)."""
     from negmine.rec.options import check
 
     num_negatives = check("num_negatives", num_negatives, "sample_negatives")
@@ -48,7 +50,11 @@ def sample_negatives(data: RecData, sampler: Sampler, num_negatives: int, seed: 
     for a in progress(range(0, len(users), step), desc=f"sampling ({sampler.name})",
                       total=-(-len(users) // step), unit="chunk"):
         b = a + step
-        neg[a:b], sc[a:b] = sampler.sample(ctx, users[a:b], keys[a:b], num_negatives)
+        if getattr(sampler, "live", False):
+            neg[a:b], sc[a:b] = sampler.sample(ctx, users[a:b], keys[a:b], num_negatives,  # type: ignore[call-arg]
+                                               positives=items[a:b])
+        else:
+            neg[a:b], sc[a:b] = sampler.sample(ctx, users[a:b], keys[a:b], num_negatives)
     return neg, sc
 
 

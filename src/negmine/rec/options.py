@@ -16,9 +16,13 @@ from typing import Any
 from negmine.errors import ConfigError
 from negmine.registry import Option
 
-__all__ = ["COMMANDS", "OPTIONS", "SAMPLER_NAMES", "check", "parse_list", "parse_mix"]
+__all__ = ["COMMANDS", "LIVE_SAMPLER_NAMES", "OPTIONS", "SAMPLER_NAMES", "TRAIN_SAMPLER_NAMES", "check", "parse_list",
+           "parse_mix"]
 
 SAMPLER_NAMES = ("uniform", "popularity", "dns", "robust", "mixed")
+#: samplers that pick with the model being trained: ``rec train`` and ``rec compare`` only
+LIVE_SAMPLER_NAMES = ("live-dns",)
+TRAIN_SAMPLER_NAMES = (*SAMPLER_NAMES, *LIVE_SAMPLER_NAMES)
 MODEL_NAMES = ("mf-bpr", "simplex")
 MAX_NEGATIVES = 100_000
 
@@ -47,9 +51,13 @@ DATA = (
 SAMPLER = (
     Option("sampler", str, "uniform", "negative sampler", choices=SAMPLER_NAMES),
     Option("alpha", float, 0.75, "popularity: p(i) ∝ count(i)^alpha (word2vec: 0.75)", low=0, high=10),
-    Option("candidates", int, 10, "dns/robust: uniform candidates scored per negative", low=1, high=10_000),
+    Option("candidates", int, 10, "dns/robust/live-dns: uniform candidates scored per negative", low=1, high=10_000),
     Option("temperature", float, 0.1, "robust: score temperature", low=1e-6, high=1e6),
     Option("mix", str, None, "mixed: shares of the parts, e.g. uniform=0.5,dns=0.5"),
+    Option("guard_margin", float, None, "live-dns guard: refuse a candidate the model scores above "
+           "score(positive) - M (off by default)", low=-1e6, high=1e6),
+    Option("guard_similarity", float, None, "live-dns guard: refuse a candidate whose item vector has cosine "
+           ">= S with the positive item's (off by default)", low=-1, high=1),
 )
 SCORER = (
     Option("scorer", str, None, "model behind dns, robust and hardness: implicit ALS/BPR fitted on the "
@@ -66,6 +74,8 @@ TRAIN = (
     Option("lr", float, 5e-3, "Adam learning rate", low=0, low_open=True, high=100),
     Option("margin", float, 0.8, "simplex: cosine margin", low=-1, high=1),
     Option("negative_weight", float, 1.0, "simplex: weight of the negative term", low=0, high=1e6),
+    Option("gamma", float, 0.5, "simplex: user tower gate, g*user + (1-g)*W*mean(training items); 1 = plain "
+           "user embedding", low=0, high=1),
     Option("k", int, 20, "cut-off of Recall@K / NDCG@K", low=1, high=100_000),
 )
 COMMON = (
@@ -100,6 +110,7 @@ def _keys(*keys: str) -> tuple[Option, ...]:
 
 
 _SAMPLING = _keys("alpha", "candidates", "temperature", "mix")
+_TRAIN_SAMPLING = (*_SAMPLING, *_keys("guard_margin", "guard_similarity"))
 #: the options of each command, by group title (what ``negmine rec CMD --help`` shows)
 COMMANDS: dict[str, dict[str, tuple[Option, ...]]] = {
     "mine": {
@@ -117,7 +128,11 @@ COMMANDS: dict[str, dict[str, tuple[Option, ...]]] = {
                    _with("overwrite", help="replace audit.json and audit.md in --out"), OPTIONS["json"]),
     },
     "train": {
-        "interactions": DATA, "sampler": (OPTIONS["sampler"], *_SAMPLING), "scorer (dns, robust)": SCORER,
+        "interactions": DATA,
+        "sampler": (_with("sampler", choices=TRAIN_SAMPLER_NAMES,
+                          help="negative sampler (live-dns: the model being trained picks the hardest)"),
+                    *_TRAIN_SAMPLING),
+        "scorer (dns, robust)": SCORER,
         "training": (*_keys("model", "num_negatives", "seed"), *TRAIN[1:]),
         "output": (_with("out", help="model file (.npz: user/item ids and vectors; required)"),
                    _with("overwrite", help="replace an existing --out file")),
@@ -131,7 +146,7 @@ COMMANDS: dict[str, dict[str, tuple[Option, ...]]] = {
     "compare": {
         "interactions": DATA,
         "sweep": (_with("samplers", default="uniform,dns,robust"), *_keys("negatives", "seeds", "models")),
-        "sampler": _SAMPLING, "scorer (dns, robust)": SCORER, "training": TRAIN[1:],
+        "sampler": _TRAIN_SAMPLING, "scorer (dns, robust)": SCORER, "training": TRAIN[1:],
         "output": (_with("out", help="write compare.json and compare.md into this directory"),
                    _with("overwrite", help="replace compare.json and compare.md in --out")),
     },

@@ -22,11 +22,13 @@ import numpy as np
 
 from negmine.errors import ConfigError
 from negmine.rec.data import RecData
+from negmine.rec.live import LiveScorer
 from negmine.rec.options import check, check_mix
 from negmine.rec.scorers import Scorer
 from negmine.samplers import _mix, uniform
 
-__all__ = ["DNS", "SAMPLERS", "Context", "Mixed", "Popularity", "Robust", "Sampler", "Uniform", "make_sampler"]
+__all__ = ["DNS", "SAMPLERS", "Context", "LiveDNS", "Mixed", "Popularity", "Robust", "Sampler", "Uniform",
+           "make_sampler"]
 
 MAX_ROUNDS = 32
 DENSE_MAX_BITS = 1 << 30  # user x item grids up to this many cells get an exact bitmap (<= 128 MiB)
@@ -36,17 +38,22 @@ _C = np.uint64(0xD6E8FEB86659FD93)  # odd multiplier: the pair key of (u, i) dif
 @dataclass
 class Context:
     """What every sampler reads: the split data, the seed, hashed ids, sorted excluded pair keys
-    ``user * n_items + item`` and an optional scorer (with each user's reference score)."""
+    ``user * n_items + item`` and an optional scorer: a fixed :class:`Scorer` (with each user's
+    reference score) or a :class:`~negmine.rec.live.LiveScorer` over the model being trained.
+    ``guard_refused`` / ``guard_fallback`` count the candidates ``live-dns``'s guard refused and
+    the negatives it had to take from refused candidates (every candidate of the slot refused)."""
 
     data: RecData
     seed: int
-    scorer: Scorer | None = None
+    scorer: Scorer | LiveScorer | None = None
     user_keys: np.ndarray = field(init=False)
     item_keys: np.ndarray = field(init=False)
     excluded: np.ndarray = field(init=False)
     rejected: int = field(default=0, init=False)
     _tables: dict[bytes, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, init=False, repr=False)
     exact_fallback: int = field(default=0, init=False)
+    guard_refused: int = field(default=0, init=False)
+    guard_fallback: int = field(default=0, init=False)
 
     def __post_init__(self) -> None:
         inter = self.data.interactions
@@ -270,6 +277,83 @@ class DNS:
         return items, np.take_along_axis(scores.reshape(n, num_negatives, m), best, axis=2)[..., 0]
 
 
+class LiveDNS(DNS):
+    """Dynamic negative sampling with the model being trained, as the original (Zhang et al.,
+    SIGIR 2013; RecBole's ``dynamic``): for each negative, ``candidates`` items drawn uniformly
+    (keyed by seed, user, positive and slot, so position-free, and never a known positive of any
+    split) are scored by the *current* model (a :class:`~negmine.rec.live.LiveScorer` in the
+    context) and the highest-scoring one is kept (ties: the earlier draw).
+
+    Guard against false negatives (both off by default), from what the data and the model know:
+
+    - ``guard_margin`` ``M``: a candidate scored above ``score(user, positive) − M`` is refused
+      (the text pipeline's margin below the positive; as the kg live guard);
+    - ``guard_similarity`` ``S``: a candidate whose item vector has cosine ``≥ S`` with the
+      positive item's is refused (a near-duplicate detector on the item side).
+
+    Of the candidates left the hardest wins; when the guard refuses every candidate of a slot the
+    *least* plausible one is taken, so every interaction still gets exactly ``num_negatives``
+    negatives (counted in ``ctx.guard_fallback``). Differs from :class:`DNS` only in where the
+    scores come from (the live model rather than a model fitted before training) and the guard;
+    with a fixed :class:`Scorer` in the context it is a guarded DNS.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from negmine.rec.data import from_arrays, split_interactions
+    >>> from negmine.rec.live import LiveScorer
+    >>> data = split_interactions(from_arrays([1, 2, 2, 2], [10, 11, 12, 13]), "random", 0)
+    >>> model = LiveScorer(np.ones((2, 1), np.float32), np.array([[0], [1], [3], [2]], np.float32))
+    >>> ctx = Context(data, 0, model)
+    >>> LiveDNS(8).sample(ctx, np.array([0]), ctx.pair_keys(np.array([0]), np.array([0])), 1)[0].tolist()
+    [[2]]
+    """
+
+    name = "live-dns"
+    needs_scorer = False
+    live = True
+
+    def __init__(self, candidates: int = 10, guard_margin: float | None = None,
+                 guard_similarity: float | None = None) -> None:
+        super().__init__(candidates)
+        self.guard_margin = check("guard_margin", guard_margin, "live-dns sampler", required=False)
+        self.guard_similarity = check("guard_similarity", guard_similarity, "live-dns sampler", required=False)
+
+    def config(self) -> dict[str, Any]:
+        return {"name": self.name, "candidates": self.candidates, "guard_margin": self.guard_margin,
+                "guard_similarity": self.guard_similarity}
+
+    def sample(self, ctx: Context, users: np.ndarray, pair_keys: np.ndarray, num_negatives: int,
+               stream: int = 0, positives: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        if ctx.scorer is None:
+            raise ConfigError("live-dns picks with the model being trained: use it in 'negmine rec train' or "
+                              "'rec compare' (to mine a file, use --sampler dns with --scorer)")
+        guarded = self.guard_margin is not None or self.guard_similarity is not None
+        if guarded and positives is None:
+            raise ConfigError("live-dns with a guard needs each row's positive item (positives=...)")
+        n, m = len(users), self.candidates
+        cand = ctx.draw(users, pair_keys, num_negatives * m, stream, None)
+        valid = cand >= 0
+        scores = np.where(valid, ctx.scorer.score(users, np.maximum(cand, 0)), -np.inf).astype(np.float32)
+        ok = valid.copy()
+        if positives is not None and self.guard_margin is not None:
+            pos = ctx.scorer.score(users, np.asarray(positives, np.int64)[:, None])
+            ok &= ~(scores > pos - np.float32(self.guard_margin))
+        if positives is not None and self.guard_similarity is not None:
+            ok &= ~(ctx.scorer.item_similarity(np.asarray(positives, np.int64), np.maximum(cand, 0))
+                    >= np.float32(self.guard_similarity))
+        ctx.guard_refused += int((valid & ~ok).sum())
+        s3, ok3 = scores.reshape(n, num_negatives, m), ok.reshape(n, num_negatives, m)
+        best = np.argmax(np.where(ok3, s3, -np.inf), axis=2)  # first maximum: the earlier draw wins a tie
+        if guarded:
+            any_ok = ok3.any(axis=2)
+            least = np.argmin(np.where(valid.reshape(n, num_negatives, m), s3, np.inf), axis=2)
+            best = np.where(any_ok, best, least)
+            ctx.guard_fallback += int((~any_ok & valid.reshape(n, num_negatives, m).any(axis=2)).sum())
+        items = np.take_along_axis(cand.reshape(n, num_negatives, m), best[..., None], axis=2)[..., 0]
+        return items, np.take_along_axis(s3, best[..., None], axis=2)[..., 0]
+
+
 class Robust(DNS):
     """Hard, but probably not liked: of ``candidates`` uniform draws, sample one with probability
     ``∝ exp(s / T) · σ(−(s − r_u) / T)²``, where ``s`` is the model's score and ``r_u`` the median
@@ -295,8 +379,8 @@ class Robust(DNS):
         return {"name": self.name, "candidates": self.candidates, "temperature": self.temperature}
 
     def priority(self, ctx: Context, users: np.ndarray, scores: np.ndarray, keys: np.ndarray) -> np.ndarray:
-        if ctx.scorer is None:
-            raise ConfigError("robust needs a scorer; pass --scorer als|bpr|embeddings")
+        if not isinstance(ctx.scorer, Scorer):
+            raise ConfigError("robust needs a fixed scorer; pass --scorer als|bpr|embeddings")
         ref = ctx.scorer.reference(ctx.data.train)[users][:, None]
         s = scores.astype(np.float64)
         t = self.temperature
@@ -342,13 +426,18 @@ class Mixed:
 
 
 SAMPLERS: dict[str, Callable[..., Any]] = {"uniform": Uniform, "popularity": Popularity, "dns": DNS,
-                                          "robust": Robust}
+                                          "robust": Robust, "live-dns": LiveDNS}
 
 
 def make_sampler(name: str, *, alpha: float = 0.75, candidates: int = 10, temperature: float = 0.1,
-                 mix: dict[str, float] | None = None) -> Sampler:
-    """A sampler by name (``uniform``, ``popularity``, ``dns``, ``robust``, ``mixed``); ``mix``
-    maps part names to shares for ``mixed``."""
+                 mix: dict[str, float] | None = None, guard_margin: float | None = None,
+                 guard_similarity: float | None = None) -> Sampler:
+    """A sampler by name (``uniform``, ``popularity``, ``dns``, ``robust``, ``mixed``,
+    ``live-dns``); ``mix`` maps part names to shares for ``mixed``; ``guard_*`` are
+    ``live-dns``'s guard."""
+    if name == "live-dns":
+        return LiveDNS(candidates, guard_margin, guard_similarity)
+
     def one(n: str) -> Sampler:
         if n == "uniform":
             return Uniform()

@@ -40,6 +40,12 @@ class Scorer:
             return np.take_along_axis(u @ self.item_factors.T, items, axis=1).astype(np.float32)
         return np.einsum("nd,nmd->nm", u, self.item_factors[items], optimize=True).astype(np.float32)
 
+    def item_similarity(self, items: np.ndarray, others: np.ndarray) -> np.ndarray:
+        """``float32[n, m]``: cosine between the factors of item ``items[r]`` and of each of
+        ``others[r]``."""
+        v = self.item_factors / np.maximum(np.linalg.norm(self.item_factors, axis=1, keepdims=True), 1e-12)
+        return (v[items][:, None, :] * v[others]).sum(-1).astype(np.float32)
+
     def reference(self, train: Qrels) -> np.ndarray:
         """``float64[n_users]``: the median score of each user's training positives (``0`` for a
         user without any)."""

@@ -31,7 +31,7 @@ def sweep(data: RecData, samplers: Mapping[str, Sampler], configs: Mapping[tuple
     for (model, n, seed), cfg in configs.items():
         for name, sampler in samplers.items():
             t0 = time.perf_counter()
-            res = train(data, sampler, cfg, scorer=scorer)
+            res = train(data, sampler, cfg, scorer=None if getattr(sampler, "live", False) else scorer)
             ev = evaluate(res.scorer, data, k=k)
             runs.append({"model": model, "sampler": name, "num_negatives": n, "seed": seed, rk: ev[rk], nk: ev[nk],
                          "seconds": round(time.perf_counter() - t0, 1), "final_loss": res.history[-1]["loss"]})

@@ -5,14 +5,18 @@ Two models, both user/item embedding tables:
 - ``mf-bpr``: matrix factorisation with the BPR loss (Rendle et al., UAI 2009),
   ``−log σ(s(u, i) − s(u, j))`` averaged over the negatives ``j`` of each positive, dot-product
   scores.
-- ``simplex``: the cosine contrastive loss of SimpleX (Mao et al., CIKM 2021),
-  ``(1 − cos(u, i)) + w / |N| · Σ_j max(0, cos(u, j) − m)`` with margin ``m`` and negative
-  weight ``w``. SimpleX's behaviour-aggregation user tower is left out: users are plain
-  embeddings, so the comparison isolates the loss and the negatives.
+- ``simplex``: SimpleX (Mao et al., CIKM 2021): the cosine contrastive loss
+  ``(1 − cos(p_u, v_i)) + w / |N| · Σ_j max(0, cos(p_u, v_j) − m)`` (margin ``m``, negative weight
+  ``w``, many negatives) with SimpleX's user tower, which aggregates the user's interacted items:
+  ``p_u = g · e_u + (1 − g) · W · mean(v_j for j in the user's training items)`` (gate ``g =
+  gamma``, ``W`` a learned ``d × d`` map started at the identity; SimpleX's "mean" aggregator).
 
-Negatives are drawn afresh every epoch with the library's sampler (seed derived from the run's
-seed and the epoch), so what a model trains on is exactly what ``negmine rec mine`` would write.
-The model is saved in the embeddings format the ``embeddings`` scorer reads.
+Negatives are drawn for every batch with the library's sampler, seeded by the run's seed and the
+epoch and keyed by ``(user id, positive id, slot)``, so what a model trains on is what ``negmine
+rec mine`` would write with that seed. ``live-dns`` scores its candidates with the model being
+trained, at the moment the batch is drawn (:class:`~negmine.rec.live.LiveScorer` reads the
+weights in place). The model is saved in the embeddings format the ``embeddings`` scorer reads
+(the user tower's output as the user vector).
 """
 
 from __future__ import annotations
@@ -30,11 +34,11 @@ from negmine._optional import require
 from negmine._progress import progress
 from negmine.errors import ConfigError, DataError
 from negmine.rec.data import RecData
-from negmine.rec.mining import sample_negatives
-from negmine.rec.samplers import Sampler
+from negmine.rec.live import LiveScorer
+from negmine.rec.samplers import Context, Sampler
 from negmine.rec.scorers import Scorer
 
-__all__ = ["MODELS", "TrainConfig", "evaluate", "train"]
+__all__ = ["MODELS", "TrainConfig", "Trainer", "evaluate", "train"]
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +59,7 @@ class TrainConfig:
     num_negatives: int = 1
     margin: float = 0.8
     negative_weight: float = 1.0
+    gamma: float = 0.5  # simplex: user tower gate
     seed: int = 0
 
     def validate(self) -> None:
@@ -64,7 +69,8 @@ class TrainConfig:
 
         if self.model not in MODELS:
             raise ConfigError(f"unknown model {self.model!r}; use one of {', '.join(MODELS)}")
-        for name in ("dim", "epochs", "batch_size", "num_negatives", "lr", "margin", "negative_weight", "seed"):
+        for name in ("dim", "epochs", "batch_size", "num_negatives", "lr", "margin", "negative_weight", "gamma",
+                     "seed"):
             setattr(self, name, check(name, getattr(self, name), "TrainConfig"))
         for name in ("weight_decay", "l2"):
             v = getattr(self, name)
@@ -81,11 +87,12 @@ class TrainResult:
     sampler: dict[str, Any]
     data: RecData
     history: list[dict[str, float]] = field(default_factory=list)
+    counters: dict[str, int] = field(default_factory=dict)
 
     def save(self, path: str | Path) -> Path:
         """The embeddings as ``.npz`` (``user_ids``, ``user_vectors``, ``item_ids``,
-        ``item_vectors``), written atomically; ``simplex`` vectors are L2-normalised so that the
-        dot product is the cosine it was trained on."""
+        ``item_vectors``), written atomically; ``simplex`` vectors (user tower output) are
+        L2-normalised so that the dot product is the cosine it was trained on."""
         from negmine.writers._atomic import write_atomic
 
         p = Path(path)
@@ -105,59 +112,150 @@ def _epoch_seed(seed: int, epoch: int) -> int:
 
 def train(data: RecData, sampler: Sampler, config: TrainConfig, *, scorer: Scorer | None = None) -> TrainResult:
     """Train ``config.model`` on ``data.train`` with ``config.num_negatives`` negatives per
-    positive from ``sampler`` (``scorer`` for the model-based samplers), on the CPU."""
-    config.validate()
-    torch = require("torch")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # small tables: one thread is faster (and deterministic); restored below
-    try:
-        return _train(torch, data, sampler, config, scorer)
-    finally:
-        torch.set_num_threads(threads)
+    positive from ``sampler`` (``scorer`` for the fixed-model samplers ``dns``/``robust``;
+    ``live-dns`` scores with the model being trained), on the CPU."""
+    return Trainer(data, sampler, config, scorer=scorer).fit()
 
 
-def _train(torch: Any, data: RecData, sampler: Sampler, config: TrainConfig, scorer: Scorer | None) -> TrainResult:
-    gen = torch.Generator().manual_seed(config.seed)
-    n_u, n_i, d = data.n_users, data.n_items, config.dim
-    user = torch.nn.Embedding(n_u, d)
-    item = torch.nn.Embedding(n_i, d)
-    with torch.no_grad():
-        user.weight.copy_(torch.randn(n_u, d, generator=gen) * 0.1)
-        item.weight.copy_(torch.randn(n_i, d, generator=gen) * 0.1)
-    params = [*user.parameters(), *item.parameters()]
-    opt = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
-    users = data.train.query_of_pair()
-    items = data.train.indices
-    tu, ti = torch.from_numpy(users), torch.from_numpy(items)
-    history = []
-    for epoch in progress(range(config.epochs), desc=f"training {config.model}", unit="epoch"):
-        t0 = time.perf_counter()
-        neg, _ = sample_negatives(data, sampler, config.num_negatives, _epoch_seed(config.seed, epoch), scorer=scorer)
-        tn = torch.from_numpy(neg)
-        perm = torch.randperm(len(users), generator=gen)
-        total = 0.0
-        for a in range(0, len(users), config.batch_size):
-            b = perm[a : a + config.batch_size]
-            u, i, j = user(tu[b]), item(ti[b]), tn[b]
-            valid = (j >= 0).float()
-            v = item(j.clamp(min=0))  # (B, N, d)
-            loss = _loss(torch, config, u, i, v, valid)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            total += float(loss.detach()) * len(b)
-        history.append({"epoch": epoch, "loss": total / max(len(users), 1), "seconds": time.perf_counter() - t0})
-        if not math.isfinite(history[-1]["loss"]):
-            raise ConfigError(f"training {config.model} diverged at epoch {epoch} (loss {history[-1]['loss']}, "
-                              f"lr {config.lr}); lower --lr")
-        log.info("epoch %d loss %.4f", epoch, history[-1]["loss"])
-    uf = user.weight.detach().numpy().astype(np.float32)
-    vf = item.weight.detach().numpy().astype(np.float32)
-    if config.model == "simplex":
-        uf = uf / np.maximum(np.linalg.norm(uf, axis=1, keepdims=True), 1e-12)
-        vf = vf / np.maximum(np.linalg.norm(vf, axis=1, keepdims=True), 1e-12)
-    info = {"name": config.model, **asdict(config), "sampler": sampler.config()}
-    return TrainResult(Scorer(uf, vf, info), config, sampler.config(), data, history)
+class Trainer:
+    """One training run, step by step: the model (torch), its optimiser, the sampling context.
+
+    ``fit()`` runs every epoch and returns a :class:`TrainResult`; ``run_epoch(e)`` runs one;
+    ``negatives(rows, epoch)`` draws the negatives of training interactions ``rows`` (indices
+    into ``data.train`` in CSR order) as epoch ``epoch`` would with the weights as they are now.
+    Torch runs on one thread while the trainer works (small tables; reproducible), restored after.
+    """
+
+    def __init__(self, data: RecData, sampler: Sampler, config: TrainConfig, *, scorer: Scorer | None = None) -> None:
+        config.validate()
+        if sampler.needs_scorer and scorer is None:
+            raise ConfigError(f"sampler {sampler.name!r} needs a scorer; pass --scorer als|bpr|embeddings")
+        if getattr(sampler, "live", False) and scorer is not None:
+            raise ConfigError(f"sampler {sampler.name!r} scores with the model being trained; drop --scorer")
+        self.data, self.sampler, self.config, self.scorer = data, sampler, config, scorer
+        self.history: list[dict[str, float]] = []
+        torch = self._torch = require("torch")
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            self._build()
+        finally:
+            torch.set_num_threads(threads)
+
+    def _build(self) -> None:
+        torch, data, c = self._torch, self.data, self.config
+        self._gen = torch.Generator().manual_seed(c.seed)
+        n_u, n_i, d = data.n_users, data.n_items, c.dim
+        self.user = torch.nn.Embedding(n_u, d)
+        self.item = torch.nn.Embedding(n_i, d)
+        with torch.no_grad():
+            self.user.weight.copy_(torch.randn(n_u, d, generator=self._gen) * 0.1)
+            self.item.weight.copy_(torch.randn(n_i, d, generator=self._gen) * 0.1)
+        params = [*self.user.parameters(), *self.item.parameters()]
+        self.transform = None
+        tower = c.model == "simplex" and c.gamma < 1.0
+        if tower:
+            self.transform = torch.nn.Parameter(torch.eye(d))
+            params.append(self.transform)
+        self.opt = torch.optim.Adam(params, lr=c.lr, weight_decay=c.weight_decay)
+        self.users = data.train.query_of_pair()
+        self.items = data.train.indices
+        self.live = LiveScorer(self.user.weight.detach().numpy(), self.item.weight.detach().numpy(),
+                               cosine=c.model == "simplex", gamma=c.gamma if tower else 1.0,
+                               transform=None if self.transform is None else self.transform.detach().numpy(),
+                               history=data.train if tower else None)
+        self.ctx = Context(data, 0, self.live if getattr(self.sampler, "live", False) else self.scorer)
+        self.keys = self.ctx.pair_keys(self.users, self.items)
+        self._indptr = torch.from_numpy(data.train.indptr)
+        self._indices = torch.from_numpy(data.train.indices)
+
+    # ------------------------------------------------------------------------------ sampling
+    def negatives(self, rows: np.ndarray, epoch: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(items int64[n, num_negatives], scores float32[n, num_negatives])`` for training
+        interactions ``rows`` in epoch ``epoch``, with the current weights."""
+        from negmine.rec.mining import CHUNK_CELLS
+
+        rows = np.asarray(rows, np.int64)
+        n_neg = self.config.num_negatives
+        self.ctx.seed = _epoch_seed(self.config.seed, epoch)
+        live = getattr(self.sampler, "live", False)
+        step = max(1, CHUNK_CELLS // (n_neg * max(int(getattr(self.sampler, "candidates", 1)), 1)))
+        neg = np.empty((len(rows), n_neg), np.int64)
+        sc = np.empty((len(rows), n_neg), np.float32)
+        for a in range(0, len(rows), step):
+            r = rows[a : a + step]
+            if live:
+                neg[a : a + step], sc[a : a + step] = self.sampler.sample(  # type: ignore[call-arg]
+                    self.ctx, self.users[r], self.keys[r], n_neg, positives=self.items[r])
+            else:
+                neg[a : a + step], sc[a : a + step] = self.sampler.sample(self.ctx, self.users[r], self.keys[r], n_neg)
+        return neg, sc
+
+    # ------------------------------------------------------------------------------ training
+    def _user_vectors(self, u: Any) -> Any:
+        """The user tower in torch for user rows ``u`` (a LongTensor)."""
+        torch = self._torch
+        e = self.user(u)
+        if self.transform is None:
+            return e
+        starts, ends = self._indptr[u], self._indptr[u + 1]
+        counts = ends - starts
+        offsets = torch.cumsum(counts, 0) - counts
+        idx = torch.repeat_interleave(starts - offsets, counts) + torch.arange(int(counts.sum()))
+        mean = torch.nn.functional.embedding_bag(self._indices[idx], self.item.weight, offsets, mode="mean")
+        g = self.config.gamma
+        return g * e + (1 - g) * mean @ self.transform.T
+
+    def run_epoch(self, epoch: int) -> dict[str, float]:
+        """One pass over the training positives in a seeded random order; returns the epoch's
+        mean loss and seconds (also appended to ``history``)."""
+        torch, c = self._torch, self.config
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            t0 = time.perf_counter()
+            perm = torch.randperm(len(self.users), generator=self._gen)
+            total = 0.0
+            sample_s = 0.0
+            for a in range(0, len(self.users), c.batch_size):
+                b = perm[a : a + c.batch_size]
+                t1 = time.perf_counter()
+                neg, _ = self.negatives(b.numpy(), epoch)
+                sample_s += time.perf_counter() - t1
+                j = torch.from_numpy(neg)
+                u = self._user_vectors(torch.from_numpy(self.users[b.numpy()]))
+                i = self.item(torch.from_numpy(self.items[b.numpy()]))
+                valid = (j >= 0).float()
+                v = self.item(j.clamp(min=0))  # (B, N, d)
+                loss = _loss(torch, c, u, i, v, valid)
+                self.opt.zero_grad()
+                loss.backward()
+                self.opt.step()
+                total += float(loss.detach()) * len(b)
+        finally:
+            torch.set_num_threads(threads)
+        row = {"epoch": epoch, "loss": total / max(len(self.users), 1), "seconds": time.perf_counter() - t0,
+               "sampling_seconds": sample_s}
+        self.history.append(row)
+        if not math.isfinite(row["loss"]):
+            raise ConfigError(f"training {c.model} diverged at epoch {epoch} (loss {row['loss']}, lr {c.lr}); "
+                              "lower --lr")
+        log.info("epoch %d loss %.4f (%.1f s)", epoch, row["loss"], row["seconds"])
+        return row
+
+    def model(self) -> Scorer:
+        """The model now as plain factors (user tower output; L2-normalised for ``simplex``)."""
+        uf, vf = self.live.snapshot()
+        c = self.config
+        info = {"name": c.model, **asdict(c), "sampler": self.sampler.config()}
+        return Scorer(uf, vf, info)
+
+    def fit(self) -> TrainResult:
+        for epoch in progress(range(self.config.epochs), desc=f"training {self.config.model}", unit="epoch"):
+            self.run_epoch(epoch)
+        return TrainResult(self.model(), self.config, self.sampler.config(), self.data, self.history,
+                           {"rejected_draws": self.ctx.rejected, "guard_refused": self.ctx.guard_refused,
+                            "guard_fallback": self.ctx.guard_fallback})
 
 
 def _loss(torch: Any, c: TrainConfig, u: Any, i: Any, v: Any, valid: Any) -> Any:

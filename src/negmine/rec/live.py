@@ -1,0 +1,116 @@
+"""Scores from the model being trained, for samplers that pick negatives with it (``live-dns``).
+
+:class:`LiveScorer` holds *views* of the model's weight arrays (``tensor.detach().numpy()``
+shares the tensor's memory, and optimisers update parameters in place), so every call scores
+with the weights as they are at that moment: the sampler reads the current model, never a copy
+made before training. Imports numpy only.
+
+Every score is computed row by row with elementwise products summed over the last axis (numpy's
+pairwise sum), never a matrix product whose blocking could depend on how many rows are scored:
+a row's scores, and so the negatives picked from them, are the same bytes whatever the batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from negmine.types import Qrels
+
+__all__ = ["LiveScorer"]
+
+BLOCK_FLOATS = 1 << 22  # gathered item vectors per block (16 MiB of float32): bounds memory, never the output
+
+
+@dataclass
+class LiveScorer:
+    """``s(u, i) = <p_u, v_i>`` (``cosine``: of the L2-normalised vectors) with the user tower
+    ``p_u = gamma · e_u + (1 − gamma) · W · mean(v_j for j in history(u))`` (SimpleX's behaviour
+    aggregation; ``gamma = 1`` or no ``history``: ``p_u = e_u``, matrix factorisation).
+
+    ``user_weights float32[n_users, d]``, ``item_weights float32[n_items, d]`` and
+    ``transform float32[d, d]`` (``W``, ``None`` = identity) are read at every call.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> e = np.array([[1.0, 0.0]], np.float32); v = np.array([[2.0, 0.0], [0.0, 3.0]], np.float32)
+    >>> s = LiveScorer(e, v)
+    >>> s.score(np.array([0]), np.array([[0, 1]])).tolist()
+    [[2.0, 0.0]]
+    >>> e[0] = [0.0, 1.0]  # the model changed: the next call sees it
+    >>> s.score(np.array([0]), np.array([[0, 1]])).tolist()
+    [[0.0, 3.0]]
+    """
+
+    user_weights: np.ndarray
+    item_weights: np.ndarray
+    cosine: bool = False
+    gamma: float = 1.0
+    transform: np.ndarray | None = None
+    history: Qrels | None = None
+
+    def user_vectors(self, users: np.ndarray) -> np.ndarray:
+        """``float32[n, d]``: the user tower for ``users int64[n]`` with the current weights."""
+        e = self.user_weights[users]
+        if self.history is None or self.gamma >= 1.0:
+            return e
+        h = self.history
+        counts = (h.indptr[users + 1] - h.indptr[users]).astype(np.int64)
+        total = int(counts.sum())
+        d = self.item_weights.shape[1]
+        mean = np.zeros((len(users), d), np.float32)
+        if total:
+            ends = np.cumsum(counts)
+            starts = ends - counts
+            idx = np.repeat(h.indptr[users] - starts, counts) + np.arange(total)
+            vecs = self.item_weights[h.indices[idx]]
+            has = counts > 0
+            sums = np.add.reduceat(vecs, starts[has], axis=0)  # sequential within each user's segment
+            mean[has] = sums / counts[has, None].astype(np.float32)
+        if self.transform is not None:
+            mean = (mean[:, None, :] * self.transform[None, :, :]).sum(-1)  # W · mean, row by row
+        return (self.gamma * e + (1.0 - self.gamma) * mean).astype(np.float32)
+
+    def score(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """``float32[n, m]`` scores of ``items int64[n, m]`` for ``users int64[n]``."""
+        items = np.asarray(items, np.int64)
+        n, m = items.shape
+        d = self.item_weights.shape[1]
+        out = np.empty((n, m), np.float32)
+        step = max(1, BLOCK_FLOATS // max(m * d, 1))
+        for a in range(0, n, step):
+            u = self.user_vectors(users[a : a + step])
+            v = self.item_weights[items[a : a + step]]
+            if self.cosine:
+                u = u / np.maximum(np.sqrt((u * u).sum(-1, keepdims=True)), 1e-12)
+                v = v / np.maximum(np.sqrt((v * v).sum(-1, keepdims=True)), 1e-12)
+            out[a : a + step] = (u[:, None, :] * v).sum(-1)
+        return out
+
+    def item_similarity(self, items: np.ndarray, others: np.ndarray) -> np.ndarray:
+        """``float32[n, m]``: cosine between item ``items[r]`` and each of ``others[r]`` (current
+        item vectors)."""
+        v = self.item_weights
+        a = v[items]
+        a = a / np.maximum(np.sqrt((a * a).sum(-1, keepdims=True)), 1e-12)
+        out = np.empty(others.shape, np.float32)
+        step = max(1, BLOCK_FLOATS // max(others.shape[1] * v.shape[1], 1))
+        for s in range(0, len(items), step):
+            b = v[others[s : s + step]]
+            b = b / np.maximum(np.sqrt((b * b).sum(-1, keepdims=True)), 1e-12)
+            out[s : s + step] = (a[s : s + step, None, :] * b).sum(-1)
+        return out
+
+    def snapshot(self, block: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+        """``(user vectors float32[n_users, d], item vectors float32[n_items, d])`` now (L2-normalised
+        when ``cosine``): the trained model as plain factors, for evaluation and saving."""
+        n = len(self.user_weights)
+        uf = np.concatenate([self.user_vectors(np.arange(a, min(a + block, n))) for a in range(0, n, block)]) \
+            if n else np.zeros((0, self.user_weights.shape[1]), np.float32)
+        vf = np.array(self.item_weights, np.float32, copy=True)
+        if self.cosine:
+            uf = uf / np.maximum(np.linalg.norm(uf, axis=1, keepdims=True), 1e-12)
+            vf = vf / np.maximum(np.linalg.norm(vf, axis=1, keepdims=True), 1e-12)
+        return np.ascontiguousarray(uf, np.float32), np.ascontiguousarray(vf, np.float32)
