@@ -38,6 +38,7 @@ ROWS: list[tuple[str, dict[str, Any]]] = [
     ("+ type", {"guard": ("type",)}),
     ("+ margin 0", {"guard": ("margin",)}),
     ("+ structure (HaSa)", {"guard": ("structure",)}),
+    ("cardinality + margin (the default)", {"guard": ("cardinality", "margin")}),
     ("cardinality + type + margin", {"guard": ("cardinality", "type", "margin")}),
     ("cardinality + type + margin + structure", {"guard": ("cardinality", "type", "margin", "structure")}),
 ]

@@ -340,3 +340,15 @@ def test_stream_side_and_entity_frequencies_match_bernoulli() -> None:
         exp = len(e) / 49
         chi2 = float(((obs - exp) ** 2 / exp).sum())
         assert chi2 < 49 + 5 * math.sqrt(2 * 49)
+
+
+@pytest.mark.parametrize("cls", [Hard, HaSa])
+def test_pool_weights_equal_the_exact_weights(cls, tmp_path: Path, write_triples) -> None:
+    """The pool engine scores candidates exactly as the exact engine weighs them."""
+    d = _graph(tmp_path, write_triples)
+    g = Graph.from_data(d)
+    s = cls(_emb(d.num_entities), temperature=0.3).fit(g)
+    t = d.train
+    side = np.tile(np.repeat([0, 1], d.num_entities), (len(t), 1))
+    ent = np.tile(np.tile(np.arange(d.num_entities), 2), (len(t), 1))
+    np.testing.assert_allclose(s.pool_weights(t, side, ent), s.within(t).reshape(len(t), -1), rtol=1e-5, atol=1e-5)
