@@ -30,8 +30,21 @@ list lengths and the share of known positives retrieved — counts only, never w
 hidden. It corrects the prior, not the sharper features of a detector that knows more positives,
 so the estimate stays somewhat conservative where the detector is strong.
 
+Missingness. Hiding known positives at random assumes the unknown ones look like a random sample
+of the known; real labels go missing where the labelling pool did not look. So each policy is
+measured under two pseudo-hiding mechanisms inside the known positives (``mechanisms``):
+``random`` (a seeded half of each query's positives) and ``pool`` (the half that a *second view*,
+a scorer other than the miner, ranks lowest among the query's positives:
+:func:`negmine.detector.second_view`, BM25 of the candidates for a dense miner, an LSA cosine
+otherwise — rank-based, so it keys on no pool depth). Each mechanism has its own detector, fitted
+on its own visible half. A policy qualifies only if it meets the target under both
+(:func:`worst_of`); ``record["estimates"]`` holds both estimates with their intervals,
+``record["decided_by"]`` the mechanism whose upper bound bound the choice, and the headline
+interval (``crossfit["hp_fnr_ci95"]``, ``estimated_hp_fnr_ci95``) spans both mechanisms' cross-fitted
+intervals: the calibration cannot tell which mechanism lost the labels.
+
 Choice: the hardest policy (lowest mean raw rank) whose **upper** 95% bound is at most the target
-and whose coverage is at least ``min_coverage``. When none qualifies, the closest one (the least
+under every mechanism and whose coverage is at least ``min_coverage``. When none qualifies, the closest one (the least
 relative violation of the two bounds) is used and ``record["note"]`` says so in one line.
 
 Cross-fitting. Choosing on the same hidden positives that then measure the choice is optimistic
@@ -70,9 +83,10 @@ from negmine.filters import (
 from negmine.samplers import SampleInput, Sampler, SimANS, Softmax, Top, select, string_keys
 from negmine.types import Candidates, MiningData, Qrels
 
-__all__ = ["DEFAULT_MIN_COVERAGE", "DEFAULT_TARGET_FNR", "MIN_CALIBRATION_QUERIES", "MIN_CALIBRATION_SHARE",
-           "PRESET_ONE_POSITIVE", "PRESET_SEVERAL_POSITIVES", "Calibration",
-           "Policy", "calibrate", "default_policy", "evaluate_policies", "policy_grid", "summarise"]
+__all__ = ["DEFAULT_MIN_COVERAGE", "DEFAULT_TARGET_FNR", "MECHANISMS", "MIN_CALIBRATION_QUERIES",
+           "MIN_CALIBRATION_SHARE", "PRESET_ONE_POSITIVE", "PRESET_SEVERAL_POSITIVES", "Calibration", "Policy",
+           "calibrate", "calibration_splits", "default_policy", "evaluate_policies", "policy_grid", "summarise",
+           "worst_of"]
 
 DEFAULT_TARGET_FNR = 0.10
 DEFAULT_MIN_COVERAGE = 0.90
@@ -95,6 +109,8 @@ HIDE_FRACTION = 0.5
 CALIBRATION_SALT = 0xCA11
 
 REFERENCES = ("min", "mean", "max", "pair")
+#: how the calibration hides known positives to measure each policy (module doc, "Missingness")
+MECHANISMS = ("random", "pool")
 MARGINS: tuple[float | None, ...] = (None, 0.0, 0.05, 0.1)
 DETECTOR_THRESHOLDS: tuple[float | None, ...] = (None, 0.5, 0.2, 0.1, 0.05, 0.04, 0.03, 0.025, 0.02)
 
@@ -261,10 +277,26 @@ def _pick(summaries: list[dict[str, Any]], target: float, min_cov: float) -> tup
     return min(range(len(summaries)), key=lambda i: (violation(i), summaries[i]["mean_rank"], i)), False
 
 
-def crossfit_choices(stats: np.ndarray, folds: np.ndarray, eligible: np.ndarray, target: float,
-                     min_cov: float) -> list[int | None]:
+def worst_of(per_mechanism: Sequence[Sequence[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Per policy, the summary that holds under every mechanism: the HP-FNR figures of the
+    mechanism with the highest upper bound, the lowest coverage and the highest mean rank."""
+    out = []
+    for sums in zip(*per_mechanism):
+        worst = max(range(len(sums)), key=lambda i: (np.nan_to_num(sums[i]["hp_fnr_ci95"][1], nan=1.0), -i))
+        s = dict(sums[worst])
+        s["coverage"] = min(x["coverage"] if np.isfinite(x["coverage"]) else 0.0 for x in sums)
+        s["mean_rank"] = max(x["mean_rank"] for x in sums)
+        s["decided_by"] = worst
+        out.append(s)
+    return out
+
+
+def crossfit_choices(stats: np.ndarray | Sequence[np.ndarray], folds: np.ndarray, eligible: np.ndarray,
+                     target: float, min_cov: float) -> list[int | None]:
     """For each fold, the policy index chosen from the *other* folds' queries only (``None`` for
-    an empty fold). ``stats`` is ``float64[n_policies, 5, n_queries]``."""
+    an empty fold). ``stats`` is ``float64[n_policies, 5, n_queries]``, or one such array per
+    pseudo-hiding mechanism (the choice must then hold under the worst of them)."""
+    per = [stats] if isinstance(stats, np.ndarray) else list(stats)
     out: list[int | None] = []
     for f in range(int(folds.max(initial=-1)) + 1):
         test = eligible & (folds == f)
@@ -272,7 +304,7 @@ def crossfit_choices(stats: np.ndarray, folds: np.ndarray, eligible: np.ndarray,
         if not test.any() or not train.any():
             out.append(None)
             continue
-        out.append(_pick([_summary(s, train) for s in stats], target, min_cov)[0])
+        out.append(_pick(worst_of([[_summary(s, train) for s in st] for st in per]), target, min_cov)[0])
     return out
 
 
@@ -309,11 +341,33 @@ def summarise(stats: np.ndarray, queries: np.ndarray) -> dict[str, Any]:
     return _summary(stats, queries)
 
 
+def calibration_splits(data: MiningData, cand: Candidates, seed: int, mechanisms: Sequence[str],
+                       doc_embeddings: np.ndarray | None = None) -> dict[str, Any]:
+    """The calibration's hidden halves, one per mechanism (module doc, "Missingness"): ``random``
+    hides a seeded half of every query's known positives, ``pool`` the half that the second view
+    (:func:`negmine.detector.second_view`: BM25 of the candidates for a dense miner, an LSA cosine
+    otherwise) ranks lowest among them. Both salted apart from the audit's own split."""
+    from negmine.audit import hide_fraction, make_split
+    from negmine.detector import pseudo_hide, second_view
+
+    out: dict[str, Any] = {}
+    for mech in mechanisms:
+        if mech == "random":
+            out[mech] = hide_fraction(data, HIDE_FRACTION, seed ^ CALIBRATION_SALT)
+        elif mech == "pool":
+            view = second_view(data, cand, None, doc_embeddings)
+            hide = pseudo_hide(data, seed ^ CALIBRATION_SALT, HIDE_FRACTION, merit=view.positives)
+            out[mech] = make_split(data, hide)
+        else:
+            raise ConfigError(f"unknown calibration mechanism {mech!r}; pick random or pool")
+    return out
+
+
 def calibrate(data: MiningData, cand: Candidates, filters: Sequence[Filter], sampler: Sampler,
               num_negatives: int, seed: int, *, target_fnr: float, min_coverage: float | None = None,
               samplers: Sequence[str] | None = None, policies: Sequence[Policy] | None = None,
               doc_embeddings: np.ndarray | None = None, detector: Any = None,
-              unknown_ratio: float = 1.0) -> Calibration:
+              unknown_ratio: float = 1.0, mechanisms: Sequence[str] = MECHANISMS) -> Calibration:
     """Search the policy grid for the hardest policy meeting ``target_fnr`` (module doc).
 
     ``filters`` are the user's (``ExcludePositives`` first); their margin filters are replaced by
@@ -323,9 +377,11 @@ def calibrate(data: MiningData, cand: Candidates, filters: Sequence[Filter], sam
     retrievers) add the detector's dense document-document features. ``unknown_ratio``: the
     unknown positives assumed per known positive in the mining run (1: as many as are known, the
     protocol of the issue's audits); the calibration's hit counts are scaled by ``unknown_ratio ×
-    known / hidden`` per query, because it can only hide part of what it knows.
+    known / hidden`` per query, because it can only hide part of what it knows. ``mechanisms``:
+    how the calibration hides known positives (``random``, ``pool``); a policy qualifies only if
+    it meets the target under every one of them.
     """
-    from negmine.audit import hide_fraction, restrict
+    from negmine.audit import restrict
     from negmine.detector import Detector, fold_of, known_recall, prior_ratio, shift_prior
 
     if not 0 <= target_fnr < 1:
@@ -335,6 +391,9 @@ def calibrate(data: MiningData, cand: Candidates, filters: Sequence[Filter], sam
         raise ConfigError(f"unknown_ratio must be a finite number > 0, got {unknown_ratio}")
     if not 0 <= min_cov <= 1:
         raise ConfigError(f"min coverage must be in [0, 1], got {min_coverage}; e.g. --min-coverage 0.9")
+    mechanisms = tuple(mechanisms)
+    if not mechanisms or any(m not in MECHANISMS for m in mechanisms):
+        raise ConfigError(f"calibration mechanisms must be among {', '.join(MECHANISMS)}, got {mechanisms!r}")
     eligible = data.positives.counts() >= 2
     if not eligible.any():
         raise ConfigError("--target-fnr needs queries with two or more positives to calibrate on; none found "
@@ -343,63 +402,100 @@ def calibrate(data: MiningData, cand: Candidates, filters: Sequence[Filter], sam
     if not base or not isinstance(base[0], ExcludePositives):
         base = [ExcludePositives(), *base]
     grid = list(policies) if policies is not None else policy_grid(samplers=samplers or SAMPLERS)
-    split = hide_fraction(data, HIDE_FRACTION, seed ^ CALIBRATION_SALT)  # not the audit's own split
-    vis = split.visible
+    splits = calibration_splits(data, cand, seed, mechanisms, doc_embeddings)
+    first = splits[mechanisms[0]]
     pair_note = None
-    pair_cells = int(vis.positives.counts().sum()) * int(cand.ids.shape[1])
+    pair_cells = int(first.visible.positives.counts().sum()) * int(cand.ids.shape[1])
     if policies is None and pair_cells > MAX_PAIR_CELLS:
         grid = [p for p in grid if p.reference != "pair"]
         pair_note = (f"pair policies left out: {pair_cells:,} cells (one row per query and visible positive) "
                      f"exceed {MAX_PAIR_CELLS:,}")
-    vcand = restrict(cand, data.positives, vis.positives, len(data.corpus))
     det = detector if detector is not None else Detector()
-    fn_prob, det_stats = None, {}
-    if any(p.fn_max_prob is not None for p in grid):
-        # the mining run's detector will know more positives per query than this one, so its
-        # probabilities run higher: shift these to its scale, or a threshold means less here than
-        # there (module doc, "The detector's scale")
-        found = det.fit_predict(vis, vcand, seed=seed, doc_embeddings=doc_embeddings)
-        ratio = prior_ratio(vcand, data.positives.counts(), vis.positives.counts(), known_recall(vis, vcand))
-        fn_prob, det_stats = shift_prior(found.probability, ratio), {**found.stats, "prior_shift": ratio}
-    stats, _ = evaluate_policies(vis, vcand, split.hidden, grid, base, num_negatives, seed,
-                                 doc_embeddings=doc_embeddings, fn_probability=fn_prob)
     n_q = len(data.queries)
-    audited = split.hidden.counts() > 0
-    # extrapolate to the mining run: ``unknown_ratio`` unknown positives per known one, where the
-    # calibration only hid half of what it knows (hits scale with the number of unknown positives)
-    weight = np.where(audited, unknown_ratio * data.positives.counts() / np.maximum(split.hidden.counts(), 1), 0.0)
-    stats[:, 0, :] = np.minimum(stats[:, 0, :] * weight[None, :], stats[:, 1, :])
-    summaries = [_summary(s, audited) for s in stats]
+    audited = first.hidden.counts() > 0
+    per_stats: list[np.ndarray] = []
+    det_stats: dict[str, Any] = {}
+    for mech in mechanisms:
+        split = splits[mech]
+        vis = split.visible
+        vcand = restrict(cand, data.positives, vis.positives, len(data.corpus))
+        fn_prob = None
+        if any(p.fn_max_prob is not None for p in grid):
+            # the mining run's detector will know more positives per query than this one, so its
+            # probabilities run higher: shift these to its scale, or a threshold means less here than
+            # there (module doc, "The detector's scale")
+            found = det.fit_predict(vis, vcand, seed=seed, doc_embeddings=doc_embeddings)
+            ratio = prior_ratio(vcand, data.positives.counts(), vis.positives.counts(), known_recall(vis, vcand))
+            fn_prob = shift_prior(found.probability, ratio)
+            if not det_stats:
+                det_stats = {**found.stats, "prior_shift": ratio}
+            det_stats.setdefault("by_mechanism", {})[mech] = {
+                "heldout_auc": found.stats.get("heldout_auc"), "prior_shift": ratio,
+                "heldout_auc_by_mechanism": found.stats.get("heldout_auc_by_mechanism")}
+        stats, _ = evaluate_policies(vis, vcand, split.hidden, grid, base, num_negatives, seed,
+                                     doc_embeddings=doc_embeddings, fn_probability=fn_prob)
+        audited_m = split.hidden.counts() > 0
+        # extrapolate to the mining run: ``unknown_ratio`` unknown positives per known one, where the
+        # calibration only hid half of what it knows (hits scale with the number of unknown positives)
+        weight = np.where(audited_m, unknown_ratio * data.positives.counts() / np.maximum(split.hidden.counts(), 1),
+                          0.0)
+        stats[:, 0, :] = np.minimum(stats[:, 0, :] * weight[None, :], stats[:, 1, :])
+        per_stats.append(stats)
+        audited &= audited_m
+    per_summaries = [[_summary(s, audited) for s in st] for st in per_stats]
+    summaries = worst_of(per_summaries)
     idx, met = _pick(summaries, target_fnr, min_cov)
     folds = fold_of(data, CROSSFIT_FOLDS, seed ^ 0xCF)
-    choices = crossfit_choices(stats, folds, audited, target_fnr, min_cov)
-    cf = np.zeros((5, n_q))
-    for f, c in enumerate(choices):
-        if c is not None:
-            m = audited & (folds == f)
-            cf[:, m] = stats[c][:, m]
-    crossfit = _summary(cf, audited)
-    crossfit.update(folds=CROSSFIT_FOLDS, fold_choices=[None if c is None else grid[c].label() for c in choices])
+    choices = crossfit_choices(per_stats, folds, audited, target_fnr, min_cov)
+    crossfits = []
+    for st in per_stats:
+        cf = np.zeros((5, n_q))
+        for f, c in enumerate(choices):
+            if c is not None:
+                m = audited & (folds == f)
+                cf[:, m] = st[c][:, m]
+        crossfits.append(_summary(cf, audited))
+    cf_worst = max(range(len(mechanisms)), key=lambda i: np.nan_to_num(crossfits[i]["hp_fnr"], nan=1.0))
+    crossfit = dict(crossfits[cf_worst])
+    # the interval spans both assumptions: the calibration cannot tell which mechanism lost the labels
+    crossfit["hp_fnr_ci95"] = [min(c["hp_fnr_ci95"][0] for c in crossfits), max(c["hp_fnr_ci95"][1] for c in crossfits)]
+    crossfit.update(folds=CROSSFIT_FOLDS, fold_choices=[None if c is None else grid[c].label() for c in choices],
+                    decided_by=mechanisms[cf_worst],
+                    by_mechanism={m: c for m, c in zip(mechanisms, crossfits)})
     frontier = []
-    for p, s in zip(grid, summaries):
+    for i, (p, s) in enumerate(zip(grid, summaries)):
         dominated = any(o["hp_fnr_ci95"][1] <= s["hp_fnr_ci95"][1] and o["coverage"] >= s["coverage"]
                         and o["mean_rank"] <= s["mean_rank"] and o is not s and
                         (o["hp_fnr_ci95"][1], -o["coverage"], o["mean_rank"]) !=
                         (s["hp_fnr_ci95"][1], -s["coverage"], s["mean_rank"]) for o in summaries)
-        frontier.append({"policy": p.label(), **p.as_dict(), **s, "pareto": not dominated,
+        by_mech = {m: {k: ps[i][k] for k in ("hp_fnr", "hp_fnr_ci95", "coverage", "mean_rank")}
+                   for m, ps in zip(mechanisms, per_summaries)}
+        frontier.append({"policy": p.label(), **p.as_dict(), **{k: v for k, v in s.items() if k != "decided_by"},
+                         "decided_by": mechanisms[s["decided_by"]], "by_mechanism": by_mech, "pareto": not dominated,
                          "meets": bool(s["hp_fnr_ci95"][1] <= target_fnr and s["coverage"] >= min_cov)})
     chosen = grid[idx]
-    ch = summaries[idx]
+    ch = {k: v for k, v in summaries[idx].items() if k != "decided_by"}
+    decided = mechanisms[summaries[idx]["decided_by"]]
     desc = (f"{chosen.label()} (HP-FNR {ch['hp_fnr']:.3f}, 95% CI {ch['hp_fnr_ci95'][0]:.3f}-"
-            f"{ch['hp_fnr_ci95'][1]:.3f}, coverage {ch['coverage']:.2f}, mean rank {ch['mean_rank']:.1f})")
-    note = (f"calibrated to HP-FNR <= {target_fnr:g} with coverage >= {min_cov:g}: {desc}" if met else
+            f"{ch['hp_fnr_ci95'][1]:.3f} under {decided} hiding, coverage {ch['coverage']:.2f}, mean rank "
+            f"{ch['mean_rank']:.1f})")
+    under = " and ".join(mechanisms)
+    each = "; ".join(f"{m} hiding {c['hp_fnr']:.3f} (95% CI {c['hp_fnr_ci95'][0]:.3f}-{c['hp_fnr_ci95'][1]:.3f})"
+                     for m, c in zip(mechanisms, crossfits))
+    note = (f"calibrated to HP-FNR <= {target_fnr:g} with coverage >= {min_cov:g} under {under} hiding: {desc}"
+            if met else
             f"no policy meets the target (upper 95% bound of HP-FNR <= {target_fnr:g} with coverage >= "
-            f"{min_cov:g}); closest is {desc}, used")
+            f"{min_cov:g} under {under} hiding); closest is {desc}, used")
+    note += f"; cross-fitted estimate under {each}; decided by {decided} hiding"
+    estimates = {m: {"chosen": {k: ps[idx][k] for k in ("hp_fnr", "hp_fnr_ci95", "coverage", "mean_rank")},
+                     "crossfit": {k: c[k] for k in ("hp_fnr", "hp_fnr_ci95", "coverage", "mean_rank")}}
+                 for m, ps, c in zip(mechanisms, per_summaries, crossfits)}
     record = {
         "method": "policy-search", "target_fnr": target_fnr, "min_coverage": min_cov, "target_met": met,
         "note": note, "chosen": {"policy": chosen.label(), **chosen.as_dict(), **ch},
+        "mechanisms": list(mechanisms), "decided_by": decided, "estimates": estimates,
         "crossfit": crossfit, "calibration_queries": int(audited.sum()),
-        "hidden_positives": int(split.hidden.counts().sum()), "hide_fraction": HIDE_FRACTION,
+        "hidden_positives": int(first.hidden.counts().sum()), "hide_fraction": HIDE_FRACTION,
         "unknown_ratio": unknown_ratio,
         "policies": len(grid), "frontier": frontier, "detector": det_stats, "pair_policies": pair_note,
         # the keys of the margin-only calibration, for readers of older reports

@@ -5,7 +5,7 @@ the maximum TF-IDF cosine to a query's visible positives ranks hidden positives 
 NPL and 0.90 on Cranfield, against 0.69 / 0.74 for the BM25 score). The detector turns that into
 a probability per candidate cell:
 
-Features of candidate ``n`` of query ``q`` with known positives ``P`` (``F = 11``):
+Features of candidate ``n`` of query ``q`` with known positives ``P`` (``FEATURES``):
 
 0. max TF-IDF cosine between ``n`` and the documents of ``P`` (document-document similarity);
 1. mean of those cosines;
@@ -18,17 +18,38 @@ Features of candidate ``n`` of query ``q`` with known positives ``P`` (``F = 11`
 7. ``(s − min_P s) / sd`` and 8. ``(s − max_P s) / sd`` (against the weakest and strongest known
    positive; 0 when no positive is scored);
 9. the share of retrievers that found ``n`` (1 with a single retriever: agreement);
-10. ``log1p(|P|)``.
+10. ``log1p(|P|)``;
+11. max and 12. mean TF-IDF cosine to ``P`` *beyond the query's words* (the query's own words
+    left out of both vectors);
+13-17. a second view of the candidate (:func:`second_view`: BM25 of the ``k`` candidates only for
+    a dense miner, an LSA cosine for a lexical one): its standardised score, ``log1p`` of its rank
+    in the list by that view, the rank gap to the retrieval rank, and its score against the
+    weakest and strongest known positive under that view.
+
+Pooling bias. Labels usually come from a pool: judges saw what a (lexical) labelling system ranked
+high, so the unknown positives are the ones it ranked low — lexically unlike the query, and unlike
+the known positives in TF-IDF space, because the known ones share the query's words. A detector
+trained on known positives then learns "positives share the query's words" and lets a dense
+miner's best false negatives through (NPL, BM25 pool of depth 20: HP-FNR 0.14 with the TF-IDF
+features, docs/QUALITY.md). So the features a lexical pool biases (:data:`LEXICAL_FEATURES`: the
+TF-IDF similarities that include the query's words, and the lexical second view) are left out of a
+dense miner's default detector, which uses the dense document-document similarities, the
+retrieval-score features and the TF-IDF similarity beyond the query's words instead
+(:func:`auto_features`); a lexical miner keeps features 0-10 (its false negatives under a lexical
+pool are the ones it ranks low itself).
 
 Training (cross-fitted, seeded): the queries are split into ``folds`` groups by a hash of
-``(seed, query id)``. In every query with two or more known positives, a seeded half of its
-positives is *pseudo-hidden*; features are computed against the other half, and a cell is
-labelled 1 iff it is a pseudo-hidden positive (the visible half is left out). The probabilities
-for the queries of fold ``f`` come from a model fitted on the other folds only, with features
-against *all* their known positives — so no query's labels ever score its own candidates. The
-held-out AUC (pseudo-hidden positives of the held-out folds against their other candidates) goes
-into ``stats``: about 0.5 means the known positives say nothing about the unknown ones, and the
-probabilities then stay near the base rate instead of pretending.
+``(seed, query id)``. In every query with two or more known positives, half of its positives are
+*pseudo-hidden*, by each mechanism of ``mechanisms``: ``random`` (a seeded half) and ``pool``
+(the half the second view ranks lowest among the query's known positives — what a pool would
+have missed; rank-based, no fixed depth). Features are computed against the other half, and a
+cell is labelled 1 iff it is a pseudo-hidden positive (the visible half is left out); the rows of
+both mechanisms train one model. The probabilities for the queries of fold ``f`` come from a
+model fitted on the other folds only, averaged over each mechanism's two halves — so no query's
+labels ever score its own candidates. The held-out AUC per mechanism (pseudo-hidden positives of
+the held-out folds against their other candidates) goes into ``stats``: about 0.5 means the known
+positives say nothing about the unknown ones, and the probabilities then stay near the base rate
+instead of pretending.
 """
 
 from __future__ import annotations
@@ -43,12 +64,36 @@ from negmine.errors import ConfigError
 from negmine.samplers import string_keys, uniform
 from negmine.types import Candidates, MiningData
 
-__all__ = ["FEATURES", "Detection", "Detector", "expected_base_rate", "features", "fold_of", "hidden_counts",
-           "known_recall", "prior_ratio", "pseudo_hide", "shift_prior"]
+__all__ = ["FEATURES", "MECHANISMS", "SECOND_VIEW_FEATURES", "Detection", "Detector", "SecondView",
+           "expected_base_rate", "features", "fold_of", "hidden_counts", "known_recall", "prior_ratio",
+           "pseudo_hide", "second_view", "shift_prior"]
 
+SECOND_VIEW_FEATURES = ("view2_score_z", "view2_log_rank", "rank_gap", "view2_vs_min_pos", "view2_vs_max_pos")
 FEATURES = ("tfidf_max", "tfidf_mean", "tfidf_max_vs_cohesion", "dense_max", "dense_mean", "log_rank",
-            "score_z", "score_vs_min_pos", "score_vs_max_pos", "agreement", "log_positives")
+            "score_z", "score_vs_min_pos", "score_vs_max_pos", "agreement", "log_positives",
+            "tfidf_beyond_query_max", "tfidf_beyond_query_mean", *SECOND_VIEW_FEATURES)
+#: how the detector pseudo-hides known positives to learn from: ``random`` (a seeded half) and
+#: ``pool`` (the half a second view of the data ranks lowest, the way a labelling pool misses them)
+MECHANISMS = ("random", "pool")
+#: the features the default detector fits on (``None``: :func:`auto_features`, by the miner)
+DEFAULT_FEATURES: tuple[str, ...] | None = None
 MODELS = ("logistic", "gbm")
+
+#: the features a lexical labelling pool biases: document-document TF-IDF similarity and the
+#: lexical second view (module doc, "Pooling bias")
+LEXICAL_FEATURES = ("tfidf_max", "tfidf_mean", "tfidf_max_vs_cohesion", *SECOND_VIEW_FEATURES)
+#: the features added for a dense miner: TF-IDF document-document similarity without the query's words
+BEYOND_QUERY_FEATURES = ("tfidf_beyond_query_max", "tfidf_beyond_query_mean")
+
+
+def auto_features(dense_miner: bool) -> tuple[str, ...]:
+    """The default detector's features: for a dense miner, none that read the lexical view (its
+    false negatives are exactly what a lexical pool misses, and lexical similarity to the known,
+    pooled positives says they are not positives); for a lexical miner, the document-document
+    TF-IDF and score features (its own view is the one a pool ranks by)."""
+    if dense_miner:
+        return tuple(f for f in FEATURES if f not in LEXICAL_FEATURES)
+    return tuple(f for f in FEATURES if f not in SECOND_VIEW_FEATURES and f not in BEYOND_QUERY_FEATURES)
 
 
 @dataclass
@@ -65,14 +110,23 @@ def fold_of(data: MiningData, folds: int, seed: int) -> np.ndarray:
     return np.minimum((u * folds).astype(np.int64), folds - 1)
 
 
-def pseudo_hide(data: MiningData, seed: int, fraction: float = 0.5) -> np.ndarray:
+def pseudo_hide(data: MiningData, seed: int, fraction: float = 0.5, merit: np.ndarray | None = None) -> np.ndarray:
     """``bool[n_pairs]``: a seeded ``fraction`` of each query's positives (rounded, at least one
-    and at most all but one; none for a query with fewer than two)."""
+    and at most all but one; none for a query with fewer than two).
+
+    ``merit float[n_pairs]`` (aligned with ``data.positives``): hide the positives with the
+    *lowest* merit instead (ties by the seeded hash; ``NaN`` lowest) — the ``pool`` mechanism, with
+    the positives' scores under a second view as merit: what a labelling pool would have missed.
+    Rank-based within each query's known positives, never a fixed depth."""
     pos = data.positives
     q = pos.query_of_pair()
     u = uniform(seed ^ 0x41DE, string_keys(data.queries.ids)[q], data.corpus.id_keys(pos.indices)[:, None])
     n_hide = hidden_counts(pos.counts(), fraction)
-    order = np.lexsort((u[:, 0], q))
+    if merit is None:
+        order = np.lexsort((u[:, 0], q))
+    else:
+        m = np.nan_to_num(np.asarray(merit, dtype=np.float64), nan=-np.inf)
+        order = np.lexsort((u[:, 0], m, q))
     rank = np.empty(len(q), dtype=np.int64)
     rank[order] = np.arange(len(q)) - pos.indptr[q[order]]
     return rank < n_hide[q]
@@ -134,6 +188,7 @@ class TextVectors:
 
     matrix: Any  # scipy.sparse CSR, float32[len(rows), vocabulary]
     rows: np.ndarray  # int64, sorted
+    vectorizer: Any = None  # the fitted TfidfVectorizer (None: empty vocabulary)
 
 
 def involved_rows(data: MiningData, cand: Candidates) -> np.ndarray:
@@ -149,7 +204,7 @@ def _tfidf(data: MiningData, cand: Candidates) -> TextVectors:
     rows = involved_rows(data, cand)
     vec = text.TfidfVectorizer(sublinear_tf=True, dtype=np.float32)
     try:
-        return TextVectors(vec.fit_transform(data.corpus.full_texts_at(rows)).tocsr(), rows)
+        return TextVectors(vec.fit_transform(data.corpus.full_texts_at(rows)).tocsr(), rows, vec)
     except ValueError:  # empty vocabulary (e.g. a corpus of ids only): no text similarity
         sparse = require("scipy.sparse")
         return TextVectors(sparse.csr_matrix((len(rows), 1), dtype=np.float32), rows)
@@ -206,7 +261,35 @@ class _Space:
         return _pair_cosines(self.matrix, a, b, self.dense)
 
 
-def _to_positives(spaces: list[_Space], cell_q: np.ndarray, cell_doc: np.ndarray, start: np.ndarray,
+class _BeyondQuery:
+    """TF-IDF cosine of two documents over the words that are *not* in the cell's query: how alike
+    they are beyond what a lexical pool matched them on (the query's own words)."""
+
+    def __init__(self, tfidf: TextVectors, data: MiningData) -> None:
+        self.matrix, self.rows = tfidf.matrix, tfidf.rows
+        q = tfidf.vectorizer.transform(data.queries.texts).tocsr() if tfidf.vectorizer is not None else None
+        if q is None:
+            sparse = require("scipy.sparse")
+            q = sparse.csr_matrix((len(data.queries), self.matrix.shape[1]))
+        q.data[:] = 1.0
+        self.query_words = q
+
+    def cosines(self, a: np.ndarray, b: np.ndarray, q: np.ndarray) -> np.ndarray:
+        a, b = np.searchsorted(self.rows, a), np.searchsorted(self.rows, b)
+        out = np.empty(len(a), dtype=np.float64)
+        for s in range(0, len(a), PAIR_CHUNK):
+            aa, bb, qq = a[s:s + PAIR_CHUNK], b[s:s + PAIR_CHUNK], q[s:s + PAIR_CHUNK]
+            x, y, w = self.matrix[aa], self.matrix[bb], self.query_words[qq]
+            xy = x.multiply(y)
+            dot = np.asarray(xy.sum(axis=1)).ravel() - np.asarray(xy.multiply(w).sum(axis=1)).ravel()
+            nx = 1.0 - np.asarray(x.multiply(x).multiply(w).sum(axis=1)).ravel()
+            ny = 1.0 - np.asarray(y.multiply(y).multiply(w).sum(axis=1)).ravel()
+            den = np.sqrt(np.clip(nx, 0, None) * np.clip(ny, 0, None))
+            out[s:s + len(aa)] = np.where(den > 1e-12, dot / np.where(den > 1e-12, den, 1.0), 0.0)
+        return out
+
+
+def _to_positives(spaces: list[Any], cell_q: np.ndarray, cell_doc: np.ndarray, start: np.ndarray,
                   count: np.ndarray, kp: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
     """Per space, max and mean cosine of each cell's document to the known positives
     ``kp[start[q]:start[q] + count[q]]`` of its query ``q`` (every cell's query has at least one);
@@ -218,8 +301,9 @@ def _to_positives(spaces: list[_Space], cell_q: np.ndarray, cell_doc: np.ndarray
         cell, j = _grouped(mm)
         a, b = cell_doc[lo:hi][cell], kp[start[cell_q[lo:hi]][cell] + j]
         first = np.cumsum(mm) - mm
+        qa = cell_q[lo:hi][cell]
         for space, (mx, mn) in zip(spaces, out):
-            sims = space.cosines(a, b)
+            sims = space.cosines(a, b, qa) if isinstance(space, _BeyondQuery) else space.cosines(a, b)
             mx[lo:hi] = np.maximum.reduceat(sims, first)
             mn[lo:hi] = np.add.reduceat(sims, first) / mm
     return out
@@ -246,10 +330,150 @@ def _cohesion(tfidf: TextVectors, start: np.ndarray, count: np.ndarray, kp: np.n
     return out
 
 
+#: BM25 constants of the lexical second view (bm25s / Lucene defaults)
+BM25_K1, BM25_B = 1.5, 0.75
+#: dimensions of the latent (LSA) second view, when no dense embeddings exist
+LATENT_DIMS = 64
+
+
+@dataclass
+class SecondView:
+    """A second, independent scoring of each candidate and each known positive by its query.
+
+    ``name``: ``lexical`` (BM25 over the involved documents: the view of a dense miner) or
+    ``latent`` (cosine in an LSA space of the involved documents: the view of a lexical miner
+    without dense embeddings); ``cells float32[n_queries, k]`` (``NaN`` for padding) and
+    ``positives float32[n_pairs]`` (aligned with ``data.positives``)."""
+
+    name: str
+    cells: np.ndarray
+    positives: np.ndarray
+
+
+def _pair_dots(a_mat: Any, b_mat: Any, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``float64[len(a)]``: dot products of row ``a[i]`` of ``a_mat`` and row ``b[i]`` of ``b_mat``."""
+    out = np.empty(len(a), dtype=np.float64)
+    dense = isinstance(a_mat, np.ndarray)
+    for s in range(0, len(a), PAIR_CHUNK):
+        aa, bb = a[s:s + PAIR_CHUNK], b[s:s + PAIR_CHUNK]
+        if dense:
+            out[s:s + len(aa)] = np.einsum("ij,ij->i", a_mat[aa], b_mat[bb])
+        else:
+            out[s:s + len(aa)] = np.asarray(a_mat[aa].multiply(b_mat[bb]).sum(axis=1)).ravel()
+    return out
+
+
+def _view_of_pairs(q_mat: Any, d_mat: Any, rows: np.ndarray, data: MiningData, cand: Candidates) -> SecondView:
+    """Scores of every candidate cell and every known positive: row ``q`` of ``q_mat`` against the
+    row of ``d_mat`` that holds the document (``rows``: the sorted corpus row of each)."""
+    ids = cand.ids
+    valid = ids >= 0
+    cq, cc = np.nonzero(valid)
+    cells = np.full(ids.shape, np.nan, dtype=np.float32)
+    cells[cq, cc] = _pair_dots(q_mat, d_mat, cq, np.searchsorted(rows, ids[cq, cc]))
+    pos = data.positives
+    positives = _pair_dots(q_mat, d_mat, pos.query_of_pair(), np.searchsorted(rows, pos.indices)).astype(np.float32)
+    return SecondView("", cells, positives)
+
+
+def _lexical_view(data: MiningData, cand: Candidates, rows: np.ndarray) -> SecondView:
+    """BM25 (k1 1.5, b 0.75, English stop words; document frequencies and lengths over the involved
+    documents) of each candidate and each known positive: only those pairs are scored, no second
+    retrieval over the corpus."""
+    text = require("sklearn.feature_extraction.text")
+    sparse = require("scipy.sparse")
+    vec = text.CountVectorizer(stop_words="english", dtype=np.float32)
+    try:
+        tf = vec.fit_transform(data.corpus.full_texts_at(rows)).tocsr().astype(np.float64)
+    except ValueError:  # empty vocabulary: no lexical signal
+        zero = sparse.csr_matrix((max(len(rows), 1), 1))
+        view = _view_of_pairs(sparse.csr_matrix((len(data.queries), 1)), zero, rows, data, cand)
+        view.name = "lexical"
+        return view
+    n = tf.shape[0]
+    df = np.bincount(tf.indices, minlength=tf.shape[1]).astype(np.float64)
+    idf = np.log1p((n - df + 0.5) / (df + 0.5))
+    dl = np.asarray(tf.sum(axis=1)).ravel()
+    norm = BM25_K1 * (1 - BM25_B + BM25_B * dl / max(float(dl.mean()), 1e-9))
+    row_of = np.repeat(np.arange(n), np.diff(tf.indptr))
+    w = tf.copy()
+    w.data = idf[tf.indices] * tf.data * (BM25_K1 + 1) / (tf.data + norm[row_of])
+    q = vec.transform(data.queries.texts).tocsr().astype(np.float64)
+    view = _view_of_pairs(q, w.tocsr(), rows, data, cand)
+    view.name = "lexical"
+    return view
+
+
+def _latent_view(data: MiningData, cand: Candidates, tfidf: TextVectors) -> SecondView:
+    """Cosine of query and document in an LSA space (truncated SVD of the involved documents'
+    TF-IDF, ``LATENT_DIMS`` dimensions, randomized solver with a fixed seed): a cheap semantic view
+    where no dense embeddings exist."""
+    decomposition = require("sklearn.decomposition")
+    sparse = require("scipy.sparse")
+    dims = min(LATENT_DIMS, tfidf.matrix.shape[0] - 1, tfidf.matrix.shape[1] - 1)
+    if tfidf.vectorizer is None or dims < 2:
+        view = _view_of_pairs(sparse.csr_matrix((len(data.queries), 1)),
+                              sparse.csr_matrix((max(len(tfidf.rows), 1), 1)), tfidf.rows, data, cand)
+        view.name = "latent"
+        return view
+    svd = decomposition.TruncatedSVD(n_components=dims, algorithm="randomized", n_iter=4, random_state=0)
+    docs = svd.fit_transform(tfidf.matrix.astype(np.float64))
+    queries = svd.transform(tfidf.vectorizer.transform(data.queries.texts).astype(np.float64))
+
+    def unit(x: np.ndarray) -> np.ndarray:
+        nrm = np.linalg.norm(x, axis=1, keepdims=True)
+        return x / np.where(nrm > 0, nrm, 1.0)
+
+    view = _view_of_pairs(unit(queries), unit(docs), tfidf.rows, data, cand)
+    view.name = "latent"
+    return view
+
+
+def second_view(data: MiningData, cand: Candidates, tfidf: TextVectors | None = None,
+                doc_embeddings: np.ndarray | None = None) -> SecondView:
+    """The view of the data that differs from the miner's: ``lexical`` (BM25 of the candidates
+    only) when the miner is dense (``doc_embeddings`` given), else ``latent`` (LSA cosine)."""
+    tfidf = tfidf if tfidf is not None else _tfidf(data, cand)
+    if doc_embeddings is not None:
+        return _lexical_view(data, cand, tfidf.rows)
+    return _latent_view(data, cand, tfidf)
+
+
+def _second_view_features(out: np.ndarray, view: SecondView, known: np.ndarray, data: MiningData,
+                          valid: np.ndarray) -> None:
+    """Fill the ``SECOND_VIEW_FEATURES`` slots of ``out`` (module doc)."""
+    n_q, k = valid.shape
+    base = len(FEATURES) - len(SECOND_VIEW_FEATURES)
+    s2 = np.where(valid, view.cells.astype(np.float64), np.nan)
+    n_valid = valid.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.nansum(s2, axis=1) / np.maximum(n_valid, 1)
+        sd = np.sqrt(np.nansum((s2 - mean[:, None]) ** 2, axis=1) / np.maximum(n_valid, 1))
+    sd = np.where(sd > 0, sd, 1.0)
+    out[..., base] = np.nan_to_num((s2 - mean[:, None]) / sd[:, None])
+    # rank of each cell in its row by the second view (0 = best; ties to the lower column)
+    order = np.argsort(-np.where(valid, s2, -np.inf), axis=1, kind="stable")
+    rank2 = np.empty_like(order)
+    np.put_along_axis(rank2, order, np.arange(k)[None, :].repeat(n_q, 0), axis=1)
+    out[..., base + 1] = np.log1p(rank2)
+    out[..., base + 2] = np.log1p(rank2) - np.log1p(np.arange(k))[None, :]
+    qp = data.positives.query_of_pair()
+    ps = view.positives.astype(np.float64)
+    ok = known & np.isfinite(ps)
+    lo = np.full(n_q, np.inf)
+    hi = np.full(n_q, -np.inf)
+    np.fmin.at(lo, qp[ok], ps[ok])
+    np.fmax.at(hi, qp[ok], ps[ok])
+    out[..., base + 3] = np.where(np.isfinite(lo)[:, None], np.nan_to_num((s2 - lo[:, None]) / sd[:, None]), 0.0)
+    out[..., base + 4] = np.where(np.isfinite(hi)[:, None], np.nan_to_num((s2 - hi[:, None]) / sd[:, None]), 0.0)
+
+
 def features(data: MiningData, cand: Candidates, known: np.ndarray, tfidf: TextVectors,
-             doc_embeddings: np.ndarray | None = None) -> np.ndarray:
+             doc_embeddings: np.ndarray | None = None, view: SecondView | None = None,
+             beyond_query: bool = False) -> np.ndarray:
     """``float32[n_queries, k, F]`` features of every cell against the known positives
-    ``known bool[n_pairs]`` (a mask over ``data.positives``); padding rows are 0."""
+    ``known bool[n_pairs]`` (a mask over ``data.positives``); padding rows are 0, and so are the
+    second-view features without a ``view`` and the beyond-query ones unless ``beyond_query``."""
     ids = cand.ids
     n_q, k = ids.shape
     out = np.zeros((n_q, k, len(FEATURES)), dtype=np.float32)
@@ -284,15 +508,21 @@ def features(data: MiningData, cand: Candidates, known: np.ndarray, tfidf: TextV
     cell_q, cell_c = np.nonzero(valid & (counts > 0)[:, None])
     if len(cell_q):
         cell_doc = ids[cell_q, cell_c]
-        spaces = [_Space(tfidf.matrix, tfidf.rows, dense=False)]
+        spaces: list[Any] = [_Space(tfidf.matrix, tfidf.rows, dense=False)]
         if doc_embeddings is not None:
             spaces.append(_Space(doc_embeddings, None, dense=True))
+        if beyond_query:
+            spaces.append(_BeyondQuery(tfidf, data))
         sims = _to_positives(spaces, cell_q, cell_doc, start, counts, kp)
+        if beyond_query:
+            out[cell_q, cell_c, 11], out[cell_q, cell_c, 12] = sims[-1]
         (mx, mn), coh = sims[0], _cohesion(tfidf, start, counts, kp)[cell_q]
         out[cell_q, cell_c, 0], out[cell_q, cell_c, 1] = mx, mn
         out[cell_q, cell_c, 2] = np.where(np.isfinite(coh), mx - coh, 0.0)
         if doc_embeddings is not None:
             out[cell_q, cell_c, 3], out[cell_q, cell_c, 4] = sims[1]
+    if view is not None:
+        _second_view_features(out, view, known, data, valid)
     out[~valid] = 0.0
     return out
 
@@ -335,7 +565,13 @@ class Detector:
     name = "fn-detector"
 
     def __init__(self, model: str = "logistic", folds: int = 5, max_train_rows: int = 200_000,
-                 view: str = "halves") -> None:
+                 view: str = "halves", mechanisms: tuple[str, ...] | str = MECHANISMS,
+                 features: tuple[str, ...] | None = None) -> None:
+        used = tuple(features) if features is not None else DEFAULT_FEATURES
+        unknown = [f for f in used or () if f not in FEATURES]
+        if unknown or (used is not None and not used):
+            raise ConfigError(f"unknown detector features {unknown or used!r}; pick among {', '.join(FEATURES)}")
+        self.features = used
         if view not in ("halves", "all"):
             raise ConfigError(f"unknown detector view {view!r}; pick halves or all")
         self.view = view
@@ -343,12 +579,22 @@ class Detector:
             raise ConfigError(f"unknown detector model {model!r}; pick one of {', '.join(MODELS)}")
         if folds < 2:
             raise ConfigError(f"detector folds must be >= 2, got {folds}")
+        mechs = (mechanisms,) if isinstance(mechanisms, str) else tuple(mechanisms)
+        if not mechs or any(m not in MECHANISMS for m in mechs) or len(set(mechs)) != len(mechs):
+            raise ConfigError(f"detector mechanisms must be distinct names among {', '.join(MECHANISMS)}, "
+                              f"got {mechanisms!r}")
+        self.mechanisms = mechs
         self.model = model
         self.folds = int(folds)
         self.max_train_rows = int(max_train_rows)
 
     def config(self) -> dict[str, Any]:
-        return {"name": self.name, "model": self.model, "folds": self.folds, "view": self.view}
+        out: dict[str, Any] = {"name": self.name, "model": self.model, "folds": self.folds, "view": self.view}
+        if self.mechanisms != ("random",):
+            out["mechanisms"] = list(self.mechanisms)
+        if self.features is not None:
+            out["features"] = list(self.features)
+        return out
 
     def _estimator(self, seed: int) -> Any:
         if self.model == "gbm":
@@ -362,35 +608,49 @@ class Detector:
 
     def fit_predict(self, data: MiningData, cand: Candidates, *, seed: int = 0,
                     doc_embeddings: np.ndarray | None = None) -> Detection:
-        """Cross-fitted false-negative probabilities of every candidate cell."""
+        """Cross-fitted false-negative probabilities of every candidate cell.
+
+        One model per fold, fitted on the pseudo-hidden positives of every mechanism of
+        ``self.mechanisms`` (``random``: a seeded half; ``pool``: the half the second view ranks
+        lowest), each with its features against its own pseudo-visible half; the prediction
+        averages the views of every mechanism."""
         metrics = require("sklearn.metrics")
         n_q, k = cand.ids.shape
         tfidf = _tfidf(data, cand)
+        view = second_view(data, cand, tfidf, doc_embeddings)
         all_known = np.ones(len(data.positives.indices), dtype=bool)
-        hidden = pseudo_hide(data, seed)
-        x_train = features(data, cand, ~hidden, tfidf, doc_embeddings)
-        # "halves": score against each half of the known positives (the view the model was trained
-        # on) and average, so the probabilities do not drift with the number of known positives
+        qp = data.positives.query_of_pair()
         halves = self.view == "halves"
-        split_q = np.bincount(data.positives.query_of_pair()[hidden], minlength=n_q) > 0
-        other_half = hidden | ~split_q[data.positives.query_of_pair()]  # unsplit queries: all their positives
-        x_pred = features(data, cand, other_half if halves else all_known, tfidf, doc_embeddings)
-        lab = _labels(data, cand, hidden, ~hidden)
-        trainable = np.bincount(data.positives.query_of_pair()[hidden], minlength=n_q) > 0
+        used = self.features if self.features is not None else auto_features(doc_embeddings is not None)
+        cols = np.array([FEATURES.index(f) for f in used])
+        beyond = any(f in BEYOND_QUERY_FEATURES for f in used)
+        per_mech = []  # (name, features to train on, features against the other half, labels)
+        for mech in self.mechanisms:
+            hidden = pseudo_hide(data, seed, merit=view.positives if mech == "pool" else None)
+            x_train = features(data, cand, ~hidden, tfidf, doc_embeddings, view, beyond)[..., cols]
+            # "halves": score against each half of the known positives (the view the model was
+            # trained on) and average, so the probabilities do not drift with the number of known
+            # positives
+            split_q = np.bincount(qp[hidden], minlength=n_q) > 0
+            other_half = hidden | ~split_q[qp]  # unsplit queries: all their positives
+            x_pred = features(data, cand, other_half if halves else all_known, tfidf, doc_embeddings, view,
+                              beyond)[..., cols]
+            per_mech.append((mech, x_train, x_pred, _labels(data, cand, hidden, ~hidden), split_q))
+        trainable = per_mech[0][4]
         fold = fold_of(data, self.folds, seed)
         prob = np.full((n_q, k), np.nan, dtype=np.float32)
         valid = cand.ids >= 0
-        held_y: list[np.ndarray] = []
-        held_p: list[np.ndarray] = []
+        held: dict[str, tuple[list[np.ndarray], list[np.ndarray]]] = {m: ([], []) for m in self.mechanisms}
         fitted = 0
-        base_rate = float((lab[trainable] == 1).sum() / max((lab[trainable] >= 0).sum(), 1))
+        lab0 = per_mech[0][3]
+        base_rate = float((lab0[trainable] == 1).sum() / max((lab0[trainable] >= 0).sum(), 1))
         for f in range(self.folds):
             test_q = fold == f
             if not test_q.any():
                 continue
-            tr = (trainable & ~test_q)[:, None] & (lab >= 0)
-            y = lab[tr].astype(np.int64)
-            x = x_train[tr]
+            tr = [(trainable & ~test_q)[:, None] & (lab >= 0) for _, _, _, lab, _ in per_mech]
+            y = np.concatenate([lab[t] for t, (_, _, _, lab, _) in zip(tr, per_mech)]).astype(np.int64)
+            x = np.concatenate([xt[t] for t, (_, xt, _, _, _) in zip(tr, per_mech)])
             w = np.ones(len(y))
             neg = np.flatnonzero(y == 0)
             budget = self.max_train_rows - int((y == 1).sum())
@@ -409,23 +669,35 @@ class Detector:
             step = est.steps[-1][0] if hasattr(est, "steps") else None
             est.fit(x, y, **({f"{step}__sample_weight": w} if step else {"sample_weight": w}))
             fitted += 1
-            p_pred = est.predict_proba(x_pred[cells])[:, 1]
-            if halves:  # queries with one positive have no halves: x_pred is against all of it
-                other = est.predict_proba(x_train[cells])[:, 1]
-                p_pred = np.where(np.broadcast_to(split_q[:, None], cells.shape)[cells], (p_pred + other) / 2, p_pred)
-            prob[cells] = p_pred.astype(np.float32)
-            ht = (trainable & test_q)[:, None] & (lab >= 0)
-            if ht.any():
-                held_y.append(lab[ht].astype(np.int64))
-                held_p.append(est.predict_proba(x_train[ht])[:, 1])
+            acc = np.zeros(int(cells.sum()))
+            for _, x_train, x_pred, _, split_q in per_mech:
+                p_pred = est.predict_proba(x_pred[cells])[:, 1]
+                if halves:  # queries with one positive have no halves: x_pred is against all of it
+                    other = est.predict_proba(x_train[cells])[:, 1]
+                    p_pred = np.where(np.broadcast_to(split_q[:, None], cells.shape)[cells], (p_pred + other) / 2,
+                                      p_pred)
+                acc += p_pred
+            prob[cells] = (acc / len(per_mech)).astype(np.float32)
+            for mech, x_train, _, lab, _ in per_mech:
+                ht = (trainable & test_q)[:, None] & (lab >= 0)
+                if ht.any():
+                    held[mech][0].append(lab[ht].astype(np.int64))
+                    held[mech][1].append(est.predict_proba(x_train[ht])[:, 1])
         stats: dict[str, Any] = {"model": self.model, "folds": self.folds, "fitted_folds": fitted,
                                  "training_queries": int(trainable.sum()), "base_rate": base_rate,
-                                 "features": list(FEATURES), "dense_features": doc_embeddings is not None}
-        if held_y:
-            yy, pp = np.concatenate(held_y), np.concatenate(held_p)
-            stats["heldout_cells"] = len(yy)
-            stats["heldout_positives"] = int(yy.sum())
-            stats["heldout_auc"] = float(metrics.roc_auc_score(yy, pp)) if 0 < yy.sum() < len(yy) else float("nan")
-            stats["heldout_mean_probability"] = float(pp.mean())
-            stats["heldout_positive_rate"] = float(yy.mean())
+                                 "features": list(used), "dense_features": doc_embeddings is not None,
+                                 "second_view": view.name, "mechanisms": list(self.mechanisms)}
+        for i, mech in enumerate(self.mechanisms):
+            hy, hp = held[mech]
+            if not hy:
+                continue
+            yy, pp = np.concatenate(hy), np.concatenate(hp)
+            auc = float(metrics.roc_auc_score(yy, pp)) if 0 < yy.sum() < len(yy) else float("nan")
+            stats.setdefault("heldout_auc_by_mechanism", {})[mech] = auc
+            if i == 0:  # the first mechanism's figures under the historical keys
+                stats["heldout_cells"] = len(yy)
+                stats["heldout_positives"] = int(yy.sum())
+                stats["heldout_auc"] = auc
+                stats["heldout_mean_probability"] = float(pp.mean())
+                stats["heldout_positive_rate"] = float(yy.mean())
         return Detection(prob, stats)

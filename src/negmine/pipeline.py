@@ -342,6 +342,13 @@ def _select(data: MiningData, cand: Candidates, p: Plan, retriever: Retriever, c
     for key in ("scorers", "target_fnr", "min_coverage", "positive_reference"):
         if key in p.request:
             config[key] = p.request[key]
+    if calibration is not None and calibration.get("estimates"):
+        # the manifest records what the calibration assumed and which assumption decided
+        config["calibration"] = {"policy": calibration["chosen"]["policy"], "target_met": calibration["target_met"],
+                                 "mechanisms": calibration["mechanisms"], "decided_by": calibration["decided_by"],
+                                 "estimated_hp_fnr": calibration["estimated_hp_fnr"],
+                                 "estimated_hp_fnr_ci95": calibration["estimated_hp_fnr_ci95"],
+                                 "by_mechanism": {m: e["crossfit"] for m, e in calibration["estimates"].items()}}
     if reference != "min":
         config["positive_reference"] = reference
     if reference == "pair":

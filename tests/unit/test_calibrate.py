@@ -195,3 +195,127 @@ def test_pair_policies_are_left_out_beyond_the_cell_budget(monkeypatch: pytest.M
     assert not any(r["positive_reference"] == "pair" for r in capped.record["frontier"])
     others = {r["policy"]: r for r in full.record["frontier"] if r["positive_reference"] != "pair"}
     assert {r["policy"]: r["hp_fnr"] for r in capped.record["frontier"]} == {k: r["hp_fnr"] for k, r in others.items()}
+
+
+def planted_pool(seed: int = 0, n_q: int = 40, levels: tuple[int, ...] = (6, 5, 4, 3, 2, 1, 1, 0),
+                 n_unknown: int = 6, k: int = 60, dim: int = 32):
+    """Labels lost the way a lexical pool loses them (issue 17). Each query ``q`` has a dense
+    topic; its known positives carry ``levels`` occurrences of the query's words (a lexical pool
+    found them), its ``n_unknown`` unknown positives carry none — lexically as far from the query
+    as the distractors — but sit as close to the topic in the dense space as the known ones. The
+    dense retriever ranks by cosine to a noisy topic vector, so the unknown positives are among its
+    hardest candidates. Returns the known data, its candidates, the unknown qrels and the document
+    embeddings."""
+    from negmine.types import Candidates, Corpus, Queries
+
+    rng = np.random.default_rng(seed)
+    common = [f"c{i}" for i in range(300)]
+    texts = [" ".join(rng.choice(common, 10)) for _ in range(1500)]
+    emb = list(rng.normal(size=(1500, dim)))
+    known_rows, unknown_rows, centres = [], [], []
+    for q in range(n_q):
+        c = rng.normal(size=dim)
+        c *= 2.0 / np.linalg.norm(c)
+        centres.append(c)
+        known_rows.append([])
+        for m in levels:
+            known_rows[q].append(len(texts))
+            words = [*rng.choice(common, 10), *(f"q{q}w{j}" for j in rng.integers(0, 3, m))]
+            texts.append(" ".join(rng.permutation(words)))
+            emb.append(c + rng.normal(size=dim) * 3 / np.sqrt(dim))
+        unknown_rows.append([])
+        for _ in range(n_unknown):
+            unknown_rows[q].append(len(texts))
+            texts.append(" ".join(rng.choice(common, 10)))
+            emb.append(c + rng.normal(size=dim) * 3 / np.sqrt(dim))
+    e = np.array(emb, np.float32)
+    e /= np.linalg.norm(e, axis=1, keepdims=True)
+    corpus = Corpus(ids=[f"d{i}" for i in range(len(texts))], texts=texts)
+    queries = Queries(ids=[f"q{i}" for i in range(n_q)], texts=[f"q{q}w0 q{q}w1 q{q}w2" for q in range(n_q)])
+    known = Qrels.from_pairs(n_q, np.repeat(np.arange(n_q), len(levels)), np.array(known_rows).ravel())
+    unknown = Qrels.from_pairs(n_q, np.repeat(np.arange(n_q), n_unknown), np.array(unknown_rows).ravel())
+    ids = np.zeros((n_q, k), np.int64)
+    scores = np.zeros((n_q, k), np.float32)
+    ps = np.zeros(len(known.indices), np.float32)
+    for q in range(n_q):
+        qe = centres[q] + rng.normal(size=dim) * 0.5 / np.sqrt(dim)
+        sims = e @ (qe / np.linalg.norm(qe))
+        pool = np.concatenate([known_rows[q], unknown_rows[q], np.arange(1500)])
+        order = np.lexsort((pool, -sims[pool]))[:k]
+        ids[q], scores[q] = pool[order], sims[pool][order]
+        ps[known.indptr[q]:known.indptr[q + 1]] = sims[known.row(q)]
+    data = MiningData(corpus, queries, known, known)
+    return data, Candidates(ids, scores, np.ones(ids.shape, np.uint8), ["dense"], ps), unknown, e
+
+
+def test_pool_like_calibration_does_not_promise_what_random_hiding_cannot_see():
+    """The unknown positives are lexically far from the query and close to the known ones in the
+    dense space: a calibration that pseudo-hides known positives at random finds them easy (they
+    share the query's words), promises the target and misses it several times over; the one that
+    also pseudo-hides what the lexical view ranks lowest either meets the target on the unknown
+    positives or says that no policy does."""
+    from negmine.detector import FEATURES, SECOND_VIEW_FEATURES, Detector
+
+    data, cand, unknown, emb = planted_pool()
+    grid = C.policy_grid(references=("min", "max"), margins=(None, 0.0), samplers=("top",))
+    before = tuple(f for f in FEATURES if f not in SECOND_VIEW_FEATURES)  # the detector before issue 17
+    results = {}
+    for mechs in (("random",), ("random", "pool")):
+        def detector(mechs: tuple[str, ...] = mechs) -> Detector:
+            return Detector(mechanisms=mechs, features=before) if mechs == ("random",) else Detector()
+
+        cal = C.calibrate(data, cand, [ExcludePositives()], Top(), 5, 0, target_fnr=0.1, doc_embeddings=emb,
+                          detector=detector(), mechanisms=mechs, policies=grid)
+        ch = cal.record["chosen"]
+        policy = C.Policy(ch["positive_reference"], ch["relative_margin"], ch["sampler"], ch["fn_max_prob"])
+        st, _ = C.evaluate_policies(data, cand, unknown, [policy], [ExcludePositives()], 5, 0, doc_embeddings=emb,
+                                    detector=detector())
+        results[mechs] = (cal.record, C.summarise(st[0], unknown.counts() > 0))
+    old, old_measured = results[("random",)]
+    assert old["target_met"] and old["chosen"]["hp_fnr_ci95"][1] <= 0.1  # it promises the target ...
+    assert old_measured["hp_fnr"] > 0.3  # ... and misses it
+    new, new_measured = results[("random", "pool")]
+    assert new["mechanisms"] == ["random", "pool"] and set(new["estimates"]) == {"random", "pool"}
+    assert (new["target_met"] and new_measured["hp_fnr"] <= 0.1) or (
+        not new["target_met"] and new["note"].startswith("no policy meets the target"))
+    assert new_measured["hp_fnr"] < 0.5 * old_measured["hp_fnr"]
+    # both estimates and their intervals are recorded; the headline interval spans them
+    est = new["estimates"]
+    assert all(len(e["crossfit"]["hp_fnr_ci95"]) == 2 for e in est.values())
+    lo, hi = new["estimated_hp_fnr_ci95"]
+    assert lo == min(e["crossfit"]["hp_fnr_ci95"][0] for e in est.values())
+    assert hi == max(e["crossfit"]["hp_fnr_ci95"][1] for e in est.values())
+    assert new["decided_by"] in ("random", "pool") and new["decided_by"] in new["note"]
+    assert new["detector"]["second_view"] == "lexical"
+
+
+def test_crossfit_holds_under_the_pool_like_mechanism_too():
+    """With stats per mechanism, a fold's choice comes from the other folds under every mechanism:
+    poisoning fold 0's pool-like hidden positives moves the whole-data choice, not fold 0's."""
+    data, cand = planted(near=True)
+    splits = C.calibration_splits(data, cand, 0, ("random", "pool"))
+    per = []
+    for mech in ("random", "pool"):
+        vis = splits[mech].visible
+        vcand = restrict(cand, data.positives, vis.positives, len(data.corpus))
+        per.append((vis, vcand, splits[mech].hidden))
+    base = [ExcludePositives()]
+    stats = [C.evaluate_policies(v, vc, h, GRID, base, 5, 0)[0] for v, vc, h in per]
+    folds = fold_of(data, C.CROSSFIT_FOLDS, 11)
+    audited = per[0][2].counts() > 0
+    before = C.crossfit_choices(stats, folds, audited, 0.1, 0.9)
+    f0 = folds == 0
+    vis, vcand, hidden = per[1]
+    q = hidden.query_of_pair()
+    poisoned = Qrels.from_pairs(
+        N_Q, np.concatenate([q[~f0[q]], np.repeat(np.flatnonzero(f0), 8)]),
+        np.concatenate([hidden.indices[~f0[q]], vcand.ids[f0][:, :8].ravel()]))
+    stats2 = [stats[0], C.evaluate_policies(vis, vcand, poisoned, GRID, base, 5, 0)[0]]
+    assert not np.array_equal(stats[1][:, 0, f0], stats2[1][:, 0, f0])
+    after = C.crossfit_choices(stats2, folds, audited, 0.1, 0.9)
+    assert before[0] is not None and after[0] == before[0]
+    whole = C._pick(C.worst_of([[C.summarise(s, audited) for s in st] for st in stats]), 0.1, 0.9)
+    whole2 = C._pick(C.worst_of([[C.summarise(s, audited) for s in st] for st in stats2]), 0.1, 0.9)
+    assert whole != whole2
+    # the pool-like split hides, per query, the known positives the second view ranks lowest
+    assert (splits["pool"].hidden.counts() == splits["random"].hidden.counts()).all()

@@ -231,3 +231,86 @@ def test_the_filter_fits_the_detector_once_and_keeps_its_matrix_for_the_report()
     inp2 = FilterInput(padded, data, seed=5)
     assert not FnMaxProb(1.0).keep(inp2)[0, -1]
     assert np.isnan(inp2.matrices["fn-detector"].scores[0, -1])
+
+
+def test_pool_mechanism_hides_the_positives_the_second_view_ranks_lowest():
+    data, _ = planted(near=True)
+    qp = data.positives.query_of_pair()
+    merit = np.tile(np.arange(N_POS, dtype=np.float64)[::-1], N_Q)  # within a query: the last ones lowest
+    h = pseudo_hide(data, 0, merit=merit)
+    rank_in_query = np.arange(len(qp)) - data.positives.indptr[qp]
+    np.testing.assert_array_equal(h, rank_in_query >= N_POS // 2)  # exactly the lower half, every query
+    # ties in merit fall back to the seeded hash; unscored (NaN) positives count as lowest
+    flat = pseudo_hide(data, 0, merit=np.zeros(len(qp)))
+    np.testing.assert_array_equal(flat, pseudo_hide(data, 0))
+    nan = merit.copy()
+    nan[rank_in_query == 0] = np.nan
+    h2 = pseudo_hide(data, 0, merit=nan)
+    assert h2[rank_in_query == 0].all()
+
+
+def test_lexical_second_view_is_bm25_of_the_candidates_only():
+    """The dense miner's second view: BM25 of (query, candidate) and (query, positive) pairs, with
+    statistics over the involved documents; a document repeating the query's word outscores one
+    that says it once, which outscores one that never does."""
+    from negmine.detector import _tfidf, second_view
+
+    corpus = Corpus(ids=["a", "b", "c", "d"], texts=["apple apple pie", "apple tart", "pear jam", "fig"])
+    queries = Queries(ids=["q"], texts=["apple"])
+    pos = Qrels.from_pairs(1, np.array([0, 0]), np.array([1, 2]))
+    data = MiningData(corpus, queries, pos, pos)
+    ids = np.array([[0, 1, 2, -1]])
+    cand = Candidates(ids, np.array([[3, 2, 1, -np.inf]], np.float32), (ids >= 0).astype(np.uint8), ["d"],
+                      np.array([2, 1], np.float32))
+    view = second_view(data, cand, _tfidf(data, cand), doc_embeddings=np.eye(4, dtype=np.float32))
+    assert view.name == "lexical"
+    s = view.cells[0]
+    assert s[0] > s[1] > s[2] == 0 and np.isnan(s[3])
+    np.testing.assert_allclose(view.positives, [s[1], s[2]])  # the positives b, c scored the same way
+    latent = second_view(data, cand, _tfidf(data, cand), doc_embeddings=None)
+    assert latent.name == "latent" and latent.cells.shape == ids.shape and np.isnan(latent.cells[0, 3])
+
+
+def test_default_features_leave_the_lexical_view_out_for_a_dense_miner():
+    from negmine.detector import LEXICAL_FEATURES, auto_features
+
+    dense = auto_features(dense_miner=True)
+    assert not set(dense) & set(LEXICAL_FEATURES) and {"dense_max", "dense_mean", "score_z"} <= set(dense)
+    assert {"tfidf_max", "score_z"} <= set(auto_features(dense_miner=False))
+    data, cand = planted(near=True)
+    rng = np.random.default_rng(0)
+    emb = rng.normal(size=(len(data.corpus), 8)).astype(np.float32)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    got = Detector().fit_predict(data, cand, seed=0, doc_embeddings=emb).stats
+    assert got["features"] == list(dense) and got["second_view"] == "lexical"
+    assert set(got["heldout_auc_by_mechanism"]) == {"random", "pool"}
+    with pytest.raises(ConfigError, match="detector features"):
+        Detector(features=("nope",))
+    with pytest.raises(ConfigError, match="mechanisms"):
+        Detector(mechanisms=("random", "sometimes"))
+
+
+def test_tfidf_beyond_the_query_leaves_the_querys_words_out():
+    """Features 11-12: the TF-IDF cosine of candidate and known positive computed without the
+    query's words — equal to zeroing those columns and renormalising, by hand."""
+    from negmine.detector import FEATURES, _tfidf
+
+    corpus = Corpus(ids=["a", "b", "c"], texts=["apple pie crust", "apple tart crust", "apple juice"])
+    queries = Queries(ids=["q"], texts=["apple"])
+    pos = Qrels.from_pairs(1, np.array([0]), np.array([0]))
+    data = MiningData(corpus, queries, pos, pos)
+    ids = np.array([[1, 2]])
+    cand = Candidates(ids, np.array([[2, 1]], np.float32), np.ones(ids.shape, np.uint8), ["d"],
+                      np.array([3], np.float32))
+    tf = _tfidf(data, cand)
+    x = features(data, cand, np.ones(1, bool), tf, beyond_query=True)
+    m = tf.matrix.toarray()
+    m[:, tf.vectorizer.vocabulary_["apple"]] = 0.0
+    m /= np.maximum(np.linalg.norm(m, axis=1, keepdims=True), 1e-12)
+    row = {d: i for i, d in enumerate(tf.rows)}
+    want = [float(m[row[1]] @ m[row[0]]), float(m[row[2]] @ m[row[0]])]
+    i = FEATURES.index("tfidf_beyond_query_max")
+    np.testing.assert_allclose(x[0, :, i], want, atol=1e-6)
+    assert want[0] > 0 and want[1] == 0  # "crust" is shared beyond the query; "juice" is not
+    assert x[0, 1, 0] > 0  # while the plain TF-IDF cosine still sees the shared query word
+    np.testing.assert_allclose(x[0, :, i + 1], want, atol=1e-6)  # one positive: mean = max
