@@ -186,8 +186,9 @@ class Bernoulli(_Streamed):
         tr = graph.train
         n_r = graph.num_relations
         count = np.bincount(tr[:, 1], minlength=n_r).astype(np.float64)
-        heads = np.bincount(np.unique(tr[:, [1, 0]], axis=0)[:, 0], minlength=n_r)
-        tails = np.bincount(np.unique(tr[:, [1, 2]], axis=0)[:, 0], minlength=n_r)
+        n_e = max(graph.num_entities, 1)
+        heads = np.bincount(np.unique(tr[:, 1] * n_e + tr[:, 0]) // n_e, minlength=n_r)
+        tails = np.bincount(np.unique(tr[:, 1] * n_e + tr[:, 2]) // n_e, minlength=n_r)
         with np.errstate(invalid="ignore", divide="ignore"):
             tph = count / heads
             hpt = count / tails
