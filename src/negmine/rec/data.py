@@ -25,7 +25,7 @@ from negmine.errors import ConfigError, DataError, examples
 from negmine.samplers import string_keys, uniform
 from negmine.types import Qrels
 
-__all__ = ["FORMATS", "SPLITS", "Interactions", "RecData", "load_interactions", "split_interactions"]
+__all__ = ["FORMATS", "SPLITS", "Interactions", "RecData", "from_splits", "load_interactions", "split_interactions"]
 
 log = logging.getLogger(__name__)
 
@@ -392,4 +392,26 @@ def split_interactions(inter: Interactions, method: str = "time", test_fraction:
     exclude = Qrels.from_pairs(inter.n_users, inter.users[ex], inter.items[ex])
     info = {"method": method, "test_fraction": test_fraction if method != "leave-last" else None, "seed": seed,
             "train": len(train_q.indices), "test": len(test_q.indices), "exclude": len(exclude.indices)}
+    return RecData(inter, train_q, test_q, exclude, info)
+
+
+def from_splits(train_users: np.ndarray, train_items: np.ndarray, test_users: np.ndarray, test_items: np.ndarray,
+                *, source: str = "<splits>") -> RecData:
+    """:class:`RecData` from a split made elsewhere (e.g. the LightGCN / SimpleX files of Gowalla,
+    Yelp2018, Amazon-Book): ids ``int64[n]`` of the training and test positives. The catalogue is
+    every user and item of either split; ``exclude`` holds both splits; a pair in both stays a
+    training positive only."""
+    tu, ti = np.asarray(train_users, np.int64), np.asarray(train_items, np.int64)
+    su, si = np.asarray(test_users, np.int64), np.asarray(test_items, np.int64)
+    if len(tu) != len(ti) or len(su) != len(si):
+        raise DataError(f"{source}: users and items of a split must have the same length")
+    inter = from_arrays(np.concatenate([tu, su]), np.concatenate([ti, si]), source=source)
+    ur_tr, ir_tr = np.searchsorted(inter.user_ids, tu), np.searchsorted(inter.item_ids, ti)
+    ur_te, ir_te = np.searchsorted(inter.user_ids, su), np.searchsorted(inter.item_ids, si)
+    train_q = Qrels.from_pairs(inter.n_users, ur_tr, ir_tr)
+    in_train = np.isin(ur_te * inter.n_items + ir_te, ur_tr * inter.n_items + ir_tr)
+    test_q = Qrels.from_pairs(inter.n_users, ur_te[~in_train], ir_te[~in_train])
+    exclude = Qrels.from_pairs(inter.n_users, inter.users, inter.items)
+    info = {"method": "given", "test_fraction": None, "seed": None, "train": len(train_q.indices),
+            "test": len(test_q.indices), "exclude": len(exclude.indices), "test_also_in_train": int(in_train.sum())}
     return RecData(inter, train_q, test_q, exclude, info)

@@ -3,7 +3,7 @@
 :class:`LiveScorer` holds *views* of the model's weight arrays (``tensor.detach().numpy()``
 shares the tensor's memory, and optimisers update parameters in place), so every call scores
 with the weights as they are at that moment: the sampler reads the current model, never a copy
-made before training. Imports numpy only.
+made before training. Imports numpy (and scipy.sparse for the user tower, when called).
 
 Every score is computed row by row with elementwise products summed over the last axis (numpy's
 pairwise sum), never a matrix product whose blocking could depend on how many rows are scored:
@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from negmine._optional import require
 from negmine.types import Qrels
 
 __all__ = ["LiveScorer"]
@@ -62,15 +63,16 @@ class LiveScorer:
         d = self.item_weights.shape[1]
         mean = np.zeros((len(users), d), np.float32)
         if total:
+            sparse = require("scipy.sparse")
             ends = np.cumsum(counts)
             starts = ends - counts
             idx = np.repeat(h.indptr[users] - starts, counts) + np.arange(total)
-            vecs = self.item_weights[h.indices[idx]]
-            has = counts > 0
-            sums = np.add.reduceat(vecs, starts[has], axis=0)  # sequential within each user's segment
-            mean[has] = sums / counts[has, None].astype(np.float32)
+            indptr = np.concatenate([[0], ends])
+            weights = np.repeat(1.0 / np.maximum(counts, 1), counts).astype(np.float32)
+            pick = sparse.csr_matrix((weights, h.indices[idx], indptr), shape=(len(users), len(self.item_weights)))
+            mean = np.asarray(pick @ self.item_weights, np.float32)  # row by row, in each row's item order
         if self.transform is not None:
-            mean = (mean[:, None, :] * self.transform[None, :, :]).sum(-1)  # W · mean, row by row
+            mean = np.einsum("nk,jk->nj", mean, self.transform, optimize=False)  # W · mean, row by row, no BLAS
         return (self.gamma * e + (1.0 - self.gamma) * mean).astype(np.float32)
 
     def score(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
@@ -80,27 +82,24 @@ class LiveScorer:
         d = self.item_weights.shape[1]
         out = np.empty((n, m), np.float32)
         step = max(1, BLOCK_FLOATS // max(m * d, 1))
+        table = _normalised(self.item_weights) if self.cosine else self.item_weights
         for a in range(0, n, step):
             u = self.user_vectors(users[a : a + step])
-            v = self.item_weights[items[a : a + step]]
             if self.cosine:
-                u = u / np.maximum(np.sqrt((u * u).sum(-1, keepdims=True)), 1e-12)
-                v = v / np.maximum(np.sqrt((v * v).sum(-1, keepdims=True)), 1e-12)
-            out[a : a + step] = (u[:, None, :] * v).sum(-1)
+                u = _normalised(u)
+            # einsum's own loop (no BLAS): each score sums over d in one fixed order, whatever n is
+            out[a : a + step] = np.einsum("nd,nmd->nm", u, table[items[a : a + step]], optimize=False)
         return out
 
     def item_similarity(self, items: np.ndarray, others: np.ndarray) -> np.ndarray:
         """``float32[n, m]``: cosine between item ``items[r]`` and each of ``others[r]`` (current
         item vectors)."""
-        v = self.item_weights
-        a = v[items]
-        a = a / np.maximum(np.sqrt((a * a).sum(-1, keepdims=True)), 1e-12)
+        v = _normalised(self.item_weights)
         out = np.empty(others.shape, np.float32)
         step = max(1, BLOCK_FLOATS // max(others.shape[1] * v.shape[1], 1))
         for s in range(0, len(items), step):
-            b = v[others[s : s + step]]
-            b = b / np.maximum(np.sqrt((b * b).sum(-1, keepdims=True)), 1e-12)
-            out[s : s + step] = (a[s : s + step, None, :] * b).sum(-1)
+            out[s : s + step] = np.einsum("nd,nmd->nm", v[items[s : s + step]], v[others[s : s + step]],
+                                          optimize=False)
         return out
 
     def snapshot(self, block: int = 4096) -> tuple[np.ndarray, np.ndarray]:
@@ -114,3 +113,9 @@ class LiveScorer:
             uf = uf / np.maximum(np.linalg.norm(uf, axis=1, keepdims=True), 1e-12)
             vf = vf / np.maximum(np.linalg.norm(vf, axis=1, keepdims=True), 1e-12)
         return np.ascontiguousarray(uf, np.float32), np.ascontiguousarray(vf, np.float32)
+
+
+def _normalised(x: np.ndarray) -> np.ndarray:
+    """Rows of ``x`` divided by their L2 norm (rows of zeros stay zero)."""
+    norm = np.sqrt(np.einsum("nd,nd->n", x, x, optimize=False))[:, None]
+    return (x / np.maximum(norm, 1e-12)).astype(np.float32)

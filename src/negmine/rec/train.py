@@ -224,9 +224,9 @@ class Trainer:
                 sample_s += time.perf_counter() - t1
                 j = torch.from_numpy(neg)
                 u = self._user_vectors(torch.from_numpy(self.users[b.numpy()]))
-                i = self.item(torch.from_numpy(self.items[b.numpy()]))
+                i = self.item.weight[torch.from_numpy(self.items[b.numpy()])]
                 valid = (j >= 0).float()
-                v = self.item(j.clamp(min=0))  # (B, N, d)
+                v = self.item.weight[j.clamp(min=0)]  # (B, N, d); plain indexing: a faster backward than Embedding
                 loss = _loss(torch, c, u, i, v, valid)
                 self.opt.zero_grad()
                 loss.backward()
