@@ -156,7 +156,7 @@ def test_simplex_user_tower_by_hand() -> None:
     users = torch.arange(data.n_users)
     with torch.no_grad():
         assert np.allclose(tr._user_vectors(users).numpy(), tr.live.user_vectors(np.arange(data.n_users)), atol=1e-5)
-    uf, vf = tr.live.snapshot()
+    uf, _ = tr.live.snapshot()
     assert np.allclose(np.linalg.norm(uf, axis=1), 1, atol=1e-5)  # cosine model: saved normalised
     # gamma = 1: no tower, the plain embedding
     plain = Trainer(data, Uniform(), _cfg("simplex", gamma=1.0))
