@@ -193,7 +193,8 @@ class LiveHard:
             refused = neg > pos[:, None] - self.margin
         if self.penalty_ is not None:
             logw = logw + self.penalty_[self.features_[t[:, 1:2], head, tail]]
-        self.last_ = {"scored": float(side.size), "refused_margin": float(refused.sum())}
+        self.last_["scored"] += float(side.size)
+        self.last_["refused_margin"] += float(refused.sum())
         return np.where(refused, -np.inf, logw)
 
     def _update_cache(self, triples: np.ndarray, codes: np.ndarray, logw: np.ndarray) -> None:
@@ -223,6 +224,7 @@ class LiveHard:
                       draw: int) -> Corruptions:
         if graph is not self.graph_:
             raise ConfigError("this live sampler was fitted on another graph; fit it on the graph you corrupt")
+        self.last_ = {"scored": 0.0, "refused_margin": 0.0}  # counts of this call, for reports and tests
         if graph.num_entities < 2:
             return _corrupt_exact(self.base_, graph, t, k, seed, known, draw)
         return pool_corrupt(self._weights, self.base_, graph, t, k, seed, known, draw, self.pool,
