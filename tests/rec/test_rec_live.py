@@ -215,7 +215,8 @@ def test_cli_train_and_compare_with_live_dns(tmp_path, capsys) -> None:
     assert main(["rec", "train", "--interactions", str(f), "--sampler", "live-dns", "--candidates", "4",
                  "--guard-margin", "0.5", "--model", "simplex", "--gamma", "0.4", "--num-negatives", "3",
                  "--epochs", "2", "--out", str(out)]) == 0
-    assert "trained simplex (live-dns, 3 negatives" in capsys.readouterr().out and out.is_file()
+    printed = capsys.readouterr().out
+    assert "trained simplex (live-dns, 3 negatives" in printed and "guard refused" in printed and out.is_file()
     assert main(["rec", "compare", "--interactions", str(f), "--samplers", "uniform,live-dns", "--seeds", "0",
                  "--negatives", "2", "--models", "mf-bpr", "--epochs", "2"]) == 0
     assert "| mf-bpr | 2 | live-dns |" in capsys.readouterr().out

@@ -245,6 +245,10 @@ def _train(args: argparse.Namespace) -> int:
         head += f": Recall@{args.k} {ev[f'recall@{args.k}']:.4f}, NDCG@{args.k} {ev[f'ndcg@{args.k}']:.4f}"
     else:
         head += " (no held-out positives: not evaluated)"
+    if getattr(sampler, "guard_margin", None) is not None or getattr(sampler, "guard_similarity", None) is not None:
+        c = result.counters
+        head += (f"; guard refused {c['guard_refused']} candidates ({c['guard_fallback']} negatives taken from "
+                 "refused ones)")
     sys.stdout.write(f"{head}; wrote {path}\n")
     return 0
 
