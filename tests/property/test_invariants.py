@@ -141,8 +141,10 @@ def cases(draw, retriever: str) -> Case:
     # thresholds on each retriever's score scale (cosine; BM25 on these tiny corpora: 0 to ~5)
     top, bottom = ((-0.25, 1.0), (-1.0, 0.25)) if retriever == "dense" else ((0.0, 6.0), (0.0, 1.5))
     filters: list[tuple[str, Any]] = []
+    depth = draw(st.one_of(st.none(), st.integers(1, 15)))
     if draw(st.booleans()):
-        r0 = draw(st.integers(0, min(3, n_docs - 1)))  # a window wholly beyond the corpus is a ConfigError
+        # a window wholly beyond the corpus, or beyond the retrieved depth, is a ConfigError
+        r0 = draw(st.integers(0, min(3, n_docs - 1, depth - 1 if depth is not None else 3)))
         filters.append(("rank", (r0, draw(st.one_of(st.none(), st.integers(r0 + 1, r0 + 12))))))
     for name, strat in [("max", st.floats(*top, width=32)), ("min", st.floats(*bottom, width=32)),
                         ("abs", st.floats(-0.25, 0.5, width=32)), ("rel", st.floats(-0.125, 0.25, width=32))]:
@@ -159,7 +161,7 @@ def cases(draw, retriever: str) -> Case:
         blocks=(draw(st.integers(1, 7)), draw(st.integers(1, 7))),
         other_blocks=(draw(st.integers(1, 7)), draw(st.integers(1, 7))),
         filters=list(filters), sampler=sampler, num_negatives=draw(st.integers(1, 5)),
-        seed=draw(st.integers(0, 2**63 - 1)), depth=draw(st.one_of(st.none(), st.integers(1, 15))),
+        seed=draw(st.integers(0, 2**63 - 1)), depth=depth,
     )
 
 
