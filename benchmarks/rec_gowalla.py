@@ -98,6 +98,7 @@ def child(args: argparse.Namespace) -> None:
         if time.perf_counter() - start + last > args.time_limit:
             break
         trainer.run_epoch(epoch)
+        sys.stderr.write(f"{args.child} epoch {epoch + 1} done: {trainer.history[-1]}\n")
         if (epoch + 1) % args.eval_every == 0:
             te = time.perf_counter()
             ev = evaluate(trainer.model(), data, k=20)
@@ -114,6 +115,7 @@ def child(args: argparse.Namespace) -> None:
                       "train_seconds": round(sum(h["seconds"] for h in trainer.history), 1)})
     secs = np.array([h["seconds"] for h in trainer.history])
     samp = np.array([h["sampling_seconds"] for h in trainer.history])
+    cpu = np.array([h.get("cpu_seconds", np.nan) for h in trainer.history])
     out = Path(args.work)
     np.savez(out / f"{model}-{sampler_name}-{seed}.npz", user_rows=ev["per_user"]["user_rows"],
              recall=ev["per_user"]["recall@20"], ndcg=ev["per_user"]["ndcg@20"])
@@ -121,7 +123,8 @@ def child(args: argparse.Namespace) -> None:
            "epochs": epochs, "recall@20": ev["recall@20"], "ndcg@20": ev["ndcg@20"], "curve": curve,
            "epoch_seconds_median": float(np.median(secs)), "epoch_seconds_min": float(secs.min()),
            "epoch_seconds_max": float(secs.max()), "sampling_seconds_median": float(np.median(samp)),
-           "train_seconds": float(secs.sum()), "load_seconds": round(load_s, 1), "peak_rss_mb": round(_peak_mb()),
+           "epoch_cpu_seconds_median": float(np.median(cpu)), "train_seconds": float(secs.sum()),
+           "load_seconds": round(load_s, 1), "peak_rss_mb": round(_peak_mb()),
            "loadavg_before": load0, "loadavg_after": os.getloadavg()[0],
            "loss_first": trainer.history[0]["loss"], "loss_last": trainer.history[-1]["loss"],
            "guard_refused": trainer.ctx.guard_refused, "guard_fallback": trainer.ctx.guard_fallback}
@@ -151,6 +154,8 @@ def summarise(work: Path, models: list[str], samplers: list[str], seeds: list[in
                    "ndcg@20_sd": float(np.std(nd, ddof=1)) if len(nd) > 1 else None,
                    "epoch_seconds_median": float(np.median([r["epoch_seconds_median"] for r in runs])),
                    "sampling_seconds_median": float(np.median([r["sampling_seconds_median"] for r in runs])),
+                   "epoch_cpu_seconds_median": float(np.median([r.get("epoch_cpu_seconds_median", np.nan)
+                                                                for r in runs])),
                    "peak_rss_mb": max(r["peak_rss_mb"] for r in runs), "p_recall": None, "p_ndcg": None,
                    "published": PUBLISHED.get(model)}
             if s != "uniform" and "uniform" in per:
@@ -161,8 +166,8 @@ def summarise(work: Path, models: list[str], samplers: list[str], seeds: list[in
 
 
 def render(summary: dict[str, Any]) -> str:
-    head = ["model", "sampler", "seeds", "epochs", "Recall@20", "NDCG@20", "p vs uniform (R / N)", "s / epoch",
-            "peak RSS", "published R / N"]
+    head = ["model", "sampler", "seeds", "epochs", "Recall@20", "NDCG@20", "p vs uniform (R / N)",
+            "s / epoch (wall, under load)", "CPU s / epoch", "peak RSS", "published R / N"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     def ms(r: dict[str, Any], key: str) -> str:
         sd = r[f"{key}_sd"]
@@ -173,7 +178,8 @@ def render(summary: dict[str, Any]) -> str:
         pub = r["published"]
         lines.append("| " + " | ".join([
             r["model"], r["sampler"], ",".join(map(str, r["seeds"])), ",".join(map(str, r["epochs"])),
-            ms(r, "recall@20"), ms(r, "ndcg@20"), p, f"{r['epoch_seconds_median']:.0f}", f"{r['peak_rss_mb']} MB",
+            ms(r, "recall@20"), ms(r, "ndcg@20"), p, f"{r['epoch_seconds_median']:.0f}",
+            f"{r['epoch_cpu_seconds_median']:.0f}", f"{r['peak_rss_mb']} MB",
             f"{pub[1]:.4f} / {pub[2]:.4f}" if pub else "–"]) + " |")
     return "\n".join(lines)
 

@@ -208,12 +208,13 @@ class Trainer:
 
     def run_epoch(self, epoch: int) -> dict[str, float]:
         """One pass over the training positives in a seeded random order; returns the epoch's
-        mean loss and seconds (also appended to ``history``)."""
+        mean loss, wall and CPU seconds, and the wall seconds spent drawing negatives (also
+        appended to ``history``)."""
         torch, c = self._torch, self.config
         threads = torch.get_num_threads()
         torch.set_num_threads(1)
         try:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             perm = torch.randperm(len(self.users), generator=self._gen)
             total = 0.0
             sample_s = 0.0
@@ -235,7 +236,7 @@ class Trainer:
         finally:
             torch.set_num_threads(threads)
         row = {"epoch": epoch, "loss": total / max(len(self.users), 1), "seconds": time.perf_counter() - t0,
-               "sampling_seconds": sample_s}
+               "cpu_seconds": time.process_time() - c0, "sampling_seconds": sample_s}
         self.history.append(row)
         if not math.isfinite(row["loss"]):
             raise ConfigError(f"training {c.model} diverged at epoch {epoch} (loss {row['loss']}, lr {c.lr}); "
