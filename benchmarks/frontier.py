@@ -12,8 +12,9 @@ query on what stays visible, and measure against the hidden half:
   half of the *visible* positives again (it never sees the audit's hidden half); the policy it
   picks is then measured on the audit's hidden half, as mining would use it.
 
-One retrieval per collection and retriever serves every policy. Targets: HP-FNR <= 0.10, coverage
->= 0.90, mean raw rank <= 25.
+One retrieval per collection and retriever serves every policy. The default under random *and*
+pooled holdouts (issue 17), with the run's estimate beside the measurement: benchmarks/protocols.py.
+Targets: HP-FNR <= 0.10, coverage >= 0.90, mean raw rank <= 25.
 
 Usage: python benchmarks/frontier.py [--datasets npl cranfield] [--retrievers bm25 dense]
                                      [--cache-dir DIR] [--out FILE]

@@ -342,7 +342,7 @@ def summarise(stats: np.ndarray, queries: np.ndarray) -> dict[str, Any]:
 
 
 def calibration_splits(data: MiningData, cand: Candidates, seed: int, mechanisms: Sequence[str],
-                       doc_embeddings: np.ndarray | None = None) -> dict[str, Any]:
+                       doc_embeddings: np.ndarray | None = None, view: Any = None) -> dict[str, Any]:
     """The calibration's hidden halves, one per mechanism (module doc, "Missingness"): ``random``
     hides a seeded half of every query's known positives, ``pool`` the half that the second view
     (:func:`negmine.detector.second_view`: BM25 of the candidates for a dense miner, an LSA cosine
@@ -355,7 +355,7 @@ def calibration_splits(data: MiningData, cand: Candidates, seed: int, mechanisms
         if mech == "random":
             out[mech] = hide_fraction(data, HIDE_FRACTION, seed ^ CALIBRATION_SALT)
         elif mech == "pool":
-            view = second_view(data, cand, None, doc_embeddings)
+            view = view if view is not None else second_view(data, cand, None, doc_embeddings)
             hide = pseudo_hide(data, seed ^ CALIBRATION_SALT, HIDE_FRACTION, merit=view.positives)
             out[mech] = make_split(data, hide)
         else:
@@ -382,7 +382,7 @@ def calibrate(data: MiningData, cand: Candidates, filters: Sequence[Filter], sam
     it meets the target under every one of them.
     """
     from negmine.audit import restrict
-    from negmine.detector import Detector, fold_of, known_recall, prior_ratio, shift_prior
+    from negmine.detector import Detector, _tfidf, fold_of, known_recall, prior_ratio, second_view, shift_prior
 
     if not 0 <= target_fnr < 1:
         raise ConfigError(f"target FNR must be in [0, 1), got {target_fnr}; e.g. --target-fnr 0.1")
@@ -402,7 +402,12 @@ def calibrate(data: MiningData, cand: Candidates, filters: Sequence[Filter], sam
     if not base or not isinstance(base[0], ExcludePositives):
         base = [ExcludePositives(), *base]
     grid = list(policies) if policies is not None else policy_grid(samplers=samplers or SAMPLERS)
-    splits = calibration_splits(data, cand, seed, mechanisms, doc_embeddings)
+    needs_detector = any(p.fn_max_prob is not None for p in grid)
+    # the run's spaces, computed once: the pool-like split, every calibration detector and the
+    # run's own detector read the same TF-IDF and second view
+    tfidf = _tfidf(data, cand) if needs_detector or "pool" in mechanisms else None
+    view = second_view(data, cand, tfidf, doc_embeddings) if tfidf is not None else None
+    splits = calibration_splits(data, cand, seed, mechanisms, doc_embeddings, view)
     first = splits[mechanisms[0]]
     pair_note = None
     pair_cells = int(first.visible.positives.counts().sum()) * int(cand.ids.shape[1])
@@ -420,11 +425,13 @@ def calibrate(data: MiningData, cand: Candidates, filters: Sequence[Filter], sam
         vis = split.visible
         vcand = restrict(cand, data.positives, vis.positives, len(data.corpus))
         fn_prob = None
-        if any(p.fn_max_prob is not None for p in grid):
+        if needs_detector:
             # the mining run's detector will know more positives per query than this one, so its
             # probabilities run higher: shift these to its scale, or a threshold means less here than
             # there (module doc, "The detector's scale")
-            found = det.fit_predict(vis, vcand, seed=seed, doc_embeddings=doc_embeddings)
+            found = det.fit_predict(vis, vcand, seed=seed, doc_embeddings=doc_embeddings, tfidf=tfidf,
+                                    view=None if view is None else view.restrict(data.positives, vis.positives,
+                                                                                len(data.corpus)))
             ratio = prior_ratio(vcand, data.positives.counts(), vis.positives.counts(), known_recall(vis, vcand))
             fn_prob = shift_prior(found.probability, ratio)
             if not det_stats:

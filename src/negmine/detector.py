@@ -181,6 +181,15 @@ def shift_prior(probability: np.ndarray, ratio: float) -> np.ndarray:
 
 
 @dataclass
+class DenseRows:
+    """Dense embeddings of some corpus ``rows`` (sorted): ``matrix[i]`` is row ``rows[i]``'s (read
+    once from a memory-mapped cache instead of once per feature pass)."""
+
+    matrix: np.ndarray
+    rows: np.ndarray
+
+
+@dataclass
 class TextVectors:
     """L2-normalised TF-IDF rows of the documents a run involves (its candidates and positives),
     fitted on those documents only: a ten-million-document corpus is never vectorised whole.
@@ -197,17 +206,41 @@ def involved_rows(data: MiningData, cand: Candidates) -> np.ndarray:
     return np.unique(np.concatenate([ids[ids >= 0].ravel(), data.positives.indices]).astype(np.int64))
 
 
+#: the last few vectorised document sets (corpus, kind, digest of the rows, value): the calibration
+#: fits a detector per mechanism and the run fits its own, on (nearly) the same documents, and
+#: each would otherwise tokenise them again. A pure function of the texts: the same output.
+_MEMO: list[tuple[Any, str, bytes, Any]] = []
+MEMO_SIZE = 4
+
+
+def _memo(corpus: Any, kind: str, rows: np.ndarray, build: Any) -> Any:
+    import hashlib
+
+    digest = hashlib.blake2b(np.ascontiguousarray(rows, dtype=np.int64).tobytes(), digest_size=16).digest()
+    for c, k, d, value in _MEMO:
+        if c is corpus and k == kind and d == digest:
+            return value
+    value = build()
+    _MEMO.insert(0, (corpus, kind, digest, value))
+    del _MEMO[MEMO_SIZE:]
+    return value
+
+
 def _tfidf(data: MiningData, cand: Candidates) -> TextVectors:
     """TF-IDF (sublinear tf) of the involved documents; the document frequencies are counted over
     them, i.e. how discriminating a word is among the documents the detector compares."""
-    text = require("sklearn.feature_extraction.text")
     rows = involved_rows(data, cand)
-    vec = text.TfidfVectorizer(sublinear_tf=True, dtype=np.float32)
-    try:
-        return TextVectors(vec.fit_transform(data.corpus.full_texts_at(rows)).tocsr(), rows, vec)
-    except ValueError:  # empty vocabulary (e.g. a corpus of ids only): no text similarity
-        sparse = require("scipy.sparse")
-        return TextVectors(sparse.csr_matrix((len(rows), 1), dtype=np.float32), rows)
+
+    def build() -> TextVectors:
+        text = require("sklearn.feature_extraction.text")
+        vec = text.TfidfVectorizer(sublinear_tf=True, dtype=np.float32)
+        try:
+            return TextVectors(vec.fit_transform(data.corpus.full_texts_at(rows)).tocsr(), rows, vec)
+        except ValueError:  # empty vocabulary (e.g. a corpus of ids only): no text similarity
+            sparse = require("scipy.sparse")
+            return TextVectors(sparse.csr_matrix((len(rows), 1), dtype=np.float32), rows)
+
+    return _memo(data.corpus, "tfidf", rows, build)
 
 
 #: pairs (candidate, positive) whose similarities are computed at once (bounds the memory of the
@@ -349,6 +382,13 @@ class SecondView:
     cells: np.ndarray
     positives: np.ndarray
 
+    def restrict(self, full: Any, sub: Any, n_docs: int) -> SecondView:
+        """The same view with ``positives`` re-aligned to a subset ``sub`` of the qrels ``full``."""
+        fk = full.query_of_pair() * n_docs + full.indices
+        sk = sub.query_of_pair() * n_docs + sub.indices
+        order = np.argsort(fk)
+        return SecondView(self.name, self.cells, self.positives[order[np.searchsorted(fk[order], sk)]])
+
 
 def _pair_dots(a_mat: Any, b_mat: Any, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``float64[len(a)]``: dot products of row ``a[i]`` of ``a_mat`` and row ``b[i]`` of ``b_mat``."""
@@ -376,20 +416,14 @@ def _view_of_pairs(q_mat: Any, d_mat: Any, rows: np.ndarray, data: MiningData, c
     return SecondView("", cells, positives)
 
 
-def _lexical_view(data: MiningData, cand: Candidates, rows: np.ndarray) -> SecondView:
-    """BM25 (k1 1.5, b 0.75, English stop words; document frequencies and lengths over the involved
-    documents) of each candidate and each known positive: only those pairs are scored, no second
-    retrieval over the corpus."""
+def _bm25_weights(data: MiningData, rows: np.ndarray) -> tuple[Any, Any] | None:
+    """``(vectorizer, BM25 document-term weights)`` of the documents ``rows`` (None: no vocabulary)."""
     text = require("sklearn.feature_extraction.text")
-    sparse = require("scipy.sparse")
     vec = text.CountVectorizer(stop_words="english", dtype=np.float32)
     try:
         tf = vec.fit_transform(data.corpus.full_texts_at(rows)).tocsr().astype(np.float64)
-    except ValueError:  # empty vocabulary: no lexical signal
-        zero = sparse.csr_matrix((max(len(rows), 1), 1))
-        view = _view_of_pairs(sparse.csr_matrix((len(data.queries), 1)), zero, rows, data, cand)
-        view.name = "lexical"
-        return view
+    except ValueError:
+        return None
     n = tf.shape[0]
     df = np.bincount(tf.indices, minlength=tf.shape[1]).astype(np.float64)
     idf = np.log1p((n - df + 0.5) / (df + 0.5))
@@ -398,8 +432,23 @@ def _lexical_view(data: MiningData, cand: Candidates, rows: np.ndarray) -> Secon
     row_of = np.repeat(np.arange(n), np.diff(tf.indptr))
     w = tf.copy()
     w.data = idf[tf.indices] * tf.data * (BM25_K1 + 1) / (tf.data + norm[row_of])
+    return vec, w.tocsr()
+
+
+def _lexical_view(data: MiningData, cand: Candidates, rows: np.ndarray) -> SecondView:
+    """BM25 (k1 1.5, b 0.75, English stop words; document frequencies and lengths over the involved
+    documents) of each candidate and each known positive: only those pairs are scored, no second
+    retrieval over the corpus."""
+    sparse = require("scipy.sparse")
+    built = _memo(data.corpus, "bm25", rows, lambda: _bm25_weights(data, rows))
+    if built is None:  # empty vocabulary: no lexical signal
+        zero = sparse.csr_matrix((max(len(rows), 1), 1))
+        view = _view_of_pairs(sparse.csr_matrix((len(data.queries), 1)), zero, rows, data, cand)
+        view.name = "lexical"
+        return view
+    vec, w = built
     q = vec.transform(data.queries.texts).tocsr().astype(np.float64)
-    view = _view_of_pairs(q, w.tocsr(), rows, data, cand)
+    view = _view_of_pairs(q, w, rows, data, cand)
     view.name = "lexical"
     return view
 
@@ -433,10 +482,9 @@ def second_view(data: MiningData, cand: Candidates, tfidf: TextVectors | None = 
                 doc_embeddings: np.ndarray | None = None) -> SecondView:
     """The view of the data that differs from the miner's: ``lexical`` (BM25 of the candidates
     only) when the miner is dense (``doc_embeddings`` given), else ``latent`` (LSA cosine)."""
-    tfidf = tfidf if tfidf is not None else _tfidf(data, cand)
     if doc_embeddings is not None:
-        return _lexical_view(data, cand, tfidf.rows)
-    return _latent_view(data, cand, tfidf)
+        return _lexical_view(data, cand, tfidf.rows if tfidf is not None else involved_rows(data, cand))
+    return _latent_view(data, cand, tfidf if tfidf is not None else _tfidf(data, cand))
 
 
 def _second_view_features(out: np.ndarray, view: SecondView, known: np.ndarray, data: MiningData,
@@ -469,7 +517,7 @@ def _second_view_features(out: np.ndarray, view: SecondView, known: np.ndarray, 
 
 
 def features(data: MiningData, cand: Candidates, known: np.ndarray, tfidf: TextVectors,
-             doc_embeddings: np.ndarray | None = None, view: SecondView | None = None,
+             doc_embeddings: np.ndarray | DenseRows | None = None, view: SecondView | None = None,
              beyond_query: bool = False) -> np.ndarray:
     """``float32[n_queries, k, F]`` features of every cell against the known positives
     ``known bool[n_pairs]`` (a mask over ``data.positives``); padding rows are 0, and so are the
@@ -509,7 +557,9 @@ def features(data: MiningData, cand: Candidates, known: np.ndarray, tfidf: TextV
     if len(cell_q):
         cell_doc = ids[cell_q, cell_c]
         spaces: list[Any] = [_Space(tfidf.matrix, tfidf.rows, dense=False)]
-        if doc_embeddings is not None:
+        if isinstance(doc_embeddings, DenseRows):
+            spaces.append(_Space(doc_embeddings.matrix, doc_embeddings.rows, dense=True))
+        elif doc_embeddings is not None:
             spaces.append(_Space(doc_embeddings, None, dense=True))
         if beyond_query:
             spaces.append(_BeyondQuery(tfidf, data))
@@ -607,34 +657,38 @@ class Detector:
         return pipe.make_pipeline(pre.StandardScaler(), lm.LogisticRegression(C=1.0, max_iter=1000))
 
     def fit_predict(self, data: MiningData, cand: Candidates, *, seed: int = 0,
-                    doc_embeddings: np.ndarray | None = None) -> Detection:
+                    doc_embeddings: np.ndarray | None = None, tfidf: TextVectors | None = None,
+                    view: SecondView | None = None) -> Detection:
         """Cross-fitted false-negative probabilities of every candidate cell.
 
         One model per fold, fitted on the pseudo-hidden positives of every mechanism of
         ``self.mechanisms`` (``random``: a seeded half; ``pool``: the half the second view ranks
         lowest), each with its features against its own pseudo-visible half; the prediction
-        averages the views of every mechanism."""
+        averages the views of every mechanism. ``tfidf`` and ``view`` (aligned with ``data``) may
+        be given already computed on a superset of the documents — the calibration passes those of
+        the run's data, so that its detectors and the run's see the same spaces."""
         metrics = require("sklearn.metrics")
         n_q, k = cand.ids.shape
-        tfidf = _tfidf(data, cand)
-        view = second_view(data, cand, tfidf, doc_embeddings)
+        tfidf = tfidf if tfidf is not None else _tfidf(data, cand)
+        view = view if view is not None else second_view(data, cand, tfidf, doc_embeddings)
         all_known = np.ones(len(data.positives.indices), dtype=bool)
         qp = data.positives.query_of_pair()
         halves = self.view == "halves"
         used = self.features if self.features is not None else auto_features(doc_embeddings is not None)
+        emb = None if doc_embeddings is None else DenseRows(np.asarray(doc_embeddings[tfidf.rows], np.float32),
+                                                            tfidf.rows)
         cols = np.array([FEATURES.index(f) for f in used])
         beyond = any(f in BEYOND_QUERY_FEATURES for f in used)
         per_mech = []  # (name, features to train on, features against the other half, labels)
         for mech in self.mechanisms:
             hidden = pseudo_hide(data, seed, merit=view.positives if mech == "pool" else None)
-            x_train = features(data, cand, ~hidden, tfidf, doc_embeddings, view, beyond)[..., cols]
+            x_train = features(data, cand, ~hidden, tfidf, emb, view, beyond)[..., cols]
             # "halves": score against each half of the known positives (the view the model was
             # trained on) and average, so the probabilities do not drift with the number of known
             # positives
             split_q = np.bincount(qp[hidden], minlength=n_q) > 0
             other_half = hidden | ~split_q[qp]  # unsplit queries: all their positives
-            x_pred = features(data, cand, other_half if halves else all_known, tfidf, doc_embeddings, view,
-                              beyond)[..., cols]
+            x_pred = features(data, cand, other_half if halves else all_known, tfidf, emb, view, beyond)[..., cols]
             per_mech.append((mech, x_train, x_pred, _labels(data, cand, hidden, ~hidden), split_q))
         trainable = per_mech[0][4]
         fold = fold_of(data, self.folds, seed)
