@@ -104,7 +104,8 @@ def main() -> None:
     print(f"\npeak RSS {peak:.0f} MB")
     if args.out:
         with open(args.out, "w", encoding="utf-8") as fh:
-            json.dump({"source": data.source, "args": vars(args), "runs": runs, "peak_rss_mb": peak}, fh, indent=1)
+            json.dump({"source": data.source, "args": vars(args), "runs": runs, "peak_rss_mb": peak,
+                       "reciprocal_ranks": {k: v.round(6).tolist() for k, v in rr.items()}}, fh)
 
 
 if __name__ == "__main__":
