@@ -348,7 +348,7 @@ def calibration_splits(data: MiningData, cand: Candidates, seed: int, mechanisms
     (:func:`negmine.detector.second_view`: BM25 of the candidates for a dense miner, an LSA cosine
     otherwise) ranks lowest among them. Both salted apart from the audit's own split."""
     from negmine.audit import hide_fraction, make_split
-    from negmine.detector import pseudo_hide, second_view
+    from negmine.detector import pool_merit, pseudo_hide, second_view
 
     out: dict[str, Any] = {}
     for mech in mechanisms:
@@ -356,7 +356,8 @@ def calibration_splits(data: MiningData, cand: Candidates, seed: int, mechanisms
             out[mech] = hide_fraction(data, HIDE_FRACTION, seed ^ CALIBRATION_SALT)
         elif mech == "pool":
             view = view if view is not None else second_view(data, cand, None, doc_embeddings)
-            hide = pseudo_hide(data, seed ^ CALIBRATION_SALT, HIDE_FRACTION, merit=view.positives)
+            merit = pool_merit(data, cand.positive_scores, view.positives, "view")
+            hide = pseudo_hide(data, seed ^ CALIBRATION_SALT, HIDE_FRACTION, merit=merit)
             out[mech] = make_split(data, hide)
         else:
             raise ConfigError(f"unknown calibration mechanism {mech!r}; pick random or pool")

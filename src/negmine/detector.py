@@ -132,6 +132,31 @@ def pseudo_hide(data: MiningData, seed: int, fraction: float = 0.5, merit: np.nd
     return rank < n_hide[q]
 
 
+def pool_merit(data: MiningData, miner_scores: np.ndarray, view_scores: np.ndarray, how: str = "gap") -> np.ndarray:
+    """``float64[n_pairs]``: the merit :func:`pseudo_hide` ranks a query's known positives by under
+    the pool-like mechanism (the lowest are hidden). ``view``: the second view's score (hide what
+    it ranks lowest: the calibration's split). ``gap``: the miner's rank of the positive among the
+    query's positives minus the second view's (hide what the view ranks far below the miner: the
+    false negatives a pool misses and the miner surfaces; the detector's training labels). Ranks
+    break ties to the lower corpus row; unscored (``NaN``) positives rank last."""
+    if how not in ("view", "gap"):
+        raise ConfigError(f"unknown pool merit {how!r}; pick view or gap")
+    v = np.nan_to_num(np.asarray(view_scores, dtype=np.float64), nan=-np.inf)
+    if how == "view":
+        return v
+    pos = data.positives
+    q = pos.query_of_pair()
+    m = np.nan_to_num(np.asarray(miner_scores, dtype=np.float64), nan=-np.inf)
+
+    def rank(x: np.ndarray) -> np.ndarray:
+        order = np.lexsort((pos.indices, -x, q))
+        r = np.empty(len(q), dtype=np.float64)
+        r[order] = np.arange(len(q)) - pos.indptr[q[order]]
+        return r
+
+    return rank(m) - rank(v)
+
+
 def hidden_counts(counts: np.ndarray, fraction: float = 0.5) -> np.ndarray:
     """``int64[n_queries]``: how many of each query's ``counts`` known positives
     :func:`pseudo_hide` hides (``fraction`` rounded, at least one and at most all but one; none
@@ -681,7 +706,8 @@ class Detector:
         beyond = any(f in BEYOND_QUERY_FEATURES for f in used)
         per_mech = []  # (name, features to train on, features against the other half, labels)
         for mech in self.mechanisms:
-            hidden = pseudo_hide(data, seed, merit=view.positives if mech == "pool" else None)
+            merit = pool_merit(data, cand.positive_scores, view.positives, "gap") if mech == "pool" else None
+            hidden = pseudo_hide(data, seed, merit=merit)
             x_train = features(data, cand, ~hidden, tfidf, emb, view, beyond)[..., cols]
             # "halves": score against each half of the known positives (the view the model was
             # trained on) and average, so the probabilities do not drift with the number of known

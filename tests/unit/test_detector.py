@@ -314,3 +314,23 @@ def test_tfidf_beyond_the_query_leaves_the_querys_words_out():
     assert want[0] > 0 and want[1] == 0  # "crust" is shared beyond the query; "juice" is not
     assert x[0, 1, 0] > 0  # while the plain TF-IDF cosine still sees the shared query word
     np.testing.assert_allclose(x[0, :, i + 1], want, atol=1e-6)  # one positive: mean = max
+
+
+def test_pool_merit_by_hand():
+    """``gap``: the miner's rank among the query's positives minus the second view's; the positive
+    the view ranks far below the miner has the lowest merit (hidden first). ``view``: the view's
+    score itself; unscored positives rank last."""
+    from negmine.detector import pool_merit
+
+    corpus = Corpus(ids=[f"d{i}" for i in range(4)], texts=["x"] * 4)
+    pos = Qrels.from_pairs(1, np.zeros(4, np.int64), np.arange(4))
+    data = MiningData(corpus, Queries(ids=["q"], texts=["x"]), pos, pos)
+    miner = np.array([0.9, 0.8, 0.7, 0.6])  # miner ranks d0 d1 d2 d3
+    view = np.array([1.0, 5.0, 4.0, 3.0])  # view ranks d1 d2 d3 d0: d0 is the one it misses
+    np.testing.assert_array_equal(pool_merit(data, miner, view, "gap"), [0 - 3, 1 - 0, 2 - 1, 3 - 2])
+    np.testing.assert_array_equal(pool_merit(data, miner, view, "view"), view)
+    assert pool_merit(data, miner, np.array([1.0, np.nan, 4.0, 3.0]), "view")[1] == -np.inf
+    h = pseudo_hide(data, 0, merit=pool_merit(data, miner, view, "gap"))
+    assert h[0] and h.sum() == 2  # d0 (merit -3) first, then one of the tied d1, d2, d3 (merit 1) by hash
+    with pytest.raises(ConfigError, match="pool merit"):
+        pool_merit(data, miner, view, "depth")
