@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ import numpy as np
 
 from negmine._optional import require
 from negmine.errors import ConfigError, DataError
+from negmine.retrievers.embedding import EmbeddingRetriever
 from negmine.types import Candidates, MiningData, ScoreMatrix
 
 __all__ = ["OUTPUT_FORMATS", "mine_hard_negatives"]
@@ -80,9 +82,15 @@ def _columns(dataset: Any, anchor: str | None, positive: str | None) -> tuple[st
     return anchor, positive
 
 
+#: a fixed text whose embedding fingerprints a model that has no weights to hash (``state_dict``)
+FINGERPRINT_PROBE = "negmine fingerprint probe: the quick brown fox jumps over the lazy dog"
+
+
 class ModelEncoder:
-    """A loaded ``SentenceTransformer`` as a negmine :class:`~negmine.encoders.base.Encoder`:
-    ``encode_query``/``encode_document`` with the peer's prompts, always normalised."""
+    """A loaded model as a negmine :class:`~negmine.encoders.base.Encoder`: a
+    ``SentenceTransformer`` (``encode_query``/``encode_document`` with the peer's prompts, always
+    normalised) or any object with ``encode`` (a wrapper around an embedding API, a duck-typed
+    model), called with the peer's arguments."""
 
     normalize = True
 
@@ -94,26 +102,130 @@ class ModelEncoder:
         self.batch_size = batch_size
         self._fingerprint: str | None = None
 
-    def identity(self, kind: str) -> str:
-        if self._fingerprint is None:  # names, shapes and the first bytes of every weight: cheap, stable
+    def fingerprint(self) -> str:
+        """What identifies the model's embeddings: the names, shapes and first bytes of every
+        weight when it has a ``state_dict()`` (cheap, stable); otherwise its class and the
+        embedding of :data:`FINGERPRINT_PROBE` (one call: a model that embeds the probe alike
+        embeds alike as far as a cache can tell)."""
+        if self._fingerprint is None:
             h = hashlib.sha256()
-            for name, p in self.model.state_dict().items():
-                arr = p.detach().cpu().reshape(-1)[:1024].float().numpy()
-                h.update(f"{name}{tuple(p.shape)}".encode())
-                h.update(arr.tobytes())
+            state = getattr(self.model, "state_dict", None)
+            if callable(state):
+                for name, p in state().items():
+                    arr = p.detach().cpu().reshape(-1)[:1024].float().numpy()
+                    h.update(f"{name}{tuple(p.shape)}".encode())
+                    h.update(arr.tobytes())
+            else:
+                cls = type(self.model)
+                h.update(f"{cls.__module__}.{cls.__qualname__}".encode())
+                h.update(np.ascontiguousarray(self._encode([FINGERPRINT_PROBE], "document", None, None)).tobytes())
             self._fingerprint = h.hexdigest()[:16]
+        return self._fingerprint
+
+    def identity(self, kind: str) -> str:
         base = getattr(getattr(self.model, "model_card_data", None), "base_model", None) or "model"
         name, prompt = self.prompts[kind]
-        return f"st-object:{base}:{self._fingerprint}:prompt_name={name!r}:prompt={prompt!r}:normalize=True"
+        return f"st-object:{base}:{self.fingerprint()}:prompt_name={name!r}:prompt={prompt!r}:normalize=True"
 
     def encode(self, texts: Sequence[str], kind: str) -> np.ndarray:
         name, prompt = self.prompts[kind]
-        fn = self.model.encode_query if kind == "query" else self.model.encode_document
+        return self._encode(texts, kind, name, prompt)
+
+    def _encode(self, texts: Sequence[str], kind: str, name: str | None, prompt: str | None) -> np.ndarray:
+        fn = getattr(self.model, "encode_query" if kind == "query" else "encode_document", None)
+        if not callable(fn):
+            fn = self.model.encode
         from negmine._progress import enabled
 
         out = fn(list(texts), batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True,
                  show_progress_bar=enabled() and len(texts) > self.batch_size, prompt_name=name, prompt=prompt)
+        if hasattr(out, "detach"):  # a model that returns a tensor despite convert_to_numpy
+            out = out.detach().cpu().numpy()
         return np.asarray(out, dtype=np.float32)
+
+
+def similarity_name(model: Any) -> str | None:
+    """How the peer would score ``model``'s embeddings: its ``similarity_fn_name`` (a
+    SentenceTransformer: ``cosine``, ``dot``, ``euclidean``, ``manhattan``), ``"model.similarity"``
+    for another object with a ``similarity`` method, ``None`` for one without (the peer cannot run
+    it; negmine uses the inner product of the normalised embeddings)."""
+    name = getattr(model, "similarity_fn_name", None)
+    if isinstance(name, str):
+        return name
+    value = getattr(name, "value", None)  # a SimilarityFunction
+    if value is not None:
+        return str(value)
+    return "model.similarity" if callable(getattr(model, "similarity", None)) else None
+
+
+class ModelSimilarity(EmbeddingRetriever):
+    """Exact search with the model's own ``similarity`` (e.g. ``euclidean``: ``-||q - d||``,
+    ``manhattan``: ``-||q - d||₁`` on the normalised embeddings), as the peer scores: every query
+    block against the whole corpus, the top ``k`` kept with ties to the lower corpus row; cells
+    and positives scored by the same function. Used only for a similarity the inner-product
+    search cannot reproduce (``cosine``/``dot`` on normalised embeddings go through
+    :class:`~negmine.retrievers.dense.Dense`)."""
+
+    name = "dense"
+    exact_search = True
+    #: scores per similarity call (query block × corpus)
+    BLOCK_CELLS = 1 << 22
+
+    def __init__(self, encoder: ModelEncoder, similarity: Any, label: str) -> None:
+        super().__init__(encoder=encoder)
+        self.similarity = similarity
+        self.label = label
+
+    def config(self) -> dict[str, Any]:
+        return {**super().config(), "similarity": self.label}
+
+    def _sim(self, q: np.ndarray, d: np.ndarray) -> np.ndarray:
+        out = self.similarity(np.ascontiguousarray(q, dtype=np.float32), np.ascontiguousarray(d, dtype=np.float32))
+        if hasattr(out, "detach"):
+            out = out.detach().cpu().numpy()
+        out = np.asarray(out, dtype=np.float32).reshape(len(q), len(d))
+        return np.where(np.isnan(out), np.float32(-np.inf), out)
+
+    def search(self, q: np.ndarray, d: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        from negmine.retrievers.base import resort
+
+        rows = max(1, self.BLOCK_CELLS // max(1, len(d)))
+        ids_out, scores_out = [], []
+        for s in range(0, len(q), rows):
+            sims = self._sim(q[s : s + rows], d)
+            ids = np.broadcast_to(np.arange(len(d), dtype=np.int64), sims.shape)
+            i, sc = resort(ids, sims, k)
+            ids_out.append(i)
+            scores_out.append(sc)
+        if not ids_out:
+            return np.zeros((0, k), np.int64), np.zeros((0, k), np.float32)
+        return np.concatenate(ids_out), np.concatenate(scores_out)
+
+    def _cells(self, q: np.ndarray, d: np.ndarray, ids: np.ndarray) -> np.ndarray:
+        out = np.full(ids.shape, -np.inf, dtype=np.float32)
+        for i in range(ids.shape[0]):
+            ok = ids[i] >= 0
+            if ok.any():
+                out[i, ok] = self._sim(q[i : i + 1], d[ids[i, ok]])[0]
+        return out
+
+    def score_cells(self, data: MiningData, ids: np.ndarray, ctx: Any = None) -> np.ndarray:
+        q, d = self.embed(data, ctx)
+        return self._cells(q, d, ids)
+
+    def candidates(self, q: np.ndarray, d: np.ndarray, ids: np.ndarray, k: int, data: MiningData,
+                   exact_scores: np.ndarray | None = None) -> Candidates:
+        from negmine.retrievers.base import resort
+
+        ids, scores = resort(ids, self._cells(q, d, ids) if exact_scores is None else exact_scores, k)
+        pos = data.positives
+        positive_scores = np.empty(len(pos.indices), dtype=np.float32)
+        for qi in range(len(pos.indptr) - 1):
+            a, b = int(pos.indptr[qi]), int(pos.indptr[qi + 1])
+            if b > a:
+                positive_scores[a:b] = self._sim(q[qi : qi + 1], d[pos.indices[a:b]])[0]
+        return Candidates(ids=ids, scores=scores, sources=(ids >= 0).astype(np.uint8), source_names=[self.name],
+                          positive_scores=positive_scores)
 
 
 class CrossEncoderObject:
@@ -252,7 +364,9 @@ def mine_hard_negatives(
     [documents], [labels] | [scores]). Column names are the input's anchor and positive columns.
 
     ``dataset`` may also be a ``save_to_disk`` directory, a jsonl/json/parquet/csv file, or a
-    ``load_dataset`` path; ``model`` a loaded ``SentenceTransformer`` or a model name/path.
+    ``load_dataset`` path; ``model`` a loaded ``SentenceTransformer``, a model name/path, or any
+    object with ``encode`` (and optionally ``similarity``; without ``state_dict()`` it is
+    fingerprinted by its class and the embedding of :data:`FINGERPRINT_PROBE`).
     ``prompt_name`` sets ``query_prompt_name`` when that is not given.
 
     Semantics follow the peer, not negmine's own defaults:
@@ -265,13 +379,19 @@ def mine_hard_negatives(
       query's lowest positive; near-duplicates of a positive are *not* removed (only identical
       texts, which the peer de-duplicates);
     - with a ``cross_encoder`` and a margin/score filter, candidates are rescored, filtered,
-      ordered and reported with the cross-encoder's scores, as the peer does.
+      ordered and reported with the cross-encoder's scores, as the peer does;
+    - scores are the model's similarity: ``cosine``/``dot`` by the exact inner-product search
+      (the embeddings are normalised), ``euclidean``/``manhattan`` or an object's own
+      ``similarity`` through ``model.similarity`` (:class:`ModelSimilarity`);
+    - a shortfall logs the peer's hint at WARNING ("Could not find enough negatives for N
+      samples ..."), whatever ``verbose`` says.
 
     Where the peer cannot be followed: ``sampling_strategy="random"`` is seeded by ``seed``
     (position-free, reproducible) where the peer uses the global ``random`` state;
     ``include_positives=True`` is refused (negmine never makes a positive a negative);
     ``use_faiss``/``faiss_batch_size``/``use_multi_process`` are accepted and ignored (the exact
-    search returns the neighbours a flat FAISS index would); ``verbose`` logs instead of printing.
+    search returns the neighbours a flat FAISS index would); ``verbose`` logs instead of printing;
+    an object without ``similarity`` is scored by the inner product of its normalised embeddings.
     """
     from negmine.data import from_pairs
     from negmine.pipeline import mine
@@ -294,8 +414,10 @@ def mine_hard_negatives(
         raise ConfigError("include_positives=True is not supported: negmine never makes a positive a negative")
     if faiss_batch_size <= 0:
         raise ConfigError(f"faiss_batch_size must be a positive integer, got {faiss_batch_size}")
-    if isinstance(num_negatives, bool) or not isinstance(num_negatives, int) or num_negatives < 1:
-        raise ConfigError(f"num_negatives must be a positive integer, got {num_negatives!r}")
+    if isinstance(num_negatives, bool) or not isinstance(num_negatives, int):
+        raise ConfigError(f"num_negatives must be an integer, got num_negatives={num_negatives!r}.")
+    if num_negatives < 1:  # the peer's words
+        raise ConfigError(f"num_negatives must be at least 1, got num_negatives={num_negatives}.")
     query_prompt_name = query_prompt_name if query_prompt_name is not None else prompt_name
 
     ds = _as_dataset(dataset)
@@ -306,7 +428,9 @@ def mine_hard_negatives(
         by_anchor.setdefault(a, [])
         if p not in by_anchor[a]:
             by_anchor[a].append(p)
-    max_positives = max(len(v) for v in by_anchor.values())
+    # the peer counts rows per anchor, a repeated (anchor, positive) row included: its default
+    # range_max and its candidate count (range_max + max_positives + 1) follow that count
+    max_positives = max(Counter(anchors).values())
 
     filtering = any(x is not None for x in (absolute_margin, relative_margin, max_score)) or (
         cross_encoder is not None and min_score is not None)
@@ -335,8 +459,11 @@ def mine_hard_negatives(
                               source=source)
     scorers = [CrossEncoderObject(cross_encoder, batch_size)] if source == "cross-encoder" else []
     sampler: Top | Random = Top() if top else Random()
-    result = mine(data, Dense(encoder=encoder), [selection], sampler, num_negatives, seed,
-                  depth=range_max + max_positives, near_duplicates=False, cache_dir=cache_folder, scorers=scorers)
+    sim = similarity_name(model)
+    retriever: Any = Dense(encoder=encoder) if sim in (None, "cosine", "dot") else ModelSimilarity(
+        encoder, model.similarity, sim)
+    result = mine(data, retriever, [selection], sampler, num_negatives, seed,
+                  depth=range_max + max_positives + 1, near_duplicates=False, cache_dir=cache_folder, scorers=scorers)
 
     neg_rows, neg_scores = _chosen(result, source)
     pos_scores = _positive_scores(result, source)
@@ -347,7 +474,32 @@ def mine_hard_negatives(
     if verbose:
         log.info("mine_hard_negatives: %d rows (%s) for %d anchors", len(columns[anchor_col]), output_format,
                  len(by_anchor))
+    rows = len(columns[anchor_col])
+    n_pairs = sum(len(v) for v in by_anchor.values())
+    possible = {"triplet": n_pairs * num_negatives, "labeled-pair": len(by_anchor) * num_negatives + len(ds)}.get(
+        output_format, n_pairs)
+    _warn_shortfall(possible - rows, possible, range_min=range_min, absolute_margin=absolute_margin,
+                    relative_margin=relative_margin, max_score=max_score)
     return require("datasets").Dataset.from_dict(columns)
+
+
+def _warn_shortfall(missing: int, possible: int, *, range_min: int, absolute_margin: float | None,
+                    relative_margin: float | None, max_score: float | None) -> None:
+    """The peer's hint when rows are missing (counted as the peer counts the rows a format could
+    have had), logged at WARNING whatever ``verbose`` says: a shortfall is always reported."""
+    if missing <= 0 or possible <= 0:
+        return
+    solutions = ["range_max"]
+    if range_min > 0:
+        solutions.append("range_min")
+    for name, value in (("absolute_margin", absolute_margin), ("relative_margin", relative_margin),
+                        ("max_score", max_score)):
+        if value is not None:
+            solutions.append(name)
+    considerations = ", ".join(solutions[:-1]) + " and " + solutions[-1] if len(solutions) > 1 else solutions[0]
+    log.warning("Could not find enough negatives for %d samples (%.2f%%). Consider adjusting the %s parameter%s if "
+                "you'd like to find more valid negatives.", missing, 100 * missing / possible, considerations,
+                "s" if len(solutions) > 1 else "")
 
 
 def _chosen(result: Any, source: str) -> tuple[list[list[int]], list[list[float]]]:

@@ -34,13 +34,19 @@ class EmbeddingCache:
         self.directory = Path(directory)
 
     def key(self, encoder: Encoder, kind: Kind, texts: Sequence[str]) -> str:
+        """``query_embeddings_<hash>`` or ``corpus_embeddings_<hash>`` (the names
+        sentence-transformers' ``cache_folder`` uses, so either reader recognises the files)."""
         raw = f"{encoder.identity(kind)}\x00{kind}\x00{texts_fingerprint(texts)}"
-        return hashlib.sha256(raw.encode()).hexdigest()[:32]
+        prefix = "query" if kind == "query" else "corpus"
+        return f"{prefix}_embeddings_{hashlib.sha256(raw.encode()).hexdigest()[:32]}"
 
     def load(self, key: str, n: int) -> np.ndarray | None:
         path = self.directory / f"{key}.npy"
         if not path.is_file():
-            return None
+            legacy = self.directory / f"{key.rsplit('_', 1)[-1]}.npy"  # entries of earlier versions: bare hash
+            if "_embeddings_" not in key or not legacy.is_file():
+                return None
+            path = legacy
         try:
             arr = np.load(path, mmap_mode="r")
         except (OSError, ValueError):
