@@ -112,7 +112,7 @@ REFERENCES = ("min", "mean", "max", "pair")
 #: how the calibration hides known positives to measure each policy (module doc, "Missingness")
 MECHANISMS = ("random", "pool")
 MARGINS: tuple[float | None, ...] = (None, 0.0, 0.05, 0.1)
-DETECTOR_THRESHOLDS: tuple[float | None, ...] = (None, 0.5, 0.2, 0.1, 0.05, 0.04, 0.03, 0.025, 0.02)
+DETECTOR_THRESHOLDS: tuple[float | None, ...] = (None, 0.5, 0.2, 0.1, 0.05, 0.045, 0.04, 0.035, 0.03, 0.025, 0.02)
 
 
 def make_sampler(name: str) -> Sampler:
