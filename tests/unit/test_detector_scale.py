@@ -116,4 +116,11 @@ def test_the_grid_offers_no_detector_threshold_on_pair_rows():
     grid = C.policy_grid()
     assert not any(p.reference == "pair" and p.fn_max_prob is not None for p in grid)
     assert any(p.reference == "pair" for p in grid) and any(p.fn_max_prob is not None for p in grid)
-    assert len(grid) == 300
+    # the grid is the full product less the pair x threshold cells and the reference duplicates
+    # that cannot differ (no margin, not simans-z, not pair): count them by the formula
+    refs, margins, samplers, ts = C.REFERENCES, C.MARGINS, C.SAMPLERS, C.DETECTOR_THRESHOLDS
+    free = sum(1 for m in margins for s in samplers if m is None and s != "simans-z")
+    non_pair = [r for r in refs if r != "pair"]
+    want = (len(non_pair) * len(margins) * len(samplers) - (len(non_pair) - 1) * free) * len(ts)
+    want += len(margins) * len(samplers) * ("pair" in refs)
+    assert len(grid) == want
