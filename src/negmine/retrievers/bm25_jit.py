@@ -81,6 +81,15 @@ def _offer(heap: Any, size: int, k: int, key: Any) -> int:
     return size
 
 
+@numba.njit(inline="always")
+def _score(key: Any, val: Any, bits: Any) -> Any:
+    """The float32 score packed in the high word of ``key`` (the inverse of the order-preserving
+    map), through the one-element buffers ``val`` / ``bits`` (two views of the same 4 bytes)."""
+    hi = np.uint32(key >> np.uint64(32))
+    bits[0] = hi & np.uint32(0x7FFFFFFF) if hi & _SIGN else ~hi
+    return val[0]
+
+
 @numba.njit(parallel=True, nogil=True, cache=True)
 def _kernel(data: Any, indices: Any, indptr: Any, n_docs: int, ptr: Any, tokens: Any, k: int, cell_ptr: Any,
             cell_docs: Any, bounds: Any, keys: Any, cell_scores: Any) -> None:  # pragma: no cover - compiled
@@ -111,21 +120,32 @@ def _kernel(data: Any, indices: Any, indptr: Any, n_docs: int, ptr: Any, tokens:
                         n_touched += 1
                     acc[d] += data[j]
             size = 0
+            floor = -np.inf  # the root's score once the heap is full: lower scores cannot enter
             if dense:  # every row, an untouched one scoring 0.0 as in the numpy path
                 for d in range(n_docs):
-                    val[0] = acc[d] + np.float32(0.0)  # -0.0 as +0.0
+                    x = acc[d]
+                    if x < floor:
+                        continue
+                    val[0] = x + np.float32(0.0)  # -0.0 as +0.0
                     b = bits[0]
                     hi = ~b if b & _SIGN else b | _SIGN
                     key = (np.uint64(hi) << np.uint64(32)) | (_LOW - np.uint64(d))
                     if size < k or key > heap[0]:
                         size = _offer(heap, size, k, key)
+                        if size == k:
+                            floor = _score(heap[0], val, bits)
             else:
                 for i in range(n_touched):
                     d = touched[i]
-                    val[0] = acc[d] + np.float32(0.0)  # -0.0 as +0.0
+                    x = acc[d]
+                    if x < floor:
+                        continue
+                    val[0] = x + np.float32(0.0)  # -0.0 as +0.0
                     b = bits[0]
                     hi = ~b if b & _SIGN else b | _SIGN
                     size = _offer(heap, size, k, (np.uint64(hi) << np.uint64(32)) | (_LOW - np.uint64(d)))
+                    if size == k:
+                        floor = _score(heap[0], val, bits)
                 # the unmatched documents score 0.0: only the k lowest rows of them can enter
                 zero_key = np.uint64(_SIGN) << np.uint64(32)
                 found, r = 0, 0
