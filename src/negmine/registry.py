@@ -323,3 +323,38 @@ FAMILIES: dict[str, Registry] = {
     "scorers": scorers,
     "formats": formats,
 }
+
+
+def check_declared(options: dict[str, Option], key: str, value: Any, where: str, *, required: bool = True) -> Any:
+    """``value`` checked against the declaration ``options[key]`` (a one-line
+    :class:`~negmine.errors.ConfigError` naming ``where`` and the option otherwise); ``None`` is
+    refused unless ``required=False`` (then it means "not set" and is returned as is)."""
+    if value is None and required:
+        raise ConfigError(f"{where}: option {key} needs a value ({options[key].help}), got None")
+    return options[key].check(value, where, name=key)
+
+
+def parse_declared_list(options: dict[str, Option], raw: str, element: str | None, flag: str) -> list[Any]:
+    """The items of a comma-separated ``flag``, each checked against ``options[element]``
+    (``None``: any non-empty string); an empty list (nothing to do) or a repeated item is an error."""
+    spec_of_flag = options.get(flag[2:].replace("-", "_"))
+    example = str(spec_of_flag.default) if spec_of_flag is not None and spec_of_flag.default else "a,b"
+    items = [x.strip() for x in (raw or "").split(",") if x.strip()]
+    if not items:
+        raise ConfigError(f"{flag} {raw!r} names nothing; give a comma-separated list, e.g. {flag} {example}")
+    if element is None:
+        return items
+    spec = options[element]
+    out = []
+    for x in items:
+        value: Any = x
+        if spec.type in (int, float):
+            try:
+                value = spec.type(x)
+            except ValueError:
+                raise ConfigError(f"{flag}: cannot read {x!r} as {'an integer' if spec.type is int else 'a number'}; "
+                                  f"give a comma-separated list, e.g. {flag} {example}") from None
+        out.append(spec.check(value, flag, name=f"{flag} item"))
+    if len(set(out)) != len(out):
+        raise ConfigError(f"{flag} {raw!r} names an item twice; list each once")
+    return out

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from negmine import registry
 from negmine.errors import ConfigError
 from negmine.registry import Option
 
@@ -104,35 +105,14 @@ REQUIRED: dict[str, tuple[str, ...]] = {"mine": ("out",), "audit": (), "compare"
 
 
 def check(key: str, value: Any, where: str, *, required: bool = True) -> Any:
-    """``value`` checked against the declaration of option ``key`` (a one-line
-    :class:`~negmine.errors.ConfigError` naming ``where`` and the option otherwise); ``None`` is
-    refused unless ``required=False`` (then it means "not set" and is returned as is)."""
-    if value is None and required:
-        raise ConfigError(f"{where}: option {key} needs a value ({OPTIONS[key].help}), got None")
-    return OPTIONS[key].check(value, where, name=key)
+    """``value`` checked against the declaration of option ``key`` (see
+    :func:`negmine.registry.check_declared`)."""
+    return registry.check_declared(OPTIONS, key, value, where, required=required)
 
 
 def parse_list(raw: str, element: str, flag: str) -> list[Any]:
-    """The items of a comma-separated flag, each checked against option ``element``; an empty
-    list or a repeated item is an error."""
-    items = [x.strip() for x in (raw or "").split(",") if x.strip()]
-    example = OPTIONS[flag[2:].replace("-", "_")].default
-    if not items:
-        raise ConfigError(f"{flag} {raw!r} names nothing; give a comma-separated list, e.g. {flag} {example}")
-    spec = OPTIONS[element]
-    out = []
-    for x in items:
-        value: Any = x
-        if spec.type is int:
-            try:
-                value = int(x)
-            except ValueError:
-                raise ConfigError(f"{flag}: cannot read {x!r} as an integer; give a comma-separated list, e.g. "
-                                  f"{flag} {example}") from None
-        out.append(spec.check(value, flag, name=f"{flag} item"))
-    if len(set(out)) != len(out):
-        raise ConfigError(f"{flag} {raw!r} names an item twice; list each once")
-    return out
+    """The checked items of a comma-separated flag (see :func:`negmine.registry.parse_declared_list`)."""
+    return registry.parse_declared_list(OPTIONS, raw, element, flag)
 
 
 def check_model(name: str, where: str = "--model") -> str:

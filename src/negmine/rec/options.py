@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from negmine import registry
 from negmine.errors import ConfigError
 from negmine.registry import Option
 
@@ -159,42 +160,14 @@ REQUIRED: dict[str, tuple[str, ...]] = {"mine": ("interactions", "out"), "audit"
 
 
 def check(key: str, value: Any, where: str, *, required: bool = True) -> Any:
-    """``value`` checked against the declaration of option ``key`` (a one-line
-    :class:`~negmine.errors.ConfigError` naming ``where`` and the option otherwise); ``None`` is
-    refused unless ``required=False`` (then it means "not set" and is returned as is)."""
-    if value is None and required:
-        raise ConfigError(f"{where}: option {key} needs a value ({OPTIONS[key].help}), got None")
-    return OPTIONS[key].check(value, where, name=key)
+    """``value`` checked against the declaration of option ``key`` (see
+    :func:`negmine.registry.check_declared`)."""
+    return registry.check_declared(OPTIONS, key, value, where, required=required)
 
 
 def parse_list(raw: str, element: str | None, flag: str) -> list[Any]:
-    """The items of a comma-separated flag, each checked against option ``element`` (``None``:
-    any non-empty string); an empty list is an error (there would be nothing to do)."""
-    items = [x.strip() for x in (raw or "").split(",") if x.strip()]
-    if not items:
-        raise ConfigError(f"{flag} {raw!r} names nothing; give a comma-separated list, e.g. "
-                          f"{flag} {_example(flag)}")
-    if element is None:
-        return items
-    spec = OPTIONS[element]
-    out = []
-    for x in items:
-        value: Any = x
-        if spec.type in (int, float):
-            try:
-                value = spec.type(x)
-            except ValueError:
-                raise ConfigError(f"{flag}: cannot read {x!r} as {'an integer' if spec.type is int else 'a number'}; "
-                                  f"give a comma-separated list, e.g. {flag} {_example(flag)}") from None
-        out.append(spec.check(value, flag, name=f"{flag} item"))
-    if len(set(out)) != len(out):
-        raise ConfigError(f"{flag} {raw!r} names an item twice; list each once")
-    return out
-
-
-def _example(flag: str) -> str:
-    spec = OPTIONS.get(flag[2:].replace("-", "_"))
-    return str(spec.default) if spec is not None and spec.default else "a,b"
+    """The checked items of a comma-separated flag (see :func:`negmine.registry.parse_declared_list`)."""
+    return registry.parse_declared_list(OPTIONS, raw, element, flag)
 
 
 def parse_mix(raw: str | None, where: str = "--mix") -> dict[str, float] | None:
