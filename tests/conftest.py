@@ -6,6 +6,7 @@ them without the function-scoped-fixture health check.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -90,3 +91,31 @@ def scifact() -> Path:
     if not (SCIFACT / "corpus.jsonl").is_file():
         pytest.skip(f"{SCIFACT} not present")
     return SCIFACT
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    """sha256 of every file under ``root`` (``"dir"`` for folders): what "nothing changed" compares."""
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir"
+            for p in sorted(root.rglob("*"))}
+
+
+@pytest.fixture
+def assert_refused(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Callable[..., None]:
+    """``assert_refused(argv, workdir, case)``: the real CLI, run in ``workdir``, exits 2 with
+    exactly one stderr line ``negmine: error: ...``, prints nothing on stdout and changes no file."""
+    from negmine.cli.main import main
+
+    def run(argv: list[str], workdir: Path, case: str) -> None:
+        monkeypatch.chdir(workdir)
+        before = snapshot(workdir)
+        try:
+            code = main(argv)
+        except SystemExit as exc:  # argparse's own refusals (an unreadable number) exit 2 with one line too
+            code = exc.code
+        out, err = capsys.readouterr()
+        lines = err.strip().splitlines()
+        assert code == 2 and out == "", (case, err)
+        assert len(lines) == 1 and lines[0].startswith("negmine: error: "), (case, err)
+        assert snapshot(workdir) == before, case
+
+    return run
