@@ -83,8 +83,7 @@ class Dense(EmbeddingRetriever):
         if len(d) >= MAX_ROWS:
             raise ValueError(f"at most {MAX_ROWS - 1} documents are supported")
         if self.device != "cpu":
-            return exact_top_k(q, d, k, lambda qs, dd, kk: search_torch_raw(qs, dd, kk, self.device,
-                                                                             self.query_block, self.doc_block))
+            return search_torch(q, d, k, self.device, self.query_block, self.doc_block)
         return exact_top_k(q, d, k, self._search_raw)
 
     def _search_raw(self, q: np.ndarray, d: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
