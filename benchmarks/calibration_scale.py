@@ -1,5 +1,5 @@
 """Calibration (``--target-fnr``, and the default policy on many-positive data) at a growing number
-of queries: wall time and peak RSS of :func:`negmine.calibrate.calibrate`, each size in its own
+of queries: wall time and peak RSS of :func:`negmine.text.calibrate.calibrate`, each size in its own
 process, optionally beside another checkout of negmine in the same run (``--reference SRC``: the
 ``src`` directory of that checkout), so the ratio is measured side by side.
 
@@ -24,10 +24,10 @@ HERE = Path(__file__).resolve().parent
 CHILD = r"""
 import json, resource, sys, time
 import numpy as np
-from negmine import calibrate as C
-from negmine.filters import ExcludePositives
-from negmine.samplers import Top
-from negmine.types import Candidates, Corpus, MiningData, Qrels, Queries
+from negmine.text import calibrate as C
+from negmine.text.filters import ExcludePositives
+from negmine.text.samplers import Top
+from negmine.text.types import Candidates, Corpus, MiningData, Qrels, Queries
 
 nq, K, NP, ND = int(sys.argv[1]), 100, 8, 50_000
 rng = np.random.default_rng(0)

@@ -3,7 +3,7 @@ row against the baseline only).
 
 For ``A:B``, the per-query nDCG@10 of each row is averaged over the seeds both rows ran (an
 untrained row has one evaluation, used with every seed of the other), and the difference of the
-means is tested with :func:`negmine.compare.permutation_test` (sign flips, 10,000 permutations,
+means is tested with :func:`negmine.text.compare.permutation_test` (sign flips, 10,000 permutations,
 seed 0) — the test ``compare.md`` uses.
 
     python benchmarks/compare_pairs.py runs/scifact dense-rm-0-05:dense-top dense-default:dense-top
@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from negmine.compare import permutation_test
+from negmine.core.stats import permutation_test
 
 METRIC = "ndcg@10"
 

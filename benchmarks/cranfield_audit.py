@@ -2,7 +2,7 @@
 
 For BM25 and dense MiniLM: hidden-positive FNR, hardness and coverage of `top` with no filter,
 relative margins 0.02 / 0.05 / 0.1, SimANS, and `--target-fnr 0.05` calibration (the policy search of
-negmine.calibrate, through negmine.mine); under two hiding
+negmine.text.calibrate, through negmine.mine); under two hiding
 schemes: (a) grades 3-4 visible to the miner, grades 1-2 hidden; (b) a seeded half of every
 query's positives hidden. Each retriever runs ONE retrieval per scheme for all settings.
 
@@ -19,10 +19,10 @@ import time
 from pathlib import Path
 
 import negmine
-from negmine import audit
-from negmine import filters as F
-from negmine import samplers as S
-from negmine.audit import Setting
+from negmine.text import audit
+from negmine.text import filters as F
+from negmine.text import samplers as S
+from negmine.text.audit import Setting
 
 HERE = Path(__file__).resolve().parent
 DEFAULT = HERE.parent.parent / "shared" / "datasets" / "cranfield"
@@ -43,8 +43,8 @@ def main() -> None:
     args = ap.parse_args()
     data = negmine.load_beir(args.dataset, "test")
     retrievers = {
-        "bm25": (negmine.retrievers.BM25(), 0.05),
-        "dense MiniLM": (negmine.retrievers.Dense("sentence-transformers/all-MiniLM-L6-v2"), 100.0),
+        "bm25": (negmine.text.retrievers.BM25(), 0.05),
+        "dense MiniLM": (negmine.text.retrievers.Dense("sentence-transformers/all-MiniLM-L6-v2"), 100.0),
     }
     schemes = {
         "grades 3-4 visible, 1-2 hidden": audit.hide_below_grade(data, 3),

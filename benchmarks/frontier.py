@@ -3,12 +3,12 @@
 Protocol (the issue's targets): hide half of each query's positives (seed 7), mine 5 negatives per
 query on what stays visible, and measure against the hidden half:
 
-- every policy of :func:`negmine.calibrate.policy_grid` (reference × relative margin × sampler ×
+- every policy of :func:`negmine.text.calibrate.policy_grid` (reference × relative margin × sampler ×
   detector threshold; the detector fitted, cross-fitted, on the visible positives only): HP-FNR
   with its query-clustered 95% interval, coverage (share of rows with all 5 negatives) and the mean
   raw rank of the negatives;
-- the default: :func:`negmine.calibrate.default_policy` on the visible data, i.e.
-  :func:`negmine.calibrate.calibrate` to HP-FNR <= 0.10 with coverage >= 0.90, which itself hides
+- the default: :func:`negmine.text.calibrate.default_policy` on the visible data, i.e.
+  :func:`negmine.text.calibrate.calibrate` to HP-FNR <= 0.10 with coverage >= 0.90, which itself hides
   half of the *visible* positives again (it never sees the audit's hidden half); the policy it
   picks is then measured on the audit's hidden half, as mining would use it.
 
@@ -29,12 +29,12 @@ from pathlib import Path
 from typing import Any
 
 import negmine
-from negmine import audit
-from negmine import calibrate as C
-from negmine.filters import ExcludePositives
-from negmine.pipeline import resolve_depth
-from negmine.samplers import Random
-from negmine.types import RunContext
+from negmine.text import audit
+from negmine.text import calibrate as C
+from negmine.text.filters import ExcludePositives
+from negmine.text.pipeline import resolve_depth
+from negmine.text.samplers import Random
+from negmine.text.types import RunContext
 
 HERE = Path(__file__).resolve().parent
 SHARED = HERE.parent.parent / "shared" / "datasets"
@@ -53,8 +53,8 @@ def _row(label: str, s: dict[str, Any]) -> str:
 def run(dataset: str, retriever_name: str, cache_dir: str) -> dict[str, Any]:
     data = negmine.load_beir(str(SHARED / dataset), "test")
     split = audit.hide_fraction(data, 0.5, SEED)
-    retriever = (negmine.retrievers.BM25() if retriever_name == "bm25"
-                 else negmine.retrievers.Dense("sentence-transformers/all-MiniLM-L6-v2"))
+    retriever = (negmine.text.retrievers.BM25() if retriever_name == "bm25"
+                 else negmine.text.retrievers.Dense("sentence-transformers/all-MiniLM-L6-v2"))
     k = resolve_depth(data, N, [ExcludePositives()], None)
     t0 = time.perf_counter()
     cand = retriever.retrieve(data, k, RunContext(cache_dir=cache_dir))
@@ -80,7 +80,7 @@ def run(dataset: str, retriever_name: str, cache_dir: str) -> dict[str, Any]:
                            "default": default}
     if default["calibrate"]:
         t0 = time.perf_counter()
-        cal = C.calibrate(vis, vcand, base, negmine.samplers.Top(), N, SEED, target_fnr=default["target_fnr"],
+        cal = C.calibrate(vis, vcand, base, negmine.text.samplers.Top(), N, SEED, target_fnr=default["target_fnr"],
                           min_coverage=default["min_coverage"], doc_embeddings=doc_emb)
         out["calibrate_s"] = time.perf_counter() - t0
         rec = cal.record
@@ -118,8 +118,8 @@ def _through_filters(cal: Any, vis: Any, vcand: Any, hidden: Any, doc_emb: Any) 
     detector filter fits its own detector) and sampler, on the reference it names."""
     import numpy as np
 
-    from negmine.filters import FilterInput, expand_pairs
-    from negmine.samplers import SampleInput, select, string_keys
+    from negmine.text.filters import FilterInput, expand_pairs
+    from negmine.text.samplers import SampleInput, select, string_keys
 
     data, cand, qrow = vis, vcand, np.arange(len(vis.queries))
     if cal.reference == "pair":
@@ -145,7 +145,7 @@ def _through_filters(cal: Any, vis: Any, vcand: Any, hidden: Any, doc_emb: Any) 
 
 
 def _mine_random(vis: Any, vcand: Any) -> Any:
-    from negmine.pipeline import choose
+    from negmine.text.pipeline import choose
 
     return choose(vis, vcand, [ExcludePositives()], Random(), N, SEED, config={})
 

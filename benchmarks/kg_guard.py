@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from negmine.audit import wilson
+from negmine.core.stats import wilson
 from negmine.kg import load_dataset, load_triples
 from negmine.kg.data import triple_keys
 from negmine.kg.evaluation import all_scores, hardness_percentile

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from negmine.compare import permutation_test
+from negmine.core.stats import permutation_test
 from negmine.kg import load_dataset, load_triples
 from negmine.kg.evaluation import all_scores, filtered_ranks, rank_metrics
 from negmine.kg.samplers import known_keys

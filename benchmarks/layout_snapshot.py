@@ -10,6 +10,10 @@ absolute paths of the temporary directory) are masked before hashing; everything
     python benchmarks/layout_snapshot.py --out before.json          # on the old layout
     python benchmarks/layout_snapshot.py --out after.json           # on the new one
     python benchmarks/layout_snapshot.py --diff before.json after.json
+    python benchmarks/layout_snapshot.py --only kg --out kg.json && ... --only kg --diff before.json kg.json
+
+Several people sharing a machine: wrap it in ``flock /tmp/negmine-layout.lock`` (one fixed work
+directory).
 """
 
 from __future__ import annotations
@@ -159,19 +163,27 @@ def fingerprint(path: Path) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def snapshot(w: Path) -> dict[str, str]:
-    """Run everything in ``w`` (emptied first; a fixed path, since run ids and cache keys hash paths)."""
+STEPS = {"text": text_runs, "rec": rec_runs, "kg": kg_runs}
+#: the top-level output folders of each step (``--only`` compares just these)
+FOLDERS = {"text": ("text", "export", "audit", "compare", "sweep.toml"), "rec": ("rec",), "kg": ("kg",)}
+
+
+def snapshot(w: Path, only: tuple[str, ...] = tuple(STEPS)) -> dict[str, str]:
+    """Run the steps in ``w`` (emptied first; a fixed path, since run ids and cache keys hash paths)."""
     shutil.rmtree(w, ignore_errors=True)
     w.mkdir(parents=True)
-    for step in (text_runs, rec_runs, kg_runs):
-        step(w)
+    for name in only:
+        STEPS[name](w)
     skip = ("tiny-st", "tiny-st-bert", "cache", "sample")
     return {str(p.relative_to(w)): fingerprint(p) for p in sorted(w.rglob("*"))
             if p.is_file() and p.relative_to(w).parts[0] not in skip and "model" not in p.relative_to(w).parts
             and p.name != "lock"}
 
 
-def diff(before: dict[str, str], after: dict[str, str]) -> list[str]:
+def diff(before: dict[str, str], after: dict[str, str], only: tuple[str, ...] = tuple(STEPS)) -> list[str]:
+    folders = tuple(f for name in only for f in FOLDERS[name])
+    before = {k: v for k, v in before.items() if k.split("/")[0] in folders}
+    after = {k: v for k, v in after.items() if k.split("/")[0] in folders}
     lines = [f"only before: {k}" for k in sorted(before.keys() - after.keys())]
     lines += [f"only after:  {k}" for k in sorted(after.keys() - before.keys())]
     lines += [f"differs:     {k}" for k in sorted(before.keys() & after.keys()) if before[k] != after[k]]
@@ -184,14 +196,20 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("/tmp/negmine-layout"),
                         help="where the runs are written and left to inspect (emptied first; default %(default)s)")
     parser.add_argument("--diff", nargs=2, type=Path, metavar=("BEFORE", "AFTER"))
+    parser.add_argument("--only", default="text,rec,kg", help="comma-separated steps to run or compare: text, rec, kg")
     args = parser.parse_args()
+    only = tuple(x for x in args.only.split(",") if x)
+    if set(only) - set(STEPS):
+        parser.error(f"--only: unknown step(s) {sorted(set(only) - set(STEPS))}; use text, rec, kg")
     if args.diff:
-        lines = diff(*(json.loads(p.read_text()) for p in args.diff))
-        print("\n".join(lines) or f"identical: {len(json.loads(args.diff[0].read_text()))} files")
+        lines = diff(*(json.loads(p.read_text()) for p in args.diff), only=only)
+        folders = tuple(f for name in only for f in FOLDERS[name])
+        compared = [k for k in json.loads(args.diff[0].read_text()) if k.split("/")[0] in folders]
+        print("\n".join(lines) or f"identical: {len(compared)} files")
         raise SystemExit(1 if lines else 0)
     if args.out is None:
         parser.error("give --out FILE or --diff BEFORE AFTER")
-    files = snapshot(args.work)
+    files = snapshot(args.work, only)
     args.out.write_text(json.dumps(files, indent=1, sort_keys=True) + "\n")
     print(f"{len(files)} files -> {args.out}")
 

@@ -2,13 +2,13 @@
 
 For each collection (NPL, Cranfield), retriever (BM25, dense MiniLM) and holdout protocol:
 
-- ``random``: half of each query's positives hidden (seed 7; :func:`negmine.holdout.hide_fraction`);
+- ``random``: half of each query's positives hidden (seed 7; :func:`negmine.text.holdout.hide_fraction`);
 - ``pool``: only the positives BM25 (bm25s, English stop words, title + " " + text) ranks in its
   top 20 stay visible, the others are hidden; a query with none in the top 20 keeps its
-  best-ranked positive (:func:`negmine.holdout.pool_split`);
+  best-ranked positive (:func:`negmine.text.holdout.pool_split`);
 
 mine 5 negatives per query on the visible positives the way ``negmine mine`` does with no policy
-option (:func:`negmine.calibrate.default_policy` on the visible data, then :func:`negmine.mine` with
+option (:func:`negmine.text.calibrate.default_policy` on the visible data, then :func:`negmine.mine` with
 its default seed, 0),
 and measure against the hidden positives: HP-FNR, coverage (share of queries with all 5
 negatives), mean raw rank of the negatives; beside them the run's own estimate (the cross-fitted
@@ -18,7 +18,7 @@ interval contains the measured HP-FNR in at least 7 of 8.
 
 One retrieval per collection and retriever serves both protocols (the candidates do not depend
 on the qrels; their positive scores are re-aligned to the visible positives). The script also
-runs on a checkout without :mod:`negmine.holdout` (the "before" figures: ``PYTHONPATH=<old>/src``).
+runs on a checkout without :mod:`negmine.text.holdout` (the "before" figures: ``PYTHONPATH=<old>/src``).
 
 Usage: python benchmarks/protocols.py [--datasets npl cranfield] [--retrievers bm25 dense]
                                       [--protocols random pool] [--cache-dir DIR] [--out FILE]
@@ -35,11 +35,11 @@ from typing import Any
 import numpy as np
 
 import negmine
-from negmine import audit
-from negmine import calibrate as C
-from negmine.filters import ExcludePositives
-from negmine.pipeline import resolve_depth
-from negmine.types import RunContext
+from negmine.text import audit
+from negmine.text import calibrate as C
+from negmine.text.filters import ExcludePositives
+from negmine.text.pipeline import resolve_depth
+from negmine.text.types import RunContext
 
 HERE = Path(__file__).resolve().parent
 SHARED = HERE.parent.parent / "shared" / "datasets"
@@ -52,7 +52,7 @@ TARGET = (0.10, 0.90, 25.0)  # HP-FNR, coverage, mean raw rank
 
 def _pool_split(data: Any, pool: Any, depth: int) -> Any:
     try:
-        from negmine.holdout import pool_split
+        from negmine.text.holdout import pool_split
     except ImportError:  # an older checkout: the same rule, written out
         pos = data.positives
         n_docs = len(data.corpus)
@@ -75,15 +75,15 @@ def splits(data: Any, protocols: list[str], cache_dir: str) -> dict[str, Any]:
         if p == "random":
             out[p] = audit.hide_fraction(data, 0.5, SEED)
         else:
-            pool = negmine.retrievers.BM25().retrieve(data, POOL_DEPTH, RunContext(cache_dir=cache_dir))
+            pool = negmine.text.retrievers.BM25().retrieve(data, POOL_DEPTH, RunContext(cache_dir=cache_dir))
             out[p] = _pool_split(data, pool, POOL_DEPTH)
     return out
 
 
 def run(dataset: str, retriever_name: str, protocols: list[str], cache_dir: str) -> list[dict[str, Any]]:
     data = negmine.load_beir(str(SHARED / dataset), "test")
-    retriever = (negmine.retrievers.BM25() if retriever_name == "bm25"
-                 else negmine.retrievers.Dense("sentence-transformers/all-MiniLM-L6-v2"))
+    retriever = (negmine.text.retrievers.BM25() if retriever_name == "bm25"
+                 else negmine.text.retrievers.Dense("sentence-transformers/all-MiniLM-L6-v2"))
     k = resolve_depth(data, N, [ExcludePositives()], None)
     cand = retriever.retrieve(data, k, RunContext(cache_dir=cache_dir))
     rows = []
@@ -124,8 +124,8 @@ def run(dataset: str, retriever_name: str, protocols: list[str], cache_dir: str)
 
 
 def _preset(options: dict[str, Any]) -> dict[str, Any]:
-    from negmine.filters import RelativeMargin
-    from negmine.samplers import Top
+    from negmine.text.filters import RelativeMargin
+    from negmine.text.samplers import Top
 
     return {"filters": [RelativeMargin(options["relative_margin"])], "sampler": Top(),
             "positive_reference": options["positive_reference"]}

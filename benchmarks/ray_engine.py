@@ -80,14 +80,14 @@ def _workers_rss(stop: threading.Event, peak: dict[str, int]) -> None:
 
 def child(engine: str, kind: str, root: Path, out: Path, query_shard: int, doc_shard: int | None) -> dict[str, Any]:
     import negmine
-    from negmine.retrievers import BM25, Dense
+    from negmine.text.retrievers import BM25, Dense
 
     started = 0.0
     eng: Any = "local"
     if engine.startswith("ray"):
         import ray
 
-        from negmine.engines.ray import RayEngine
+        from negmine.text.engines.ray import RayEngine
 
         t0 = time.perf_counter()
         ray.init(address="local", num_cpus=2, log_to_driver=False, include_dashboard=False)

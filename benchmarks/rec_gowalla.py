@@ -11,7 +11,7 @@ own), trains epoch by epoch until ``--epochs`` or ``--time-limit`` seconds (no e
 that would end past it, judged by the last epoch's time), evaluates every ``--eval-every`` epochs
 and at the end, and writes its curve, its seconds per epoch (training and sampling) and its
 per-user metrics. The parent runs ``--parallel`` children at once, then tests every sampler
-against ``uniform`` (same model) with the paired sign-flip test of ``negmine.compare`` on
+against ``uniform`` (same model) with the paired sign-flip test of ``negmine.text.compare`` on
 per-user metrics averaged over the seeds (with one seed the test is across users only: it says
 nothing about seed-to-seed variation).
 
@@ -132,7 +132,7 @@ def child(args: argparse.Namespace) -> None:
 
 
 def summarise(work: Path, models: list[str], samplers: list[str], seeds: list[int]) -> dict[str, Any]:
-    from negmine.compare import permutation_test
+    from negmine.core.stats import permutation_test
 
     rows = []
     for model in models:

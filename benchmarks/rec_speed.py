@@ -42,7 +42,7 @@ FIELDS = ("user_ids", "item_ids", "users", "items", "ratings", "times", "positiv
 
 def load(dataset: str):  # type: ignore[no-untyped-def]
     from negmine.rec.data import Interactions, RecData, from_arrays, load_interactions, split_interactions
-    from negmine.types import Qrels
+    from negmine.text.types import Qrels
 
     if dataset == "ml-100k":
         inter = load_interactions(ML100K, min_rating=4, drop_users_without_positives=True)

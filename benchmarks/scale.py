@@ -166,7 +166,7 @@ def run_bm25s(beir: Path, k: int, backend: str = "numba") -> dict[str, float]:
 def run_negmine_bm25(beir: Path, k: int) -> dict[str, float]:
     """negmine end to end through the public API (load, BM25, filters, sampler, result)."""
     import negmine
-    from negmine.retrievers.bm25 import BM25
+    from negmine.text.retrievers.bm25 import BM25
 
     t0 = time.perf_counter()
     data = negmine.load_beir(beir, split="test")
@@ -188,9 +188,9 @@ def run_dense(beir: Path, k: int, n_queries: int, seed: int) -> dict[str, float]
     import faiss
 
     import negmine
-    from negmine.retrievers.base import rescore_exact, resort
-    from negmine.retrievers.dense import Dense
-    from negmine.retrievers.embedding import EXTRA
+    from negmine.text.retrievers.base import rescore_exact, resort
+    from negmine.text.retrievers.dense import Dense
+    from negmine.text.retrievers.embedding import EXTRA
 
     dpath, qpath = embeddings(beir, seed)
     d = np.load(dpath, mmap_mode="r")

@@ -4,7 +4,7 @@ measurement 3 times and prints median (min-max) and ratios.
 
 * dense: unit-norm random ``float32[n, 384]`` documents and queries in memory; the bare blocked
   sgemm (the BLAS limit: the products alone, no selection), ``faiss.knn`` (inner product) and
-  ``negmine.retrievers.Dense.search`` (exact top k, ties settled exactly), k = 100.
+  ``negmine.text.retrievers.Dense.search`` (exact top k, ties settled exactly), k = 100.
 * bm25: the synthetic Zipf corpus of ``benchmarks/scale.py``; bm25s' numpy and numba backends
   (``retrieve``, one thread, as their README) against negmine's BM25 search on the same tokens
   (numpy path; compiled path on one thread and on every core), top 100. The index is built once.
@@ -51,7 +51,7 @@ def dense(sizes: list[str], s: Session) -> None:
 def _dense_one(n_docs: int, n_q: int) -> str:
     import faiss
 
-    from negmine.retrievers import Dense
+    from negmine.text.retrievers import Dense
 
     rng = np.random.default_rng([0, n_docs])
     d, q = unit(rng, n_docs), unit(rng, n_q)
@@ -93,7 +93,7 @@ def _bm25_one(n_docs: int, n_queries: int) -> str:
     from scale import generate  # the same synthetic corpus as the scale benchmark
 
     import negmine
-    from negmine.retrievers.bm25 import BM25
+    from negmine.text.retrievers.bm25 import BM25
 
     root = generate(n_docs, n_queries, 0)
     data = negmine.load_beir(root, split="test")

@@ -5,7 +5,7 @@ negatives), draws one epoch of batches with sentence-transformers' ``BATCH_SAMPL
 random), its ``NO_DUPLICATES`` and negmine's ``MinedBatchSampler`` at several hardness values, for
 each seed, and counts the in-batch negatives (other rows' positives and negatives) that are a
 known positive of the anchor's query, or a likely false negative the run skipped for it
-(:func:`negmine.st.count_collisions`). Also the time the mined sampler takes to compose an epoch.
+(:func:`negmine.text.st.count_collisions`). Also the time the mined sampler takes to compose an epoch.
 
     python benchmarks/st_collisions.py runs/scifact-st/dense-default/seed-0/mined --batch-size 16
 """
@@ -31,9 +31,9 @@ def main(argv: list[str] | None = None) -> int:
     from sentence_transformers.base.sampler import DefaultBatchSampler, NoDuplicatesBatchSampler
     from torch.utils.data import RandomSampler
 
-    from negmine.st import MinedBatchSampler, RunIndex, count_collisions, load_run, row_keys
-    from negmine.train.rows import to_dataset, training_rows
-    from negmine.writers.mined import load_mined
+    from negmine.text.st import MinedBatchSampler, RunIndex, count_collisions, load_run, row_keys
+    from negmine.text.train.rows import to_dataset, training_rows
+    from negmine.text.writers.mined import load_mined
 
     rows, texts, _ = load_mined(args.mined)
     train_rows, counts = training_rows(rows, texts, args.num_negatives)

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from negmine.types import Corpus, MiningData, Qrels, Queries
+from negmine.text.types import Corpus, MiningData, Qrels, Queries
 
 SCIFACT = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "scifact"  # ../shared beside the checkout
 

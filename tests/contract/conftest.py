@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 import negmine
-from negmine.types import Candidates, MiningData, RunContext
+from negmine.text.types import Candidates, MiningData, RunContext
 
 os.environ.setdefault("NEGMINE_PROGRESS", "0")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -96,7 +96,7 @@ def embedding_cache(tmp_path_factory: pytest.TempPathFactory) -> str:
 def trec_run(tmp_path_factory: pytest.TempPathFactory, contract_data: MiningData) -> Path:
     """A TREC run over ``contract_data`` listing every document for every query, scored with the
     hashing encoder (so the precomputed backend can be held to the same contract)."""
-    enc = negmine.encoders.HashingEncoder(dim=256)
+    enc = negmine.text.encoders.HashingEncoder(dim=256)
     scores = enc.encode(contract_data.queries.texts, "query") @ enc.encode(contract_data.corpus.full_texts(),
                                                                           "document").T
     lines = []
@@ -121,22 +121,23 @@ class Backend:
 
 
 def _hashing() -> Any:
-    return negmine.encoders.HashingEncoder(dim=256)
+    return negmine.text.encoders.HashingEncoder(dim=256)
 
 
 BACKENDS = [
-    Backend("bm25", lambda r: negmine.retrievers.BM25()),
-    Backend("dense-hashing", lambda r: negmine.retrievers.Dense(encoder=_hashing())),
-    Backend("faiss-flat-hashing", lambda r: negmine.retrievers.Faiss(encoder=_hashing(), index="flat")),
-    Backend("faiss-hnsw-hashing", lambda r: negmine.retrievers.Faiss(encoder=_hashing(), index="hnsw"), exact=False),
-    Backend("dense-minilm", lambda r: negmine.retrievers.Dense(MINILM)),
-    Backend("faiss-flat-minilm", lambda r: negmine.retrievers.Faiss(MINILM, index="flat")),
-    Backend("precomputed", lambda r: negmine.retrievers.Precomputed(r["run"]), pads_to_k=False),
-    Backend("union-bm25-dense", lambda r: negmine.retrievers.Union(
-        [negmine.retrievers.BM25(), negmine.retrievers.Dense(encoder=_hashing())], score="dense"),
+    Backend("bm25", lambda r: negmine.text.retrievers.BM25()),
+    Backend("dense-hashing", lambda r: negmine.text.retrievers.Dense(encoder=_hashing())),
+    Backend("faiss-flat-hashing", lambda r: negmine.text.retrievers.Faiss(encoder=_hashing(), index="flat")),
+    Backend("faiss-hnsw-hashing", lambda r: negmine.text.retrievers.Faiss(encoder=_hashing(), index="hnsw"),
+            exact=False),
+    Backend("dense-minilm", lambda r: negmine.text.retrievers.Dense(MINILM)),
+    Backend("faiss-flat-minilm", lambda r: negmine.text.retrievers.Faiss(MINILM, index="flat")),
+    Backend("precomputed", lambda r: negmine.text.retrievers.Precomputed(r["run"]), pads_to_k=False),
+    Backend("union-bm25-dense", lambda r: negmine.text.retrievers.Union(
+        [negmine.text.retrievers.BM25(), negmine.text.retrievers.Dense(encoder=_hashing())], score="dense"),
         exact=False, members=2, pads_to_k=False),
-    Backend("hybrid-bm25-dense", lambda r: negmine.retrievers.Hybrid(
-        [negmine.retrievers.BM25(), negmine.retrievers.Dense(encoder=_hashing())]),
+    Backend("hybrid-bm25-dense", lambda r: negmine.text.retrievers.Hybrid(
+        [negmine.text.retrievers.BM25(), negmine.text.retrievers.Dense(encoder=_hashing())]),
         exact=False, members=2, pads_to_k=False),
 ]
 

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import negmine
-from negmine.types import Candidates, MiningData, Qrels, Queries, RunContext
+from negmine.text.types import Candidates, MiningData, Qrels, Queries, RunContext
 
 Retrieve = Callable[[MiningData, int], Candidates]
 
@@ -153,14 +153,14 @@ def test_query_order_does_not_change_a_query_s_candidates(retrieve: Retrieve, co
 # ------------------------------------------------------------------------- FAISS against exact search
 @pytest.fixture(scope="module")
 def exact_sample(sample_data: MiningData) -> dict[int, Candidates]:
-    dense = negmine.retrievers.Dense(encoder=negmine.encoders.HashingEncoder(dim=256))
+    dense = negmine.text.retrievers.Dense(encoder=negmine.text.encoders.HashingEncoder(dim=256))
     return {k: dense.retrieve(sample_data, k) for k in (5, 10, 50)}
 
 
 @pytest.mark.parametrize("k", [5, 50])
 def test_faiss_flat_equals_dense_exactly(sample_data: MiningData, exact_sample: dict[int, Candidates],
                                          k: int) -> None:
-    flat = negmine.retrievers.Faiss(encoder=negmine.encoders.HashingEncoder(dim=256), index="flat")
+    flat = negmine.text.retrievers.Faiss(encoder=negmine.text.encoders.HashingEncoder(dim=256), index="flat")
     c = flat.retrieve(sample_data, k)
     np.testing.assert_array_equal(c.ids, exact_sample[k].ids)
     np.testing.assert_array_equal(c.scores, exact_sample[k].scores)
@@ -169,9 +169,9 @@ def test_faiss_flat_equals_dense_exactly(sample_data: MiningData, exact_sample: 
 
 def test_faiss_flat_equals_dense_with_minilm(contract_data: MiningData, embedding_cache: str) -> None:
     cache = str(embedding_cache)
-    dense = negmine.retrievers.Dense("sentence-transformers/all-MiniLM-L6-v2").retrieve(contract_data, 10,
+    dense = negmine.text.retrievers.Dense("sentence-transformers/all-MiniLM-L6-v2").retrieve(contract_data, 10,
                                                                                        RunContext(cache_dir=cache))
-    flat = negmine.retrievers.Faiss("sentence-transformers/all-MiniLM-L6-v2").retrieve(contract_data, 10,
+    flat = negmine.text.retrievers.Faiss("sentence-transformers/all-MiniLM-L6-v2").retrieve(contract_data, 10,
                                                                                        RunContext(cache_dir=cache))
     np.testing.assert_array_equal(flat.ids, dense.ids)
     np.testing.assert_array_equal(flat.scores, dense.scores)
@@ -179,7 +179,7 @@ def test_faiss_flat_equals_dense_with_minilm(contract_data: MiningData, embeddin
 
 def test_hnsw_recall_against_exact_search(sample_data: MiningData, exact_sample: dict[int, Candidates]) -> None:
     k = 10
-    hnsw = negmine.retrievers.Faiss(encoder=negmine.encoders.HashingEncoder(dim=256), index="hnsw")
+    hnsw = negmine.text.retrievers.Faiss(encoder=negmine.text.encoders.HashingEncoder(dim=256), index="hnsw")
     c = hnsw.retrieve(sample_data, k)
     exact = exact_sample[k]
     hits = sum(len(set(a.tolist()) & set(b.tolist())) for a, b in zip(c.ids, exact.ids))
@@ -195,7 +195,8 @@ def test_hnsw_recall_against_exact_search(sample_data: MiningData, exact_sample:
 
 
 def test_dense_blocks_do_not_change_the_result(sample_data: MiningData, exact_sample: dict[int, Candidates]) -> None:
-    small = negmine.retrievers.Dense(encoder=negmine.encoders.HashingEncoder(dim=256), query_block=7, doc_block=13)
+    small = negmine.text.retrievers.Dense(encoder=negmine.text.encoders.HashingEncoder(dim=256), query_block=7,
+                                          doc_block=13)
     c = small.retrieve(sample_data, 10)
     np.testing.assert_array_equal(c.ids, exact_sample[10].ids)
     np.testing.assert_array_equal(c.scores, exact_sample[10].scores)

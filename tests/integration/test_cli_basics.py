@@ -286,7 +286,7 @@ def test_bars_on_a_terminal_and_none_with_quiet(tiny_beir: Path, tmp_path: Path)
 @pytest.mark.parametrize(("value", "expected"), [("0", False), ("off", False), ("no", False), ("1", True),
                                                  ("yes", True), ("on", True)])
 def test_negmine_progress_values(monkeypatch: pytest.MonkeyPatch, value: str, expected: bool) -> None:
-    from negmine import _progress
+    from negmine.core import progress as _progress
 
     monkeypatch.setenv("NEGMINE_PROGRESS", value)
     assert _progress.enabled() is expected
@@ -298,7 +298,7 @@ def test_negmine_progress_values(monkeypatch: pytest.MonkeyPatch, value: str, ex
 
 
 def test_quiet_third_party_sets_the_libraries_switches(monkeypatch: pytest.MonkeyPatch) -> None:
-    from negmine import _progress
+    from negmine.core import progress as _progress
 
     names = ("HF_HUB_DISABLE_PROGRESS_BARS", "HF_DATASETS_DISABLE_PROGRESS_BARS", "TQDM_DISABLE",
              "TRANSFORMERS_VERBOSITY", "TRANSFORMERS_NO_ADVISORY_WARNINGS")

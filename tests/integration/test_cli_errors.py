@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from negmine import registry
+from negmine.text import registry
 
 Cli = Callable[..., Any]  # the ``cli`` / ``negmine_exe`` fixtures: argv -> result (code, out, err)
 

@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import negmine
-from negmine import registry
+from negmine.text import registry
 
 Cli = Callable[..., Any]  # the ``cli`` / ``negmine_exe`` fixtures: argv -> result (code, out, err)
 
@@ -59,8 +59,8 @@ def mined(bm25_run: Path) -> list[dict[str, Any]]:
 def api_result(sample_dir: Path) -> negmine.MiningResult:
     """The same run as ``bm25_run`` through the Python API, for its candidate arrays."""
     data = negmine.load_beir(sample_dir, "train")
-    return negmine.mine(data, negmine.retrievers.BM25(), [negmine.filters.RankWindow(0, WINDOW)],
-                        negmine.samplers.Top(), N_NEG, seed=0)
+    return negmine.mine(data, negmine.text.retrievers.BM25(), [negmine.text.filters.RankWindow(0, WINDOW)],
+                        negmine.text.samplers.Top(), N_NEG, seed=0)
 
 
 @pytest.fixture(scope="module")

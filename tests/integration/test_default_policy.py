@@ -11,8 +11,8 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
-from negmine.calibrate import MIN_CALIBRATION_QUERIES
 from negmine.cli.main import main
+from negmine.text.calibrate import MIN_CALIBRATION_QUERIES
 
 pytest.importorskip("bm25s")
 pytest.importorskip("sklearn")
@@ -90,13 +90,13 @@ def test_compare_audits_each_setting_with_its_own_policy(tmp_path: Path, fs: Any
     """``negmine compare``'s audit mines the visible half as the run mined everything: a
     ``policy = "default"`` setting with the policy the default calibrates *on the visible half*,
     a ``target_fnr`` setting likewise, and a preset-like setting with its positive reference (max)."""
-    from negmine import audit as A
-    from negmine.calibrate import calibrate
-    from negmine.compare import load_sweep
-    from negmine.compare_run import Runner, _State
-    from negmine.filters import ExcludePositives, RelativeMargin
-    from negmine.pipeline import choose, resolve_depth
-    from negmine.samplers import Top
+    from negmine.text import audit as A
+    from negmine.text.calibrate import calibrate
+    from negmine.text.compare import load_sweep
+    from negmine.text.compare.run import Runner, _State
+    from negmine.text.filters import ExcludePositives, RelativeMargin
+    from negmine.text.pipeline import choose, resolve_depth
+    from negmine.text.samplers import Top
 
     beir = many_positive_beir(tmp_path / "data", fs, MIN_CALIBRATION_QUERIES + 10)
     toml = tmp_path / "sweep.toml"
@@ -166,7 +166,7 @@ def test_pair_reference_writes_one_row_per_query_and_positive(sample_dir: Path, 
 
 
 def test_the_html_report_says_which_default_policy_ran(sample_dir: Path, tmp_path: Path) -> None:
-    from negmine.report.html import render_html
+    from negmine.text.report.html import render_html
 
     assert main(["mine", "--dataset", str(sample_dir), "--num-negatives", "2", "--out", str(tmp_path / "h")]) == 0
     page = render_html(tmp_path / "h")

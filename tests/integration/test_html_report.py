@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 
 from negmine.cli.main import main
-from negmine.errors import DataError
-from negmine.rundir import sha256_file
+from negmine.core.errors import DataError
+from negmine.core.rundir import sha256_file
 
 pytest.importorskip("matplotlib")
 
@@ -64,7 +64,7 @@ def page(run_dir: Path, audit_file: Path, tmp_path_factory: pytest.TempPathFacto
 
 
 def mined(run_dir: Path) -> tuple[list[dict[str, Any]], dict[tuple[str, str], dict[str, str]], dict[str, Any]]:
-    from negmine.writers.mined import load_mined
+    from negmine.text.writers.mined import load_mined
 
     return load_mined(run_dir)
 
@@ -111,7 +111,7 @@ def test_cli_json_stays_pure_json_with_html(run_dir: Path, tmp_path: Path, capsy
 
 
 def test_cli_text_report_unchanged_without_html(run_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from negmine.report.stats import render_text
+    from negmine.text.report.stats import render_text
 
     assert main(["report", str(run_dir)]) == 0
     assert capsys.readouterr().out == render_text(json.loads((run_dir / "report.json").read_text())) + "\n"
@@ -167,7 +167,7 @@ def test_page_holds_statistics_sections_and_every_query(page: Path, run_dir: Pat
 
 
 def test_render_html_escapes_text_from_the_data(tmp_path: Path, fs: Any, sample: dict[str, Any]) -> None:
-    from negmine.report.html import render_html
+    from negmine.text.report.html import render_html
 
     evil = '<script>alert("q")</script> & <b>bold</b>'
     doc_evil = '<img src=x onerror="alert(1)"> "quoted" & <i>'
@@ -193,7 +193,7 @@ def test_render_html_escapes_text_from_the_data(tmp_path: Path, fs: Any, sample:
 
 def test_sections_for_several_retrievers_and_the_row_cap(run_dir: Path, tmp_path: Path,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    from negmine.report import html as html_report
+    from negmine.text.report import html as html_report
 
     copy = tmp_path / "run"
     shutil.copytree(run_dir, copy)
@@ -215,7 +215,7 @@ def test_sections_for_several_retrievers_and_the_row_cap(run_dir: Path, tmp_path
 
 def test_audit_json_in_the_directory_is_picked_up_and_bad_audits_are_data_errors(
         run_dir: Path, audit_file: Path, tmp_path: Path) -> None:
-    from negmine.report.html import render_html
+    from negmine.text.report.html import render_html
 
     copy = tmp_path / "run"
     shutil.copytree(run_dir, copy)

@@ -32,7 +32,7 @@ def heavy_modules_after(code: str, tmp_path: Path) -> list[str]:
 
 def test_the_probe_sees_heavy_imports(tmp_path: Path) -> None:
     """The check can fail: importing a backend module does show up."""
-    assert "bm25s" in heavy_modules_after("import negmine.retrievers.bm25; import bm25s", tmp_path)
+    assert "bm25s" in heavy_modules_after("import negmine.text.retrievers.bm25; import bm25s", tmp_path)
     assert "pyarrow" in heavy_modules_after("import pyarrow", tmp_path)
 
 
@@ -40,12 +40,13 @@ def test_the_probe_sees_heavy_imports(tmp_path: Path) -> None:
     "code",
     [
         "import negmine",
-        "import negmine.retrievers, negmine.filters, negmine.samplers, negmine.encoders",
-        "import negmine; negmine.retrievers.BM25; negmine.retrievers.Dense; negmine.retrievers.Faiss",
-        "import negmine.pipeline, negmine.data, negmine.writers, negmine.report, negmine.registry, negmine.options",
+        "import negmine.text.retrievers, negmine.text.filters, negmine.text.samplers, negmine.text.encoders",
+        "import negmine; negmine.text.retrievers.BM25; negmine.text.retrievers.Dense; negmine.text.retrievers.Faiss",
+        "import negmine.text.pipeline, negmine.text.data, negmine.text.writers, negmine.text.report, "
+        "negmine.text.registry, negmine.text.options",
         "from negmine.cli.main import build_parser; build_parser()",
-        "from negmine.encoders import HashingEncoder; HashingEncoder(dim=8).encode(['a b'], 'query')",
-        "from negmine.retrievers import Dense; Dense('sentence-transformers/all-MiniLM-L6-v2')",
+        "from negmine.text.encoders import HashingEncoder; HashingEncoder(dim=8).encode(['a b'], 'query')",
+        "from negmine.text.retrievers import Dense; Dense('sentence-transformers/all-MiniLM-L6-v2')",
     ],
 )
 def test_import_is_light(code: str, tmp_path: Path) -> None:

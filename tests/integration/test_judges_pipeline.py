@@ -163,7 +163,7 @@ def test_remining_during_training_keeps_the_judges(tmp_path: Path) -> None:
     run's options: the cross-encoder scores the re-mined candidates too."""
     from sentence_transformers import SentenceTransformer
 
-    from negmine.train.trainer import LiveEncoder, Remining
+    from negmine.text.train.trainer import LiveEncoder, Remining
     from tests.unit.tiny_models import WORDS, build_tiny_cross_encoder, build_tiny_sentence_transformer
 
     ce = build_tiny_cross_encoder(tmp_path / "ce")
@@ -183,7 +183,7 @@ def test_credentials_in_the_judge_url_never_reach_the_manifest_or_report(
         tmp_path: Path, judge_server: ThreadingHTTPServer) -> None:
     """Issue "Trustworthy in daily use", item 1: user-info and key-like query parameters of
     ``--llm-base-url`` are redacted wherever the run records them."""
-    from negmine.report.html import render_html
+    from negmine.text.report.html import render_html
 
     port = judge_server.server_address[1]
     url = f"http://alice:SECRET1@127.0.0.1:{port}/v1?api_key=SECRET2&region=eu"

@@ -21,10 +21,10 @@ import pytest
 ray = pytest.importorskip("ray")
 
 import negmine  # noqa: E402
-import negmine.errors  # noqa: E402
-from negmine.encoders import HashingEncoder  # noqa: E402
-from negmine.engines.ray import RayEngine  # noqa: E402
-from negmine.retrievers import BM25, Dense, Union  # noqa: E402
+import negmine.core.errors  # noqa: E402
+from negmine.text.encoders import HashingEncoder  # noqa: E402
+from negmine.text.engines.ray import RayEngine  # noqa: E402
+from negmine.text.retrievers import BM25, Dense, Union  # noqa: E402
 
 N_DOCS = 9000  # three embedding-cache chunks (4096 + 4096 + 808)
 N_QUERIES = 30
@@ -132,7 +132,7 @@ def test_precomputed_embeddings_are_mapped(cluster: str, data: Any, tmp_path: Pa
 def test_precomputed_run(cluster: str, data: Any, tmp_path: Path) -> None:
     """A TREC run (document ids mapped on the workers: the corpus ids are shipped, not the texts);
     queries the run does not list are counted over every shard."""
-    from negmine.retrievers import Precomputed
+    from negmine.text.retrievers import Precomputed
 
     lines = [f"q{q} Q0 d{(q * 31 + j * 7) % N_DOCS} {j + 1} {10 - j * 0.5} t" for q in range(0, N_QUERIES, 2)
              for j in range(12)]
@@ -280,7 +280,7 @@ def test_missing_extra_is_exit_2(tmp_path: Path, fs: Any) -> None:
 
 
 def test_dense_needs_a_cache_dir(cluster: str, data: Any, tmp_path: Path) -> None:
-    with pytest.raises(negmine.errors.ConfigError, match="--cache-dir"):
+    with pytest.raises(negmine.core.errors.ConfigError, match="--cache-dir"):
         negmine.mine(data, Dense(encoder=HashingEncoder(dim=64)), out=tmp_path / "o", engine="ray")
     assert ray.is_initialized()
 
@@ -289,7 +289,7 @@ def test_device_is_checked_on_the_workers(cluster: str, data: Any, tmp_path: Pat
     """--device cuda is asked of a worker holding the tasks' resources (here: one CPU, no GPU)."""
     r = Dense(encoder=HashingEncoder(dim=64))
     r.device = "cuda"  # as built where the driver's own check is left to the engine
-    with pytest.raises(negmine.errors.ConfigError, match=r"device 'cuda' is not available on the Ray workers "
+    with pytest.raises(negmine.core.errors.ConfigError, match=r"device 'cuda' is not available on the Ray workers "
                        r"\(available there: cpu\); pass --gpus-per-worker 1 \(or more\)"):
         _mine(data, r, tmp_path / "o", "ray", 1, tmp_path / "c")
     assert not list((tmp_path / "c").glob("*.npy")), "refused before any encoding"
@@ -324,9 +324,10 @@ def test_cli_doc_shard(cluster: str, beir: Path, tmp_path: Path) -> None:
 
 
 def test_doc_shard_refused_for_bm25(cluster: str, data: Any, tmp_path: Path) -> None:
-    with pytest.raises(negmine.errors.ConfigError, match=r"--doc-shard splits exact dense search.*drop --doc-shard"):
+    with pytest.raises(negmine.core.errors.ConfigError,
+                       match=r"--doc-shard splits exact dense search.*drop --doc-shard"):
         _mine(data, BM25(), tmp_path / "o", RayEngine(doc_shard=1000), 1, tmp_path / "c")
-    with pytest.raises(negmine.errors.ConfigError, match="doc_shard must be an integer >= 1"):
+    with pytest.raises(negmine.core.errors.ConfigError, match="doc_shard must be an integer >= 1"):
         RayEngine(doc_shard=0)
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import negmine
-from negmine.types import normalise_text
+from negmine.text.types import normalise_text
 
 N_QUERIES = 15
 N_DOCS = 50
@@ -56,8 +56,8 @@ def slice_(tmp_path_factory: pytest.TempPathFactory, sample: dict[str, Any], fs:
 @pytest.fixture(scope="module")
 def ours(slice_: dict[str, Any]) -> negmine.MiningResult:
     data = negmine.load_beir(slice_["root"], "train")
-    retriever = negmine.retrievers.Dense("sentence-transformers/all-MiniLM-L6-v2")
-    return negmine.mine(data, retriever, [], negmine.samplers.Top(), N_NEG, seed=0)
+    retriever = negmine.text.retrievers.Dense("sentence-transformers/all-MiniLM-L6-v2")
+    return negmine.mine(data, retriever, [], negmine.text.samplers.Top(), N_NEG, seed=0)
 
 
 @pytest.fixture(scope="module")

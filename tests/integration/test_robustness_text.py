@@ -53,7 +53,7 @@ def test_lock_records_no_secret_and_a_refused_contender_leaves_the_record(
         tmp_path: Path, negmine_exe: Cli, sample_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The lock once held ``" ".join(sys.argv)``: the second run printed both URL secrets, a
     ``kill -9`` left them on disk, and the refused contender truncated the holder's record."""
-    from negmine.rundir import RunDir
+    from negmine.core.rundir import RunDir
 
     out = tmp_path / "out"
     monkeypatch.setenv("OPENAI_API_KEY", "sk-SECRETENV3")
@@ -243,8 +243,8 @@ def tiny_disk(tmp_path: Path) -> Iterator[Path]:
 
 def test_numpy_short_write_without_errno_is_exit_2(tiny_disk: Path) -> None:
     """numpy's ``tofile`` on a full disk raises ``OSError('N requested and M written')`` with no errno."""
-    from negmine.errors import environment_error, is_short_write
-    from negmine.writers._atomic import at_target
+    from negmine.core.atomic import at_target
+    from negmine.core.errors import environment_error, is_short_write
 
     with pytest.raises(OSError) as info:
         np.save(tiny_disk / "x.npy", np.zeros((100_000, 4), dtype=np.float32))
@@ -287,11 +287,11 @@ def test_rank_window_beyond_the_depth_is_refused(cli: Cli, sample_dir: Path, tmp
 
 def test_rank_window_beyond_the_depth_is_refused_in_python(sample_dir: Path) -> None:
     import negmine
-    from negmine.errors import ConfigError
+    from negmine.core.errors import ConfigError
 
     data = negmine.load_beir(sample_dir, split="train")
     with pytest.raises(ConfigError, match="range_min 50"):
-        negmine.mine(data, negmine.retrievers.BM25(), [negmine.filters.RankWindow(50)], depth=20)
+        negmine.mine(data, negmine.text.retrievers.BM25(), [negmine.text.filters.RankWindow(50)], depth=20)
 
 
 def _embeddings(tmp_path: Path, beir: Path, docs: np.ndarray) -> tuple[Path, Path]:
@@ -378,8 +378,8 @@ def test_options_that_do_not_apply_in_a_sweep(cli: Cli, small_beir: Path, tmp_pa
 
 
 def test_options_that_do_not_apply_in_python(small_beir: Path) -> None:
-    from negmine.errors import ConfigError
-    from negmine.options import check_applicable, mine_from_options
+    from negmine.core.errors import ConfigError
+    from negmine.text.options import check_applicable, mine_from_options
 
     o = {"dataset": str(small_beir), "retriever": "bm25", "device": "cuda"}
     with pytest.raises(ConfigError, match="--device does not apply"):
@@ -427,7 +427,7 @@ def test_every_json_written_is_strict(cli: Cli, small_beir: Path, tmp_path: Path
 
 
 def test_strict_json_helpers() -> None:
-    from negmine.writers._atomic import dumps, strict_json
+    from negmine.core.atomic import dumps, strict_json
 
     obj = {"a": float("nan"), "b": [np.float32("inf"), 1.5, -float("inf")], "c": np.int64(3), "d": np.arange(2)}
     assert strict_json(obj) == {"a": None, "b": [None, 1.5, None], "c": 3, "d": [0, 1]}

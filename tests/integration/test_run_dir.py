@@ -1,7 +1,7 @@
 """Run directories under crashes and concurrency (issue "One machine, any corpus", DESIGN.md §7,
 invariant 7), with the real ``negmine`` console script as a separate process.
 
-A run is killed with SIGKILL at exact places (``NEGMINE_FAULT``, see :func:`negmine.rundir.fault`):
+A run is killed with SIGKILL at exact places (``NEGMINE_FAULT``, see :func:`negmine.core.rundir.fault`):
 after a retrieval shard, before selection, mid-commit and just before the manifest — fresh and
 while ``--overwrite`` replaces a different run. After every kill no reader accepts a mixed run
 (``export`` exits 2 or reads the previous run intact), and the identical re-run ends with bytes
@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from negmine.errors import ConfigError, DataError
-from negmine.rundir import RunDir, verify
+from negmine.core.errors import ConfigError, DataError
+from negmine.core.rundir import RunDir, verify
 
 pytest.importorskip("bm25s")
 pytest.importorskip("pyarrow")

@@ -1,4 +1,4 @@
-"""negmine inside a user's own SentenceTransformerTrainer (:mod:`negmine.st`).
+"""negmine inside a user's own SentenceTransformerTrainer (:mod:`negmine.text.st`).
 
 The planted data: 8 topics x 4 queries. Each query has its own positive in the mined split, and
 the other three positives of its topic are its positives too in another split (``exclude``, as
@@ -26,7 +26,7 @@ for _module in ("sentence_transformers", "accelerate", "datasets", "bm25s"):
 
 import torch  # noqa: E402
 
-from negmine.errors import ConfigError  # noqa: E402
+from negmine.core.errors import ConfigError  # noqa: E402
 from tests.conftest import build_mining_data, write_beir  # noqa: E402
 
 os.environ.setdefault("NEGMINE_PROGRESS", "0")
@@ -70,7 +70,7 @@ def data() -> Any:
 def result(data: Any) -> Any:
     import negmine
 
-    return negmine.mine(data, negmine.retrievers.BM25(), num_negatives=1, seed=0)
+    return negmine.mine(data, negmine.text.retrievers.BM25(), num_negatives=1, seed=0)
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +100,7 @@ def st_batches(kind: str, dataset: Any, seed: int, epoch: int = 0) -> list[list[
 
 
 def mined_sampler(result: Any, dataset: Any, seed: int = 0, hardness: float = 0.5) -> Any:
-    from negmine.st import MinedBatchSampler
+    from negmine.text.st import MinedBatchSampler
 
     return MinedBatchSampler.factory(result, hardness=hardness)(dataset, batch_size=BATCH, drop_last=False,
                                                                  valid_label_columns=None, generator=None, seed=seed)
@@ -108,7 +108,7 @@ def mined_sampler(result: Any, dataset: Any, seed: int = 0, hardness: float = 0.
 
 # ------------------------------------------------------------------------------------- sampler
 def test_planted_collisions_certain_with_st_samplers_and_absent_with_the_mined_one(result: Any) -> None:
-    from negmine.st import RunIndex, count_collisions, row_keys
+    from negmine.text.st import RunIndex, count_collisions, row_keys
 
     dataset = result.to_dataset("n-tuple")
     assert len(dataset) == TOPICS * PER_TOPIC
@@ -131,8 +131,8 @@ def test_planted_collisions_certain_with_st_samplers_and_absent_with_the_mined_o
 
 
 def test_collision_count_by_hand() -> None:
-    from negmine.st import RunIndex, count_collisions
-    from negmine.st.index import RowKeys
+    from negmine.text.st import RunIndex, count_collisions
+    from negmine.text.st.index import RowKeys
 
     # rows 0, 1, 2; row 1's positive (key 11) is a known positive of row 0's anchor (key 100),
     # row 2's negative (key 22) a suspect of row 0's anchor
@@ -181,7 +181,7 @@ def test_hardness_fills_batches_from_neighbours(data: Any) -> None:
 
     p = planted()
     free = build_mining_data(p["docs"], p["queries"], p["train"], doc_ids=p["doc_ids"], query_ids=p["query_ids"])
-    res = negmine.mine(free, negmine.retrievers.BM25(), num_negatives=1, seed=0)
+    res = negmine.mine(free, negmine.text.retrievers.BM25(), num_negatives=1, seed=0)
     dataset = res.to_dataset("n-tuple")
 
     def same_topic_share(h: float) -> float:
@@ -199,10 +199,10 @@ def test_hardness_fills_batches_from_neighbours(data: Any) -> None:
 
 def test_suspects_are_the_candidates_the_filters_skipped(data: Any) -> None:
     import negmine
-    from negmine.st import RunIndex
-    from negmine.types import text_hash
+    from negmine.text.st import RunIndex
+    from negmine.text.types import text_hash
 
-    res = negmine.mine(data, negmine.retrievers.BM25(), filters=[negmine.filters.RankWindow(range_min=5)],
+    res = negmine.mine(data, negmine.text.retrievers.BM25(), filters=[negmine.text.filters.RankWindow(range_min=5)],
                        num_negatives=1, seed=0)
     index = RunIndex.from_result(res)
     cand, corpus = res.candidates, data.corpus
@@ -215,7 +215,7 @@ def test_suspects_are_the_candidates_the_filters_skipped(data: Any) -> None:
 
 
 def test_bad_hardness_is_a_config_error(result: Any) -> None:
-    from negmine.st import MinedBatchSampler
+    from negmine.text.st import MinedBatchSampler
 
     with pytest.raises(ConfigError, match="hardness"):
         MinedBatchSampler.factory(result, hardness=1.5)
@@ -223,8 +223,8 @@ def test_bad_hardness_is_a_config_error(result: Any) -> None:
 
 # ------------------------------------------------------------------------------------- masking
 def test_calibrated_bound_by_hand() -> None:
-    from negmine.audit import wilson
-    from negmine.st import calibrated_bound
+    from negmine.core.stats import wilson
+    from negmine.text.st import calibrated_bound
 
     scores = np.linspace(0.0, 0.99, 100)  # 0.00, 0.01, ..., 0.99
     # the largest k with Wilson upper(k, 100) <= 0.1: k = 4 (0.0984; 0.1118 at k = 5), so 4 of
@@ -237,7 +237,7 @@ def test_calibrated_bound_by_hand() -> None:
 def test_masking_masks_only_other_rows_cells_above_the_bound() -> None:
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
 
-    from negmine.st import FalseNegativeMasking
+    from negmine.text.st import FalseNegativeMasking
 
     class Fixed(torch.nn.Module):  # embeddings given by hand, as the "model"
         def forward(self, f: dict[str, Any]) -> dict[str, Any]:
@@ -265,7 +265,7 @@ def test_masking_rejects_other_losses(tiny_model: Path) -> None:
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
 
-    from negmine.st import FalseNegativeMasking
+    from negmine.text.st import FalseNegativeMasking
 
     model = SentenceTransformer(str(tiny_model), device="cpu")
     with pytest.raises(ConfigError, match="directions"):
@@ -304,7 +304,7 @@ def test_trainer_runs_with_the_mined_sampler_and_its_batches_have_no_collisions(
         result: Any, tiny_model: Path, tmp_path: Path) -> None:
     from sentence_transformers import SentenceTransformer
 
-    from negmine.st import MinedBatchSampler, RunIndex, count_collisions, row_keys
+    from negmine.text.st import MinedBatchSampler, RunIndex, count_collisions, row_keys
 
     dataset = result.to_dataset("n-tuple")
     index = RunIndex.from_result(result)
@@ -333,7 +333,7 @@ def test_trainer_runs_with_masking_and_counts_masked_cells(result: Any, tiny_mod
         MultipleNegativesRankingLoss,
     )
 
-    from negmine.st import FalseNegativeMasking
+    from negmine.text.st import FalseNegativeMasking
 
     dataset = result.to_dataset("n-tuple")
     totals: dict[str, list[int]] = {}
@@ -363,7 +363,7 @@ def test_cached_masking_masks_what_mnrl_masks(result: Any, tiny_model: Path) -> 
         MultipleNegativesRankingLoss,
     )
 
-    from negmine.st import FalseNegativeMasking
+    from negmine.text.st import FalseNegativeMasking
 
     model = SentenceTransformer(str(tiny_model), device="cpu").eval()
     dataset = result.to_dataset("n-tuple")
@@ -390,22 +390,22 @@ def test_remine_callback_negatives_equal_negmine_mine_with_the_same_weights(
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
 
     import negmine
-    from negmine.st import MinedBatchSampler, RemineCallback
-    from negmine.train.models import LiveEncoder
+    from negmine.text.st import MinedBatchSampler, RemineCallback
+    from negmine.text.train.models import LiveEncoder
 
     model = SentenceTransformer(str(tiny_model), device="cpu")
-    start = negmine.mine(data, negmine.retrievers.Dense(encoder=LiveEncoder(model)), num_negatives=1, seed=0,
-                         filters=[negmine.filters.RankWindow(range_min=1)])
+    start = negmine.mine(data, negmine.text.retrievers.Dense(encoder=LiveEncoder(model)), num_negatives=1, seed=0,
+                         filters=[negmine.text.filters.RankWindow(range_min=1)])
     dataset = start.to_dataset("n-tuple")
     before = list(dataset["negative_1"])
-    callback = RemineCallback(start, model, every_steps=2, filters=[negmine.filters.RankWindow(range_min=1)])
+    callback = RemineCallback(start, model, every_steps=2, filters=[negmine.text.filters.RankWindow(range_min=1)])
     trainer = trainer_for(model, dataset, MultipleNegativesRankingLoss(model), tmp_path / "m",
                           batch_sampler=MinedBatchSampler.factory(start), max_steps=3, callbacks=[callback])
     trainer.train()
     assert [h["step"] for h in callback.history] == [2]
     # the weights at step 2 are gone; mine again at step 3's weights and compare with a second refresh
-    again = negmine.mine(data, negmine.retrievers.Dense(encoder=LiveEncoder(model)), num_negatives=1, seed=0,
-                         filters=[negmine.filters.RankWindow(range_min=1)])
+    again = negmine.mine(data, negmine.text.retrievers.Dense(encoder=LiveEncoder(model)), num_negatives=1, seed=0,
+                         filters=[negmine.text.filters.RankWindow(range_min=1)])
     record = callback.refresh(3, dataset)
     assert callback.result is not None and callback.result.to_rows() == again.to_rows()
     texts = {a: n for a, n in zip(again.to_dataset("n-tuple")["anchor"], again.to_dataset("n-tuple")["negative_1"])}
@@ -421,8 +421,8 @@ def test_remine_callback_from_a_mining_directory_equals_the_cli(tiny_model: Path
     from sentence_transformers import SentenceTransformer
 
     from negmine.cli.main import main
-    from negmine.st import RemineCallback
-    from negmine.writers.mined import load_mined
+    from negmine.text.st import RemineCallback
+    from negmine.text.writers.mined import load_mined
 
     p = planted()
     root = write_beir(tmp_path / "beir", [{"_id": i, "title": "", "text": t} for i, t in zip(p["doc_ids"], p["docs"])],
@@ -437,7 +437,7 @@ def test_remine_callback_from_a_mining_directory_equals_the_cli(tiny_model: Path
     with torch.no_grad():  # move the weights, as training would
         for prm in model.parameters():
             prm.add_(0.05 * torch.randn(prm.shape, generator=torch.Generator().manual_seed(1)))
-    from negmine.writers.export import export_rows, rows_to_columns
+    from negmine.text.writers.export import export_rows, rows_to_columns
 
     rows, texts, _ = load_mined(mined)
     import datasets
@@ -459,7 +459,7 @@ def test_import_negmine_st_is_light() -> None:
     import subprocess
     import sys
 
-    code = ("import sys, negmine, negmine.st; "
+    code = ("import sys, negmine, negmine.text.st; "
             "print(sorted(m for m in ('torch', 'sentence_transformers', 'transformers') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

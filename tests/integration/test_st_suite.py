@@ -94,7 +94,7 @@ def _offline() -> Any:
 
 @pytest.fixture(scope="session")
 def _minilm() -> SentenceTransformer:
-    from negmine.encoders.st import resolve_model
+    from negmine.text.encoders.st import resolve_model
 
     return SentenceTransformer(resolve_model(MODEL), device="cpu")
 

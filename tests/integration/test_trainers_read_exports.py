@@ -162,7 +162,7 @@ def test_flagembedding_crashes_on_an_empty_negative_list_which_the_export_leaves
 def tokenizer() -> Any:
     from transformers import AutoTokenizer
 
-    from negmine.encoders.st import resolve_model
+    from negmine.text.encoders.st import resolve_model
 
     return AutoTokenizer.from_pretrained(resolve_model("sentence-transformers/all-MiniLM-L6-v2"))
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from kg_graphs import planted
 
-from negmine.audit import wilson
+from negmine.core.stats import wilson
 from negmine.kg.data import load_triples
 
 pytest.importorskip("pykeen")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from kg_graphs import planted
 
-from negmine.errors import ConfigError, DataError
+from negmine.core.errors import ConfigError, DataError
 from negmine.kg.data import load_dataset, load_entity_text, load_triples, triple_keys
 
 

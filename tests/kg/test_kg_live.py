@@ -160,7 +160,7 @@ def test_refresh_every_n_epochs_uses_a_frozen_copy(nations) -> None:
 
 
 def test_bad_live_options(nations) -> None:
-    from negmine.errors import ConfigError
+    from negmine.core.errors import ConfigError
 
     _data, tf = nations
     with pytest.raises(ConfigError, match="use sampler='hard'"):

@@ -141,7 +141,7 @@ def test_bad_input_exits_2_one_line_nothing_changed(case: str, workdir: Path, as
 
 def test_zero_negatives_is_an_error(tmp_path: Path, monkeypatch, capsys) -> None:
     # lemon with one cluster per entity has nothing to corrupt with: an error, not an empty run with exit 0
-    from negmine.errors import DataError
+    from negmine.core.errors import DataError
     from negmine.kg.data import load_triples
     from negmine.kg.mining import mine
 
@@ -185,7 +185,7 @@ def test_a_bom_is_stripped(tmp_path: Path, monkeypatch, capsys) -> None:
 
 
 def test_python_entry_points_check_the_same_declarations(tmp_path: Path) -> None:
-    from negmine.errors import ConfigError
+    from negmine.core.errors import ConfigError
     from negmine.kg.data import load_triples
     from negmine.kg.kge import fit_kge
     from negmine.kg.mining import mine

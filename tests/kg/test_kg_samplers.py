@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from kg_graphs import planted
 
-from negmine.errors import ConfigError
+from negmine.core.errors import ConfigError
 from negmine.kg.data import KGData, load_triples, triple_keys
 from negmine.kg.filters import BloomFilter, ExactFilter
 from negmine.kg.hasa import HaSa, structure_features

@@ -21,9 +21,9 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 import negmine
-from negmine.encoders import HashingEncoder
-from negmine.filters import AbsoluteMargin, MaxScore, MinScore, RankWindow, RelativeMargin
-from negmine.samplers import Random, SimANS, Softmax, Top
+from negmine.text.encoders import HashingEncoder
+from negmine.text.filters import AbsoluteMargin, MaxScore, MinScore, RankWindow, RelativeMargin
+from negmine.text.samplers import Random, SimANS, Softmax, Top
 
 pytest.importorskip("bm25s")
 pytest.importorskip("pyarrow")
@@ -68,8 +68,8 @@ class Case:
 
     def make_retriever(self, blocks: tuple[int, int]) -> Any:
         if self.retriever == "bm25":
-            return negmine.retrievers.BM25(query_block=blocks[0])
-        return negmine.retrievers.Dense(encoder=HashingEncoder(dim=32), query_block=blocks[0],
+            return negmine.text.retrievers.BM25(query_block=blocks[0])
+        return negmine.text.retrievers.Dense(encoder=HashingEncoder(dim=32), query_block=blocks[0],
                                         doc_block=blocks[1])
 
     def make_filters(self) -> list[Any]:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from negmine.errors import ConfigError, DataError
+from negmine.core.errors import ConfigError, DataError
 from negmine.rec.data import from_arrays, load_interactions, split_interactions
 
 ROWS = [(7, 100, 5, 10), (7, 101, 4, 20), (7, 102, 1, 30), (3, 100, 5, 5), (3, 103, 4, 6), (9, 101, 5, 1)]

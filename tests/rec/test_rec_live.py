@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from negmine.errors import ConfigError
+from negmine.core.errors import ConfigError
 from negmine.rec import mining
 from negmine.rec.data import from_arrays, from_splits, split_interactions
 from negmine.rec.live import LiveScorer

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from negmine.errors import ConfigError
+from negmine.core.errors import ConfigError
 from negmine.rec.data import from_arrays, split_interactions
 from negmine.rec.mining import mine
 from negmine.rec.samplers import DNS, Uniform

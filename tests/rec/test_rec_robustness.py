@@ -226,7 +226,7 @@ def test_audit_json_is_strict(tmp_path: Path, monkeypatch, capsys) -> None:
 
 
 def test_python_entry_points_check_the_same_declarations() -> None:
-    from negmine.errors import ConfigError
+    from negmine.core.errors import ConfigError
     from negmine.rec.data import from_arrays
     from negmine.rec.samplers import Mixed, Popularity, Robust, Uniform, make_sampler
     from negmine.rec.train import TrainConfig

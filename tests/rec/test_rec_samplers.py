@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import negmine.rec.mining as rec_mine
-from negmine.errors import ConfigError
+from negmine.core.errors import ConfigError
 from negmine.rec.data import RecData, from_arrays, split_interactions
 from negmine.rec.mining import mine, sample_negatives
 from negmine.rec.samplers import DNS, Context, Mixed, Popularity, Robust, Uniform

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 import negmine
-from negmine.errors import ConfigError
+from negmine.core.errors import ConfigError
 
 pytest.importorskip("bm25s")
 pytest.importorskip("numba")
-from negmine.retrievers.bm25 import BM25
+from negmine.text.retrievers.bm25 import BM25
 
 SAMPLE = Path(negmine.__file__).parent / "sample"
 

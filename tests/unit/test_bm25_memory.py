@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 import negmine
-from negmine.errors import DataError
-from negmine.retrievers import BM25
+from negmine.core.errors import DataError
+from negmine.text.retrievers import BM25
 
 pytest.importorskip("bm25s")
 
@@ -58,7 +58,7 @@ def test_tokenizer_matches_bm25s_tokenize(stemmer):
     # negmine's tokenizer (per-token work in C) must give bm25s.tokenize's ids and vocabulary
     import bm25s
 
-    from negmine.retrievers.bm25 import _tokenize
+    from negmine.text.retrievers.bm25 import _tokenize
 
     texts = ["The Cats are RUNNING, running: ran!", "", "a an the", "naïve café Ünïcode 42 x 3.14",
              "the cat", "C++ e-mail o'neil", "running cats ran again and AGAIN"]

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from negmine.encoders import EmbeddingCache, HashingEncoder, encode_cached
-from negmine.encoders.base import Kind
+from negmine.text.encoders import EmbeddingCache, HashingEncoder, encode_cached
+from negmine.text.encoders.base import Kind
 
 TEXTS = [f"document number {i} about topic {i % 7}" for i in range(23)]
 

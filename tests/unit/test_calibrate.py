@@ -6,13 +6,14 @@ import numpy as np
 import pytest
 from test_detector import N_Q, planted
 
-from negmine import calibrate as C
-from negmine.audit import cluster_wilson, hide_fraction, restrict, wilson
-from negmine.detector import fold_of
-from negmine.errors import ConfigError
-from negmine.filters import ExcludePositives, FnMaxProb, RankWindow, RelativeMargin
-from negmine.samplers import Top
-from negmine.types import MiningData, Qrels
+from negmine.core.errors import ConfigError
+from negmine.core.stats import cluster_wilson, wilson
+from negmine.text import calibrate as C
+from negmine.text.audit import hide_fraction, restrict
+from negmine.text.detector import fold_of
+from negmine.text.filters import ExcludePositives, FnMaxProb, RankWindow, RelativeMargin
+from negmine.text.samplers import Top
+from negmine.text.types import MiningData, Qrels
 
 GRID = C.policy_grid(references=("min", "max", "pair"), margins=(None, 0.0), samplers=("top", "simans-z"),
                      thresholds=(None, 0.1, 0.05))
@@ -147,7 +148,7 @@ def test_default_policy_threshold():
 
 def _with_single_positive_queries(data: MiningData, extra: int) -> MiningData:
     """``data`` plus ``extra`` queries with one positive each (the first ``extra`` documents)."""
-    from negmine.types import Queries
+    from negmine.text.types import Queries
 
     n_q = len(data.queries)
     ids = [*data.queries.ids, *(f"single{i}" for i in range(extra))]
@@ -206,7 +207,7 @@ def planted_pool(seed: int = 0, n_q: int = 40, levels: tuple[int, ...] = (6, 5, 
     dense retriever ranks by cosine to a noisy topic vector, so the unknown positives are among its
     hardest candidates. Returns the known data, its candidates, the unknown qrels and the document
     embeddings."""
-    from negmine.types import Candidates, Corpus, Queries
+    from negmine.text.types import Candidates, Corpus, Queries
 
     rng = np.random.default_rng(seed)
     common = [f"c{i}" for i in range(300)]
@@ -254,7 +255,7 @@ def test_pool_like_calibration_does_not_promise_what_random_hiding_cannot_see():
     share the query's words), promises the target and misses it several times over; the one that
     also pseudo-hides what the lexical view ranks lowest either meets the target on the unknown
     positives or says that no policy does."""
-    from negmine.detector import BEYOND_QUERY_FEATURES, FEATURES, SECOND_VIEW_FEATURES, Detector
+    from negmine.text.detector import BEYOND_QUERY_FEATURES, FEATURES, SECOND_VIEW_FEATURES, Detector
 
     data, cand, unknown, emb = planted_pool()
     grid = C.policy_grid(references=("min", "max"), margins=(None, 0.0), samplers=("top",))

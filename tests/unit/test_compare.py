@@ -21,8 +21,9 @@ import numpy as np
 import pytest
 
 from negmine.cli.main import main
-from negmine.compare import CompareResult, compare, load_sweep, permutation_test, slugify
-from negmine.errors import ConfigError
+from negmine.core.errors import ConfigError
+from negmine.core.stats import permutation_test
+from negmine.text.compare import CompareResult, compare, load_sweep, slugify
 
 os.environ.setdefault("NEGMINE_PROGRESS", "0")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -360,12 +361,12 @@ def test_a_default_setting_mines_and_is_audited_as_the_cli_default(tmp_path: Pat
     pytest.importorskip("bm25s")
     import pyarrow.parquet as pq
 
-    from negmine import audit as A
-    from negmine.calibrate import PRESET_ONE_POSITIVE
-    from negmine.compare_run import Runner, _State
-    from negmine.filters import ExcludePositives, RelativeMargin
-    from negmine.pipeline import choose, resolve_depth
-    from negmine.samplers import Top
+    from negmine.text import audit as A
+    from negmine.text.calibrate import PRESET_ONE_POSITIVE
+    from negmine.text.compare.run import Runner, _State
+    from negmine.text.filters import ExcludePositives, RelativeMargin
+    from negmine.text.pipeline import choose, resolve_depth
+    from negmine.text.samplers import Top
 
     p = write(tmp_path, HEAD.replace('"out"', f'"{tmp_path / "out"}"') + """audit_hide_fraction = 0.5
 [mine]

@@ -17,7 +17,7 @@ for _module in ("sentence_transformers", "datasets"):
     pytest.importorskip(_module)
 
 import negmine  # noqa: E402
-from negmine.errors import ConfigError, DataError  # noqa: E402
+from negmine.core.errors import ConfigError, DataError  # noqa: E402
 
 os.environ.setdefault("NEGMINE_PROGRESS", "0")
 

@@ -20,7 +20,7 @@ for _module in ("sentence_transformers", "datasets"):
     pytest.importorskip(_module)
 
 import negmine  # noqa: E402
-from negmine.errors import ConfigError  # noqa: E402
+from negmine.core.errors import ConfigError  # noqa: E402
 
 os.environ.setdefault("NEGMINE_PROGRESS", "0")
 
@@ -154,7 +154,7 @@ def test_shortfall_hint_is_the_peers_logged_at_warning(dataset: Any, path: Path,
         expected = hint.findall(capsys.readouterr().out)
         assert len(expected) == 1, fmt
         caplog.clear()
-        with caplog.at_level(logging.WARNING, logger="negmine.compat"):
+        with caplog.at_level(logging.WARNING, logger="negmine.text.compat"):
             negmine.mine_hard_negatives(dataset, model, verbose=False, **kw)  # logged even when not verbose
         assert [r.levelno for r in caplog.records if hint.search(r.getMessage())] == [logging.WARNING], fmt
         assert hint.findall(caplog.text) == expected, fmt
@@ -162,7 +162,7 @@ def test_shortfall_hint_is_the_peers_logged_at_warning(dataset: Any, path: Path,
 
 
 def test_no_hint_without_a_shortfall(dataset: Any, path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="negmine.compat"):
+    with caplog.at_level(logging.WARNING, logger="negmine.text.compat"):
         negmine.mine_hard_negatives(dataset, load(path), corpus=CORPUS, num_negatives=2, verbose=False)
     assert "Could not find enough negatives" not in caplog.text
 

@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 from tiny_models import build_tiny_cross_encoder
 
-from negmine.errors import ConfigError
-from negmine.scorers.base import ScoreMatrix
-from negmine.scorers.cross_encoder import CrossEncoderScorer, PairScoreCache, pair_keys
-from negmine.types import Candidates, Corpus, MiningData, Qrels, Queries
+from negmine.core.errors import ConfigError
+from negmine.text.scorers.base import ScoreMatrix
+from negmine.text.scorers.cross_encoder import CrossEncoderScorer, PairScoreCache, pair_keys
+from negmine.text.types import Candidates, Corpus, MiningData, Qrels, Queries
 
 pytest.importorskip("sentence_transformers")
 

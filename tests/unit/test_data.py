@@ -1,4 +1,4 @@
-"""Loading and validating inputs (``negmine.data``): every problem is a DataError that says where."""
+"""Loading and validating inputs (``negmine.text.data``): every problem is a DataError that says where."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from negmine import DataError, from_pairs, load_beir, load_files, load_pairs
-from negmine.data import _text_id
+from negmine.text.data import _text_id
 
 CORPUS = [
     {"_id": "d1", "title": "T1", "text": "alpha"},

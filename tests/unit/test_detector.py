@@ -13,11 +13,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from negmine.audit import hide_fraction, restrict
-from negmine.detector import FEATURES, Detector, features, fold_of, pseudo_hide
-from negmine.errors import ConfigError
-from negmine.filters import FilterInput, FnMaxProb
-from negmine.types import Candidates, Corpus, MiningData, Qrels, Queries
+from negmine.core.errors import ConfigError
+from negmine.text.audit import hide_fraction, restrict
+from negmine.text.detector import FEATURES, Detector, features, fold_of, pseudo_hide
+from negmine.text.filters import FilterInput, FnMaxProb
+from negmine.text.types import Candidates, Corpus, MiningData, Qrels, Queries
 
 N_Q, N_POS, K, N_DISTRACT = 40, 8, 50, 1200
 
@@ -131,7 +131,7 @@ def test_folds_and_pseudo_hiding_are_hashes_of_ids():
 
 def test_features_against_known_positives():
     data, cand = planted(near=True)
-    from negmine.detector import _tfidf
+    from negmine.text.detector import _tfidf
 
     x = features(data, cand, np.ones(len(data.positives.indices), bool), _tfidf(data, cand))
     assert x.shape == (N_Q, K, len(FEATURES))
@@ -166,7 +166,7 @@ def test_similarity_features_equal_the_per_query_computation(monkeypatch: pytest
     """Vectorised over (cell, positive) pairs in chunks (tiny ones too), the TF-IDF and dense
     features equal candidate x positive matrix products query by query: queries with several
     positives, one positive (no cohesion), none (zeros), and padding cells."""
-    import negmine.detector as D
+    import negmine.text.detector as D
 
     monkeypatch.setattr(D, "PAIR_CHUNK", chunk)
     data, cand = planted(near=True)
@@ -196,7 +196,7 @@ def test_similarity_features_equal_the_per_query_computation(monkeypatch: pytest
 
 
 def test_tfidf_covers_only_the_involved_documents():
-    import negmine.detector as D
+    import negmine.text.detector as D
 
     data, cand = planted(near=True)
     tf = D._tfidf(data, cand)
@@ -253,7 +253,7 @@ def test_lexical_second_view_is_bm25_of_the_candidates_only():
     """The dense miner's second view: BM25 of (query, candidate) and (query, positive) pairs, with
     statistics over the involved documents; a document repeating the query's word outscores one
     that says it once, which outscores one that never does."""
-    from negmine.detector import _tfidf, second_view
+    from negmine.text.detector import _tfidf, second_view
 
     corpus = Corpus(ids=["a", "b", "c", "d"], texts=["apple apple pie", "apple tart", "pear jam", "fig"])
     queries = Queries(ids=["q"], texts=["apple"])
@@ -272,7 +272,7 @@ def test_lexical_second_view_is_bm25_of_the_candidates_only():
 
 
 def test_default_features_leave_the_lexical_view_out_for_a_dense_miner():
-    from negmine.detector import LEXICAL_FEATURES, auto_features
+    from negmine.text.detector import LEXICAL_FEATURES, auto_features
 
     dense = auto_features(dense_miner=True)
     assert not set(dense) & set(LEXICAL_FEATURES) and {"dense_max", "dense_mean", "score_z"} <= set(dense)
@@ -293,7 +293,7 @@ def test_default_features_leave_the_lexical_view_out_for_a_dense_miner():
 def test_tfidf_beyond_the_query_leaves_the_querys_words_out():
     """Features 11-12: the TF-IDF cosine of candidate and known positive computed without the
     query's words — equal to zeroing those columns and renormalising, by hand."""
-    from negmine.detector import FEATURES, _tfidf
+    from negmine.text.detector import FEATURES, _tfidf
 
     corpus = Corpus(ids=["a", "b", "c"], texts=["apple pie crust", "apple tart crust", "apple juice"])
     queries = Queries(ids=["q"], texts=["apple"])
@@ -320,7 +320,7 @@ def test_pool_merit_by_hand():
     """``gap``: the miner's rank among the query's positives minus the second view's; the positive
     the view ranks far below the miner has the lowest merit (hidden first). ``view``: the view's
     score itself; unscored positives rank last."""
-    from negmine.detector import pool_merit
+    from negmine.text.detector import pool_merit
 
     corpus = Corpus(ids=[f"d{i}" for i in range(4)], texts=["x"] * 4)
     pos = Qrels.from_pairs(1, np.zeros(4, np.int64), np.arange(4))

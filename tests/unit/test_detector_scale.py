@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from test_detector import N_POS, N_Q, K, planted
 
-from negmine import calibrate as C
-from negmine.audit import hide_fraction, restrict
-from negmine.detector import (
+from negmine.text import calibrate as C
+from negmine.text.audit import hide_fraction, restrict
+from negmine.text.detector import (
     Detector,
     expected_base_rate,
     hidden_counts,
@@ -24,9 +24,9 @@ from negmine.detector import (
     pseudo_hide,
     shift_prior,
 )
-from negmine.filters import ExcludePositives, FilterInput, FnMaxProb, expand_pairs
-from negmine.samplers import Top
-from negmine.types import Candidates
+from negmine.text.filters import ExcludePositives, FilterInput, FnMaxProb, expand_pairs
+from negmine.text.samplers import Top
+from negmine.text.types import Candidates
 
 GRID = C.policy_grid(references=("min",), margins=(None,), samplers=("top",), thresholds=(None, 0.1, 0.05))
 

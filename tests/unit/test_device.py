@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 from tiny_models import WORDS, build_tiny_sentence_transformer
 
-from negmine.encoders import HashingEncoder, SentenceTransformerEncoder
-from negmine.encoders.base import available_devices, check_device, check_precision
-from negmine.errors import ConfigError
-from negmine.retrievers import Dense, Faiss
+from negmine.core.errors import ConfigError
+from negmine.text.encoders import HashingEncoder, SentenceTransformerEncoder
+from negmine.text.encoders.base import available_devices, check_device, check_precision
+from negmine.text.retrievers import Dense, Faiss
 
 
 def absent(device: str) -> bool:

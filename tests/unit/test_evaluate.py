@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from negmine.evaluate import score_run
+from negmine.text.evaluate import score_run
 
 SCIFACT = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "scifact"
 
@@ -43,10 +43,10 @@ def test_a_query_missing_from_the_run_scores_zero() -> None:
 @pytest.mark.skipif(not SCIFACT.is_dir(), reason="shared SciFact not present")
 def test_bm25_reproduces_the_scifact_reference() -> None:
     import negmine
-    from negmine.evaluate import evaluate
+    from negmine.text.evaluate import evaluate
 
     data = negmine.load_beir(SCIFACT, "test", exclude_splits=[])
-    result = evaluate(data, negmine.retrievers.BM25())
+    result = evaluate(data, negmine.text.retrievers.BM25())
     assert result.metrics["ndcg@10"] == pytest.approx(0.662, abs=0.01)  # MODELS.md: bm25s 0.662
     assert result.metrics["recall@100"] == pytest.approx(0.876, abs=0.01)
     assert len(result.per_query) == 300
@@ -56,9 +56,9 @@ def test_bm25_reproduces_the_scifact_reference() -> None:
 @pytest.mark.skipif(not SCIFACT.is_dir(), reason="shared SciFact not present")
 def test_minilm_reproduces_the_scifact_reference(tmp_path: Path) -> None:
     import negmine
-    from negmine.evaluate import evaluate
+    from negmine.text.evaluate import evaluate
 
     data = negmine.load_beir(SCIFACT, "test", exclude_splits=[])
-    result = evaluate(data, negmine.retrievers.Dense("sentence-transformers/all-MiniLM-L6-v2"), cache_dir=tmp_path)
+    result = evaluate(data, negmine.text.retrievers.Dense("sentence-transformers/all-MiniLM-L6-v2"), cache_dir=tmp_path)
     assert result.metrics["ndcg@10"] == pytest.approx(0.6451, abs=0.005)  # MODELS.md / MTEB 64.51
     assert result.metrics["recall@100"] == pytest.approx(0.9250, abs=0.01)

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from negmine.errors import ConfigError, DataError
-from negmine.writers.export import FORMATS, build_export, corpus_path_for, export_file, export_rows
+from negmine.core.errors import ConfigError, DataError
+from negmine.text.writers.export import FORMATS, build_export, corpus_path_for, export_file, export_rows
 
 TEXTS = {
     ("query", "q1"): {"title": "", "text": "what is alpha"},
@@ -157,7 +157,7 @@ def test_tevatron_ids_options(tmp_path: Path) -> None:
 def test_parquet_written_in_record_batches_holds_the_whole_export(tmp_path: Path, fmt: str, size: int) -> None:
     import pyarrow.parquet as pq
 
-    from negmine.writers._atomic import write_parquet_batches
+    from negmine.core.atomic import write_parquet_batches
 
     want = build_export(fmt, ROWS, TEXTS, num_negatives=2, scores="retrieval", keep_empty=True).rows
     path = tmp_path / "out.parquet"
@@ -169,7 +169,7 @@ def test_parquet_written_in_record_batches_holds_the_whole_export(tmp_path: Path
 def test_a_column_empty_in_the_first_batch_is_settled_by_a_later_one(tmp_path: Path) -> None:
     import pyarrow.parquet as pq
 
-    from negmine.writers._atomic import write_parquet_batches
+    from negmine.core.atomic import write_parquet_batches
 
     rows = [{"q": "a", "neg": []}, {"q": "b", "neg": None}, {"q": "c", "neg": ["x", "y"]}, {"q": "d", "neg": []}]
     write_parquet_batches(tmp_path / "o.parquet", rows, 1)

@@ -17,8 +17,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from negmine.errors import ConfigError
-from negmine.filters import (
+from negmine.core.errors import ConfigError
+from negmine.text.filters import (
     AbsoluteMargin,
     ExcludePositives,
     FilterInput,
@@ -27,7 +27,7 @@ from negmine.filters import (
     RankWindow,
     RelativeMargin,
 )
-from negmine.types import Candidates, Corpus, MiningData, Qrels, Queries
+from negmine.text.types import Candidates, Corpus, MiningData, Qrels, Queries
 
 T, F = True, False
 

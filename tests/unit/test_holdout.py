@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from negmine import audit
-from negmine.errors import ConfigError
-from negmine.holdout import Holdout, hide_fraction, hide_pool, pool_split
-from negmine.types import Candidates, Corpus, MiningData, Qrels, Queries
+from negmine.core.errors import ConfigError
+from negmine.text import audit
+from negmine.text.holdout import Holdout, hide_fraction, hide_pool, pool_split
+from negmine.text.types import Candidates, Corpus, MiningData, Qrels, Queries
 
 
 def _pairs(q: Qrels, data: MiningData) -> set[tuple[str, str]]:
@@ -61,7 +61,7 @@ def test_pool_split_by_hand():
 
 def test_pool_with_bm25_by_hand():
     pytest.importorskip("bm25s")
-    from negmine.retrievers import BM25
+    from negmine.text.retrievers import BM25
 
     # one query "apple"; documents with 3, 2, 1 and 0 mentions; BM25 ranks them in that order
     texts = ["apple apple apple pie", "apple apple tart", "apple juice", "pear juice", "plum jam", "fig jam"]

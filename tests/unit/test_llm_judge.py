@@ -28,9 +28,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from negmine.errors import ConfigError
-from negmine.scorers.base import VERDICT_BETTER, VERDICT_FAILED, VERDICT_IRRELEVANT, VERDICT_WORSE
-from negmine.scorers.llm_judge import (
+from negmine.core.errors import ConfigError
+from negmine.text.scorers.base import VERDICT_BETTER, VERDICT_FAILED, VERDICT_IRRELEVANT, VERDICT_WORSE
+from negmine.text.scorers.llm_judge import (
     PROMPT_VERSION,
     VERDICT_UNJUDGED,
     LLMJudge,
@@ -38,7 +38,7 @@ from negmine.scorers.llm_judge import (
     parse_verdicts,
     redact_url,
 )
-from negmine.types import Candidates, Corpus, MiningData, Qrels, Queries
+from negmine.text.types import Candidates, Corpus, MiningData, Qrels, Queries
 
 B, W, N, X, U = VERDICT_BETTER, VERDICT_WORSE, VERDICT_IRRELEVANT, VERDICT_FAILED, VERDICT_UNJUDGED
 FAST = {"backoff_s": 0.01, "backoff_max_s": 0.05}

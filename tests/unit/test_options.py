@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 import negmine
-from negmine import registry
 from negmine.cli.mine import add_arguments, resolve_options
-from negmine.errors import ConfigError
-from negmine.options import DEFAULTS, OPTIONS, build_retriever, build_sampler, load_config, load_data
+from negmine.core.errors import ConfigError
+from negmine.text import registry
+from negmine.text.options import DEFAULTS, OPTIONS, build_retriever, build_sampler, load_config, load_data
 
 
 def parser() -> argparse.ArgumentParser:
@@ -71,9 +71,9 @@ def test_nan_in_toml_is_refused(tmp_path: Path) -> None:
 def test_bad_numbers_are_refused_through_the_python_api(make_data) -> None:
     data = make_data(["red apple", "green pear", "blue sky"], ["apple"], {"q0": ["d0"]})
     with pytest.raises(ConfigError, match="finite"):
-        negmine.mine(data, negmine.retrievers.BM25(k1=math.nan))
+        negmine.mine(data, negmine.text.retrievers.BM25(k1=math.nan))
     with pytest.raises(ConfigError, match="b must be >= 0 and <= 1"):
-        negmine.mine(data, negmine.retrievers.BM25(b=2.0))
+        negmine.mine(data, negmine.text.retrievers.BM25(b=2.0))
     with pytest.raises(ConfigError):
         build_retriever({**DEFAULTS, "bm25_b": -0.5})
     with pytest.raises(ConfigError):
@@ -101,7 +101,7 @@ def test_conflicting_inputs_are_a_usage_error() -> None:
 def test_a_window_beyond_the_corpus_is_an_error(make_data) -> None:
     data = make_data(["red apple", "green pear", "blue sky"], ["apple"], {"q0": ["d0"]})
     with pytest.raises(ConfigError, match="range_min 5 but the corpus has only 3"):
-        negmine.mine(data, negmine.retrievers.BM25(), filters=[negmine.filters.RankWindow(5, 10)])
+        negmine.mine(data, negmine.text.retrievers.BM25(), filters=[negmine.text.filters.RankWindow(5, 10)])
 
 
 def test_a_cache_dir_that_is_a_file_is_refused_before_any_work(make_data, tmp_path: Path) -> None:
@@ -109,18 +109,18 @@ def test_a_cache_dir_that_is_a_file_is_refused_before_any_work(make_data, tmp_pa
     f = tmp_path / "cache"
     f.write_text("x")
     with pytest.raises(ConfigError, match="the cache directory is a file"):
-        negmine.mine(data, negmine.retrievers.BM25(), cache_dir=f)
+        negmine.mine(data, negmine.text.retrievers.BM25(), cache_dir=f)
 
 
 def test_doc_shard_needs_the_ray_engine(make_data) -> None:
-    from negmine.options import mine_from_options
+    from negmine.text.options import mine_from_options
 
     with pytest.raises(ConfigError, match="--doc-shard applies to --engine ray"):
         mine_from_options({"doc_shard": 100}, data=make_data(["red apple", "blue sky"], ["apple"], {"q0": ["d0"]}))
 
 
 def test_a_device_is_checked_here_for_the_local_engine_and_on_the_workers_for_ray() -> None:
-    from negmine.encoders.base import available_devices
+    from negmine.text.encoders.base import available_devices
 
     if "cuda" in available_devices():
         pytest.skip("this machine has a GPU: the absent-device error cannot be shown")
@@ -135,5 +135,5 @@ def test_a_device_is_checked_here_for_the_local_engine_and_on_the_workers_for_ra
 def test_the_detector_filter_is_refused_on_pair_rows(make_data) -> None:
     data = make_data(["red apple", "green pear", "blue sky"], ["apple"], {"q0": ["d0", "d1"]})
     with pytest.raises(ConfigError, match="--fn-max-prob cannot be combined with --positive-reference pair"):
-        negmine.mine(data, negmine.retrievers.BM25(), filters=[negmine.filters.FnMaxProb(0.1)],
+        negmine.mine(data, negmine.text.retrievers.BM25(), filters=[negmine.text.filters.FnMaxProb(0.1)],
                      positive_reference="pair")

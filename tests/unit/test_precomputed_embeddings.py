@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 import negmine
-from negmine.encoders import HashingEncoder
-from negmine.errors import DataError
-from negmine.retrievers.embedding import load_embeddings
+from negmine.core.errors import DataError
+from negmine.text.encoders import HashingEncoder
+from negmine.text.retrievers.embedding import load_embeddings
 
 DOCS = ["red apple pie", "green apple", "blue sky river", "river fish swim", "fast red car", "slow blue boat",
         "apple tree", "sky star moon"]
@@ -35,8 +35,8 @@ def test_npy_embeddings_give_the_same_candidates_as_encoding(data, tmp_path: Pat
     q, d = encoded(data)
     np.save(tmp_path / "d.npy", d)
     np.save(tmp_path / "q.npy", q)
-    ref = negmine.retrievers.Dense(encoder=HashingEncoder(dim=16)).retrieve(data, 4)
-    pre = negmine.retrievers.Dense(encoder=HashingEncoder(dim=16), doc_embeddings=str(tmp_path / "d.npy"),
+    ref = negmine.text.retrievers.Dense(encoder=HashingEncoder(dim=16)).retrieve(data, 4)
+    pre = negmine.text.retrievers.Dense(encoder=HashingEncoder(dim=16), doc_embeddings=str(tmp_path / "d.npy"),
                                    query_embeddings=str(tmp_path / "q.npy"))
     got = pre.retrieve(data, 4)
     np.testing.assert_array_equal(got.ids, ref.ids)
@@ -61,7 +61,7 @@ def test_sharded_mining_with_precomputed_queries_equals_one_shard(data, tmp_path
     np.save(tmp_path / "q.npy", q)
 
     def run(shard: int) -> negmine.MiningResult:
-        r = negmine.retrievers.Dense(encoder=HashingEncoder(dim=16), doc_embeddings=str(tmp_path / "d.npy"),
+        r = negmine.text.retrievers.Dense(encoder=HashingEncoder(dim=16), doc_embeddings=str(tmp_path / "d.npy"),
                                      query_embeddings=str(tmp_path / "q.npy"))
         return negmine.mine(data, r, num_negatives=2, query_shard=shard)
 
@@ -79,7 +79,7 @@ def test_sharded_retrieval_encodes_the_corpus_once(data) -> None:
             return super().encode(texts, kind)
 
     enc = Counting(dim=16)
-    negmine.mine(data, negmine.retrievers.Dense(encoder=enc), num_negatives=2, query_shard=2)
+    negmine.mine(data, negmine.text.retrievers.Dense(encoder=enc), num_negatives=2, query_shard=2)
     assert [c for c in enc.calls if c[0] == "document"] == [("document", len(DOCS))]
     assert sum(n for kind, n in enc.calls if kind == "query") == len(QUERIES)
 
@@ -100,7 +100,7 @@ def test_bad_embedding_files_are_one_line_data_errors(data, tmp_path: Path, make
 def test_dimension_mismatch_and_missing_file(data, tmp_path: Path) -> None:
     _, d = encoded(data)
     np.save(tmp_path / "d.npy", d[:, :8])
-    r = negmine.retrievers.Dense(encoder=HashingEncoder(dim=16), doc_embeddings=str(tmp_path / "d.npy"))
+    r = negmine.text.retrievers.Dense(encoder=HashingEncoder(dim=16), doc_embeddings=str(tmp_path / "d.npy"))
     with pytest.raises(DataError, match=r"8 dimensions|16 dimensions"):
         r.retrieve(data, 3)
     with pytest.raises(DataError, match="not found"):
@@ -131,7 +131,7 @@ def test_float16_npy_is_searched_block_by_block_without_a_float32_copy(data, tmp
     np.save(tmp_path / "q.npy", q)
     runs = {}
     for name in ("d16", "d32"):
-        r = negmine.retrievers.Dense(encoder=HashingEncoder(dim=16), doc_embeddings=str(tmp_path / f"{name}.npy"),
+        r = negmine.text.retrievers.Dense(encoder=HashingEncoder(dim=16), doc_embeddings=str(tmp_path / f"{name}.npy"),
                                      query_embeddings=str(tmp_path / "q.npy"), doc_block=3)
         runs[name] = (r.retrieve(data, 4), r.docs_[1])
     assert isinstance(runs["d16"][1], np.memmap) and runs["d16"][1].dtype == np.float16
@@ -164,10 +164,10 @@ def test_query_embeddings_aligned_with_the_queries_file_serve_a_split(tmp_path: 
     assert list(data.queries.ids) == ["q1", "q3", "q4"]
     enc = HashingEncoder(dim=16)
     np.save(tmp_path / "q.npy", enc.encode(QUERIES, "query"))  # every query of the file, in its order
-    ref = negmine.retrievers.Dense(encoder=enc).retrieve(data, 4)
-    got = negmine.retrievers.Dense(encoder=enc, query_embeddings=str(tmp_path / "q.npy")).retrieve(data, 4)
+    ref = negmine.text.retrievers.Dense(encoder=enc).retrieve(data, 4)
+    got = negmine.text.retrievers.Dense(encoder=enc, query_embeddings=str(tmp_path / "q.npy")).retrieve(data, 4)
     np.testing.assert_array_equal(got.ids, ref.ids)
     np.testing.assert_array_equal(got.scores, ref.scores)
     np.save(tmp_path / "q4.npy", enc.encode(QUERIES[:4], "query"))  # neither the split nor the file
     with pytest.raises(DataError, match=r"has 3 rows \(its file 5\)"):
-        negmine.retrievers.Dense(encoder=enc, query_embeddings=str(tmp_path / "q4.npy")).retrieve(data, 4)
+        negmine.text.retrievers.Dense(encoder=enc, query_embeddings=str(tmp_path / "q4.npy")).retrieve(data, 4)

@@ -11,12 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from negmine.engines.ray_ship import MappedNpy, ShippedCorpus, for_workers, on_worker
-from negmine.engines.ray_tasks import merge_top
-from negmine.errors import ConfigError
-from negmine.retrievers import BM25, Dense, Union
-from negmine.retrievers.base import top_k
-from negmine.types import Corpus, MiningData, Qrels, Queries
+from negmine.core.errors import ConfigError
+from negmine.text.engines.ray_ship import MappedNpy, ShippedCorpus, for_workers, on_worker
+from negmine.text.engines.ray_tasks import merge_top
+from negmine.text.retrievers import BM25, Dense, Union
+from negmine.text.retrievers.base import top_k
+from negmine.text.types import Corpus, MiningData, Qrels, Queries
 
 
 @pytest.fixture

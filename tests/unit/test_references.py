@@ -14,8 +14,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from negmine.errors import ConfigError
-from negmine.filters import (
+from negmine.core.errors import ConfigError
+from negmine.text.filters import (
     AbsoluteMargin,
     ExcludePositives,
     FilterInput,
@@ -23,7 +23,7 @@ from negmine.filters import (
     expand_pairs,
     positive_reference,
 )
-from negmine.types import Candidates, Corpus, MiningData, Qrels, Queries
+from negmine.text.types import Candidates, Corpus, MiningData, Qrels, Queries
 
 T, F = True, False
 POS = {0: [0, 1, 2], 1: [3, 4]}

@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from negmine.errors import ConfigError
-from negmine.samplers import Random, SampleInput, SimANS, Softmax, Top, query_sd, select, string_keys, uniform
+from negmine.core.errors import ConfigError
+from negmine.text.samplers import Random, SampleInput, SimANS, Softmax, Top, query_sd, select, string_keys, uniform
 
 
 def _inp(scores, keep=None, *, qids=None, dids=None, ref=None, seed=0) -> SampleInput:
@@ -170,7 +170,7 @@ def test_uniform_is_a_pure_function_of_seed_query_doc():
 
 
 def _unmix(t: int) -> int:
-    """Inverse of the splitmix64 finaliser used by ``samplers._mix`` (64-bit Python ints)."""
+    """Inverse of the splitmix64 finaliser used by ``negmine.core.keys.mix`` (64-bit Python ints)."""
     m = (1 << 64) - 1
 
     def unxorshift(y: int, s: int) -> int:
@@ -191,7 +191,7 @@ def test_uniform_stays_strictly_below_one_for_the_largest_hash():
     # ``uniform`` promises values in (0, 1): a value of 1.0 makes the Gumbel noise
     # -log(-log(1)) = +inf, so that candidate would win whatever its score. Plant the doc key
     # whose final hash is all ones (the largest 53-bit draw) by inverting the splitmix64 mixer.
-    from negmine.samplers import _mix
+    from negmine.core.keys import mix as _mix
 
     def mix(x: int) -> int:
         return int(_mix(np.array([x], np.uint64))[0])

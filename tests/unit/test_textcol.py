@@ -13,10 +13,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from negmine.errors import DataError
-from negmine.readers import _read_corpus_arrow, read_corpus
-from negmine.textcol import TextColumn, row_lookup, take_rows
-from negmine.types import Corpus, MiningData, Qrels, Queries
+from negmine.core.errors import DataError
+from negmine.text.readers import _read_corpus_arrow, read_corpus
+from negmine.text.textcol import TextColumn, row_lookup, take_rows
+from negmine.text.types import Corpus, MiningData, Qrels, Queries
 
 texts = st.lists(st.text(alphabet=st.characters(blacklist_categories=["Cs"]), max_size=12), max_size=40)
 
@@ -70,7 +70,7 @@ def _write(path: Path, lines: list[str]) -> Path:
 
 
 def _slow(path: Path, monkeypatch: pytest.MonkeyPatch) -> Corpus:
-    monkeypatch.setattr("negmine.readers._read_corpus_arrow", lambda p: None)
+    monkeypatch.setattr("negmine.text.readers._read_corpus_arrow", lambda p: None)
     try:
         return read_corpus(path)
     finally:
@@ -137,7 +137,7 @@ def test_an_arrow_corpus_and_a_list_corpus_have_one_fingerprint(tmp_path: Path) 
 
 def test_a_spilled_column_reads_the_same_after_its_pages_are_released(tmp_path: Path,
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    from negmine.textcol import spill
+    from negmine.text.textcol import spill
 
     monkeypatch.setenv("NEGMINE_TMPDIR", str(tmp_path))
     strings = [f"document {i} " + "x" * (i % 5000) for i in range(3000)]  # several pages per batch
@@ -160,7 +160,7 @@ def test_a_loaded_corpus_is_memory_mapped(tmp_path: Path) -> None:
 
 
 def test_per_row_hashes_agree_with_the_whole_corpus_ones() -> None:
-    from negmine.samplers import string_keys
+    from negmine.text.samplers import string_keys
 
     texts = ["Alpha  beta", "alpha beta", "gamma", "GAMMA ", "delta", "alpha\tbeta"]
     titles = ["", "", "", "", "t", ""]

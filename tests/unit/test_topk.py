@@ -14,7 +14,7 @@ import itertools
 import numpy as np
 import pytest
 
-from negmine.retrievers.base import MAX_ROWS, TopK, pack, rescore_exact, resort, top_k, unpack
+from negmine.text.retrievers.base import MAX_ROWS, TopK, pack, rescore_exact, resort, top_k, unpack
 
 POOL = np.array([-np.inf, -2.5, -1.0, 0.0, 0.25, 1.0, 3.5], dtype=np.float32)  # drawn often: ties
 
@@ -169,7 +169,7 @@ def test_rescore_exact_is_elementwise_float64_dot_products():
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from negmine.retrievers.dense import Dense, search_torch  # noqa: E402
+from negmine.text.retrievers.dense import Dense, search_torch  # noqa: E402
 
 VALUES = st.sampled_from([-np.inf, np.nan, -1.0, -0.0, 0.0, 0.5, 1.0, 2.0, np.inf])
 
@@ -335,7 +335,7 @@ def test_torch_search_path_equals_the_cpu_search():
 def test_exact_top_k_widens_only_where_the_cut_is_unsettled():
     # a raw search that perturbs every score by the largest error the bound allows still
     # yields the exact answer; the unsettled query (40 copies at its cut) searches again
-    from negmine.retrievers.base import exact_top_k, float32_error_bound
+    from negmine.text.retrievers.base import exact_top_k, float32_error_bound
 
     d = embeddings(5, 300, 16)
     d[200:240] = d[9]
@@ -359,7 +359,7 @@ def test_exact_top_k_widens_only_where_the_cut_is_unsettled():
 
 def test_torch_keys_order_nan_and_signed_zero():
     torch = pytest.importorskip("torch")
-    from negmine.retrievers.dense import _torch_keys
+    from negmine.text.retrievers.dense import _torch_keys
 
     s = np.array([[np.nan, -np.inf, -0.0, 0.0, 1.5, -1.5, np.inf, 3.0e38]], np.float32)
     keys = _torch_keys(torch, torch.from_numpy(s), 10).numpy().view(np.uint64) ^ np.uint64(1 << 63)

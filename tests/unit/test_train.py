@@ -24,7 +24,7 @@ import pytest
 from tiny_models import build_tiny_sentence_transformer
 
 from negmine.cli.main import main
-from negmine.errors import ConfigError, DataError
+from negmine.core.errors import ConfigError, DataError
 
 for _module in ("sentence_transformers", "accelerate", "datasets", "bm25s", "pyarrow"):
     pytest.importorskip(_module)
@@ -84,7 +84,7 @@ def debiased_by_hand(s_pos: float, s_neg: list[float], t: float, tau: float) -> 
 
 
 def loss_of(columns: list[list[list[float]]], tau_plus: float, temperature: float) -> float:
-    from negmine.train.losses import DebiasedMultipleNegativesLoss
+    from negmine.text.train.losses import DebiasedMultipleNegativesLoss
 
     loss = DebiasedMultipleNegativesLoss(model=None, tau_plus=tau_plus, temperature=temperature)
     emb = [torch.tensor(c, dtype=torch.float64) for c in columns]
@@ -118,7 +118,7 @@ def test_debiased_loss_uses_the_lower_bound_when_the_estimate_goes_negative() ->
 
 
 def test_debiased_loss_with_tau_zero_is_infonce_and_mnrl() -> None:
-    from negmine.train.losses import _st_losses
+    from negmine.text.train.losses import _st_losses
 
     MultipleNegativesRankingLoss = _st_losses().MultipleNegativesRankingLoss
     t = 0.5
@@ -132,14 +132,14 @@ def test_debiased_loss_with_tau_zero_is_infonce_and_mnrl() -> None:
     rng = np.random.default_rng(0)
     cols = [torch.tensor(rng.normal(size=(3, 4))) for _ in range(4)]  # 3 anchors, positives, 2 negative columns
     mnrl = MultipleNegativesRankingLoss(None, scale=1 / 0.05)  # type: ignore[arg-type]
-    from negmine.train.losses import DebiasedMultipleNegativesLoss
+    from negmine.text.train.losses import DebiasedMultipleNegativesLoss
 
     ours = DebiasedMultipleNegativesLoss(None, tau_plus=0.0, temperature=0.05).compute_loss_from_embeddings(cols)
     assert float(ours) == pytest.approx(float(mnrl.compute_loss_from_embeddings(cols, None)), rel=1e-9)
 
 
 def test_debiased_loss_is_finite_with_gradients_at_small_temperature() -> None:
-    from negmine.train.losses import DebiasedMultipleNegativesLoss
+    from negmine.text.train.losses import DebiasedMultipleNegativesLoss
 
     emb = [torch.tensor(c, dtype=torch.float32, requires_grad=True) for c in (A, P, NEG)]
     for tau in (0.0, 0.1, 0.9):
@@ -151,7 +151,7 @@ def test_debiased_loss_is_finite_with_gradients_at_small_temperature() -> None:
 
 @pytest.mark.parametrize("kwargs", [{"tau_plus": 1.0}, {"tau_plus": -0.1}, {"temperature": 0.0}])
 def test_debiased_loss_rejects_bad_parameters(kwargs: dict[str, float]) -> None:
-    from negmine.train.losses import DebiasedMultipleNegativesLoss
+    from negmine.text.train.losses import DebiasedMultipleNegativesLoss
 
     with pytest.raises(ConfigError):
         DebiasedMultipleNegativesLoss(None, **kwargs)
@@ -159,7 +159,7 @@ def test_debiased_loss_rejects_bad_parameters(kwargs: dict[str, float]) -> None:
 
 # ------------------------------------------------------------------------------- GIST, n negatives
 def test_merge_columns_pads_and_stacks() -> None:
-    from negmine.train.losses import merge_columns
+    from negmine.text.train.losses import merge_columns
 
     a = {"input_ids": torch.tensor([[5, 6, 7]]), "attention_mask": torch.tensor([[1, 1, 1]]), "modality": "text"}
     b = {"input_ids": torch.tensor([[8]]), "attention_mask": torch.tensor([[1]]), "modality": "text"}
@@ -174,7 +174,7 @@ def test_merge_columns_pads_and_stacks() -> None:
 def test_gist_with_n_negatives_equals_mnrl_when_the_guide_masks_nothing(tiny_model: Path) -> None:
     from sentence_transformers import SentenceTransformer
 
-    from negmine.train.losses import MultiNegativeGISTEmbedLoss, _st_losses
+    from negmine.text.train.losses import MultiNegativeGISTEmbedLoss, _st_losses
 
     model = SentenceTransformer(str(tiny_model), device="cpu").eval()
     columns = [["cancer risk study", "vitamin dose trial", "gene expression in cells"],
@@ -194,7 +194,7 @@ def test_gist_with_n_negatives_equals_mnrl_when_the_guide_masks_nothing(tiny_mod
 
 # ------------------------------------------------------------------------------ data and helpers
 def test_training_rows_trim_and_leave_out_short_queries() -> None:
-    from negmine.train.trainer import training_rows
+    from negmine.text.train.trainer import training_rows
 
     texts = {("query", "q1"): {"title": "", "text": "Q1"}, ("query", "q2"): {"title": "", "text": "Q2"},
              **{("doc", d): {"title": "", "text": d.upper()} for d in ("p1", "p2", "n1", "n2", "n3")}}
@@ -211,7 +211,7 @@ def test_training_rows_trim_and_leave_out_short_queries() -> None:
 
 
 def test_negative_change_by_hand() -> None:
-    from negmine.train.trainer import negative_change
+    from negmine.text.train.trainer import negative_change
 
     old = [{"query_id": "a", "negative_ids": ["x", "y"]}, {"query_id": "b", "negative_ids": ["z"]}]
     new = [{"query_id": "a", "negative_ids": ["y", "w"]}, {"query_id": "b", "negative_ids": ["z"]}]
@@ -222,7 +222,7 @@ def test_negative_change_by_hand() -> None:
 
 
 def test_mining_model_is_the_dense_retrievers_model() -> None:
-    from negmine.train.trainer import mining_model
+    from negmine.text.train.trainer import mining_model
 
     assert mining_model({"config": {"retriever": {"name": "bm25"}}}) is None
     assert mining_model({"config": {"retriever": {"name": "dense", "model": "org/m"}}}) == "org/m"
@@ -232,7 +232,8 @@ def test_mining_model_is_the_dense_retrievers_model() -> None:
 
 
 def test_import_negmine_train_is_light() -> None:
-    code = "import sys, negmine.train; print(sorted(m for m in ('torch', 'sentence_transformers') if m in sys.modules))"
+    code = ("import sys, negmine.text.train; "
+            "print(sorted(m for m in ('torch', 'sentence_transformers') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 
@@ -241,7 +242,7 @@ def test_import_negmine_train_is_light() -> None:
 @pytest.mark.parametrize("loss", ["mnrl", "cached-mnrl", "gist", "debiased"])
 def test_each_loss_trains_and_saves_a_loadable_model(loss: str, tiny_model: Path, mined: Path,
                                                      tmp_path: Path) -> None:
-    from negmine.train import train
+    from negmine.text.train import train
 
     out = tmp_path / "model"
     result = train(mined, out, model=str(tiny_model), loss=loss, mini_batch_size=3, **FAST)
@@ -259,7 +260,7 @@ def test_each_loss_trains_and_saves_a_loadable_model(loss: str, tiny_model: Path
 
 
 def test_same_seed_same_weights_other_seed_other_weights(tiny_model: Path, mined: Path, tmp_path: Path) -> None:
-    from negmine.train import train
+    from negmine.text.train import train
 
     runs = {}
     for name, seed in (("a", 3), ("b", 3), ("c", 4)):
@@ -271,14 +272,14 @@ def test_same_seed_same_weights_other_seed_other_weights(tiny_model: Path, mined
 
 
 def test_num_negatives_zero_trains_on_pairs(tiny_model: Path, mined: Path, tmp_path: Path) -> None:
-    from negmine.train import train
+    from negmine.text.train import train
 
     rec = train(mined, tmp_path / "m", model=str(tiny_model), num_negatives=0, **FAST).record
     assert rec["dataset"]["columns"] == ["anchor", "positive"]
 
 
 def test_remine_every_records_refresh_stats(tiny_model: Path, mined: Path, tmp_path: Path) -> None:
-    from negmine.train import train
+    from negmine.text.train import train
 
     kwargs: dict[str, Any] = {"model": str(tiny_model), "remine_every": 2, "max_steps": 5, "batch_size": 8, "lr": 1e-3}
     rec = train(mined, tmp_path / "m", **kwargs).record
@@ -305,7 +306,7 @@ def test_remine_every_records_refresh_stats(tiny_model: Path, mined: Path, tmp_p
 def test_remine_needs_the_mining_options(tiny_model: Path, mined: Path, tmp_path: Path) -> None:
     import shutil
 
-    from negmine.train import train
+    from negmine.text.train import train
 
     copy = tmp_path / "mined"
     shutil.copytree(mined, copy)
@@ -317,7 +318,7 @@ def test_remine_needs_the_mining_options(tiny_model: Path, mined: Path, tmp_path
 
 
 def test_periodic_evaluation_is_recorded(tiny_model: Path, mined: Path, tmp_path: Path) -> None:
-    from negmine.train import train
+    from negmine.text.train import train
 
     rec = train(mined, tmp_path / "m", model=str(tiny_model), max_steps=4, batch_size=8, eval_dataset=str(SAMPLE),
                 eval_split="test", eval_steps=2).record
@@ -330,7 +331,7 @@ def test_periodic_evaluation_is_recorded(tiny_model: Path, mined: Path, tmp_path
 def test_mined_sampler_masking_and_remining_together(tiny_model: Path, mined: Path, tmp_path: Path) -> None:
     """``--batch-sampler mined --mask-false-negatives --remine-every`` (issue 20) in one run: every
     training step masked and counted, the sampler's index rebuilt from each re-mining, seeded."""
-    from negmine.train import train
+    from negmine.text.train import train
 
     kwargs: dict[str, Any] = {"model": str(tiny_model), "batch_sampler": "mined", "hardness": 0.5,
                               "mask_false_negatives": True, "mask_target": 0.1, "remine_every": 2, "max_steps": 4,
@@ -391,7 +392,7 @@ def test_cli_bad_inputs_exit_2_with_one_line(argv: list[str], needle: str, mined
 
 
 def test_api_bad_inputs_raise(mined: Path, tmp_path: Path) -> None:
-    from negmine.train import train
+    from negmine.text.train import train
 
     with pytest.raises(DataError):
         train(tmp_path / "missing", tmp_path / "out")

@@ -1,11 +1,11 @@
-"""The containers that cross stage boundaries (``negmine.types``)."""
+"""The containers that cross stage boundaries (``negmine.text.types``)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from negmine.types import Candidates, Corpus, MiningData, Qrels, Queries, normalise_text
+from negmine.text.types import Candidates, Corpus, MiningData, Qrels, Queries, normalise_text
 
 
 @pytest.mark.parametrize(("text", "want"), [

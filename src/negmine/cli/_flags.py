@@ -1,4 +1,4 @@
-"""Command-line flags derived from option declarations (:class:`negmine.registry.Option`), and the
+"""Command-line flags derived from option declarations (:class:`negmine.text.registry.Option`), and the
 check of what argparse parsed against the same declarations, before any work (``negmine rec``,
 ``negmine kg``). Also the checks of output paths that every command runs before it starts."""
 
@@ -9,8 +9,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from negmine.errors import ConfigError
-from negmine.registry import Option
+from negmine.core.errors import ConfigError
+from negmine.core.registry import Option
 
 
 def add_options(p: argparse.ArgumentParser, groups: Mapping[str, Iterable[Option]], *,
@@ -61,10 +61,10 @@ def _inputs_under(out: Path, inputs: Iterable[str | Path | None]) -> list[Path]:
 
 def check_out_file(out: str | Path, flag: str, *, overwrite: bool, inputs: Iterable[str | Path | None] = ()) -> Path:
     """A file output, checked before any work by the shared
-    :func:`negmine.writers.targets.check_output_file`: never one of the inputs (symbolic links
+    :func:`negmine.core.targets.check_output_file`: never one of the inputs (symbolic links
     resolved, even with ``--overwrite``), not a directory, writable; an existing file needs
     ``--overwrite``."""
-    from negmine.writers.targets import check_output_file
+    from negmine.core.targets import check_output_file
 
     check_output_file(out, flag, overwrite=overwrite, inputs=inputs)
     return Path(out)

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from negmine.cli.mine import add_mining_arguments, resolve_options
-from negmine.errors import ConfigError
-from negmine.holdout import PROTOCOLS
+from negmine.core.errors import ConfigError
+from negmine.text.holdout import PROTOCOLS
 
 MULTI = ("relative_margin", "absolute_margin", "max_score", "fn_max_prob", "positive_reference", "sampler")
 
@@ -47,9 +47,9 @@ def _values(raw: Any, cast: type) -> list[Any]:
 
 
 def build_settings(o: dict[str, Any]) -> list[Any]:
-    from negmine import filters as F
-    from negmine.audit import Setting
-    from negmine.options import build_filters, build_sampler
+    from negmine.text import filters as F
+    from negmine.text.audit import Setting
+    from negmine.text.options import build_filters, build_sampler
 
     fixed = build_filters({**o, "relative_margin": None, "absolute_margin": None, "max_score": None,
                            "fn_max_prob": None, "positive_reference": None})
@@ -95,10 +95,10 @@ def render(rows: list[dict[str, Any]], info: dict[str, Any]) -> str:
 
 
 def holdout_from_args(args: argparse.Namespace, seed: int) -> Any:
-    """The :class:`negmine.holdout.Holdout` the flags name. The old flags keep their meaning:
+    """The :class:`negmine.text.holdout.Holdout` the flags name. The old flags keep their meaning:
     ``--hide-fraction F`` is ``--hide random``, ``--visible-min-grade G`` is ``--hide grade``,
     ``--hidden-qrels F`` is ``--hide qrels``; nothing given is ``random`` with 0.5."""
-    from negmine.holdout import Holdout
+    from negmine.text.holdout import Holdout
 
     implied = {"hide_fraction": "random", "visible_min_grade": "grade", "hidden_qrels": "qrels"}
     chosen = [x for x in implied if getattr(args, x) is not None]
@@ -119,10 +119,10 @@ def holdout_from_args(args: argparse.Namespace, seed: int) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    from negmine import audit
-    from negmine.data import read_qrels
-    from negmine.options import build_retriever, build_scorers, load_data
-    from negmine.types import RunContext
+    from negmine.text import audit
+    from negmine.text.data import read_qrels
+    from negmine.text.options import build_retriever, build_scorers, load_data
+    from negmine.text.types import RunContext
 
     o = resolve_options(args)
     holdout = holdout_from_args(args, o["seed"])
@@ -150,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
     table = render(rows, info)
     payload = {"settings": rows, "retrieval": info, "holdout": holdout.as_dict()}
     if out is not None:
-        from negmine.writers._atomic import write_json, write_text
+        from negmine.core.atomic import write_json, write_text
 
         write_json(out / "audit.json", payload)
         write_text(out / "audit.md", table + "\n")

@@ -1,13 +1,13 @@
 """``negmine compare SWEEP.toml [--out DIR] [--json]``: mine → train → evaluate a grid of settings
 and write one table (compare.md, compare.json) and a plot (compare.png); a re-run reuses what is
-done. The sweep file format is documented in :mod:`negmine.compare`."""
+done. The sweep file format is documented in :mod:`negmine.text.compare`."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from negmine.writers._atomic import dumps
+from negmine.core.atomic import dumps
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -18,7 +18,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from negmine.compare import compare, load_sweep
+    from negmine.text.compare import compare, load_sweep
 
     sweep = load_sweep(args.config, out=args.out)  # validates everything before any work
     result = compare(sweep)

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from negmine.report.stats import render_text
+from negmine.text.report.stats import render_text
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample"
 
@@ -19,7 +19,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import negmine
-    from negmine.options import DEFAULTS, build_retriever
+    from negmine.text.options import DEFAULTS, build_retriever
 
     out = Path(args.out)
     data = negmine.load_beir(SAMPLE, "train")
@@ -28,8 +28,8 @@ def run(args: argparse.Namespace) -> int:
       f"(bundled sample, see {SAMPLE / 'SOURCE.md'})\n")
     for name in [r for r in args.retrievers.split(",") if r]:
         retriever = build_retriever({**DEFAULTS, "retriever": name})
-        filters = [negmine.filters.RelativeMargin(0.05)] if name != "bm25" else []
-        result = negmine.mine(data, retriever, filters, negmine.samplers.Top(), args.num_negatives, seed=0,
+        filters = [negmine.text.filters.RelativeMargin(0.05)] if name != "bm25" else []
+        result = negmine.mine(data, retriever, filters, negmine.text.samplers.Top(), args.num_negatives, seed=0,
                               cache_dir=out / "cache")
         target = result.save(out / name, overwrite=True)
         cfg = ", ".join(f"{f['name']}" for f in result.config["filters"])

@@ -6,8 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from negmine.errors import ConfigError
-from negmine.writers._atomic import dumps
+from negmine.core.atomic import dumps
+from negmine.core.errors import ConfigError
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -25,9 +25,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from negmine.data import load_beir
-    from negmine.evaluate import evaluate
-    from negmine.options import DEFAULTS, build_retriever
+    from negmine.text.data import load_beir
+    from negmine.text.evaluate import evaluate
+    from negmine.text.options import DEFAULTS, build_retriever
 
     name = args.retriever or ("dense" if args.model else None)
     if name is None:
@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     data = load_beir(args.dataset, args.split, exclude_splits=[])
     result = evaluate(data, retriever, cache_dir=args.cache_dir)
     if args.out:
-        from negmine.writers._atomic import write_json
+        from negmine.core.atomic import write_json
 
         write_json(Path(args.out) / "metrics.json", {"config": retriever.config(), "split": args.split,
                                                      **result.to_dict()})

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from negmine.errors import ConfigError
-from negmine.writers._atomic import dumps
-from negmine.writers.export import FORMATS, SCORES, export_file
+from negmine.core.atomic import dumps
+from negmine.core.errors import ConfigError
+from negmine.text.writers.export import FORMATS, SCORES, export_file
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

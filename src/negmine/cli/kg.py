@@ -13,7 +13,7 @@ import sys
 from typing import Any
 
 from negmine.cli._flags import add_options, check_args, check_out_dir
-from negmine.errors import ConfigError
+from negmine.core.errors import ConfigError
 from negmine.kg.options import COMMANDS, OPTIONS, REQUIRED, SAMPLER_NAMES, check_model, parse_list
 
 __all__ = ["SAMPLERS", "add_arguments", "run"]
@@ -141,7 +141,7 @@ def _audit(args: argparse.Namespace) -> int:
                    entity_texts=texts, temperature=args.temperature, strength=args.strength, clusters=args.clusters)
     text = render_audit(result)
     if out is not None:
-        from negmine.writers._atomic import strict_json, write_json, write_text
+        from negmine.core.atomic import strict_json, write_json, write_text
 
         write_json(out / "audit.json", strict_json(result))
         write_text(out / "audit.md", text)

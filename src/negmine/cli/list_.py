@@ -6,9 +6,9 @@ import argparse
 import sys
 from typing import Any
 
-from negmine._optional import EXTRAS
-from negmine.registry import FAMILIES
-from negmine.writers._atomic import dumps
+from negmine.core.atomic import dumps
+from negmine.core.optional import EXTRAS
+from negmine.text.registry import FAMILIES
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -3,7 +3,7 @@ to exit codes (0 ok, 2 usage/config/data/environment error with one line, 1 runt
 
 ``-v``/``-q``/``--debug`` are accepted before or after the subcommand. Progress bars (negmine's
 and the libraries' it drives) show only when stderr is a terminal, never with ``-q``; see
-:mod:`negmine._progress` and ``NEGMINE_PROGRESS``."""
+:mod:`negmine.core.progress` and ``NEGMINE_PROGRESS``."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from negmine import __version__
-from negmine.errors import NegmineError, environment_error
+from negmine.core.errors import NegmineError, environment_error
 
 COMMANDS = {
     "mine": ("negmine.cli.mine", "mine hard negatives for a dataset"),
@@ -89,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _configure(args: argparse.Namespace) -> dict[str, str | None]:
-    from negmine import _progress
+    from negmine.core import progress as _progress
 
     level = logging.INFO if args.verbose else logging.ERROR if args.quiet else logging.WARNING
     handler = logging.StreamHandler(sys.stderr)
@@ -133,7 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"negmine: error: {' '.join(fix.split())}\n")
         return 2
     finally:
-        from negmine import _progress
+        from negmine.core import progress as _progress
 
         _progress.set_enabled(None)
         _progress.restore_environment(previous_env)  # main() may be called again in this process

@@ -1,6 +1,6 @@
 """``negmine mine``: flags or a TOML config (flags win) -> OUT/mined.parquet, manifest, report.
 
-The flags are derived from the option declarations (:data:`negmine.options.RUN_OPTIONS` and each
+The flags are derived from the option declarations (:data:`negmine.text.options.RUN_OPTIONS` and each
 component's registry entry), so they cannot drift from the TOML keys or the Python API.
 """
 
@@ -11,9 +11,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from negmine.errors import ConfigError
-from negmine.registry import Option
-from negmine.writers._atomic import dumps
+from negmine.core.atomic import dumps
+from negmine.core.errors import ConfigError
+from negmine.core.registry import Option
 
 S = argparse.SUPPRESS
 
@@ -45,12 +45,12 @@ def _add(g: Any, o: Option, multi: tuple[str, ...]) -> None:
 
 def add_mining_arguments(p: argparse.ArgumentParser, multi: tuple[str, ...] = ()) -> None:
     """The mining options; those named in ``multi`` take comma-separated lists (audits)."""
-    from negmine import registry
-    from negmine.options import RUN_OPTIONS
+    from negmine.text import registry
+    from negmine.text.options import RUN_OPTIONS
 
     families = {"retrievers": registry.retrievers, "filters": registry.filters, "scorers": registry.scorers,
                 "samplers": registry.samplers}
-    from negmine.options import RUN_OPTIONS as _RUN
+    from negmine.text.options import RUN_OPTIONS as _RUN
 
     seen: set[str] = {o.key for g in ("engine", "output") for o in _RUN[g]}  # added by `mine` itself
     groups: dict[str, Any] = {}
@@ -64,7 +64,7 @@ def add_mining_arguments(p: argparse.ArgumentParser, multi: tuple[str, ...] = ()
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from negmine.options import RUN_OPTIONS
+    from negmine.text.options import RUN_OPTIONS
 
     add_mining_arguments(p)
     p.add_argument("--config", help="TOML file with the same options (flags override it)")
@@ -79,7 +79,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def given_options(args: argparse.Namespace, multi: tuple[str, ...] = ()) -> tuple[dict[str, Any], dict[str, Any]]:
     """``(config file options, flags)`` the user gave, each validated (finite numbers in range,
     choices); defaults are not included."""
-    from negmine.options import DEFAULTS, OPTIONS, load_config
+    from negmine.text.options import DEFAULTS, OPTIONS, load_config
 
     config = load_config(args.config) if getattr(args, "config", None) else {}
     flags = {k: v for k, v in vars(args).items() if k in DEFAULTS}
@@ -91,7 +91,7 @@ def given_options(args: argparse.Namespace, multi: tuple[str, ...] = ()) -> tupl
 
 def resolve_options(args: argparse.Namespace, multi: tuple[str, ...] = ()) -> dict[str, Any]:
     """Defaults < TOML config < flags, every value validated."""
-    from negmine.options import merge
+    from negmine.text.options import merge
 
     return merge(*given_options(args, multi))
 
@@ -103,8 +103,8 @@ INPUT_KEYS = ("dataset", "corpus", "queries", "qrels", "pairs", "run", "doc_embe
 def check_outputs(o: dict[str, Any], out: Path, html: str | None, config: str | None = None) -> None:
     """Before any work: ``--out`` is no input and holds none of the inputs among the files a run
     replaces; ``--html`` is a writable file that is neither an input nor a file of the run."""
-    from negmine.rundir import META, RUN_FILES
-    from negmine.writers.targets import check_not_input, check_output_file, is_within
+    from negmine.core.rundir import META, RUN_FILES
+    from negmine.core.targets import check_not_input, check_output_file, is_within
 
     inputs: list[str] = [str(o[k]) for k in INPUT_KEYS if o.get(k)] + ([config] if config else [])
     check_not_input(out, "--out", inputs=inputs)
@@ -118,7 +118,8 @@ def check_outputs(o: dict[str, Any], out: Path, html: str | None, config: str | 
 
 
 def run(args: argparse.Namespace) -> int:
-    from negmine.options import (
+    from negmine.core.rundir import RunDir
+    from negmine.text.options import (
         POLICY_KEYS,
         apply_default_policy,
         build_retriever,
@@ -130,8 +131,7 @@ def run(args: argparse.Namespace) -> int:
         plan_from_options,
         recorded,
     )
-    from negmine.report.stats import render_text
-    from negmine.rundir import RunDir
+    from negmine.text.report.stats import render_text
 
     config, flags = given_options(args)
     o = merge(config, flags)
@@ -157,7 +157,7 @@ def run(args: argparse.Namespace) -> int:
     result = mine_from_options(o, data=data, retriever=retriever, scorers=scorers, out=out,
                                extra_manifest={"options": recorded(o)}, policy=policy)
     if args.html:
-        from negmine.report.html import write_html
+        from negmine.text.report.html import write_html
 
         write_html(out, args.html)
     if args.json:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from negmine.cli._flags import add_options, check_args, check_out_dir, check_out_file
-from negmine.errors import ConfigError, DataError
+from negmine.core.errors import ConfigError, DataError
 from negmine.rec.options import COMMANDS, REQUIRED, SAMPLER_NAMES, parse_list, parse_mix
 
 __all__ = ["SAMPLER_NAMES", "add_arguments", "run"]
@@ -141,7 +141,7 @@ def _need_test(data: Any, what: str) -> None:
 
 
 def _write_text_files(out: Path, files: dict[str, Any]) -> None:
-    from negmine.writers._atomic import strict_json, write_json, write_text
+    from negmine.core.atomic import strict_json, write_json, write_text
 
     for name, body in files.items():
         if name.endswith(".json"):
@@ -219,7 +219,7 @@ def _audit(args: argparse.Namespace) -> int:
         info = {"split": data.split, "data": data.interactions.stats, "scorer": scorer.info if scorer else None,
                 "num_negatives": args.num_negatives, "seed": args.seed}
         _write_text_files(out, {"audit.json": {"info": info, "rows": rows}, "audit.md": text + "\n"})
-    from negmine.writers._atomic import strict_json
+    from negmine.core.atomic import strict_json
 
     sys.stdout.write((json.dumps(strict_json(rows), indent=2) if args.json else text) + "\n")
     return 0
@@ -254,9 +254,9 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    from negmine.core.atomic import strict_json
     from negmine.rec.scorers import load_embeddings
     from negmine.rec.train import evaluate
-    from negmine.writers._atomic import strict_json
 
     data = load_data(args)
     _need_test(data, "evaluate")

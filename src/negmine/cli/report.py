@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from negmine.errors import ConfigError, DataError
-from negmine.report.stats import render_text
-from negmine.writers._atomic import dumps, write_text
+from negmine.core.atomic import dumps, write_text
+from negmine.core.errors import ConfigError, DataError
+from negmine.text.report.stats import render_text
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -25,7 +25,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from negmine.rundir import check_text_run, verify
+    from negmine.core.rundir import verify
+    from negmine.text.writers.mined import check_text_run
 
     manifest = verify(args.directory)  # a partial, mixed or corrupted run is refused with what to do
     check_text_run(args.directory, manifest)
@@ -41,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     if args.html is None:
         sys.stdout.write((dumps(report, indent=2) if args.json else render_text(report)) + "\n")
         return 0
-    from negmine.report.html import render_html
+    from negmine.text.report.html import render_html
 
     if args.html == "-":
         sys.stdout.write(render_html(args.directory, args.audit))
@@ -76,8 +77,8 @@ def _read_report(path: Path) -> dict[str, Any]:
 
 def _check_writable(out: Path, run: Path, audit: str | None) -> None:
     """``--html`` is a writable file, none of the run's files nor the audit it reads."""
-    from negmine.rundir import META, RUN_FILES
-    from negmine.writers.targets import check_output_file
+    from negmine.core.rundir import META, RUN_FILES
+    from negmine.core.targets import check_output_file
 
     check_output_file(out, "--html", overwrite=True, inputs=[*(run / f for f in RUN_FILES), audit],
                       read_dirs=[run / META])

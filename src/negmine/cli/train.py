@@ -1,6 +1,6 @@
 """``negmine train OUT --model NAME --loss mnrl|cached-mnrl|gist|debiased --out MODEL_DIR``:
 fine-tune a sentence-transformers model on a mining output (``--batch-sampler mined``,
-``--mask-false-negatives``, ``--remine-every``: :mod:`negmine.st`)."""
+``--mask-false-negatives``, ``--remine-every``: :mod:`negmine.text.st`)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import json
 import sys
 from typing import Any
 
-from negmine.errors import ConfigError
+from negmine.core.errors import ConfigError
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -37,7 +37,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--guide", default=None, help="gist: guide model (default: the mining model, else --model)")
     g.add_argument("--query-prompt", default=None, help="text prepended to anchors")
     g.add_argument("--document-prompt", default=None, help="text prepended to positives and negatives")
-    g = p.add_argument_group("in-batch negatives (negmine.st)")
+    g = p.add_argument_group("in-batch negatives (negmine.text.st)")
     g.add_argument("--batch-sampler", default="no-duplicates",
                    help="no-duplicates | default | mined: batches with no known positive or likely false negative "
                         "of another row, hard by the run's neighbour graph (no-duplicates)")
@@ -64,7 +64,7 @@ _FIELDS = ("model", "loss", "epochs", "max_steps", "batch_size", "lr", "warmup_r
 
 
 def run(args: argparse.Namespace) -> int:
-    from negmine.train.trainer import TrainConfig, train
+    from negmine.text.train.trainer import TrainConfig, train
 
     if not args.out:
         raise ConfigError("--out is required: the directory to write the trained model to")

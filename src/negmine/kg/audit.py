@@ -5,7 +5,7 @@ embeddings feed ``hard`` and ``hasa``, and its scores measure hardness. Each sam
 every training triple with the ``exact`` filter over the *training* triples only (what a trainer
 knows). A corruption that is a valid or test triple is a false negative: a true fact the
 training graph lacks. Reported per sampler: false-negative rate with its Wilson 95% interval
-(:func:`negmine.audit.wilson`), mean model score of the corruptions, and their hardness
+(:func:`negmine.text.audit.wilson`), mean model score of the corruptions, and their hardness
 percentile (:func:`negmine.kg.evaluation.hardness_percentile`: 0.5 ≈ random, 1 = hardest).
 """
 
@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from negmine.audit import wilson
+from negmine.core.stats import wilson
 from negmine.kg.data import KGData, triple_keys
 from negmine.kg.evaluation import all_scores, hardness_percentile
 from negmine.kg.filters import make_filter
@@ -51,7 +51,7 @@ def audit(data: KGData, samplers: list[str] | None = None, *, num_negatives: int
           kge_epochs: int = 100, dim: int = 50, entity_texts: list[str] | None = None,
           **options: Any) -> dict[str, Any]:
     """False-negative rate (against valid + test) and hardness of each sampler on one model fit."""
-    from negmine.errors import ConfigError
+    from negmine.core.errors import ConfigError
     from negmine.kg.kge import fit_kge
     from negmine.kg.options import check
 
@@ -72,7 +72,7 @@ def audit(data: KGData, samplers: list[str] | None = None, *, num_negatives: int
                           f"{data.source}; give at most {data.num_entities} (--clusters)")
     held = [s for s in data.splits if s != "train"]
     if not held:
-        from negmine.errors import DataError
+        from negmine.core.errors import DataError
 
         raise DataError(f"{data.source}: no valid or test triples to count false negatives against; give them")
     t0 = time.perf_counter()

@@ -7,7 +7,7 @@ the training triples). ``hard`` and ``hasa`` take their entity embeddings from a
 the same seed trained with uniform negatives (static during training); ``lemon`` embeds the
 entity texts once with the packaged MiniLM. Ranks are realistic filtered ranks over both sides
 (:func:`negmine.kg.evaluation.filtered_ranks`, every split's triples filtered). The paired test is
-negmine's sign-flip test (:func:`negmine.compare.permutation_test`) on per-test-triple reciprocal
+negmine's sign-flip test (:func:`negmine.text.compare.permutation_test`) on per-test-triple reciprocal
 ranks averaged over the seeds.
 """
 
@@ -20,13 +20,13 @@ from typing import Any
 
 import numpy as np
 
-from negmine.compare import permutation_test
-from negmine.errors import ConfigError
+from negmine.core.atomic import strict_json
+from negmine.core.errors import ConfigError
+from negmine.core.stats import permutation_test
 from negmine.kg.audit import NEEDS_EMBEDDINGS, sampler_options
 from negmine.kg.data import KGData
 from negmine.kg.evaluation import all_scores, filtered_ranks, rank_metrics
 from negmine.kg.samplers import SAMPLERS, known_keys
-from negmine.writers._atomic import strict_json
 
 __all__ = ["compare", "paired_p", "render_compare", "write_compare"]
 
@@ -65,7 +65,7 @@ def compare(data: KGData, samplers: list[str] | None = None, *, seeds: tuple[int
     all_known = np.sort(known_keys(data))
     text_emb = None
     if "lemon" in names:
-        from negmine.encoders.st import SentenceTransformerEncoder
+        from negmine.text.encoders.st import SentenceTransformerEncoder
 
         texts = entity_texts or [e.replace("_", " ") for e in data.entities]
         text_emb = SentenceTransformerEncoder().encode(texts, "document")
@@ -132,15 +132,15 @@ def render_compare(result: dict[str, Any]) -> str:
         p = "–" if r["p_value"] is None else f"{r['p_value']:.4f}"
         lines.append(f"| {r['sampler']} | {r['mrr']:.4f} ± {r['mrr_sd']:.4f} | {r['hits@10']:.4f} ± "
                      f"{r['hits@10_sd']:.4f} | {r['delta_mrr']:+.4f} | {p} | {r['train_seconds']:.1f} |")
-    lines += ["", "p: paired two-sided sign-flip test (negmine.compare.permutation_test) on per-test-triple "
+    lines += ["", "p: paired two-sided sign-flip test (negmine.text.compare.permutation_test) on per-test-triple "
               "reciprocal ranks averaged over the seeds."]
     return "\n".join(lines) + "\n"
 
 
 def write_compare(result: dict[str, Any], out: Path) -> dict[str, Path]:
     """``compare.json``, ``compare.md`` and (with matplotlib) ``compare.png``, each atomically."""
-    from negmine._optional import available
-    from negmine.writers._atomic import write_json, write_text
+    from negmine.core.atomic import write_json, write_text
+    from negmine.core.optional import available
 
     files = {"json": out / "compare.json", "markdown": out / "compare.md"}
     write_json(files["json"], strict_json(result))
@@ -152,8 +152,8 @@ def write_compare(result: dict[str, Any], out: Path) -> dict[str, Path]:
 
 
 def _plot(result: dict[str, Any], path: Path) -> None:
-    from negmine._optional import require
-    from negmine.writers._atomic import write_atomic
+    from negmine.core.atomic import write_atomic
+    from negmine.core.optional import require
 
     figure = require("matplotlib.figure").Figure
     canvas = require("matplotlib.backends.backend_agg").FigureCanvasAgg

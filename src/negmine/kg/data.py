@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from negmine.errors import ConfigError, DataError, examples
+from negmine.core.errors import ConfigError, DataError, examples
 
 __all__ = ["DATASETS", "KGData", "load_dataset", "load_entity_text", "load_triples", "triple_keys"]
 
@@ -214,7 +214,7 @@ def pykeen_dataset_dir(name: str) -> Path:
         raise ConfigError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)} or pass --triples")
     spec = importlib.util.find_spec("pykeen")
     if spec is None or not spec.submodule_search_locations:
-        from negmine.errors import MissingDependencyError
+        from negmine.core.errors import MissingDependencyError
 
         raise MissingDependencyError(f"dataset {name!r} ships with pykeen, which is not installed; "
                                      "install it with: pip install 'negmine[kg]'")

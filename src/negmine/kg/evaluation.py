@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from negmine._optional import require
+from negmine.core.optional import require
 from negmine.kg.data import triple_keys
 
 __all__ = ["all_scores", "filtered_ranks", "hardness_percentile", "rank_metrics"]

@@ -23,15 +23,14 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from negmine.errors import ConfigError
-from negmine.samplers import _mix
+from negmine.core.errors import ConfigError
+from negmine.core.keys import BLOOM_SALTS, mix
 
 __all__ = ["FILTERS", "BloomFilter", "ExactFilter", "KnownFilter", "NoFilter", "make_filter"]
 
 FILTERS = ("exact", "bloom", "none")
 _DENSE_MAX = 1 << 25  # keys below this: a bool table (32 MB at most) instead of a binary search
-_SALT1 = np.uint64(0x5851F42D4C957F2D)
-_SALT2 = np.uint64(0x14057B7EF767814F)
+_SALT1, _SALT2 = BLOOM_SALTS
 _FIB = np.uint64(0x9E3779B97F4A7C15)
 
 
@@ -174,8 +173,8 @@ class BloomFilter:
     def _indices(self, keys: np.ndarray) -> np.ndarray:
         x = keys.astype(np.int64).view(np.uint64)
         with np.errstate(over="ignore"):
-            h1 = _mix(x ^ _SALT1)
-            h2 = _mix(x ^ _SALT2) | np.uint64(1)
+            h1 = mix(x ^ _SALT1)
+            h2 = mix(x ^ _SALT2) | np.uint64(1)
             i = np.arange(self.k_, dtype=np.uint64)
             return (h1[..., None] + i * h2[..., None]) % np.uint64(self.m_)
 

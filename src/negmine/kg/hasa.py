@@ -36,7 +36,7 @@ the ratio carries the structure's evidence on that scale (the posterior odds of 
 the prior odds times this ratio).
 
 Memory is ``n_r · n_e²`` bytes for the feature table (fine for Nations, Kinships, UMLS; a graph
-too large for it is refused with a :class:`~negmine.errors.ConfigError`).
+too large for it is refused with a :class:`~negmine.core.errors.ConfigError`).
 """
 
 from __future__ import annotations
@@ -45,9 +45,9 @@ from typing import Any
 
 import numpy as np
 
-from negmine.errors import ConfigError
+from negmine.core.errors import ConfigError
+from negmine.core.keys import uniform
 from negmine.kg.samplers import Graph, Hard
-from negmine.samplers import uniform
 
 __all__ = ["HaSa", "structure_features", "true_fact_probability"]
 

@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from negmine._optional import require
-from negmine.errors import ConfigError, DataError, NegmineError
+from negmine.core.errors import ConfigError, DataError, NegmineError
+from negmine.core.optional import require
 from negmine.kg.data import KGData
 
 __all__ = ["KGEModel", "fit_kge", "load_embeddings", "triples_factory"]
@@ -136,13 +136,13 @@ def load_embeddings(path: str | Path, data: KGData) -> np.ndarray:
     if len(set(labels)) != len(labels):
         from collections import Counter
 
-        from negmine.errors import examples
+        from negmine.core.errors import examples
 
         dup = sorted(x for x, n in Counter(labels).items() if n > 1)
         raise DataError(f"{p}: {len(dup)} entit{'y' if len(dup) == 1 else 'ies'} listed twice ({examples(dup)}); "
                         "keep one row per entity")
     if not np.isfinite(emb).all():
-        from negmine.errors import examples
+        from negmine.core.errors import examples
 
         bad = [labels[i] for i in np.flatnonzero(~np.isfinite(emb).all(axis=1))]
         raise DataError(f"{p}: {len(bad)} embedding(s) hold NaN or infinite values ({examples(bad)}); "
@@ -152,7 +152,7 @@ def load_embeddings(path: str | Path, data: KGData) -> np.ndarray:
     out[rows] = emb
     missing = [data.entities[i] for i in np.flatnonzero(np.isnan(out).any(axis=1))]
     if missing:
-        from negmine.errors import examples
+        from negmine.core.errors import examples
 
         raise DataError(f"{p}: no embedding for {len(missing)} entit{'y' if len(missing) == 1 else 'ies'} "
                         f"{examples(missing)}; add a row for every entity of the graph")

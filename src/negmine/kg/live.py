@@ -39,8 +39,9 @@ from typing import Any
 
 import numpy as np
 
-from negmine._optional import require
-from negmine.errors import ConfigError
+from negmine.core.errors import ConfigError
+from negmine.core.optional import require
+from negmine.core.select import top_k
 from negmine.kg.filters import KnownFilter
 from negmine.kg.samplers import (
     Bernoulli,
@@ -49,7 +50,6 @@ from negmine.kg.samplers import (
     Typed,
     Uniform,
     _corrupt_exact,
-    _top,
     pool_corrupt,
 )
 
@@ -203,7 +203,7 @@ class LiveHard:
         n_e = self.graph_.num_entities
         for s in (0, 1):
             w = np.where((codes >= 0) & (codes // n_e == s), logw, -np.inf)
-            order = _top(w, min(self.cache, w.shape[1]))
+            order = top_k(w, min(self.cache, w.shape[1]))
             top = np.take_along_axis(codes, order, axis=1) % n_e
             top = np.where(np.take_along_axis(w, order, axis=1) > -np.inf, top, -1)
             replaced = triples[:, 0 if s == 0 else 2]

@@ -5,7 +5,6 @@ written atomically, the manifest last).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from dataclasses import dataclass
@@ -14,11 +13,12 @@ from typing import Any
 
 import numpy as np
 
-from negmine.errors import ConfigError, DataError
+from negmine.core.atomic import strict_json
+from negmine.core.errors import ConfigError, DataError
+from negmine.core.manifest import run_id
 from negmine.kg.data import KGData, triple_keys
 from negmine.kg.filters import BloomFilter, make_filter
 from negmine.kg.samplers import Corruptions, Graph, KGSampler, corrupt, known_keys, make_sampler
-from negmine.writers._atomic import strict_json
 
 __all__ = ["KGMiningResult", "mine"]
 
@@ -58,19 +58,19 @@ class KGMiningResult:
 
     def save(self, out: str | Path, *, overwrite: bool = False) -> dict[str, Any]:
         """Commit ``negatives.parquet``, ``report.json`` and ``manifest.json`` into ``out``
-        (:mod:`negmine.rundir`: locked, manifest last with checksums; a directory holding a
+        (:mod:`negmine.core.rundir`: locked, manifest last with checksums; a directory holding a
         different run is refused unless ``overwrite``); return the manifest."""
         return write_run(Path(out), self, overwrite=overwrite)
 
 
 def write_run(out: Path, result: KGMiningResult, *, overwrite: bool = False) -> dict[str, Any]:
     """The one place a KG mining run touches the disk, through the run-directory discipline of
-    the text pipeline (:class:`negmine.rundir.RunDir`): one writer at a time, each file atomic,
+    the text pipeline (:class:`negmine.core.rundir.RunDir`): one writer at a time, each file atomic,
     the manifest (with every file's sha256) last, so a reader sees the previous run or this one,
     never a mix."""
-    from negmine._optional import require
-    from negmine.rundir import RunDir
-    from negmine.writers._atomic import write_json, write_parquet
+    from negmine.core.atomic import write_json, write_parquet
+    from negmine.core.optional import require
+    from negmine.core.rundir import RunDir
 
     pa = require("pyarrow")
     schema = pa.schema([("head", pa.string()), ("relation", pa.string()), ("tail", pa.string()),
@@ -85,14 +85,14 @@ def write_run(out: Path, result: KGMiningResult, *, overwrite: bool = False) -> 
         "num_negatives": result.num_negatives,
         "seed": result.seed,
     }
-    run_id = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:24]
+    rid = run_id(identity)
 
     def write(d: Path) -> tuple[list[str], dict[str, Any]]:
         write_parquet(d / FILES[0], result.columns(), schema)
         write_json(d / FILES[1], result.report)
         return list(FILES), dict(identity)
 
-    with RunDir(out).claim(run_id, overwrite=overwrite) as run:
+    with RunDir(out).claim(rid, overwrite=overwrite) as run:
         if not run.finished:
             run.commit_files(write)
     return json.loads((out / "manifest.json").read_text())

@@ -1,4 +1,4 @@
-"""Every option of the ``negmine kg`` commands, declared once as :class:`negmine.registry.Option`
+"""Every option of the ``negmine kg`` commands, declared once as :class:`negmine.text.registry.Option`
 specs (type, default, range, choices, help), as the text options are.
 
 The CLI flags of ``negmine kg mine|audit|compare`` are derived from these declarations and every
@@ -13,9 +13,9 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from negmine import registry
-from negmine.errors import ConfigError
-from negmine.registry import Option
+from negmine.core import registry
+from negmine.core.errors import ConfigError
+from negmine.core.registry import Option
 
 __all__ = ["COMMANDS", "OPTIONS", "SAMPLER_NAMES", "check", "check_model", "parse_list"]
 
@@ -106,19 +106,19 @@ REQUIRED: dict[str, tuple[str, ...]] = {"mine": ("out",), "audit": (), "compare"
 
 def check(key: str, value: Any, where: str, *, required: bool = True) -> Any:
     """``value`` checked against the declaration of option ``key`` (see
-    :func:`negmine.registry.check_declared`)."""
+    :func:`negmine.text.registry.check_declared`)."""
     return registry.check_declared(OPTIONS, key, value, where, required=required)
 
 
 def parse_list(raw: str, element: str, flag: str) -> list[Any]:
-    """The checked items of a comma-separated flag (see :func:`negmine.registry.parse_declared_list`)."""
+    """The checked items of a comma-separated flag (see :func:`negmine.text.registry.parse_declared_list`)."""
     return registry.parse_declared_list(OPTIONS, raw, element, flag)
 
 
 def check_model(name: str, where: str = "--model") -> str:
     """``name`` if PyKEEN knows such a model (imports PyKEEN), else a one-line ConfigError listing
     some of the known ones."""
-    from negmine._optional import require
+    from negmine.core.optional import require
 
     require("pykeen")
     from pykeen.models import model_resolver

@@ -20,12 +20,12 @@ from typing import Any
 
 import numpy as np
 
-from negmine._optional import require
-from negmine.errors import ConfigError
+from negmine.core.errors import ConfigError
+from negmine.core.keys import string_keys
+from negmine.core.optional import require
 from negmine.kg.data import triple_keys
 from negmine.kg.filters import make_filter
 from negmine.kg.samplers import Graph, corrupt, make_sampler
-from negmine.samplers import string_keys
 
 _pykeen_sampling = require("pykeen.sampling")
 torch = require("torch")

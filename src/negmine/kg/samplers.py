@@ -1,7 +1,7 @@
 """Corruption samplers for knowledge-graph triples: which head or tail replaces the true one.
 
 Three engines behind one call (:func:`corrupt`), all keyed by ``(seed, triple labels, ...)``
-through negmine's splitmix64 hash (:func:`negmine.samplers.uniform`), so a triple's negatives do
+through negmine's splitmix64 hash (:func:`negmine.text.samplers.uniform`), so a triple's negatives do
 not depend on batch size, on the order of the triples file or on the ids.
 
 **Stream** (``uniform``, ``bernoulli``, ``typed``: O(1) per negative, as PyKEEN's samplers).
@@ -41,10 +41,22 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from negmine.errors import ConfigError
+from negmine.core.errors import ConfigError
+from negmine.core.keys import (
+    KG_FILL_SALT,
+    KG_POOL_SALT,
+    KG_RELATION_SALT,
+    KG_SIDE_SALTS,
+    KG_STREAM_SALT,
+    gumbel,
+    mix,
+    string_keys,
+    uniform,
+    uniform_pairs,
+)
+from negmine.core.select import top_k
 from negmine.kg.data import KGData, triple_keys
 from negmine.kg.filters import KnownFilter, NoFilter
-from negmine.samplers import _mix, string_keys, uniform
 
 __all__ = [
     "SAMPLERS", "Bernoulli", "Corruptions", "Graph", "Hard", "KGSampler", "Lemon", "Typed", "Uniform",
@@ -54,12 +66,12 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 SAMPLERS = ("uniform", "bernoulli", "typed", "hard", "lemon", "hasa")
-_SIDE_SALT = (np.uint64(0x243F6A8885A308D3), np.uint64(0x13198A2E03707344))
+_SIDE_SALT = KG_SIDE_SALTS
 _CELLS = 1 << 21  # candidate cells per block (bounds memory: ~50 MB of float64 work arrays)
 _POOL_CELLS = 1 << 18  # pool cells per block: the scored candidates' vectors stay in cache
-_STREAM_SALT = np.uint64(0x452821E638D01377)
-_POOL_SALT = np.uint64(0xBE5466CF34E90C6C)
-_FILL_SALT = np.uint64(0xC0AC29B7C97C50DD)
+_STREAM_SALT = KG_STREAM_SALT
+_POOL_SALT = KG_POOL_SALT
+_FILL_SALT = KG_FILL_SALT
 _LOW32 = np.uint64(0xFFFFFFFF)
 _TWO32 = float(1 << 32)
 
@@ -85,14 +97,14 @@ class Graph:
     def from_ids(cls, train: np.ndarray, num_entities: int, num_relations: int) -> Graph:
         """For callers with ids only (PyKEEN's mapped triples): keys are hashes of the ids."""
         with np.errstate(over="ignore"):
-            ek = _mix(np.arange(num_entities, dtype=np.uint64))
-            rk = _mix(np.arange(num_relations, dtype=np.uint64) ^ np.uint64(0xA5A5A5A5))
+            ek = mix(np.arange(num_entities, dtype=np.uint64))
+            rk = mix(np.arange(num_relations, dtype=np.uint64) ^ KG_RELATION_SALT)
         return cls(num_entities, num_relations, np.asarray(train, dtype=np.int64), ek, rk)
 
     def triple_hash(self, triples: np.ndarray) -> np.ndarray:
         t = np.asarray(triples, dtype=np.int64)
         with np.errstate(over="ignore"):
-            return _mix(_mix(_mix(self.entity_keys[t[:, 0]]) ^ self.relation_keys[t[:, 1]]) ^ self.entity_keys[t[:, 2]])
+            return mix(mix(mix(self.entity_keys[t[:, 0]]) ^ self.relation_keys[t[:, 1]]) ^ self.entity_keys[t[:, 2]])
 
 
 class KGSampler(Protocol):
@@ -398,7 +410,7 @@ class Lemon(_Base):
             texts = self.texts or [e.replace("_", " ") for e in graph.entity_labels]
             if len(texts) != graph.num_entities:
                 raise ConfigError(f"lemon needs one text per entity ({graph.num_entities}), got {len(texts)}")
-            from negmine.encoders.st import SentenceTransformerEncoder
+            from negmine.text.encoders.st import SentenceTransformerEncoder
 
             emb = SentenceTransformerEncoder(self.model).encode(texts, "document")
         emb = np.asarray(emb, dtype=np.float64)
@@ -419,7 +431,7 @@ def kmeans(x: np.ndarray, k: int, keys: np.ndarray, seed: int, iters: int = 100)
     """Cluster labels ``int64[n]`` of the rows of ``x`` (Lloyd's algorithm after k-means++
     seeding whose random choices are Gumbel draws keyed by ``keys``: order-free)."""
     n = len(x)
-    g = -np.log(-np.log(uniform(seed, np.arange(k, dtype=np.uint64), keys)))  # [k, n]
+    g = gumbel(uniform(seed, np.arange(k, dtype=np.uint64), keys))  # [k, n]
     centres = [int(np.argmax(g[0]))]
     d2 = ((x - x[centres[0]]) ** 2).sum(1)
     for j in range(1, k):
@@ -463,20 +475,12 @@ def _log_softmax(x: np.ndarray) -> np.ndarray:
     return x - m - np.log(np.where(total > 0, total, 1.0))  # an empty side stays all -inf
 
 
-def _top(prio: np.ndarray, k: int) -> np.ndarray:
-    """Columns of the ``k`` highest priorities of each row, highest first (ties: lower column)."""
-    n = prio.shape[1]
-    part = np.argpartition(-prio, k - 1, axis=1)[:, :k] if k < n else np.broadcast_to(np.arange(n), prio.shape)
-    sub = np.take_along_axis(prio, part, axis=1)
-    return np.take_along_axis(part, np.lexsort((part, -sub), axis=1), axis=1)
-
-
 def _call_keys(graph: Graph, triples: np.ndarray, draw: int) -> np.ndarray:
     """``uint64[B]``: the key of each triple for call ``draw`` (0: the plain triple hash)."""
     q = graph.triple_hash(triples)
     if draw:
         with np.errstate(over="ignore"):
-            q = q ^ _mix(np.array([draw], dtype=np.uint64))
+            q = q ^ mix(np.array([draw], dtype=np.uint64))
     return q
 
 
@@ -545,7 +549,7 @@ def stream_codes(sampler: Any, graph: Graph, t: np.ndarray, k: int, seed: int, k
     got = np.zeros(len(t), dtype=np.int64)
     q = _call_keys(graph, t, draw)
     with np.errstate(over="ignore"):
-        base = _mix(_mix(np.array([seed & 0xFFFFFFFFFFFFFFFF], dtype=np.uint64)) ^ q)
+        base = mix(mix(np.array([seed & 0xFFFFFFFFFFFFFFFF], dtype=np.uint64)) ^ q)
     start, limit = 0, 64 * k + 256
     lo, hi = sampler.segments(t)
     small = (hi - lo).sum(axis=1) <= 4 * k + 16  # few allowed entities (tiny graphs, narrow slots): exact
@@ -556,7 +560,7 @@ def stream_codes(sampler: Any, graph: Graph, t: np.ndarray, k: int, seed: int, k
     early = np.zeros(0, dtype=np.int64)
     while len(rows) and start < limit:
         with np.errstate(over="ignore"):
-            z = _mix(base[rows, None] ^ _mix(np.arange(start, start + width, dtype=np.uint64) ^ salt)[None, :])
+            z = mix(base[rows, None] ^ mix(np.arange(start, start + width, dtype=np.uint64) ^ salt)[None, :])
         tr = t[rows]
         side, ent, ok = sampler.stream(tr, z)
         hit = known.contains(_triple_keys_of(graph, tr, side, ent)) & ok
@@ -659,11 +663,7 @@ def _complete(sampler: Any, graph: Graph, t: np.ndarray, taken: np.ndarray, need
 
 def _gumbel_keyed(seed: int, q: np.ndarray, code: np.ndarray) -> np.ndarray:
     """Gumbel noise ``float64[n]`` from ``(seed, call key, candidate code)`` (elementwise)."""
-    with np.errstate(over="ignore"):
-        s = _mix(np.asarray([seed & 0xFFFFFFFFFFFFFFFF], dtype=np.uint64))
-        z = _mix(_mix(s ^ q ^ _POOL_SALT) ^ code.astype(np.uint64))
-    u = ((z >> np.uint64(12)).astype(np.float64) + 0.5) / float(1 << 52)
-    return -np.log(-np.log(u))
+    return gumbel(uniform_pairs(seed, q ^ _POOL_SALT, code))
 
 
 def allowed_by(base: Any, t: np.ndarray, side: np.ndarray, ent: np.ndarray) -> np.ndarray:
@@ -710,7 +710,7 @@ def pool_corrupt(weights: Any, base: Any, graph: Graph, t: np.ndarray, k: int, s
             on_scored(b, codes, logw)
         q = _call_keys(graph, b, draw)
         prio = logw + _gumbel_keyed(seed, np.broadcast_to(q[:, None], codes.shape), np.maximum(codes, 0))
-        order = _top(prio, min(k, prio.shape[1]))
+        order = top_k(prio, min(k, prio.shape[1]))
         chosen = np.take_along_axis(prio, order, axis=1) > -np.inf
         picked = np.where(chosen, np.take_along_axis(codes, order, axis=1), -1)
         out[a:a + step, :picked.shape[1]] = picked
@@ -759,7 +759,7 @@ def _corrupt_exact(sampler: KGSampler, graph: Graph, t: np.ndarray, num_negative
             w[r_i, ex[r_i, c_i]] = -np.inf
         q = _call_keys(graph, b, draw)
         prio = w - np.log(-np.log(uniform(seed, q, cand_keys)))
-        order = _top(prio, num_negatives)
+        order = top_k(prio, num_negatives)
         chosen = np.take_along_axis(prio, order, axis=1) > -np.inf
         s = order // n_e
         e = order % n_e

@@ -15,13 +15,13 @@ from typing import Any
 
 import numpy as np
 
-from negmine.audit import wilson
+from negmine.core.positives import Qrels
+from negmine.core.stats import wilson
 from negmine.rec.data import RecData
 from negmine.rec.mining import sample_negatives
 from negmine.rec.report import popularity_bias
 from negmine.rec.samplers import Sampler
 from negmine.rec.scorers import Scorer
-from negmine.types import Qrels
 
 __all__ = ["audit", "hidden_split", "render"]
 

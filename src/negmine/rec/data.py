@@ -3,9 +3,9 @@
 A file of ``(user, item[, rating][, time])`` rows becomes :class:`Interactions`: integer rows
 inside, numeric ids only at the edges. Users and items are numbered in order of their (sorted)
 ids, and the rows are stored sorted by ``(user, item)``, so nothing downstream depends on the
-order of the file. Known positives are CSR (:class:`~negmine.types.Qrels`, users as queries).
+order of the file. Known positives are CSR (:class:`~negmine.text.types.Qrels`, users as queries).
 
-Every problem is a one-line :class:`~negmine.errors.DataError` (what, where, how to fix).
+Every problem is a one-line :class:`~negmine.core.errors.DataError` (what, where, how to fix).
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ from typing import Any
 
 import numpy as np
 
-from negmine._optional import require
-from negmine.errors import ConfigError, DataError, examples
-from negmine.samplers import string_keys, uniform
-from negmine.types import Qrels
+from negmine.core.errors import ConfigError, DataError, examples
+from negmine.core.keys import string_keys, uniform
+from negmine.core.optional import require
+from negmine.core.positives import Qrels
 
 __all__ = ["FORMATS", "SPLITS", "Interactions", "RecData", "from_splits", "load_interactions", "split_interactions"]
 

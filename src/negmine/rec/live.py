@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from negmine._optional import require
-from negmine.types import Qrels
+from negmine.core.optional import require
+from negmine.core.positives import Qrels
 
 __all__ = ["LiveScorer"]
 

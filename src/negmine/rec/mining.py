@@ -3,8 +3,6 @@ result object that saves them (``mined.parquet``, ``manifest.json``, ``report.js
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -13,9 +11,10 @@ from typing import Any
 
 import numpy as np
 
-from negmine._optional import require
-from negmine._progress import progress
-from negmine.errors import ConfigError, DataError
+from negmine.core.errors import ConfigError, DataError
+from negmine.core.manifest import run_id
+from negmine.core.optional import require
+from negmine.core.progress import progress
 from negmine.rec.data import RecData
 from negmine.rec.live import LiveScorer
 from negmine.rec.samplers import Context, Sampler
@@ -94,9 +93,8 @@ class RecMiningResult:
                 "low_ratings": self.data.interactions.low_ratings}
 
     def run_id(self) -> str:
-        h = hashlib.sha256(json.dumps({"config": self.config(), "seed": self.seed}, sort_keys=True).encode())
-        h.update(self.data.interactions.fingerprint().encode())
-        return h.hexdigest()[:16]
+        identity = {"config": self.config(), "seed": self.seed}
+        return run_id(identity, self.data.interactions.fingerprint(), length=16)
 
     def columns(self) -> dict[str, Any]:
         """Arrow columns of ``mined.parquet``, one row per training interaction, sorted by

@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from negmine.report.stats import _round, describe
-from negmine.writers._atomic import strict_json
+from negmine.core.atomic import strict_json
+from negmine.core.stats import describe, round_floats
 
 if TYPE_CHECKING:
     from negmine.rec.data import RecData
@@ -56,4 +56,4 @@ def build_report(result: RecMiningResult) -> dict[str, Any]:
         "sampling": result.counters,
         "timings": result.timings,
     }
-    return dict(strict_json(_round(report)))
+    return dict(strict_json(round_floats(report)))

@@ -2,7 +2,7 @@
 user is not known to like.
 
 Every draw is a pure function of ``(seed, user id, positive item id, slot, round)`` through the
-text samplers' hash (:func:`negmine.samplers.uniform`), so the output does not depend on the
+text samplers' hash (:func:`negmine.text.samplers.uniform`), so the output does not depend on the
 order of the interactions, on chunking or on other users. Negatives are drawn with replacement
 (as RecBole, word2vec and implicit do) from a proposal distribution; a draw that hits one of the
 user's excluded items (positives of every split; low ratings when they are ignored) is redrawn in
@@ -20,12 +20,12 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from negmine.errors import ConfigError
+from negmine.core.errors import ConfigError
+from negmine.core.keys import REC_SCORE_STREAM, gumbel, mix, uniform
 from negmine.rec.data import RecData
 from negmine.rec.live import LiveScorer
 from negmine.rec.options import check, check_mix
 from negmine.rec.scorers import Scorer
-from negmine.samplers import _mix, uniform
 
 __all__ = ["DNS", "SAMPLERS", "Context", "LiveDNS", "Mixed", "Popularity", "Robust", "Sampler", "Uniform",
            "make_sampler"]
@@ -172,7 +172,7 @@ class _PairFilter:
         if self.exact:
             return k
         with np.errstate(over="ignore"):
-            return (_mix(k.astype(np.uint64)) >> np.uint64(self.shift)).astype(np.int64)
+            return (mix(k.astype(np.uint64)) >> np.uint64(self.shift)).astype(np.int64)
 
     def maybe(self, keys: np.ndarray) -> np.ndarray:
         h = self._slot(keys)
@@ -386,7 +386,7 @@ class Robust(DNS):
         t = self.temperature
         x = (s - ref) / t
         log_not_liked = -np.logaddexp(0.0, x)  # log σ(−x)
-        g = -np.log(-np.log(uniform(ctx.seed, keys, np.arange(s.shape[1], dtype=np.uint64) + np.uint64(0xFFFF << 40))))
+        g = gumbel(uniform(ctx.seed, keys, np.arange(s.shape[1], dtype=np.uint64) + REC_SCORE_STREAM))
         return s / t + 2.0 * log_not_liked + g
 
 

@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from negmine._optional import require
-from negmine.errors import ConfigError, DataError, examples
-from negmine.types import Qrels
+from negmine.core.errors import ConfigError, DataError, examples
+from negmine.core.optional import require
+from negmine.core.positives import Qrels
 
 __all__ = ["SCORERS", "Scorer", "fit_implicit", "load_embeddings"]
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from negmine.compare import permutation_test
+from negmine.core.stats import permutation_test
 from negmine.rec.data import RecData
 from negmine.rec.samplers import Sampler
 from negmine.rec.scorers import Scorer

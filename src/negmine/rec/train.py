@@ -30,9 +30,9 @@ from typing import Any
 
 import numpy as np
 
-from negmine._optional import require
-from negmine._progress import progress
-from negmine.errors import ConfigError, DataError
+from negmine.core.errors import ConfigError, DataError
+from negmine.core.optional import require
+from negmine.core.progress import progress
 from negmine.rec.data import RecData
 from negmine.rec.live import LiveScorer
 from negmine.rec.samplers import Context, Sampler
@@ -93,7 +93,7 @@ class TrainResult:
         """The embeddings as ``.npz`` (``user_ids``, ``user_vectors``, ``item_ids``,
         ``item_vectors``), written atomically; ``simplex`` vectors (user tower output) are
         L2-normalised so that the dot product is the cosine it was trained on."""
-        from negmine.writers._atomic import write_atomic
+        from negmine.core.atomic import write_atomic
 
         p = Path(path)
         inter = self.data.interactions
@@ -278,7 +278,7 @@ def evaluate(scorer: Scorer, data: RecData, k: int = 20, block: int = 512) -> di
     """Full-ranking ``Recall@k`` (hits / held-out positives, as RecBole) and ``NDCG@k`` on
     ``data.test``: every item is ranked for each user with a held-out positive, except the
     user's training positives. Returns the means and ``per_user`` arrays (for paired tests).
-    Data without held-out positives is a :class:`~negmine.errors.DataError` (nothing to measure)."""
+    Data without held-out positives is a :class:`~negmine.core.errors.DataError` (nothing to measure)."""
     from negmine.rec.options import check
 
     k = check("k", k, "evaluate")

@@ -1,5 +1,5 @@
 """Writing a recommendation mining run with the text pipeline's run-directory discipline
-(:mod:`negmine.rundir`): one writer at a time (a lock), files written atomically, the manifest
+(:mod:`negmine.core.rundir`): one writer at a time (a lock), files written atomically, the manifest
 written last with the checksums that readers verify, a directory holding another run refused
 unless ``overwrite``."""
 
@@ -8,9 +8,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from negmine.rundir import RunDir, sha256_file
-from negmine.writers._atomic import write_json, write_parquet
-from negmine.writers.mined import versions
+from negmine.core.atomic import write_json, write_parquet
+from negmine.core.manifest import versions
+from negmine.core.rundir import RunDir, sha256_file
 
 if TYPE_CHECKING:
     from negmine.rec.mining import RecMiningResult

@@ -1,7 +1,0 @@
-"""Statistics about mined negatives (the report) and its text rendering."""
-
-from __future__ import annotations
-
-from negmine.report.stats import build_report, describe, render_text
-
-__all__ = ["build_report", "describe", "render_text"]

@@ -1,0 +1,1 @@
+"""Text retrieval: data, retrievers, filters, samplers, the mining pipeline, audits, training."""

@@ -1,0 +1,65 @@
+"""Engines execute a run's stages: ``local`` (in this process, the default) and ``ray`` (a Ray
+cluster; extra ``ray``). Both produce the same artifacts and the same bytes (DESIGN.md §7).
+
+An engine implements :class:`Engine`: ``prepare`` (make the corpus side ready — e.g. encode it
+into the embedding cache) and ``retrieve_shards`` (retrieve the given query shards, yielding
+each as it completes, in any order). The pipeline stores each shard as it arrives and assembles
+them in query order, so resuming, reuse and the output do not depend on the engine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any, Protocol
+
+from negmine.core.errors import ConfigError
+from negmine.text.types import Candidates, MiningData, RunContext
+
+__all__ = ["ENGINES", "Engine", "LocalEngine", "get_engine"]
+
+
+class Engine(Protocol):
+    name: str
+
+    def prepare(self, data: MiningData, retriever: Any, ctx: RunContext) -> None: ...
+
+    def retrieve_shards(self, data: MiningData, retriever: Any, k: int, ctx: RunContext,
+                        shards: Sequence[tuple[int, int]]) -> Iterator[tuple[int, int, Candidates]]: ...
+
+
+class LocalEngine:
+    """Every stage in this process, shard after shard."""
+
+    name = "local"
+
+    def prepare(self, data: MiningData, retriever: Any, ctx: RunContext) -> None:
+        prepare = getattr(retriever, "prepare", None)
+        if prepare is not None:
+            prepare(data, ctx)
+
+    def retrieve_shards(self, data: MiningData, retriever: Any, k: int, ctx: RunContext,
+                        shards: Sequence[tuple[int, int]]) -> Iterator[tuple[int, int, Candidates]]:
+
+        n_q = len(data.queries)
+        for a, b in shards:
+            sub = data if (a, b) == (0, n_q) else data.query_slice(a, b)
+            yield a, b, retriever.retrieve(sub, k, ctx)
+
+
+#: engine name -> "module:attribute" of its class (loaded on use: ray is an optional extra)
+ENGINES = {"local": "negmine.text.engines:LocalEngine", "ray": "negmine.text.engines.ray:RayEngine"}
+
+
+def get_engine(engine: str | Engine | None, **options: Any) -> Engine:
+    """An engine object from a name (``local``, ``ray``) and its options, or the object itself."""
+    if engine is None:
+        return LocalEngine()
+    if not isinstance(engine, str):
+        return engine
+    if engine not in ENGINES:
+        raise ConfigError(f"unknown engine {engine!r}; known engines: {', '.join(ENGINES)}")
+    import importlib
+
+    module, _, attr = ENGINES[engine].partition(":")
+    cls = getattr(importlib.import_module(module), attr)
+    return cls(**options) if engine != "local" else cls()
