@@ -17,6 +17,7 @@ import numpy as np
 
 from negmine.core.positives import Qrels
 from negmine.core.stats import wilson
+from negmine.core.tables import markdown_table
 from negmine.rec.data import RecData
 from negmine.rec.mining import sample_negatives
 from negmine.rec.report import popularity_bias
@@ -76,22 +77,24 @@ def audit(data: RecData, samplers: Mapping[str, Sampler], *, num_negatives: int 
     return rows
 
 
+def _cells(r: dict[str, Any]) -> list[str]:
+    p = r["popularity"]
+    return [
+        r["sampler"], "–" if r["fnr"] is None else f"{r['fnr']:.4f}",
+        "–" if r["ci_low"] is None else f"[{r['ci_low']:.4f}, {r['ci_high']:.4f}]",
+        f"{r['hidden_hits']} / {r['negatives']}",
+        f"{r['mean_score']:.3f}" if r.get("mean_score") is not None else "–",
+        f"{r['mean_rank']:.1f}" if r.get("mean_rank") is not None else "–",
+        f"{p['ratio_to_catalogue']:.2f}" if p["ratio_to_catalogue"] is not None else "–",
+        f"{p['share_top10pct']:.3f}" if p["share_top10pct"] is not None else "–",
+    ]
+
+
 def render(rows: list[dict[str, Any]]) -> str:
     """A markdown table of :func:`audit` rows."""
     cols = ["sampler", "hidden FNR", "95% CI", "hits / negatives", "mean score", "mean rank", "pop. ratio",
             "top-10% share"]
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for r in rows:
-        p = r["popularity"]
-        lines.append("| " + " | ".join([
-            r["sampler"], "–" if r["fnr"] is None else f"{r['fnr']:.4f}",
-            "–" if r["ci_low"] is None else f"[{r['ci_low']:.4f}, {r['ci_high']:.4f}]",
-            f"{r['hidden_hits']} / {r['negatives']}",
-            f"{r['mean_score']:.3f}" if r.get("mean_score") is not None else "–",
-            f"{r['mean_rank']:.1f}" if r.get("mean_rank") is not None else "–",
-            f"{p['ratio_to_catalogue']:.2f}" if p["ratio_to_catalogue"] is not None else "–",
-            f"{p['share_top10pct']:.3f}" if p["share_top10pct"] is not None else "–",
-        ]) + " |")
+    lines = [markdown_table(cols, [_cells(r) for r in rows])]
     if rows and rows[0]["base_rate"] is not None:
         lines.append(f"\nuniform over allowed items would give FNR ≈ {rows[0]['base_rate']:.4f}")
     return "\n".join(lines)

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from negmine.core.stats import permutation_test
+from negmine.core.tables import markdown_table
 from negmine.rec.data import RecData
 from negmine.rec.samplers import Sampler
 from negmine.rec.scorers import Scorer
@@ -60,15 +61,12 @@ def render(summary: dict[str, Any]) -> str:
     k = summary["k"]
     rk, nk = f"recall@{k}", f"ndcg@{k}"
     cols = ["model", "negatives", "sampler", f"Recall@{k}", f"NDCG@{k}", "p (Recall)", "p (NDCG)"]
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
 
     def p(v: float | None) -> str:
         return "–" if v is None else f"{v:.4f}"
 
-    for r in summary["rows"]:
-        lines.append("| " + " | ".join([
-            r["model"], str(r["num_negatives"]), r["sampler"],
-            f"{r[rk]:.4f} ± {r[f'{rk}_std']:.4f}", f"{r[nk]:.4f} ± {r[f'{nk}_std']:.4f}",
-            p(r[f"p_{rk}"]), p(r[f"p_{nk}"]),
-        ]) + " |")
-    return "\n".join(lines)
+    return markdown_table(cols, [[
+        r["model"], str(r["num_negatives"]), r["sampler"],
+        f"{r[rk]:.4f} ± {r[f'{rk}_std']:.4f}", f"{r[nk]:.4f} ± {r[f'{nk}_std']:.4f}",
+        p(r[f"p_{rk}"]), p(r[f"p_{nk}"]),
+    ] for r in summary["rows"]])
