@@ -166,7 +166,7 @@ def test_similarity_features_equal_the_per_query_computation(monkeypatch: pytest
     """Vectorised over (cell, positive) pairs in chunks (tiny ones too), the TF-IDF and dense
     features equal candidate x positive matrix products query by query: queries with several
     positives, one positive (no cohesion), none (zeros), and padding cells."""
-    import negmine.text.detector as D
+    import negmine.text.detector_features as D
 
     monkeypatch.setattr(D, "PAIR_CHUNK", chunk)
     data, cand = planted(near=True)

@@ -1,0 +1,139 @@
+"""The second view of the detector: an independent scoring of each candidate and each known
+positive by its query (BM25 of the involved documents for a dense miner, an LSA cosine for a
+lexical one), which the ``pool`` mechanism ranks known positives by and which gives features
+13-17."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from negmine.core.optional import require
+from negmine.text.detector_features import PAIR_CHUNK, TextVectors, _memo, _tfidf, involved_rows
+from negmine.text.types import Candidates, MiningData
+
+#: BM25 constants of the lexical second view (bm25s / Lucene defaults)
+BM25_K1, BM25_B = 1.5, 0.75
+#: dimensions of the latent (LSA) second view, when no dense embeddings exist
+LATENT_DIMS = 64
+
+
+@dataclass
+class SecondView:
+    """A second, independent scoring of each candidate and each known positive by its query.
+
+    ``name``: ``lexical`` (BM25 over the involved documents: the view of a dense miner) or
+    ``latent`` (cosine in an LSA space of the involved documents: the view of a lexical miner
+    without dense embeddings); ``cells float32[n_queries, k]`` (``NaN`` for padding) and
+    ``positives float32[n_pairs]`` (aligned with ``data.positives``)."""
+
+    name: str
+    cells: np.ndarray
+    positives: np.ndarray
+
+    def restrict(self, full: Any, sub: Any, n_docs: int) -> SecondView:
+        """The same view with ``positives`` re-aligned to a subset ``sub`` of the qrels ``full``."""
+        fk = full.pair_keys(n_docs)
+        sk = sub.pair_keys(n_docs)
+        order = np.argsort(fk)
+        return SecondView(self.name, self.cells, self.positives[order[np.searchsorted(fk[order], sk)]])
+
+
+def _pair_dots(a_mat: Any, b_mat: Any, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``float64[len(a)]``: dot products of row ``a[i]`` of ``a_mat`` and row ``b[i]`` of ``b_mat``."""
+    out = np.empty(len(a), dtype=np.float64)
+    dense = isinstance(a_mat, np.ndarray)
+    for s in range(0, len(a), PAIR_CHUNK):
+        aa, bb = a[s:s + PAIR_CHUNK], b[s:s + PAIR_CHUNK]
+        if dense:
+            out[s:s + len(aa)] = np.einsum("ij,ij->i", a_mat[aa], b_mat[bb])
+        else:
+            out[s:s + len(aa)] = np.asarray(a_mat[aa].multiply(b_mat[bb]).sum(axis=1)).ravel()
+    return out
+
+
+def _view_of_pairs(q_mat: Any, d_mat: Any, rows: np.ndarray, data: MiningData, cand: Candidates) -> SecondView:
+    """Scores of every candidate cell and every known positive: row ``q`` of ``q_mat`` against the
+    row of ``d_mat`` that holds the document (``rows``: the sorted corpus row of each)."""
+    ids = cand.ids
+    valid = ids >= 0
+    cq, cc = np.nonzero(valid)
+    cells = np.full(ids.shape, np.nan, dtype=np.float32)
+    cells[cq, cc] = _pair_dots(q_mat, d_mat, cq, np.searchsorted(rows, ids[cq, cc]))
+    pos = data.positives
+    positives = _pair_dots(q_mat, d_mat, pos.query_of_pair(), np.searchsorted(rows, pos.indices)).astype(np.float32)
+    return SecondView("", cells, positives)
+
+
+def _bm25_weights(data: MiningData, rows: np.ndarray) -> tuple[Any, Any] | None:
+    """``(vectorizer, BM25 document-term weights)`` of the documents ``rows`` (None: no vocabulary)."""
+    text = require("sklearn.feature_extraction.text")
+    vec = text.CountVectorizer(stop_words="english", dtype=np.float32)
+    try:
+        tf = vec.fit_transform(data.corpus.full_texts_at(rows)).tocsr().astype(np.float64)
+    except ValueError:
+        return None
+    n = tf.shape[0]
+    df = np.bincount(tf.indices, minlength=tf.shape[1]).astype(np.float64)
+    idf = np.log1p((n - df + 0.5) / (df + 0.5))
+    dl = np.asarray(tf.sum(axis=1)).ravel()
+    norm = BM25_K1 * (1 - BM25_B + BM25_B * dl / max(float(dl.mean()), 1e-9))
+    row_of = np.repeat(np.arange(n), np.diff(tf.indptr))
+    w = tf.copy()
+    w.data = idf[tf.indices] * tf.data * (BM25_K1 + 1) / (tf.data + norm[row_of])
+    return vec, w.tocsr()
+
+
+def _lexical_view(data: MiningData, cand: Candidates, rows: np.ndarray) -> SecondView:
+    """BM25 (k1 1.5, b 0.75, English stop words; document frequencies and lengths over the involved
+    documents) of each candidate and each known positive: only those pairs are scored, no second
+    retrieval over the corpus."""
+    sparse = require("scipy.sparse")
+    built = _memo(data.corpus, "bm25", rows, lambda: _bm25_weights(data, rows))
+    if built is None:  # empty vocabulary: no lexical signal
+        zero = sparse.csr_matrix((max(len(rows), 1), 1))
+        view = _view_of_pairs(sparse.csr_matrix((len(data.queries), 1)), zero, rows, data, cand)
+        view.name = "lexical"
+        return view
+    vec, w = built
+    q = vec.transform(data.queries.texts).tocsr().astype(np.float64)
+    view = _view_of_pairs(q, w, rows, data, cand)
+    view.name = "lexical"
+    return view
+
+
+def _latent_view(data: MiningData, cand: Candidates, tfidf: TextVectors) -> SecondView:
+    """Cosine of query and document in an LSA space (truncated SVD of the involved documents'
+    TF-IDF, ``LATENT_DIMS`` dimensions, randomized solver with a fixed seed): a cheap semantic view
+    where no dense embeddings exist."""
+    decomposition = require("sklearn.decomposition")
+    sparse = require("scipy.sparse")
+    dims = min(LATENT_DIMS, tfidf.matrix.shape[0] - 1, tfidf.matrix.shape[1] - 1)
+    if tfidf.vectorizer is None or dims < 2:
+        view = _view_of_pairs(sparse.csr_matrix((len(data.queries), 1)),
+                              sparse.csr_matrix((max(len(tfidf.rows), 1), 1)), tfidf.rows, data, cand)
+        view.name = "latent"
+        return view
+    svd = decomposition.TruncatedSVD(n_components=dims, algorithm="randomized", n_iter=4, random_state=0)
+    docs = svd.fit_transform(tfidf.matrix.astype(np.float64))
+    queries = svd.transform(tfidf.vectorizer.transform(data.queries.texts).astype(np.float64))
+
+    def unit(x: np.ndarray) -> np.ndarray:
+        nrm = np.linalg.norm(x, axis=1, keepdims=True)
+        return x / np.where(nrm > 0, nrm, 1.0)
+
+    view = _view_of_pairs(unit(queries), unit(docs), tfidf.rows, data, cand)
+    view.name = "latent"
+    return view
+
+
+def second_view(data: MiningData, cand: Candidates, tfidf: TextVectors | None = None,
+                doc_embeddings: np.ndarray | None = None) -> SecondView:
+    """The view of the data that differs from the miner's: ``lexical`` (BM25 of the candidates
+    only) when the miner is dense (``doc_embeddings`` given), else ``latent`` (LSA cosine)."""
+    if doc_embeddings is not None:
+        return _lexical_view(data, cand, tfidf.rows if tfidf is not None else involved_rows(data, cand))
+    return _latent_view(data, cand, tfidf if tfidf is not None else _tfidf(data, cand))
+
