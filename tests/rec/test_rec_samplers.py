@@ -179,11 +179,11 @@ def test_mixed_splits_slots_by_share() -> None:
 def test_bloom_filter_path_is_exact_too(monkeypatch) -> None:
     """Above DENSE_MAX_BITS cells the excluded set is a Bloom filter confirmed by binary search:
     the same negatives as the exact bitmap."""
-    import negmine.rec.samplers as samplers_module
+    import negmine.rec.context as context_module
 
     data = _shuffled(ROWS, 0)
     dense, _ = sample_negatives(data, Popularity(), 9, 2)
-    monkeypatch.setattr(samplers_module, "DENSE_MAX_BITS", 0)
+    monkeypatch.setattr(context_module, "DENSE_MAX_BITS", 0)
     ctx = Context(data, 2)
     assert not ctx._filter.exact
     bloom, _ = sample_negatives(data, Popularity(), 9, 2, ctx=ctx)

@@ -18,7 +18,7 @@ import numpy as np
 from negmine.core.positives import Qrels
 from negmine.core.stats import wilson
 from negmine.core.tables import markdown_table
-from negmine.rec.data import RecData
+from negmine.rec.interactions import RecData
 from negmine.rec.mining import sample_negatives
 from negmine.rec.report import popularity_bias
 from negmine.rec.samplers import Sampler

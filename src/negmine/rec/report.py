@@ -11,8 +11,8 @@ from negmine.core.atomic import strict_json
 from negmine.core.stats import describe, round_floats
 
 if TYPE_CHECKING:
-    from negmine.rec.data import RecData
-    from negmine.rec.mining import RecMiningResult
+    from negmine.rec.interactions import RecData
+    from negmine.rec.result import RecMiningResult
 
 __all__ = ["build_report", "popularity_bias"]
 

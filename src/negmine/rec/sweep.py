@@ -12,7 +12,7 @@ import numpy as np
 
 from negmine.core.stats import permutation_test
 from negmine.core.tables import markdown_table
-from negmine.rec.data import RecData
+from negmine.rec.interactions import RecData
 from negmine.rec.samplers import Sampler
 from negmine.rec.scorers import Scorer
 from negmine.rec.train import TrainConfig, evaluate, train

@@ -33,9 +33,10 @@ import numpy as np
 from negmine.core.errors import ConfigError, DataError
 from negmine.core.optional import require
 from negmine.core.progress import progress
-from negmine.rec.data import RecData
+from negmine.rec.context import Context
+from negmine.rec.interactions import RecData
 from negmine.rec.live import LiveScorer
-from negmine.rec.samplers import Context, Sampler
+from negmine.rec.samplers import Sampler
 from negmine.rec.scorers import Scorer
 
 __all__ = ["MODELS", "TrainConfig", "Trainer", "evaluate", "train"]

@@ -9,17 +9,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from negmine.core.atomic import write_json, write_parquet
-from negmine.core.manifest import versions
+from negmine.core.manifest import environment
 from negmine.core.rundir import RunDir, sha256_file
 
 if TYPE_CHECKING:
-    from negmine.rec.mining import RecMiningResult
+    from negmine.rec.result import RecMiningResult
 
 __all__ = ["write_run"]
 
 
-def _versions() -> dict[str, str]:
-    return versions(("numpy", "implicit", "scipy", "pyarrow", "torch"))
+#: the libraries whose versions a rec manifest records
+DEPENDENCIES = ("numpy", "implicit", "scipy", "pyarrow", "torch")
 
 
 def write_run(result: RecMiningResult, directory: Path, *, overwrite: bool = False) -> Path:
@@ -31,14 +31,15 @@ def write_run(result: RecMiningResult, directory: Path, *, overwrite: bool = Fal
     source = Path(result.data.interactions.source)
     inputs: dict[str, Any] = ({"interactions": {"path": str(source), "bytes": source.stat().st_size,
                                                 "sha256": sha256_file(source)}} if source.is_file() else {})
+    env = environment(DEPENDENCIES)
 
     def write(d: Path) -> tuple[list[str], dict[str, Any]]:
         write_parquet(d / "mined.parquet", columns)
         write_json(d / "report.json", report)
         return ["mined.parquet", "report.json"], {
-            "negmine": _versions().get("negmine", "unknown"),
+            "negmine": env["negmine"],
             "kind": "rec",
-            "versions": _versions(),
+            "versions": env["versions"],
             "config": result.config(),
             "seed": result.seed,
             "num_negatives": result.num_negatives,
