@@ -241,7 +241,7 @@ def test_same_seed_same_bytes_whatever_the_file_order(tmp_path: Path, write_trip
 
 
 def test_batching_does_not_change_draws(tmp_path: Path, write_triples, monkeypatch) -> None:
-    import negmine.kg.samplers as S
+    import negmine.kg.engines as S
 
     d = _graph(tmp_path, write_triples)
     g = Graph.from_data(d)
@@ -352,3 +352,20 @@ def test_pool_weights_equal_the_exact_weights(cls, tmp_path: Path, write_triples
     side = np.tile(np.repeat([0, 1], d.num_entities), (len(t), 1))
     ent = np.tile(np.tile(np.arange(d.num_entities), 2), (len(t), 1))
     np.testing.assert_allclose(s.pool_weights(t, side, ent), s.within(t).reshape(len(t), -1), rtol=1e-5, atol=1e-5)
+
+
+def test_registries_load_every_entry_under_its_name() -> None:
+    """Each sampler and filter name resolves to a class that calls itself by that name, and the
+    names tuples are the registries' in registration order."""
+    from negmine.kg import registry
+    from negmine.kg.options import OPTIONS, SAMPLER_NAMES
+
+    for reg in (registry.SAMPLER_REGISTRY, registry.FILTER_REGISTRY):
+        for name, entry in reg.entries.items():
+            assert entry.load().name == name
+    assert registry.SAMPLERS == SAMPLER_NAMES == ("uniform", "bernoulli", "typed", "hard", "lemon", "hasa")
+    assert registry.FILTERS == OPTIONS["filter"].choices == ("exact", "bloom", "none")
+    with pytest.raises(ConfigError, match="unknown filter 'set'; choose one of exact, bloom, none"):
+        registry.make_filter("set", np.arange(3))
+    with pytest.raises(ConfigError, match=r"sampler 'typed': .*unexpected keyword"):
+        make_sampler("typed", temperature=0.1)

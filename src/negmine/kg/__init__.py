@@ -12,8 +12,10 @@ from __future__ import annotations
 from typing import Any
 
 from negmine.kg.data import KGData, load_dataset, load_entity_text, load_triples
-from negmine.kg.filters import BloomFilter, ExactFilter, make_filter
-from negmine.kg.samplers import SAMPLERS, Graph, corrupt, make_sampler
+from negmine.kg.engines import corrupt
+from negmine.kg.filters import BloomFilter, ExactFilter
+from negmine.kg.graph import Graph
+from negmine.kg.registry import SAMPLERS, make_filter, make_sampler
 
 __all__ = [
     "SAMPLERS", "BloomFilter", "ExactFilter", "Graph", "KGData", "KGMiningResult", "PyKEENSampler", "corrupt",

@@ -5,7 +5,7 @@ embeddings feed ``hard`` and ``hasa``, and its scores measure hardness. Each sam
 every training triple with the ``exact`` filter over the *training* triples only (what a trainer
 knows). A corruption that is a valid or test triple is a false negative: a true fact the
 training graph lacks. Reported per sampler: false-negative rate with its Wilson 95% interval
-(:func:`negmine.text.audit.wilson`), mean model score of the corruptions, and their hardness
+(:func:`negmine.core.stats.wilson`), mean model score of the corruptions, and their hardness
 percentile (:func:`negmine.kg.evaluation.hardness_percentile`: 0.5 ≈ random, 1 = hardest).
 """
 
@@ -18,9 +18,10 @@ import numpy as np
 
 from negmine.core.stats import wilson
 from negmine.kg.data import KGData, triple_keys
+from negmine.kg.engines import corrupt
 from negmine.kg.evaluation import all_scores, hardness_percentile
-from negmine.kg.filters import make_filter
-from negmine.kg.samplers import SAMPLERS, Graph, corrupt, known_keys, make_sampler
+from negmine.kg.graph import Graph, known_keys
+from negmine.kg.registry import SAMPLERS, make_filter, make_sampler
 
 __all__ = ["audit", "render_audit", "sampler_options"]
 

@@ -7,7 +7,7 @@ the training triples). ``hard`` and ``hasa`` take their entity embeddings from a
 the same seed trained with uniform negatives (static during training); ``lemon`` embeds the
 entity texts once with the packaged MiniLM. Ranks are realistic filtered ranks over both sides
 (:func:`negmine.kg.evaluation.filtered_ranks`, every split's triples filtered). The paired test is
-negmine's sign-flip test (:func:`negmine.text.compare.permutation_test`) on per-test-triple reciprocal
+negmine's sign-flip test (:func:`negmine.core.stats.permutation_test`) on per-test-triple reciprocal
 ranks averaged over the seeds.
 """
 
@@ -26,7 +26,8 @@ from negmine.core.stats import permutation_test
 from negmine.kg.audit import NEEDS_EMBEDDINGS, sampler_options
 from negmine.kg.data import KGData
 from negmine.kg.evaluation import all_scores, filtered_ranks, rank_metrics
-from negmine.kg.samplers import SAMPLERS, known_keys
+from negmine.kg.graph import known_keys
+from negmine.kg.registry import SAMPLERS
 
 __all__ = ["compare", "paired_p", "render_compare", "write_compare"]
 
@@ -132,7 +133,7 @@ def render_compare(result: dict[str, Any]) -> str:
         p = "–" if r["p_value"] is None else f"{r['p_value']:.4f}"
         lines.append(f"| {r['sampler']} | {r['mrr']:.4f} ± {r['mrr_sd']:.4f} | {r['hits@10']:.4f} ± "
                      f"{r['hits@10_sd']:.4f} | {r['delta_mrr']:+.4f} | {p} | {r['train_seconds']:.1f} |")
-    lines += ["", "p: paired two-sided sign-flip test (negmine.text.compare.permutation_test) on per-test-triple "
+    lines += ["", "p: paired two-sided sign-flip test (negmine.compare.permutation_test) on per-test-triple "
               "reciprocal ranks averaged over the seeds."]
     return "\n".join(lines) + "\n"
 

@@ -66,7 +66,7 @@ def hardness_percentile(scores: np.ndarray, triples: np.ndarray, negatives: np.n
     """``float64[k]``: for each emitted corruption, the share of the other entities on its side
     (neither the true one nor itself) whose corruption the model scores lower (0.5 ≈ random,
     1 = the model's most plausible corruption). ``negatives int64[B, N, 3]``, ``side int8[B, N]``
-    (``-1`` = none) as :class:`negmine.kg.samplers.Corruptions`; ``scores`` from :func:`all_scores`."""
+    (``-1`` = none) as :class:`negmine.kg.engines.Corruptions`; ``scores`` from :func:`all_scores`."""
     rows, draws = np.nonzero(side >= 0)
     s = side[rows, draws].astype(np.int64)
     neg = negatives[rows, draws]

@@ -47,7 +47,8 @@ import numpy as np
 
 from negmine.core.errors import ConfigError
 from negmine.core.keys import uniform
-from negmine.kg.samplers import Graph, Hard
+from negmine.kg.graph import Graph
+from negmine.kg.samplers import Hard
 
 __all__ = ["HaSa", "structure_features", "true_fact_probability"]
 

@@ -42,16 +42,10 @@ import numpy as np
 from negmine.core.errors import ConfigError
 from negmine.core.optional import require
 from negmine.core.select import top_k
+from negmine.kg.engines import Corruptions, corrupt_exact, pool_corrupt
 from negmine.kg.filters import KnownFilter
-from negmine.kg.samplers import (
-    Bernoulli,
-    Corruptions,
-    Graph,
-    Typed,
-    Uniform,
-    _corrupt_exact,
-    pool_corrupt,
-)
+from negmine.kg.graph import Graph
+from negmine.kg.samplers import Bernoulli, Typed, Uniform
 
 __all__ = ["GUARDS", "LiveHard", "ModelScorer"]
 
@@ -226,6 +220,6 @@ class LiveHard:
             raise ConfigError("this live sampler was fitted on another graph; fit it on the graph you corrupt")
         self.last_ = {"scored": 0.0, "refused_margin": 0.0}  # counts of this call, for reports and tests
         if graph.num_entities < 2:
-            return _corrupt_exact(self.base_, graph, t, k, seed, known, draw)
+            return corrupt_exact(self.base_, graph, t, k, seed, known, draw)
         return pool_corrupt(self._weights, self.base_, graph, t, k, seed, known, draw, self.pool,
                             extra=self._cached(t), on_scored=self._update_cache)

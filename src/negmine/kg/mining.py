@@ -15,16 +15,20 @@ import numpy as np
 
 from negmine.core.atomic import strict_json
 from negmine.core.errors import ConfigError, DataError
-from negmine.core.manifest import run_id
+from negmine.core.manifest import environment, run_id
 from negmine.kg.data import KGData, triple_keys
-from negmine.kg.filters import BloomFilter, make_filter
-from negmine.kg.samplers import Corruptions, Graph, KGSampler, corrupt, known_keys, make_sampler
+from negmine.kg.engines import Corruptions, corrupt
+from negmine.kg.filters import BloomFilter
+from negmine.kg.graph import Graph, KGSampler, known_keys
+from negmine.kg.registry import make_filter, make_sampler
 
 __all__ = ["KGMiningResult", "mine"]
 
 log = logging.getLogger(__name__)
 
 FILES = ("negatives.parquet", "report.json")
+#: the libraries whose versions the manifest records (beside Python's and negmine's)
+DEPENDENCIES = ("numpy", "torch", "pykeen", "pyarrow")
 
 
 @dataclass
@@ -66,8 +70,9 @@ class KGMiningResult:
 def write_run(out: Path, result: KGMiningResult, *, overwrite: bool = False) -> dict[str, Any]:
     """The one place a KG mining run touches the disk, through the run-directory discipline of
     the text pipeline (:class:`negmine.core.rundir.RunDir`): one writer at a time, each file atomic,
-    the manifest (with every file's sha256) last, so a reader sees the previous run or this one,
-    never a mix."""
+    the manifest (with every file's sha256 and the versions of :data:`DEPENDENCIES`) last, so a
+    reader sees the previous run or this one, never a mix. The run id hashes the identity only
+    (not the versions): the same request on the same data is the same run."""
     from negmine.core.atomic import write_json, write_parquet
     from negmine.core.optional import require
     from negmine.core.rundir import RunDir
@@ -90,7 +95,7 @@ def write_run(out: Path, result: KGMiningResult, *, overwrite: bool = False) -> 
     def write(d: Path) -> tuple[list[str], dict[str, Any]]:
         write_parquet(d / FILES[0], result.columns(), schema)
         write_json(d / FILES[1], result.report)
-        return list(FILES), dict(identity)
+        return list(FILES), {**identity, **environment(DEPENDENCIES)}
 
     with RunDir(out).claim(rid, overwrite=overwrite) as run:
         if not run.finished:

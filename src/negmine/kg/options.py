@@ -1,4 +1,4 @@
-"""Every option of the ``negmine kg`` commands, declared once as :class:`negmine.text.registry.Option`
+"""Every option of the ``negmine kg`` commands, declared once as :class:`negmine.core.registry.Option`
 specs (type, default, range, choices, help), as the text options are.
 
 The CLI flags of ``negmine kg mine|audit|compare`` are derived from these declarations and every
@@ -16,10 +16,11 @@ from typing import Any
 from negmine.core import registry
 from negmine.core.errors import ConfigError
 from negmine.core.registry import Option
+from negmine.kg.registry import FILTERS, SAMPLERS
 
 __all__ = ["COMMANDS", "OPTIONS", "SAMPLER_NAMES", "check", "check_model", "parse_list"]
 
-SAMPLER_NAMES = ("uniform", "bernoulli", "typed", "hard", "lemon", "hasa")
+SAMPLER_NAMES = SAMPLERS  # from the sampler registry (negmine.kg.registry)
 MAX_NEGATIVES = 100_000
 MAX_SEED = 2**32 - 1  # PyKEEN seeds numpy's legacy generator, which takes 32-bit seeds
 
@@ -34,7 +35,7 @@ SAMPLING = (
     Option("sampler", str, "uniform", "corruption sampler", choices=SAMPLER_NAMES),
     Option("num_negatives", int, 1, "negatives per training triple", low=1, high=MAX_NEGATIVES),
     Option("filter", str, "exact", "known triples (of every split given) never emitted: exact set or Bloom filter",
-           choices=("exact", "bloom", "none")),
+           choices=FILTERS),
     Option("error_rate", float, 0.001, "bloom: target false-positive rate", low=0, high=1, low_open=True,
            high_open=True),
     Option("embeddings", str, None, "hard/hasa: entity embeddings (.npz: entities, embeddings)"),
@@ -106,12 +107,12 @@ REQUIRED: dict[str, tuple[str, ...]] = {"mine": ("out",), "audit": (), "compare"
 
 def check(key: str, value: Any, where: str, *, required: bool = True) -> Any:
     """``value`` checked against the declaration of option ``key`` (see
-    :func:`negmine.text.registry.check_declared`)."""
+    :func:`negmine.core.registry.check_declared`)."""
     return registry.check_declared(OPTIONS, key, value, where, required=required)
 
 
 def parse_list(raw: str, element: str, flag: str) -> list[Any]:
-    """The checked items of a comma-separated flag (see :func:`negmine.text.registry.parse_declared_list`)."""
+    """The checked items of a comma-separated flag (see :func:`negmine.core.registry.parse_declared_list`)."""
     return registry.parse_declared_list(OPTIONS, raw, element, flag)
 
 

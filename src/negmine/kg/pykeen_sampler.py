@@ -24,8 +24,9 @@ from negmine.core.errors import ConfigError
 from negmine.core.keys import string_keys
 from negmine.core.optional import require
 from negmine.kg.data import triple_keys
-from negmine.kg.filters import make_filter
-from negmine.kg.samplers import Graph, corrupt, make_sampler
+from negmine.kg.engines import corrupt
+from negmine.kg.graph import Graph
+from negmine.kg.registry import make_filter, make_sampler
 
 _pykeen_sampling = require("pykeen.sampling")
 torch = require("torch")
