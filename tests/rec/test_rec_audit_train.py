@@ -71,3 +71,27 @@ def test_training_learns_planted_blocks() -> None:
     again = train(data, Uniform(), TrainConfig(model="mf-bpr", dim=8, epochs=2, batch_size=64, num_negatives=2))
     same = train(data, Uniform(), TrainConfig(model="mf-bpr", dim=8, epochs=2, batch_size=64, num_negatives=2))
     assert np.array_equal(again.scorer.item_factors, same.scorer.item_factors)  # seeded
+
+
+def test_markdown_of_audit_and_compare_byte_for_byte() -> None:
+    """The tables as the hand-built renderers wrote them (now through negmine.core.tables)."""
+    from negmine.rec.sweep import render as render_compare
+
+    row = {"sampler": "dns", "fnr": 0.0125, "ci_low": 0.01, "ci_high": 0.02, "hidden_hits": 5, "negatives": 400,
+           "mean_score": 0.51234, "mean_rank": 12.34, "base_rate": 0.003,
+           "popularity": {"ratio_to_catalogue": 1.234, "share_top10pct": 0.5}}
+    empty = {**row, "sampler": "uniform", "fnr": None, "ci_low": None, "mean_score": None, "mean_rank": None,
+             "popularity": {"ratio_to_catalogue": None, "share_top10pct": None}}
+    assert render([row, empty]) == (
+        "| sampler | hidden FNR | 95% CI | hits / negatives | mean score | mean rank | pop. ratio | top-10% share |\n"
+        "|---|---|---|---|---|---|---|---|\n"
+        "| dns | 0.0125 | [0.0100, 0.0200] | 5 / 400 | 0.512 | 12.3 | 1.23 | 0.500 |\n"
+        "| uniform | – | – | 5 / 400 | – | – | – | – |\n"
+        "\nuniform over allowed items would give FNR ≈ 0.0030")
+    summary = {"k": 20, "rows": [{"model": "mf-bpr", "num_negatives": 1, "sampler": "uniform", "recall@20": 0.1,
+                                  "recall@20_std": 0.01, "ndcg@20": 0.05, "ndcg@20_std": 0.002, "p_recall@20": None,
+                                  "p_ndcg@20": 0.04321}]}
+    assert render_compare(summary) == (
+        "| model | negatives | sampler | Recall@20 | NDCG@20 | p (Recall) | p (NDCG) |\n"
+        "|---|---|---|---|---|---|---|\n"
+        "| mf-bpr | 1 | uniform | 0.1000 ± 0.0100 | 0.0500 ± 0.0020 | – | 0.0432 |")

@@ -1,4 +1,4 @@
-"""Every option of the ``negmine rec`` commands, declared once as :class:`negmine.text.registry.Option`
+"""Every option of the ``negmine rec`` commands, declared once as :class:`negmine.core.registry.Option`
 specs (type, default, range, choices, help), as the text options are.
 
 The CLI flags of ``negmine rec ...`` are derived from these declarations and every parsed value is
@@ -161,12 +161,12 @@ REQUIRED: dict[str, tuple[str, ...]] = {"mine": ("interactions", "out"), "audit"
 
 def check(key: str, value: Any, where: str, *, required: bool = True) -> Any:
     """``value`` checked against the declaration of option ``key`` (see
-    :func:`negmine.text.registry.check_declared`)."""
+    :func:`negmine.core.registry.check_declared`)."""
     return registry.check_declared(OPTIONS, key, value, where, required=required)
 
 
 def parse_list(raw: str, element: str | None, flag: str) -> list[Any]:
-    """The checked items of a comma-separated flag (see :func:`negmine.text.registry.parse_declared_list`)."""
+    """The checked items of a comma-separated flag (see :func:`negmine.core.registry.parse_declared_list`)."""
     return registry.parse_declared_list(OPTIONS, raw, element, flag)
 
 

@@ -9,19 +9,25 @@ import math
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from negmine.core.errors import ConfigError, DataError, examples
 from negmine.core.optional import require
 from negmine.core.positives import Qrels
+from negmine.rec.registry import SCORERS as REGISTRY
 
-__all__ = ["SCORERS", "Scorer", "fit_implicit", "load_embeddings"]
+if TYPE_CHECKING:
+    from negmine.rec.interactions import RecData
+
+__all__ = ["SCORERS", "Scorer", "als_scorer", "bpr_scorer", "embeddings_scorer", "fit_implicit", "load_embeddings",
+           "make_scorer"]
 
 log = logging.getLogger(__name__)
 
-SCORERS = ("als", "bpr", "embeddings")
+#: the registered scorer names (:data:`negmine.rec.registry.SCORERS`)
+SCORERS = tuple(REGISTRY.entries)
 
 
 @dataclass
@@ -179,3 +185,42 @@ def load_embeddings(path: str | Path, user_ids: np.ndarray, item_ids: np.ndarray
         raise DataError(f"{p}: user vectors have dimension {out[0].shape[1]} but item vectors "
                         f"{out[1].shape[1]}; they must match")
     return Scorer(out[0], out[1], {"name": "embeddings", "file": str(p)})
+
+
+def als_scorer(data: RecData, *, factors: int = 64, iterations: int = 15, seed: int = 0) -> Scorer:
+    """:func:`fit_implicit` ALS on ``data.train`` (the registry's ``als``)."""
+    return fit_implicit(data.train, data.n_items, "als", factors=factors, iterations=iterations, seed=seed)
+
+
+def bpr_scorer(data: RecData, *, factors: int = 64, iterations: int = 15, seed: int = 0) -> Scorer:
+    """:func:`fit_implicit` BPR on ``data.train`` (the registry's ``bpr``)."""
+    return fit_implicit(data.train, data.n_items, "bpr", factors=factors, iterations=iterations, seed=seed)
+
+
+def embeddings_scorer(data: RecData, *, path: str | Path | None) -> Scorer:
+    """:func:`load_embeddings` of ``path`` for the users and items of ``data`` (the registry's
+    ``embeddings``)."""
+    if path is None:
+        raise ConfigError("scorer 'embeddings' needs a file: pass embeddings=PATH (--embeddings FILE, an .npz)")
+    return load_embeddings(path, data.interactions.user_ids, data.interactions.item_ids)
+
+
+def make_scorer(name: str, data: RecData, *, factors: int = 64, iterations: int = 15, seed: int = 0,
+                embeddings: str | Path | None = None) -> Scorer:
+    """A scorer by name (``als``, ``bpr``, ``embeddings``) for ``data``, built through
+    :data:`negmine.rec.registry.SCORERS` from the options its entry declares.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, os
+    >>> from negmine.rec.data import from_arrays, split_interactions
+    >>> data = split_interactions(from_arrays([5, 5], [7, 8]), "random", 0)
+    >>> f = os.path.join(tempfile.mkdtemp(), "e.npz")
+    >>> np.savez(f, user_ids=[5], user_vectors=[[1.0, 0.0]], item_ids=[7, 8], item_vectors=[[2.0, 0], [0, 1]])
+    >>> make_scorer("embeddings", data, embeddings=f).info["name"]
+    'embeddings'
+    """
+    entry = REGISTRY.get(name)
+    values: dict[str, Any] = {"factors": factors, "iterations": iterations, "seed": seed, "embeddings": embeddings}
+    scorer: Scorer = entry.load()(data, **{o.keyword: values[o.key] for o in entry.options})
+    return scorer
