@@ -29,7 +29,7 @@ import os
 import shutil
 import tempfile
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -92,54 +92,14 @@ def train(mined_dir: str | Path, out: str | Path, config: TrainConfig | None = N
         ``mined_dir`` is not a mining output, or no row has enough negatives.
     """
     t_start = time.perf_counter()
-    known = set(asdict(TrainConfig()))
-    unknown = sorted(set(options) - known)
-    if unknown:
-        raise ConfigError(f"unknown training option(s) {', '.join(map(repr, unknown))}; known options: "
-                          f"{', '.join(sorted(known))}")
-    cfg = TrainConfig(**{**asdict(config or TrainConfig()), **options})
-    cfg.validate()
+    cfg = _config(config, options)
     out = Path(out)
     _check_out(out, overwrite)
-    from negmine.text.writers.mined import load_mined, versions
-
-    rows, texts, manifest = load_mined(mined_dir)
-    for module in ("torch", "sentence_transformers", "transformers", "datasets", "accelerate"):
-        require(module)
-    mined_n = int(manifest.get("num_negatives", max((len(r["negative_ids"]) for r in rows), default=0)))
-    n = mined_n if cfg.num_negatives is None else cfg.num_negatives
-    if n > mined_n:
-        raise ConfigError(f"--num-negatives {n}: the mining run in {mined_dir} has at most {mined_n} negatives per "
-                          f"query; pass --num-negatives {mined_n} or fewer")
-    rows = trim_rows(rows, n)
-    train_rows, counts = training_rows(rows, texts, n)
-    if not train_rows:
-        raise DataError(f"{mined_dir}: no query has {n} negatives ({counts['queries']} queries, all short); "
-                        "pass a smaller --num-negatives")
-    if counts["queries_left_out_short"]:
-        log.warning("%d of %d queries have fewer than %d negatives and are left out of training",
-                    counts["queries_left_out_short"], counts["queries"], n)
-
+    data = _TrainingData.load(mined_dir, cfg)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     model, model_path = load_model(cfg.model, max_seq_length=cfg.max_seq_length)
-    guide_info: dict[str, Any] | None = None
-    guide = None
-    if cfg.loss == "gist":
-        mined_model = mining_model(manifest)
-        guide_name = cfg.guide or mined_model or cfg.model
-        source = "--guide" if cfg.guide else ("mining model" if mined_model else "starting model")
-        guide, guide_path = load_model(guide_name, max_seq_length=cfg.max_seq_length, role="guide")
-        guide_info = {"name": guide_name, "path": guide_path, "source": source}
-    from negmine.text.train.losses import DEFAULT_TEMPERATURE, build_loss
-
-    loss = build_loss(cfg.loss, model, temperature=cfg.temperature, tau_plus=cfg.tau_plus,
-                      mini_batch_size=cfg.mini_batch_size, guide=guide)
-    masking = None
-    if cfg.mask_false_negatives:
-        from negmine.text.st.masking import FalseNegativeMasking
-
-        loss = masking = FalseNegativeMasking(loss, target=cfg.mask_target)
+    loss, masking, guide_info = _loss(cfg, model, data.manifest)
     sampler_factory = None
     if cfg.batch_sampler == "mined":
         from negmine.text.st.run import load_run
@@ -152,86 +112,172 @@ def train(mined_dir: str | Path, out: str | Path, config: TrainConfig | None = N
                           batch_size=cfg.encode_batch_size)
     remining = None
     if cfg.remine_every is not None:
-        remining = Remining(manifest, encoder, n)
+        remining = Remining(data.manifest, encoder, data.n)
         remining.prepare()
-    eval_data = None
-    if cfg.eval_dataset is not None:
-        from negmine.text.data import load_beir
-
-        eval_data = load_beir(cfg.eval_dataset, cfg.eval_split, exclude_splits=[])
+    evaluator = _Evaluator(cfg, encoder)
     timings["load_s"] = time.perf_counter() - t0
 
-    evaluations: list[dict[str, Any]] = []
-    eval_time = [0.0]
-
-    def evaluate_at(step: int) -> None:
-        if eval_data is not None:
-            evaluations.append(run_evaluation(eval_data, encoder, step))
-            eval_time[0] += evaluations[-1]["seconds"]
-
-    dataset = to_dataset(train_rows)
-    est_steps = cfg.max_steps or max(1, math.ceil(cfg.epochs * math.ceil(len(train_rows) / cfg.batch_size)))
-    logging_steps = max(1, est_steps // 50)
-    monitor = monitor_class()(est_steps, evaluate_at, cfg.eval_steps)
-    evaluate_at(0)
-    eval_before = eval_time[0]
+    dataset = to_dataset(data.train_rows)
+    est_steps = cfg.max_steps or max(1, math.ceil(cfg.epochs * math.ceil(len(data.train_rows) / cfg.batch_size)))
+    monitor = monitor_class()(est_steps, evaluator.at, cfg.eval_steps)
+    evaluator.at(0)
+    eval_before = evaluator.seconds
     t_train = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="negmine-train-") as tmp:
-        fit = Fit(cfg, model, loss, monitor, tmp, logging_steps)
+        fit = Fit(cfg, model, loss, monitor, tmp, max(1, est_steps // 50))
         if sampler_factory is not None:
             fit.batch_sampler = sampler_factory
-
-            def take_new_run(result: Any) -> None:
-                from negmine.text.st.index import RunIndex
-
-                sampler_factory.index = RunIndex.from_result(result)
-
-            fit.on_remined = take_new_run
+            fit.on_remined = _index_refresher(sampler_factory)
         monitor.open()
         try:
-            if remining is None:
-                total = fit.once(dataset)
-            else:
-                total = fit.with_remining(dataset, rows, remining, n)
+            total = fit.once(dataset) if remining is None else fit.with_remining(dataset, data.rows, remining, data.n)
         finally:
             monitor.close()
-    remine_s = fit.remine_s
-    segments, refreshes = fit.segments, fit.refreshes
-    timings["train_s"] = time.perf_counter() - t_train - remine_s - (eval_time[0] - eval_before)
-    timings["remine_s"] = remine_s
-    if eval_data is not None and (not evaluations or evaluations[-1]["step"] != total):
-        evaluate_at(total)
-    timings["eval_s"] = eval_time[0]
+    timings["train_s"] = time.perf_counter() - t_train - fit.remine_s - (evaluator.seconds - eval_before)
+    timings["remine_s"] = fit.remine_s
+    if evaluator.data is not None and (not evaluator.evaluations or evaluator.evaluations[-1]["step"] != total):
+        evaluator.at(total)
+    timings["eval_s"] = evaluator.seconds
 
     t_save = time.perf_counter()
+    record = _record(cfg, data, mined_dir, model_path, guide_info, loss, dataset, total, fit, monitor, evaluator,
+                     sampler_factory, masking)
+    _save(model, out, record, t_save, timings, t_start)
+    return TrainResult(out, record)
+
+
+def _config(config: TrainConfig | None, options: dict[str, Any]) -> TrainConfig:
+    """``config`` with ``options`` applied, validated (unknown names refused)."""
+    known = set(asdict(TrainConfig()))
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise ConfigError(f"unknown training option(s) {', '.join(map(repr, unknown))}; known options: "
+                          f"{', '.join(sorted(known))}")
+    cfg = TrainConfig(**{**asdict(config or TrainConfig()), **options})
+    cfg.validate()
+    return cfg
+
+
+@dataclass
+class _TrainingData:
+    """The mining run read for training: its rows trimmed to ``n`` negatives, the training rows."""
+
+    rows: list[dict[str, Any]]
+    manifest: dict[str, Any]
+    train_rows: list[Any]
+    counts: dict[str, Any]
+    n: int
+    mined_n: int
+
+    @classmethod
+    def load(cls, mined_dir: str | Path, cfg: TrainConfig) -> _TrainingData:
+        from negmine.text.writers.mined import load_mined
+
+        rows, texts, manifest = load_mined(mined_dir)
+        for module in ("torch", "sentence_transformers", "transformers", "datasets", "accelerate"):
+            require(module)
+        mined_n = int(manifest.get("num_negatives", max((len(r["negative_ids"]) for r in rows), default=0)))
+        n = mined_n if cfg.num_negatives is None else cfg.num_negatives
+        if n > mined_n:
+            raise ConfigError(f"--num-negatives {n}: the mining run in {mined_dir} has at most {mined_n} negatives "
+                              f"per query; pass --num-negatives {mined_n} or fewer")
+        rows = trim_rows(rows, n)
+        train_rows, counts = training_rows(rows, texts, n)
+        if not train_rows:
+            raise DataError(f"{mined_dir}: no query has {n} negatives ({counts['queries']} queries, all short); "
+                            "pass a smaller --num-negatives")
+        if counts["queries_left_out_short"]:
+            log.warning("%d of %d queries have fewer than %d negatives and are left out of training",
+                        counts["queries_left_out_short"], counts["queries"], n)
+        return cls(rows, manifest, train_rows, counts, n, mined_n)
+
+
+def _loss(cfg: TrainConfig, model: Any, manifest: dict[str, Any]) -> tuple[Any, Any, dict[str, Any] | None]:
+    """The loss (wrapped by false-negative masking if asked), the masking wrapper, the GIST guide."""
+    guide_info: dict[str, Any] | None = None
+    guide = None
+    if cfg.loss == "gist":
+        mined_model = mining_model(manifest)
+        guide_name = cfg.guide or mined_model or cfg.model
+        source = "--guide" if cfg.guide else ("mining model" if mined_model else "starting model")
+        guide, guide_path = load_model(guide_name, max_seq_length=cfg.max_seq_length, role="guide")
+        guide_info = {"name": guide_name, "path": guide_path, "source": source}
+    from negmine.text.train.losses import build_loss
+
+    loss = build_loss(cfg.loss, model, temperature=cfg.temperature, tau_plus=cfg.tau_plus,
+                      mini_batch_size=cfg.mini_batch_size, guide=guide)
+    masking = None
+    if cfg.mask_false_negatives:
+        from negmine.text.st.masking import FalseNegativeMasking
+
+        loss = masking = FalseNegativeMasking(loss, target=cfg.mask_target)
+    return loss, masking, guide_info
+
+
+class _Evaluator:
+    """Evaluations on ``--eval-dataset`` during training (none without one), and their time."""
+
+    def __init__(self, cfg: TrainConfig, encoder: Any) -> None:
+        self.encoder = encoder
+        self.evaluations: list[dict[str, Any]] = []
+        self.seconds = 0.0
+        self.data = None
+        if cfg.eval_dataset is not None:
+            from negmine.text.data import load_beir
+
+            self.data = load_beir(cfg.eval_dataset, cfg.eval_split, exclude_splits=[])
+
+    def at(self, step: int) -> None:
+        if self.data is not None:
+            self.evaluations.append(run_evaluation(self.data, self.encoder, step))
+            self.seconds += self.evaluations[-1]["seconds"]
+
+
+def _index_refresher(sampler_factory: Any) -> Any:
+    """After a re-mining, the mined batch sampler reads the new run."""
+
+    def take_new_run(result: Any) -> None:
+        from negmine.text.st.index import RunIndex
+
+        sampler_factory.index = RunIndex.from_result(result)
+
+    return take_new_run
+
+
+def _record(cfg: TrainConfig, data: _TrainingData, mined_dir: str | Path, model_path: str,
+            guide_info: dict[str, Any] | None, loss: Any, dataset: Any, total: int, fit: Any, monitor: Any,
+            evaluator: _Evaluator, sampler_factory: Any, masking: Any) -> dict[str, Any]:
+    """What ``negmine-train.json`` records (timings are added by ``_save``)."""
+    from negmine.text.train.losses import DEFAULT_TEMPERATURE
+    from negmine.text.writers.mined import versions
+
     resolved_t = cfg.temperature if cfg.temperature is not None else DEFAULT_TEMPERATURE.get(cfg.loss)
     get_config: Any = getattr(loss, "get_config_dict", dict)
     loss_params: dict[str, Any] = get_config()
-    record: dict[str, Any] = {
+    segments = fit.segments
+    return {
         "negmine": versions().get("negmine", "unknown"),
-        "config": {**asdict(cfg), "temperature": resolved_t, "num_negatives": n},
+        "config": {**asdict(cfg), "temperature": resolved_t, "num_negatives": data.n},
         "seed": cfg.seed,
         "mined_dir": str(Path(mined_dir)),
-        "mined_run_id": manifest.get("run_id"),
-        "mined_config": manifest.get("config"),
+        "mined_run_id": data.manifest.get("run_id"),
+        "mined_config": data.manifest.get("config"),
         "model": {"name": cfg.model, "path": model_path},
         "guide": guide_info,
         "loss": {"name": cfg.loss, "class": type(loss).__name__,
                  "params": {k: v for k, v in loss_params.items() if isinstance(v, (int, float, str, bool))}},
-        "dataset": {**counts, "num_negatives": n, "mined_num_negatives": mined_n,
+        "dataset": {**data.counts, "num_negatives": data.n, "mined_num_negatives": data.mined_n,
                     "columns": list(dataset.column_names)},
         "steps": total,
         "train_loss": (sum(s["train_loss"] * s["steps"] for s in segments) / total) if total else None,
         "segments": segments,
         "loss_history": monitor.history,
-        "evaluations": evaluations,
-        "refreshes": refreshes,
+        "evaluations": evaluator.evaluations,
+        "refreshes": fit.refreshes,
         "batch_sampler": _sampler_record(cfg, sampler_factory),
         "masking": _masking_record(masking),
         "versions": versions(),
     }
-    _save(model, out, record, t_save, timings, t_start)
-    return TrainResult(out, record)
 
 
 def _sampler_record(cfg: TrainConfig, factory: Any) -> dict[str, Any]:
