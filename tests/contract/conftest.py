@@ -142,7 +142,16 @@ BACKENDS = [
 ]
 
 
-@pytest.fixture(params=BACKENDS, ids=[b.id for b in BACKENDS])
+#: the pip extras each backend needs (the hashing encoder and the precomputed run are core)
+BACKEND_EXTRAS: dict[str, tuple[str, ...]] = {
+    "bm25": ("bm25",), "faiss-flat-hashing": ("faiss",), "faiss-hnsw-hashing": ("faiss",),
+    "dense-minilm": ("st", "model"), "faiss-flat-minilm": ("faiss", "st", "model"),
+    "union-bm25-dense": ("bm25",), "hybrid-bm25-dense": ("bm25",),
+}
+
+
+@pytest.fixture(params=[pytest.param(b, id=b.id, marks=pytest.mark.extra(*BACKEND_EXTRAS.get(b.id, ())))
+                        for b in BACKENDS])
 def backend(request: pytest.FixtureRequest) -> Backend:
     return request.param  # type: ignore[no-any-return]
 

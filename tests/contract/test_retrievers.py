@@ -157,6 +157,7 @@ def exact_sample(sample_data: MiningData) -> dict[int, Candidates]:
     return {k: dense.retrieve(sample_data, k) for k in (5, 10, 50)}
 
 
+@pytest.mark.extra("faiss")
 @pytest.mark.parametrize("k", [5, 50])
 def test_faiss_flat_equals_dense_exactly(sample_data: MiningData, exact_sample: dict[int, Candidates],
                                          k: int) -> None:
@@ -167,6 +168,7 @@ def test_faiss_flat_equals_dense_exactly(sample_data: MiningData, exact_sample: 
     np.testing.assert_array_equal(c.positive_scores, exact_sample[k].positive_scores)
 
 
+@pytest.mark.extra("faiss", "st", "model")
 def test_faiss_flat_equals_dense_with_minilm(contract_data: MiningData, embedding_cache: str) -> None:
     cache = str(embedding_cache)
     dense = negmine.text.retrievers.Dense("sentence-transformers/all-MiniLM-L6-v2").retrieve(contract_data, 10,
@@ -177,6 +179,7 @@ def test_faiss_flat_equals_dense_with_minilm(contract_data: MiningData, embeddin
     np.testing.assert_array_equal(flat.scores, dense.scores)
 
 
+@pytest.mark.extra("faiss")
 def test_hnsw_recall_against_exact_search(sample_data: MiningData, exact_sample: dict[int, Candidates]) -> None:
     k = 10
     hnsw = negmine.text.retrievers.Faiss(encoder=negmine.text.encoders.HashingEncoder(dim=256), index="hnsw")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 
 from negmine.rec.audit import audit, hidden_split, render
 from negmine.rec.data import from_arrays, split_interactions
@@ -52,6 +53,7 @@ def test_full_ranking_metrics_by_hand() -> None:
     assert math.isclose(ev2["recall@2"], (0.5 + 0) / 2) and math.isclose(ev2["ndcg@2"], (1 / idcg) / 2)
 
 
+@pytest.mark.extra("st")
 def test_training_learns_planted_blocks() -> None:
     """Two communities: users 0-19 like items 0-9, users 20-39 like items 10-19. A trained
     model must rank a user's held-out in-community items far above chance."""

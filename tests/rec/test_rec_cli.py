@@ -67,6 +67,7 @@ def test_duplicates_are_kept_once_and_counted(tmp_path: Path, make_csv, capsys) 
     assert report["data"]["duplicates"] == 2 and report["data"]["rows"] == len(ROWS) + 2
 
 
+@pytest.mark.extra("st")
 def test_embeddings_scorer_audit_train_evaluate(tmp_path: Path, make_csv, capsys) -> None:
     f = make_csv(tmp_path / "x.csv", ROWS)
     users = np.arange(1, 13)

@@ -40,6 +40,7 @@ def test_ranks_scores_and_report_match_brute_force() -> None:
     assert rep["negative_ranks"]["count"] == r.negatives.size and rep["sampler"] == {"name": "dns", "candidates": 3}
 
 
+@pytest.mark.extra("hf")
 def test_save_manifest_and_dataset(tmp_path: Path) -> None:
     data = _data()
     r = mine(data, Uniform(), num_negatives=3, seed=0)

@@ -27,6 +27,7 @@ def test_grid_has_no_policies_that_cannot_differ():
     assert any(p.reference == "pair" and p.margin is None and p.sampler == "top" for p in GRID)
 
 
+@pytest.mark.extra("detect")
 def test_calibration_finds_a_detector_policy_when_positives_point_at_each_other():
     data, cand = planted(near=True)
     cal = C.calibrate(data, cand, [ExcludePositives(), RelativeMargin(0.3)], Top(), 5, 0, target_fnr=0.1,
@@ -47,6 +48,7 @@ def test_calibration_finds_a_detector_policy_when_positives_point_at_each_other(
     assert rec["detector"]["heldout_auc"] > 0.9
 
 
+@pytest.mark.extra("detect")
 def test_without_a_signal_no_policy_meets_a_strict_target_and_the_interval_is_wide():
     data, cand = planted(near=False)
     cal = C.calibrate(data, cand, [ExcludePositives()], Top(), 5, 0, target_fnr=0.02, policies=GRID)
@@ -62,6 +64,7 @@ def test_without_a_signal_no_policy_meets_a_strict_target_and_the_interval_is_wi
     assert rec["detector"]["heldout_auc"] < 0.65
 
 
+@pytest.mark.extra("detect")
 def test_user_filters_other_than_margins_stay_in_every_policy():
     data, cand = planted(near=True)
     window = RankWindow(0, 20)
@@ -76,6 +79,7 @@ def _split(data: MiningData, cand, seed: int = 0):
     return vis, restrict(cand, data.positives, vis.positives, len(data.corpus)), split.hidden
 
 
+@pytest.mark.extra("detect")
 def test_crossfit_never_uses_a_querys_hidden_positives_to_choose_its_own_policy():
     data, cand = planted(near=True)
     vis, vcand, hidden = _split(data, cand)
@@ -182,6 +186,7 @@ def test_cluster_wilson_widens_with_clustered_hits():
     assert cluster_wilson(np.zeros(3), np.full(3, 5)) == wilson(0, 15)
 
 
+@pytest.mark.extra("detect")
 def test_pair_policies_are_left_out_beyond_the_cell_budget(monkeypatch: pytest.MonkeyPatch):
     """The default grid's pair rows cost (visible positives) x (candidates) cells; beyond
     ``MAX_PAIR_CELLS`` the search leaves them out and says so, and the other policies are scored
@@ -249,6 +254,7 @@ def planted_pool(seed: int = 0, n_q: int = 40, levels: tuple[int, ...] = (6, 5, 
     return data, Candidates(ids, scores, np.ones(ids.shape, np.uint8), ["dense"], ps), unknown, e
 
 
+@pytest.mark.extra("detect")
 def test_pool_like_calibration_does_not_promise_what_random_hiding_cannot_see():
     """The unknown positives are lexically far from the query and close to the known ones in the
     dense space: a calibration that pseudo-hides known positives at random finds them easy (they
@@ -291,6 +297,7 @@ def test_pool_like_calibration_does_not_promise_what_random_hiding_cannot_see():
     assert new["detector"]["second_view"] == "lexical"
 
 
+@pytest.mark.extra("detect")
 def test_crossfit_holds_under_the_pool_like_mechanism_too():
     """With stats per mechanism, a fold's choice comes from the other folds under every mechanism:
     poisoning fold 0's pool-like hidden positives moves the whole-data choice, not fold 0's."""

@@ -74,6 +74,7 @@ def _auc(p: np.ndarray, y: np.ndarray) -> float:
     return float(roc_auc_score(y, p))
 
 
+@pytest.mark.extra("detect")
 def test_finds_hidden_positives_near_visible_ones():
     vis, vcand, hidden, other = _hidden_cells(*planted(near=True))
     det = Detector().fit_predict(vis, vcand, seed=1)
@@ -87,6 +88,7 @@ def test_finds_hidden_positives_near_visible_ones():
     assert keep[hidden].mean() < 0.2 and keep[other].mean() > 0.95
 
 
+@pytest.mark.extra("detect")
 def test_does_not_pretend_where_hidden_positives_are_not_near_visible_ones():
     vis, vcand, hidden, other = _hidden_cells(*planted(near=False))
     det = Detector().fit_predict(vis, vcand, seed=1)
@@ -99,6 +101,7 @@ def test_does_not_pretend_where_hidden_positives_are_not_near_visible_ones():
     assert keep[hidden].mean() > 0.9  # so a threshold removes (almost) nothing
 
 
+@pytest.mark.extra("detect")
 def test_probabilities_are_seeded_and_position_free():
     data, cand = planted(near=True)
     a = Detector().fit_predict(data, cand, seed=5).probability
@@ -129,6 +132,7 @@ def test_folds_and_pseudo_hiding_are_hashes_of_ids():
     assert not np.array_equal(h, pseudo_hide(data, 1))
 
 
+@pytest.mark.extra("detect")
 def test_features_against_known_positives():
     data, cand = planted(near=True)
     from negmine.text.detector import _tfidf
@@ -161,6 +165,7 @@ def _reference_similarities(mat, ids, valid, known_by_query):
     return out
 
 
+@pytest.mark.extra("detect")
 @pytest.mark.parametrize("chunk", [7, 65_536])
 def test_similarity_features_equal_the_per_query_computation(monkeypatch: pytest.MonkeyPatch, chunk: int):
     """Vectorised over (cell, positive) pairs in chunks (tiny ones too), the TF-IDF and dense
@@ -195,6 +200,7 @@ def test_similarity_features_equal_the_per_query_computation(monkeypatch: pytest
     assert x[2, valid[2], 0].max() == pytest.approx(1.0)  # its own positives are among its candidates
 
 
+@pytest.mark.extra("detect")
 def test_tfidf_covers_only_the_involved_documents():
     import negmine.text.detector as D
 
@@ -214,6 +220,7 @@ def test_detector_options_are_checked():
         FnMaxProb(1.5)
 
 
+@pytest.mark.extra("detect")
 def test_the_filter_fits_the_detector_once_and_keeps_its_matrix_for_the_report():
     data, cand = planted(near=True)
     inp = FilterInput(cand, data, seed=5)
@@ -249,6 +256,7 @@ def test_pool_mechanism_hides_the_positives_the_second_view_ranks_lowest():
     assert h2[rank_in_query == 0].all()
 
 
+@pytest.mark.extra("detect")
 def test_lexical_second_view_is_bm25_of_the_candidates_only():
     """The dense miner's second view: BM25 of (query, candidate) and (query, positive) pairs, with
     statistics over the involved documents; a document repeating the query's word outscores one
@@ -271,6 +279,7 @@ def test_lexical_second_view_is_bm25_of_the_candidates_only():
     assert latent.name == "latent" and latent.cells.shape == ids.shape and np.isnan(latent.cells[0, 3])
 
 
+@pytest.mark.extra("detect")
 def test_default_features_leave_the_lexical_view_out_for_a_dense_miner():
     from negmine.text.detector import LEXICAL_FEATURES, auto_features
 
@@ -290,6 +299,7 @@ def test_default_features_leave_the_lexical_view_out_for_a_dense_miner():
         Detector(mechanisms=("random", "sometimes"))
 
 
+@pytest.mark.extra("detect")
 def test_tfidf_beyond_the_query_leaves_the_querys_words_out():
     """Features 11-12: the TF-IDF cosine of candidate and known positive computed without the
     query's words — equal to zeroing those columns and renormalising, by hand."""

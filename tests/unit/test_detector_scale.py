@@ -60,6 +60,7 @@ def test_expected_base_rate_by_hand():
     assert prior_ratio(cand, np.array([4, 1]), np.array([1, 1]), 0.5) == 1.0  # nothing to shift from
 
 
+@pytest.mark.extra("detect")
 @pytest.mark.parametrize("near", [True, False])
 def test_expected_base_rate_is_the_detectors_training_base_rate(near: bool):
     data, cand = planted(near=near)
@@ -77,6 +78,7 @@ def _half(data, cand, seed: int = 3):
     return vis, restrict(cand, data.positives, vis.positives, len(data.corpus))
 
 
+@pytest.mark.extra("detect")
 def test_without_a_signal_the_shift_puts_the_calibrations_probabilities_on_the_runs_scale():
     # nothing relates hidden to visible positives: a probability is the prior, and the calibration's
     # detector (4 known positives per query) has half the prior of the run's (8 known)
@@ -95,6 +97,7 @@ def test_without_a_signal_the_shift_puts_the_calibrations_probabilities_on_the_r
     assert m_shift == pytest.approx(m_run, rel=0.1)
 
 
+@pytest.mark.extra("detect")
 def test_the_calibration_shifts_its_detector_to_the_runs_scale_and_records_it():
     data, cand = planted(near=True)
     cal = C.calibrate(data, cand, [ExcludePositives()], Top(), 5, 0, target_fnr=0.1, policies=GRID)
@@ -104,6 +107,7 @@ def test_the_calibration_shifts_its_detector_to_the_runs_scale_and_records_it():
     assert rec["target_met"] and rec["chosen"]["fn_max_prob"] is not None
 
 
+@pytest.mark.extra("detect")
 def test_the_grid_offers_no_detector_threshold_on_pair_rows():
     # regression (SciFact, seed 1): the calibration chose "ref pair, no margin, top, fn<=0.04" from
     # query-level probabilities, but mining expands pair rows first; on them every row has one

@@ -75,6 +75,7 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> str:
     return str(build_tiny_sentence_transformer(tmp_path_factory.mktemp("tiny") / "st", WORDS))
 
 
+@pytest.mark.extra("st")
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])
 def test_reduced_precision_encodes_float32_close_to_fp32(tiny_model, precision):
     texts = [" ".join(WORDS[i : i + 5]) for i in range(0, 40, 3)]

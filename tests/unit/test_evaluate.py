@@ -15,6 +15,7 @@ QRELS = {"q1": {"d1": 1, "d3": 2}, "q2": {"d5": 1}, "q3": {"d9": 1}}
 RUN = {"q1": {"d1": 0.9, "d2": 0.8, "d3": 0.7}, "q2": {"d4": 0.5, "d5": 0.4}, "q3": {"d7": 0.3}}
 
 
+@pytest.mark.extra("eval")
 def test_metrics_equal_hand_computed_values() -> None:
     means, per = score_run(QRELS, RUN)
     # q1: relevant at ranks 1 (grade 1) and 3 (grade 2); linear gains as trec_eval / BEIR
@@ -34,12 +35,14 @@ def test_metrics_equal_hand_computed_values() -> None:
         assert means[m] == pytest.approx(sum(want[q][m] for q in want) / 3, abs=1e-9)
 
 
+@pytest.mark.extra("eval")
 def test_a_query_missing_from_the_run_scores_zero() -> None:
     means, per = score_run({"q1": {"d1": 1}, "q2": {"d2": 1}}, {"q1": {"d1": 1.0}})
     assert per["q2"]["ndcg@10"] == 0.0 and per["q1"]["ndcg@10"] == 1.0
     assert means["mrr@10"] == pytest.approx(0.5)
 
 
+@pytest.mark.extra("bm25", "eval")
 @pytest.mark.skipif(not SCIFACT.is_dir(), reason="shared SciFact not present")
 def test_bm25_reproduces_the_scifact_reference() -> None:
     import negmine
@@ -52,6 +55,7 @@ def test_bm25_reproduces_the_scifact_reference() -> None:
     assert len(result.per_query) == 300
 
 
+@pytest.mark.extra("st", "model", "eval")
 @pytest.mark.slow
 @pytest.mark.skipif(not SCIFACT.is_dir(), reason="shared SciFact not present")
 def test_minilm_reproduces_the_scifact_reference(tmp_path: Path) -> None:

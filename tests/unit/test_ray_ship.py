@@ -55,6 +55,7 @@ def _data(n_docs: int, n_queries: int) -> MiningData:
     return MiningData(corpus, queries, pos, pos)
 
 
+@pytest.mark.extra("bm25")
 def test_workers_get_paths_not_embeddings_nor_texts(tmp_path: Path, npy: Path) -> None:
     data = _data(200, 4)
     np.save(tmp_path / "q.npy", np.ones((4, 3), np.float32))
