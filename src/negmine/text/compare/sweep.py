@@ -174,45 +174,11 @@ def load_sweep(path: str | Path, *, out: str | Path | None = None) -> Sweep:
         value of the wrong type, duplicate setting names, an unknown baseline or invalid
         training options.
     """
-    import tomllib
-
     p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"{p}: sweep file not found; pass the path of a TOML file")
-    try:
-        text = p.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        line = exc.object[: exc.start].count(b"\n") + 1
-        raise ConfigError(f"{p}:{line}: not UTF-8 text (byte {exc.object[exc.start:exc.start + 1]!r}); save the "
-                          "sweep file as UTF-8") from None
-    except OSError as exc:
-        raise ConfigError(f"{p}: cannot be read ({exc.strerror or exc}); check the path and its "
-                          "permissions") from None
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{p}: invalid TOML ({exc}); fix the file") from None
-    for key in raw:
-        if key not in TABLES:
-            raise ConfigError(f"{p}: unknown table {key!r}; known tables: {', '.join(TABLES)}")
-    for key in ("sweep", "mine", "train", "evaluate"):
-        if not isinstance(raw.get(key, {}), dict):
-            raise ConfigError(f"{p}: {key!r} must be a table ([{key}])")
-    sweep = dict(raw.get("sweep", {}))
-    for key, value in sweep.items():
-        if key not in SWEEP_KEYS:
-            raise _unknown(f"{p} [sweep]", key, list(SWEEP_KEYS))
-        _check_type(f"{p} [sweep]", key, value, SWEEP_KEYS[key])
-    if "dataset" not in sweep:
-        raise ConfigError(f"{p} [sweep]: 'dataset' is required: a BEIR directory with the train and eval splits")
-    if out is None and "out" not in sweep:
-        raise ConfigError(f"{p} [sweep]: 'out' is required (or pass --out DIR)")
+    text, raw = _read_toml(p)
+    sweep = _check_sweep_table(p, raw, out)
     seeds = sweep.get("seeds", [0])
-    if not seeds or any(isinstance(s, bool) or not isinstance(s, int) for s in seeds) or len(set(seeds)) < len(seeds):
-        raise ConfigError(f"{p} [sweep]: 'seeds' must be a non-empty list of distinct integers, got {seeds!r}")
     fraction = sweep.get("audit_hide_fraction")
-    if fraction is not None and not 0 < fraction < 1:
-        raise ConfigError(f"{p} [sweep]: 'audit_hide_fraction' must be in (0, 1), got {fraction!r}")
 
     mine = _check_mine(f"{p} [mine]", raw.get("mine", {}))
     train = _check_train(f"{p} [train]", raw.get("train", {}))
@@ -249,6 +215,54 @@ def load_sweep(path: str | Path, *, out: str | Path | None = None) -> Sweep:
     )
     _validate_components(result)
     return result
+
+
+def _read_toml(p: Path) -> tuple[str, dict[str, Any]]:
+    """The text and the parsed tables of a sweep file (one-line ConfigErrors for every failure)."""
+    import tomllib
+
+    if not p.is_file():
+        raise ConfigError(f"{p}: sweep file not found; pass the path of a TOML file")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        line = exc.object[: exc.start].count(b"\n") + 1
+        raise ConfigError(f"{p}:{line}: not UTF-8 text (byte {exc.object[exc.start:exc.start + 1]!r}); save the "
+                          "sweep file as UTF-8") from None
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot be read ({exc.strerror or exc}); check the path and its "
+                          "permissions") from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{p}: invalid TOML ({exc}); fix the file") from None
+    for key in raw:
+        if key not in TABLES:
+            raise ConfigError(f"{p}: unknown table {key!r}; known tables: {', '.join(TABLES)}")
+    for key in ("sweep", "mine", "train", "evaluate"):
+        if not isinstance(raw.get(key, {}), dict):
+            raise ConfigError(f"{p}: {key!r} must be a table ([{key}])")
+    return text, raw
+
+
+def _check_sweep_table(p: Path, raw: dict[str, Any], out: str | Path | None) -> dict[str, Any]:
+    """The ``[sweep]`` table, every key known and typed, the required ones present."""
+    sweep = dict(raw.get("sweep", {}))
+    for key, value in sweep.items():
+        if key not in SWEEP_KEYS:
+            raise _unknown(f"{p} [sweep]", key, list(SWEEP_KEYS))
+        _check_type(f"{p} [sweep]", key, value, SWEEP_KEYS[key])
+    if "dataset" not in sweep:
+        raise ConfigError(f"{p} [sweep]: 'dataset' is required: a BEIR directory with the train and eval splits")
+    if out is None and "out" not in sweep:
+        raise ConfigError(f"{p} [sweep]: 'out' is required (or pass --out DIR)")
+    seeds = sweep.get("seeds", [0])
+    if not seeds or any(isinstance(s, bool) or not isinstance(s, int) for s in seeds) or len(set(seeds)) < len(seeds):
+        raise ConfigError(f"{p} [sweep]: 'seeds' must be a non-empty list of distinct integers, got {seeds!r}")
+    fraction = sweep.get("audit_hide_fraction")
+    if fraction is not None and not 0 < fraction < 1:
+        raise ConfigError(f"{p} [sweep]: 'audit_hide_fraction' must be in (0, 1), got {fraction!r}")
+    return sweep
 
 
 def _parse_setting(p: Path, i: int, raw: Any) -> Setting:
