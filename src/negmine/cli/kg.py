@@ -26,10 +26,6 @@ HELP = {
     "compare": "PyKEEN training per sampler and seed: filtered MRR/Hits@10, paired tests",
 }
 FILES = {"audit": ("audit.json", "audit.md"), "compare": ("compare.json", "compare.md", "compare.png")}
-#: sampler options and the samplers that read them
-APPLIES = {"embeddings": ("hard", "hasa"), "kge_epochs": ("hard", "hasa"), "temperature": ("hard", "hasa"),
-           "strength": ("hasa",), "clusters": ("lemon",), "entity_text": ("lemon",),
-           "warmup_epochs": ("hard", "hasa")}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -50,7 +46,9 @@ def _load(args: argparse.Namespace) -> Any:
 def _names(args: argparse.Namespace) -> list[str]:
     """The samplers the command runs, and a refusal of any sampler option none of them reads."""
     names = [args.sampler] if args.kg_command == "mine" else parse_list(args.samplers, "sampler", "--samplers")
-    for key, users in APPLIES.items():
+    from negmine.kg.registry import SAMPLER_OPTIONS
+
+    for key, users in SAMPLER_OPTIONS.items():
         if key not in vars(args) or (key == "kge_epochs" and args.kg_command != "mine"):  # audit: hardness model
             continue
         if getattr(args, key) != OPTIONS[key].default and not set(users) & set(names):

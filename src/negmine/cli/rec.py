@@ -55,9 +55,11 @@ def make_sampler(args: argparse.Namespace, name: str) -> Any:
                  guard_similarity=getattr(args, "guard_similarity", None))
 
 
-#: sampler options and the samplers they apply to
-APPLIES = {"alpha": ("popularity",), "candidates": ("dns", "robust", "live-dns"), "temperature": ("robust",),
-           "mix": ("mixed",), "guard_margin": ("live-dns",), "guard_similarity": ("live-dns",)}
+def _applies() -> dict[str, tuple[str, ...]]:
+    """Sampler options and the samplers that read them, from the rec registry's declarations."""
+    from negmine.rec.registry import sampler_options
+
+    return sampler_options()
 
 
 def _sampler_names(args: argparse.Namespace) -> list[str]:
@@ -80,7 +82,7 @@ def _sampler_names(args: argparse.Namespace) -> list[str]:
         if args.mix is None:
             raise ConfigError("sampler mixed needs --mix, e.g. --mix uniform=0.5,dns=0.5")
         names = names + list(parse_mix(args.mix) or {})
-    for key, users in APPLIES.items():
+    for key, users in _applies().items():
         if hasattr(args, key) and getattr(args, key) != OPTIONS[key].default and not set(users) & set(names):
             flag = "--" + key.replace("_", "-")
             raise ConfigError(f"{flag} applies to the {' and '.join(users)} sampler(s), not "
@@ -88,7 +90,8 @@ def _sampler_names(args: argparse.Namespace) -> list[str]:
     return names
 
 def make_scorer(args: argparse.Namespace, data: Any, needed: bool, seed: int) -> Any:
-    from negmine.rec.scorers import fit_implicit, load_embeddings
+    from negmine.rec.scorers import load_embeddings
+    from negmine.rec.scorers import make_scorer as build
 
     kind = args.scorer
     if kind is None:
@@ -104,9 +107,7 @@ def make_scorer(args: argparse.Namespace, data: Any, needed: bool, seed: int) ->
         return load_embeddings(args.embeddings, data.interactions.user_ids, data.interactions.item_ids)
     if args.embeddings:
         raise ConfigError(f"--embeddings applies to --scorer embeddings, not {kind}; drop one of them")
-    if kind not in ("als", "bpr"):
-        raise ConfigError(f"unknown --scorer {kind!r}; use als, bpr or embeddings")
-    return fit_implicit(data.train, data.n_items, kind, factors=args.factors, iterations=args.iterations, seed=seed)
+    return build(kind, data, factors=args.factors, iterations=args.iterations, seed=seed)
 
 
 def _simplex_options(args: argparse.Namespace, models: list[str]) -> None:

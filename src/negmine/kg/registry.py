@@ -20,7 +20,8 @@ if TYPE_CHECKING:
     from negmine.kg.filters import KnownFilter
     from negmine.kg.samplers import KGSampler
 
-__all__ = ["FILTERS", "FILTER_REGISTRY", "SAMPLERS", "SAMPLER_REGISTRY", "make_filter", "make_sampler"]
+__all__ = ["FILTERS", "FILTER_REGISTRY", "SAMPLERS", "SAMPLER_OPTIONS", "SAMPLER_REGISTRY", "make_filter",
+           "make_sampler"]
 
 SAMPLER_REGISTRY = Registry("sampler")
 SAMPLER_REGISTRY.register("uniform", "negmine.kg.samplers:Uniform",
@@ -39,6 +40,13 @@ SAMPLER_REGISTRY.register("hasa", "negmine.kg.hasa:HaSa",
 
 #: the sampler names, in registration order (what error messages and defaults list)
 SAMPLERS: tuple[str, ...] = tuple(SAMPLER_REGISTRY.entries)
+
+#: which samplers read each sampler option (declared in negmine.kg.options); an option given to a
+#: command whose samplers do not read it is refused
+SAMPLER_OPTIONS: dict[str, tuple[str, ...]] = {
+    "embeddings": ("hard", "hasa"), "kge_epochs": ("hard", "hasa"), "temperature": ("hard", "hasa"),
+    "strength": ("hasa",), "clusters": ("lemon",), "entity_text": ("lemon",), "warmup_epochs": ("hard", "hasa"),
+}
 
 _ERROR_RATE = Option("error_rate", float, 0.001, "bloom: target false-positive rate", low=0, high=1,
                      low_open=True, high_open=True)
