@@ -1,4 +1,4 @@
-"""``negmine list retrievers|filters|samplers|formats``."""
+"""``negmine list [FAMILY]``: the registered components of every domain (text, rec, kg)."""
 
 from __future__ import annotations
 
@@ -8,16 +8,43 @@ from typing import Any
 
 from negmine.core.atomic import dumps
 from negmine.core.optional import EXTRAS
-from negmine.text.registry import FAMILIES
+from negmine.core.registry import Registry
+from negmine.kg.registry import FILTER_REGISTRY as KG_FILTERS
+from negmine.kg.registry import SAMPLER_REGISTRY as KG_SAMPLERS
+from negmine.rec.registry import SAMPLERS as REC_SAMPLERS
+from negmine.rec.registry import SCORERS as REC_SCORERS
+from negmine.text.registry import FAMILIES as TEXT_FAMILIES
+
+#: every domain's registries: text's under their own names (as before), rec's and kg's prefixed
+FAMILIES: dict[str, Registry] = {**TEXT_FAMILIES, "rec-samplers": REC_SAMPLERS, "rec-scorers": REC_SCORERS,
+                                 "kg-samplers": KG_SAMPLERS, "kg-filters": KG_FILTERS}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("family", choices=sorted(FAMILIES), help="which components to list")
+    p.add_argument("family", nargs="?", choices=list(FAMILIES),
+                   help="which components to list (default: every family of every domain)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
 
 def run(args: argparse.Namespace) -> int:
-    reg = FAMILIES[args.family]
+    if args.family is None:
+        every = {name: _rows(reg) for name, reg in FAMILIES.items()}
+        if args.json:
+            sys.stdout.write(dumps(every, indent=2) + "\n")
+            return 0
+        for name, rows in every.items():
+            sys.stdout.write(f"{name}:\n")
+            _print(rows, indent="  ")
+        return 0
+    rows = _rows(FAMILIES[args.family])
+    if args.json:
+        sys.stdout.write(dumps(rows, indent=2) + "\n")
+        return 0
+    _print(rows)
+    return 0
+
+
+def _rows(reg: Registry) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for name in reg.names():
         e = reg.get(name)
@@ -29,14 +56,14 @@ def run(args: argparse.Namespace) -> int:
         rows.append({"name": name, "summary": e.summary, "available": not missing,
                      "install": f"pip install 'negmine[{','.join(extras)}]'" if extras else None,
                      "options": options})
-    if args.json:
-        sys.stdout.write(dumps(rows, indent=2) + "\n")
-        return 0
+    return rows
+
+
+def _print(rows: list[dict[str, Any]], indent: str = "") -> None:
     width = max(len(r["name"]) for r in rows)
     for r in rows:
         note = "" if r["available"] else f"   [not installed: {r['install']}]"
-        sys.stdout.write(f"{r['name']:<{width}}  {r['summary']}{note}\n")
+        sys.stdout.write(f"{indent}{r['name']:<{width}}  {r['summary']}{note}\n")
         for o in r["options"]:
             default = "" if o["default"] is None else f" (default {o['default']})"
-            sys.stdout.write(f"{'':<{width}}    {o['flag']}: {o['help']}{default}\n")
-    return 0
+            sys.stdout.write(f"{indent}{'':<{width}}    {o['flag']}: {o['help']}{default}\n")
