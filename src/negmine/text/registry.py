@@ -149,16 +149,19 @@ samplers.register("simans", "negmine.text.samplers:SimANS", "ambiguous negatives
                   options=(Option("simans_a", float, 0.5, "SimANS kernel width a (0: uniform)", arg="a", low=0),
                            Option("simans_b", float, 0.0, "SimANS offset b", arg="b"), _SCALE))
 
-for _fmt, _summary in [
-    ("triplet", "(anchor, positive, negative) rows - sentence-transformers"),
-    ("n-tuple", "(anchor, positive, negative_1..negative_n) rows - sentence-transformers"),
-    ("labeled-pair", "(anchor, document, label) rows - sentence-transformers cross-encoder losses"),
-    ("labeled-list", "(anchor, [documents], [labels]) rows - sentence-transformers listwise losses"),
-    ("flag", "FlagEmbedding jsonl: query, pos, neg (+ pos_scores, neg_scores)"),
-    ("tevatron", "Tevatron jsonl: query_id, query, positive_passages, negative_passages"),
-    ("tevatron-ids", "Tevatron 2 id-based jsonl: query_id, query_text, positive/negative_document_ids + a corpus file"),
+for _fmt, _builder, _summary in [
+    ("triplet", "triplet_rows", "(anchor, positive, negative) rows - sentence-transformers"),
+    ("n-tuple", "n_tuple_rows", "(anchor, positive, negative_1..negative_n) rows - sentence-transformers"),
+    ("labeled-pair", "labeled_pair_rows",
+     "(anchor, document, label) rows - sentence-transformers cross-encoder losses"),
+    ("labeled-list", "labeled_list_rows",
+     "(anchor, [documents], [labels]) rows - sentence-transformers listwise losses"),
+    ("flag", "flag_rows", "FlagEmbedding jsonl: query, pos, neg (+ pos_scores, neg_scores)"),
+    ("tevatron", "tevatron_rows", "Tevatron jsonl: query_id, query, positive_passages, negative_passages"),
+    ("tevatron-ids", "tevatron_ids_rows",
+     "Tevatron 2 id-based jsonl: query_id, query_text, positive/negative_document_ids + a corpus file"),
 ]:
-    formats.register(_fmt, "negmine.text.writers.export:export_rows", _summary)
+    formats.register(_fmt, f"negmine.text.writers.export:{_builder}", _summary)  # one row builder per format
 
 FAMILIES: dict[str, Registry] = {
     "retrievers": retrievers,

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -36,10 +36,11 @@ from typing import IO, Any
 from negmine.core.atomic import dumps, write_jsonl, write_parquet_batches
 from negmine.core.errors import ConfigError, DataError, examples
 from negmine.core.targets import check_output_file
+from negmine.text import registry as text_registry
 
 log = logging.getLogger(__name__)
 
-FORMATS = ("triplet", "n-tuple", "labeled-pair", "labeled-list", "flag", "tevatron", "tevatron-ids")
+FORMATS = tuple(text_registry.formats.entries)  # registration order: triplet, n-tuple, ... tevatron-ids
 #: score matrix name -> (positive column, negative column) of the canonical mined rows
 SCORES = {
     "retrieval": ("positive_scores", "negative_scores"),
@@ -162,6 +163,7 @@ class ExportStream:
         self.fmt, self.scores, self.keep_empty = fmt, scores, keep_empty
         self.prompt, self.type_, self.num_negatives = prompt, type_, num_negatives
         self.t = _Lookup(texts)
+        self.builder: Callable[[ExportStream, MinedRow], list[dict[str, Any]]] = text_registry.formats.get(fmt).load()
         self.docs: set[str] = set()
         self.n_rows = self.n_queries = self.short = self.empty = self.inverted = 0
         self.inverted_ids: list[str] = []
@@ -173,6 +175,8 @@ class ExportStream:
                 yield row
 
     def _rows_of(self, r: dict[str, Any]) -> list[dict[str, Any]]:
+        """The rows of one mined row, from the format's row builder (registered in
+        ``negmine.text.registry.formats``), after the checks every format shares."""
         fmt, scores, t = self.fmt, self.scores, self.t
         self.n_queries += 1
         P, N = list(r["positive_ids"]), list(r["negative_ids"])
@@ -189,58 +193,8 @@ class ExportStream:
             if ps and ns and max(ns) > min(ps):
                 self.inverted += 1
                 self.inverted_ids.append(r["query_id"])
-        q = t.query(r["query_id"])
-        out: list[dict[str, Any]] = []
-        if fmt == "triplet":
-            for i, p in enumerate(P):
-                for j, n in enumerate(N):
-                    row: dict[str, Any] = {"anchor": q, "positive": t.doc(p), "negative": t.doc(n)}
-                    if scores:
-                        row["scores"] = [ps[i], ns[j]]
-                    out.append(row)
-        elif fmt == "n-tuple":
-            for i, p in enumerate(P):
-                row = {"anchor": q, "positive": t.doc(p)}
-                row.update({f"negative_{j + 1}": t.doc(n) for j, n in enumerate(N)})
-                if scores:
-                    row["scores"] = [ps[i], *ns]
-                out.append(row)
-        elif fmt == "labeled-pair":
-            for group, group_scores, label in ((P, ps, 1), (N, ns, 0)):
-                for i, d in enumerate(group):
-                    extra = {"score": group_scores[i]} if scores else {"label": label}
-                    out.append({"anchor": q, "document": t.doc(d), **extra})
-        elif fmt == "labeled-list":
-            documents = [t.doc(d) for d in P + N]
-            if scores:
-                out.append({"anchor": q, "documents": documents, "scores": ps + ns})
-            else:
-                out.append({"anchor": q, "documents": documents, "labels": [1] * len(P) + [0] * len(N)})
-        elif fmt == "flag":
-            row = {"query": q, "pos": [t.doc(p) for p in P], "neg": [t.doc(n) for n in N]}
-            if scores:
-                row.update(pos_scores=ps, neg_scores=ns)
-            if self.prompt is not None:
-                row["prompt"] = self.prompt
-            if self.type_ is not None:
-                row["type"] = self.type_
-            out.append(row)
-        elif fmt == "tevatron":
-            pos_p = [t.passage(p) for p in P]
-            neg_p = [t.passage(n) for n in N]
-            if scores:
-                for passage, s in zip(pos_p + neg_p, ps + ns):
-                    passage["score"] = s
-            out.append({"query_id": r["query_id"], "query": q, "positive_passages": pos_p,
-                        "negative_passages": neg_p})
-        else:  # tevatron-ids
-            row = {"query_id": r["query_id"], "query_text": q, "positive_document_ids": P,
-                   "negative_document_ids": N}
-            if scores:
-                row.update(positive_scores=ps, negative_scores=ns)
-            out.append(row)
-            self.docs.update(P + N)
-        return out
+        row = MinedRow(r["query_id"], t.query(r["query_id"]), P, N, ps, ns, scores)
+        return self.builder(self, row)
 
     def corpus(self) -> list[dict[str, str]]:
         """``tevatron-ids``' ``{"docid", "text"}`` rows (empty for the other formats)."""
@@ -264,6 +218,96 @@ class ExportStream:
         if self.fmt == "tevatron-ids":
             counts["corpus_documents"] = len(self.docs)
         return counts
+
+
+@dataclass(frozen=True)
+class MinedRow:
+    """One mined row as a row builder sees it: the query's id and text, positive and negative
+    document ids, and their scores (empty lists unless ``scores`` names which)."""
+
+    query_id: str
+    query: str
+    positives: list[str]
+    negatives: list[str]
+    positive_scores: list[float]
+    negative_scores: list[float]
+    scores: str | None
+
+
+# ------------------------------------------------------------------ row builders, one per format
+def triplet_rows(s: ExportStream, r: MinedRow) -> list[dict[str, Any]]:
+    """(anchor, positive, negative): every positive with every negative."""
+    out: list[dict[str, Any]] = []
+    for i, p in enumerate(r.positives):
+        for j, n in enumerate(r.negatives):
+            row: dict[str, Any] = {"anchor": r.query, "positive": s.t.doc(p), "negative": s.t.doc(n)}
+            if r.scores:
+                row["scores"] = [r.positive_scores[i], r.negative_scores[j]]
+            out.append(row)
+    return out
+
+
+def n_tuple_rows(s: ExportStream, r: MinedRow) -> list[dict[str, Any]]:
+    """(anchor, positive, negative_1..negative_n): one row per positive."""
+    out: list[dict[str, Any]] = []
+    for i, p in enumerate(r.positives):
+        row: dict[str, Any] = {"anchor": r.query, "positive": s.t.doc(p)}
+        row.update({f"negative_{j + 1}": s.t.doc(n) for j, n in enumerate(r.negatives)})
+        if r.scores:
+            row["scores"] = [r.positive_scores[i], *r.negative_scores]
+        out.append(row)
+    return out
+
+
+def labeled_pair_rows(s: ExportStream, r: MinedRow) -> list[dict[str, Any]]:
+    """(anchor, document, label 1/0), or the document's score with ``--scores``."""
+    out: list[dict[str, Any]] = []
+    for group, group_scores, label in ((r.positives, r.positive_scores, 1), (r.negatives, r.negative_scores, 0)):
+        for i, d in enumerate(group):
+            extra = {"score": group_scores[i]} if r.scores else {"label": label}
+            out.append({"anchor": r.query, "document": s.t.doc(d), **extra})
+    return out
+
+
+def labeled_list_rows(s: ExportStream, r: MinedRow) -> list[dict[str, Any]]:
+    """(anchor, [documents], [labels]) or [scores]: one row per query."""
+    documents = [s.t.doc(d) for d in r.positives + r.negatives]
+    if r.scores:
+        return [{"anchor": r.query, "documents": documents, "scores": r.positive_scores + r.negative_scores}]
+    return [{"anchor": r.query, "documents": documents, "labels": [1] * len(r.positives) + [0] * len(r.negatives)}]
+
+
+def flag_rows(s: ExportStream, r: MinedRow) -> list[dict[str, Any]]:
+    """FlagEmbedding's query, pos, neg (+ pos_scores, neg_scores, prompt, type)."""
+    row: dict[str, Any] = {"query": r.query, "pos": [s.t.doc(p) for p in r.positives],
+                           "neg": [s.t.doc(n) for n in r.negatives]}
+    if r.scores:
+        row.update(pos_scores=r.positive_scores, neg_scores=r.negative_scores)
+    if s.prompt is not None:
+        row["prompt"] = s.prompt
+    if s.type_ is not None:
+        row["type"] = s.type_
+    return [row]
+
+
+def tevatron_rows(s: ExportStream, r: MinedRow) -> list[dict[str, Any]]:
+    """Tevatron's query_id, query, positive_passages, negative_passages (docid, title, text[, score])."""
+    pos_p = [s.t.passage(p) for p in r.positives]
+    neg_p = [s.t.passage(n) for n in r.negatives]
+    if r.scores:
+        for passage, score in zip(pos_p + neg_p, r.positive_scores + r.negative_scores):
+            passage["score"] = score
+    return [{"query_id": r.query_id, "query": r.query, "positive_passages": pos_p, "negative_passages": neg_p}]
+
+
+def tevatron_ids_rows(s: ExportStream, r: MinedRow) -> list[dict[str, Any]]:
+    """Tevatron 2's id-based rows; the documents they name go to the corpus file."""
+    row: dict[str, Any] = {"query_id": r.query_id, "query_text": r.query, "positive_document_ids": r.positives,
+                           "negative_document_ids": r.negatives}
+    if r.scores:
+        row.update(positive_scores=r.positive_scores, negative_scores=r.negative_scores)
+    s.docs.update(r.positives + r.negatives)
+    return [row]
 
 
 def export_rows(fmt: str, rows: Iterable[dict[str, Any]], texts: Texts, *, num_negatives: int,
