@@ -71,23 +71,31 @@ from typing import Any
 import numpy as np
 
 from negmine.core.errors import ConfigError
-from negmine.core.keys import CALIBRATION_SALT, string_keys
-from negmine.text.filters import (
-    AbsoluteMargin,
-    ExcludePositives,
-    Filter,
-    FilterInput,
-    FnMaxProb,
-    RelativeMargin,
-    expand_pairs,
+from negmine.core.keys import CALIBRATION_SALT
+from negmine.text.calibrate_policies import (
+    DETECTOR_THRESHOLDS,
+    MARGINS,
+    REFERENCES,
+    SAMPLERS,
+    Policy,
+    _summary,
+    crossfit_choices,
+    evaluate_policies,
+    make_sampler,
+    policy_grid,
+    summarise,
+    worst_of,
 )
-from negmine.text.samplers import SampleInput, Sampler, SimANS, Softmax, Top, select
-from negmine.text.types import Candidates, MiningData, Qrels
+from negmine.text.calibrate_policies import _pick as _pick  # re-exported: tests read it here
+from negmine.text.filters import AbsoluteMargin, ExcludePositives, Filter, FnMaxProb, RelativeMargin
+from negmine.text.samplers import Sampler
+from negmine.text.types import Candidates, MiningData
 
-__all__ = ["DEFAULT_MIN_COVERAGE", "DEFAULT_TARGET_FNR", "MECHANISMS", "MIN_CALIBRATION_QUERIES",
-           "MIN_CALIBRATION_SHARE", "PRESET_ONE_POSITIVE", "PRESET_SEVERAL_POSITIVES", "Calibration", "Policy",
-           "calibrate", "calibration_splits", "default_policy", "evaluate_policies", "policy_grid", "summarise",
-           "worst_of"]
+# the policy grid and its measurement live in calibrate_policies; their names stay importable from here
+__all__ = ["DEFAULT_MIN_COVERAGE", "DEFAULT_TARGET_FNR", "DETECTOR_THRESHOLDS", "MARGINS", "MECHANISMS",
+           "MIN_CALIBRATION_QUERIES", "MIN_CALIBRATION_SHARE", "PRESET_ONE_POSITIVE", "PRESET_SEVERAL_POSITIVES",
+           "REFERENCES", "SAMPLERS", "Calibration", "Policy", "calibrate", "calibration_splits", "crossfit_choices",
+           "default_policy", "evaluate_policies", "make_sampler", "policy_grid", "summarise", "worst_of"]
 
 DEFAULT_TARGET_FNR = 0.10
 DEFAULT_MIN_COVERAGE = 0.90
@@ -108,25 +116,8 @@ CROSSFIT_FOLDS = 5
 MAX_PAIR_CELLS = 20_000_000
 HIDE_FRACTION = 0.5
 
-REFERENCES = ("min", "mean", "max", "pair")
 #: how the calibration hides known positives to measure each policy (module doc, "Missingness")
 MECHANISMS = ("random", "pool")
-MARGINS: tuple[float | None, ...] = (None, 0.0, 0.05, 0.1)
-DETECTOR_THRESHOLDS: tuple[float | None, ...] = (None, 0.5, 0.2, 0.1, 0.05, 0.045, 0.04, 0.035, 0.03, 0.025, 0.02)
-
-
-def make_sampler(name: str) -> Sampler:
-    """The samplers the search tries, by label."""
-    if name == "top":
-        return Top()
-    if name == "softmax-z":
-        return Softmax(temperature=1.0, scale="query")
-    if name == "simans-z":
-        return SimANS(a=0.5, b=1.0, scale="query")
-    raise ConfigError(f"unknown calibration sampler {name!r}; pick top, softmax-z or simans-z")
-
-
-SAMPLERS = ("top", "softmax-z", "simans-z")
 
 #: the preset when most queries with positives have one (SciFact, MS MARCO): relative margin 0.05
 #: below the query's *lowest* known positive, top — NV-Retriever's TopK-PercPos 95% rule held against
@@ -143,26 +134,6 @@ PRESET_ONE_POSITIVE: dict[str, Any] = {"positive_reference": "min", "relative_ma
 PRESET_SEVERAL_POSITIVES: dict[str, Any] = {"positive_reference": "max", "relative_margin": 0.05, "sampler": "top"}
 
 
-@dataclass(frozen=True)
-class Policy:
-    """One point of the search: reference, relative margin (``None``: none), sampler label and
-    detector threshold (``None``: no detector)."""
-
-    reference: str
-    margin: float | None
-    sampler: str
-    fn_max_prob: float | None
-
-    def label(self) -> str:
-        parts = [f"ref {self.reference}", "no margin" if self.margin is None else f"rm {self.margin:g}",
-                 self.sampler, "no detector" if self.fn_max_prob is None else f"fn<={self.fn_max_prob:g}"]
-        return ", ".join(parts)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"positive_reference": self.reference, "relative_margin": self.margin, "sampler": self.sampler,
-                "fn_max_prob": self.fn_max_prob}
-
-
 @dataclass
 class Calibration:
     """The chosen policy: ``filters`` (``ExcludePositives`` first) and ``sampler`` to mine with,
@@ -173,172 +144,6 @@ class Calibration:
     sampler: Sampler
     record: dict[str, Any] = field(default_factory=dict)
     reference: str = "min"
-
-
-def policy_grid(references: Sequence[str] = REFERENCES, margins: Sequence[float | None] = MARGINS,
-                samplers: Sequence[str] = SAMPLERS,
-                thresholds: Sequence[float | None] = DETECTOR_THRESHOLDS) -> list[Policy]:
-    """Every combination, without duplicates that cannot differ (the reference matters only with
-    a margin, with ``simans-z`` or with ``pair`` rows), and without ``pair`` × detector threshold:
-    mining expands pair rows before filtering, where each row has one positive and the detector
-    has nothing to learn from (it would keep every cell), so the calibration must not choose it."""
-    out: list[Policy] = []
-    seen: set[tuple[Any, ...]] = set()
-    for ref in references:
-        for m in margins:
-            for s in samplers:
-                for t in thresholds:
-                    if ref == "pair" and t is not None:
-                        continue
-                    used = ref == "pair" or m is not None or s == "simans-z"
-                    key = (ref if used else "-", m, s, t)
-                    if key not in seen:
-                        seen.add(key)
-                        out.append(Policy(ref if used else "min", m, s, t))
-    return out
-
-
-@dataclass
-class _Rows:
-    """One row layout (query rows, or pair rows) with its shared pieces."""
-
-    data: MiningData
-    cand: Candidates
-    query_row: np.ndarray  # int64[n_rows]: the original query of each row
-    base: np.ndarray  # bool[n_rows, k]: kept by ExcludePositives and the user's other filters
-    hit: np.ndarray  # bool[n_rows, k]: the cell is a hidden positive of the row's query
-    fn_prob: np.ndarray | None
-    doc_keys: np.ndarray  # uint64[n_rows, k]: the samplers' per-document keys (0 for empty cells)
-    query_keys: np.ndarray  # uint64[n_rows]: the samplers' per-query keys
-
-
-def _layout(data: MiningData, cand: Candidates, query_row: np.ndarray, hidden_keys: np.ndarray,
-            base_filters: Sequence[Filter], fn_prob: np.ndarray | None, seed: int) -> _Rows:
-    inp = FilterInput(cand, data, seed=seed, fn_probability=fn_prob)
-    keep = cand.ids >= 0
-    for f in base_filters:
-        inp.current = keep
-        keep = keep & f.keep(inp)
-    n_docs = len(data.corpus)
-    ids = cand.ids
-    keys = query_row[:, None] * n_docs + np.where(ids >= 0, ids, 0)
-    doc_keys = np.where(ids >= 0, data.corpus.id_keys(np.where(ids >= 0, ids, 0)), np.uint64(0))
-    return _Rows(data, cand, query_row, keep, (ids >= 0) & np.isin(keys, hidden_keys), fn_prob, doc_keys,
-                 string_keys(data.queries.ids))
-
-
-def _stats(rows: _Rows, policy: Policy, num_negatives: int, seed: int, n_q: int) -> np.ndarray:
-    """``float64[5, n_queries]``: hits, negatives, full rows, rows and rank sum per original query."""
-    ref = "min" if policy.reference == "pair" else policy.reference
-    inp = FilterInput(rows.cand, rows.data, reference=ref, seed=seed, fn_probability=rows.fn_prob)
-    keep = rows.base.copy()
-    if policy.margin is not None:
-        keep &= RelativeMargin(policy.margin).keep(inp)
-    if policy.fn_max_prob is not None:
-        if rows.fn_prob is None:
-            raise ConfigError("a detector threshold needs the detector's probabilities")
-        keep &= np.isfinite(rows.fn_prob) & (rows.fn_prob <= np.float32(policy.fn_max_prob))
-    sinp = SampleInput(rows.cand.scores, keep, rows.query_keys, rows.doc_keys, inp.positive_reference, seed)
-    cols = select(make_sampler(policy.sampler), sinp, num_negatives)
-    ok = cols >= 0
-    hit = np.take_along_axis(rows.hit, np.where(ok, cols, 0), axis=1) & ok
-    per_row = np.stack([hit.sum(1), ok.sum(1), ok.sum(1) >= num_negatives, np.ones(len(cols)),
-                        np.where(ok, cols, 0).sum(1)]).astype(np.float64)
-    return np.stack([np.bincount(rows.query_row, weights=r, minlength=n_q) for r in per_row])
-
-
-def _summary(st: np.ndarray, queries: np.ndarray) -> dict[str, Any]:
-    from negmine.core.stats import cluster_wilson
-
-    hits, negs, full, rows, ranks = st[:, queries]
-    n = float(negs.sum())
-    lo, hi = cluster_wilson(hits, negs)
-    return {"hp_fnr": float(hits.sum() / n) if n else float("nan"), "hp_fnr_ci95": [lo, hi],
-            "coverage": float(full.sum() / rows.sum()) if rows.sum() else float("nan"),
-            "mean_rank": float(ranks.sum() / n) if n else float("nan"), "negatives": int(n),
-            "queries": int(queries.sum())}
-
-
-def _pick(summaries: list[dict[str, Any]], target: float, min_cov: float) -> tuple[int, bool]:
-    """The hardest qualifying policy, or the closest when none qualifies."""
-    def upper(s: dict[str, Any]) -> float:
-        u = s["hp_fnr_ci95"][1]
-        return 1.0 if not np.isfinite(u) else float(u)
-
-    ok = [i for i, s in enumerate(summaries) if upper(s) <= target and s["coverage"] >= min_cov]
-    if ok:
-        return min(ok, key=lambda i: (summaries[i]["mean_rank"], upper(summaries[i]), i)), True
-
-    def violation(i: int) -> float:
-        s = summaries[i]
-        cov = s["coverage"] if np.isfinite(s["coverage"]) else 0.0
-        return max(0.0, upper(s) - target) / max(target, 1e-3) + max(0.0, min_cov - cov) / max(min_cov, 1e-3)
-
-    return min(range(len(summaries)), key=lambda i: (violation(i), summaries[i]["mean_rank"], i)), False
-
-
-def worst_of(per_mechanism: Sequence[Sequence[dict[str, Any]]]) -> list[dict[str, Any]]:
-    """Per policy, the summary that holds under every mechanism: the HP-FNR figures of the
-    mechanism with the highest upper bound, the lowest coverage and the highest mean rank."""
-    out = []
-    for sums in zip(*per_mechanism):
-        worst = max(range(len(sums)), key=lambda i: (np.nan_to_num(sums[i]["hp_fnr_ci95"][1], nan=1.0), -i))
-        s = dict(sums[worst])
-        s["coverage"] = min(x["coverage"] if np.isfinite(x["coverage"]) else 0.0 for x in sums)
-        s["mean_rank"] = max(x["mean_rank"] for x in sums)
-        s["decided_by"] = worst
-        out.append(s)
-    return out
-
-
-def crossfit_choices(stats: np.ndarray | Sequence[np.ndarray], folds: np.ndarray, eligible: np.ndarray,
-                     target: float, min_cov: float) -> list[int | None]:
-    """For each fold, the policy index chosen from the *other* folds' queries only (``None`` for
-    an empty fold). ``stats`` is ``float64[n_policies, 5, n_queries]``, or one such array per
-    pseudo-hiding mechanism (the choice must then hold under the worst of them)."""
-    per = [stats] if isinstance(stats, np.ndarray) else list(stats)
-    out: list[int | None] = []
-    for f in range(int(folds.max(initial=-1)) + 1):
-        test = eligible & (folds == f)
-        train = eligible & (folds != f)
-        if not test.any() or not train.any():
-            out.append(None)
-            continue
-        out.append(_pick(worst_of([[_summary(s, train) for s in st] for st in per]), target, min_cov)[0])
-    return out
-
-
-def evaluate_policies(data: MiningData, cand: Candidates, hidden: Qrels, grid: Sequence[Policy],
-                      base: Sequence[Filter], num_negatives: int, seed: int, *,
-                      doc_embeddings: np.ndarray | None = None, detector: Any = None,
-                      fn_probability: np.ndarray | None = None) -> tuple[np.ndarray, dict[str, Any]]:
-    """Mine ``data`` (the positives the miner sees) with every policy of ``grid`` and count, per
-    query, how many negatives are ``hidden`` positives: ``float64[n_policies, 5, n_queries]``
-    (hits, negatives, rows with all negatives, rows, sum of raw ranks) and the detector's stats.
-    ``base`` are the filters every policy shares (``ExcludePositives`` first)."""
-    from negmine.text.detector import Detector
-
-    n_q, n_docs = len(data.queries), len(data.corpus)
-    hidden_keys = hidden.pair_keys(n_docs)
-    fn_prob = fn_probability
-    det_stats: dict[str, Any] = {}
-    if fn_prob is None and any(p.fn_max_prob is not None for p in grid):
-        found = (detector or Detector()).fit_predict(data, cand, seed=seed, doc_embeddings=doc_embeddings)
-        fn_prob, det_stats = found.probability, found.stats
-    layouts = {"rows": _layout(data, cand, np.arange(n_q), hidden_keys, base, fn_prob, seed)}
-    if any(p.reference == "pair" for p in grid):
-        pr = expand_pairs(data, cand)
-        layouts["pair"] = _layout(pr.data, pr.candidates, pr.query_row, hidden_keys, base,
-                                  None if fn_prob is None else fn_prob[pr.query_row], seed)
-    stats = np.stack([_stats(layouts["pair" if p.reference == "pair" else "rows"], p, num_negatives, seed, n_q)
-                      for p in grid])
-    return stats, det_stats
-
-
-def summarise(stats: np.ndarray, queries: np.ndarray) -> dict[str, Any]:
-    """HP-FNR with its query-clustered 95% interval, coverage and mean raw rank of one policy's
-    ``float64[5, n_queries]`` counts over the ``queries`` mask."""
-    return _summary(stats, queries)
 
 
 def calibration_splits(data: MiningData, cand: Candidates, seed: int, mechanisms: Sequence[str],
@@ -382,23 +187,9 @@ def calibrate(data: MiningData, cand: Candidates, filters: Sequence[Filter], sam
     how the calibration hides known positives (``random``, ``pool``); a policy qualifies only if
     it meets the target under every one of them.
     """
-    from negmine.text.detector import Detector, _tfidf, fold_of, known_recall, prior_ratio, second_view, shift_prior
-    from negmine.text.holdout import restrict
+    from negmine.text.detector import Detector, _tfidf, second_view
 
-    if not 0 <= target_fnr < 1:
-        raise ConfigError(f"target FNR must be in [0, 1), got {target_fnr}; e.g. --target-fnr 0.1")
-    min_cov = DEFAULT_MIN_COVERAGE if min_coverage is None else float(min_coverage)
-    if not unknown_ratio > 0 or not np.isfinite(unknown_ratio):
-        raise ConfigError(f"unknown_ratio must be a finite number > 0, got {unknown_ratio}")
-    if not 0 <= min_cov <= 1:
-        raise ConfigError(f"min coverage must be in [0, 1], got {min_coverage}; e.g. --min-coverage 0.9")
-    mechanisms = tuple(mechanisms)
-    if not mechanisms or any(m not in MECHANISMS for m in mechanisms):
-        raise ConfigError(f"calibration mechanisms must be among {', '.join(MECHANISMS)}, got {mechanisms!r}")
-    eligible = data.positives.counts() >= 2
-    if not eligible.any():
-        raise ConfigError("--target-fnr needs queries with two or more positives to calibrate on; none found "
-                          "(mine without --target-fnr, or add qrels with several positives per query)")
+    min_cov, mechanisms = _checked(data, target_fnr, min_coverage, unknown_ratio, mechanisms)
     base = [f for f in filters if not isinstance(f, (RelativeMargin, AbsoluteMargin, FnMaxProb))]
     if not base or not isinstance(base[0], ExcludePositives):
         base = [ExcludePositives(), *base]
@@ -417,8 +208,78 @@ def calibrate(data: MiningData, cand: Candidates, filters: Sequence[Filter], sam
         pair_note = (f"pair policies left out: {pair_cells:,} cells (one row per query and visible positive) "
                      f"exceed {MAX_PAIR_CELLS:,}")
     det = detector if detector is not None else Detector()
-    n_q = len(data.queries)
-    audited = first.hidden.counts() > 0
+    per_stats, det_stats, audited = _measure(data, cand, splits, mechanisms, grid, base, num_negatives, seed,
+                                             det if needs_detector else None, doc_embeddings, tfidf, view,
+                                             unknown_ratio)
+    per_summaries = [[_summary(s, audited) for s in st] for st in per_stats]
+    summaries = worst_of(per_summaries)
+    idx, met = _pick(summaries, target_fnr, min_cov)
+    crossfits, crossfit = _crossfit(data, seed, per_stats, audited, grid, mechanisms, target_fnr, min_cov)
+    frontier = _frontier(grid, summaries, per_summaries, mechanisms, target_fnr, min_cov)
+    chosen = grid[idx]
+    ch = {k: v for k, v in summaries[idx].items() if k != "decided_by"}
+    decided = mechanisms[summaries[idx]["decided_by"]]
+    estimates = {m: {"chosen": {k: ps[idx][k] for k in ("hp_fnr", "hp_fnr_ci95", "coverage", "mean_rank")},
+                     "crossfit": {k: c[k] for k in ("hp_fnr", "hp_fnr_ci95", "coverage", "mean_rank")}}
+                 for m, ps, c in zip(mechanisms, per_summaries, crossfits)}
+    record = {
+        "method": "policy-search", "target_fnr": target_fnr, "min_coverage": min_cov, "target_met": met,
+        "note": _note(chosen, ch, decided, mechanisms, crossfits, target_fnr, min_cov, met),
+        "chosen": {"policy": chosen.label(), **chosen.as_dict(), **ch},
+        "mechanisms": list(mechanisms), "decided_by": decided, "estimates": estimates,
+        "crossfit": crossfit, "calibration_queries": int(audited.sum()),
+        "hidden_positives": int(first.hidden.counts().sum()), "hide_fraction": HIDE_FRACTION,
+        "unknown_ratio": unknown_ratio,
+        "policies": len(grid), "frontier": frontier, "detector": det_stats, "pair_policies": pair_note,
+        # the keys of the margin-only calibration, for readers of older reports
+        "chosen_relative_margin": chosen.margin, "estimated_hp_fnr": crossfit["hp_fnr"],
+        "estimated_hp_fnr_ci95": crossfit["hp_fnr_ci95"],
+        "curve": [{"relative_margin": r["relative_margin"], "hp_fnr": r["hp_fnr"], "hp_fnr_ci95": r["hp_fnr_ci95"],
+                   "coverage": r["coverage"], "mean_rank": r["mean_rank"]} for r in frontier
+                  if r["relative_margin"] is not None and r["positive_reference"] == chosen.reference
+                  and r["sampler"] == chosen.sampler and r["fn_max_prob"] == chosen.fn_max_prob],
+    }
+    final: list[Filter] = list(base)
+    if chosen.margin is not None:
+        final.append(RelativeMargin(chosen.margin, reference=None if chosen.reference == "pair" else chosen.reference))
+    if chosen.fn_max_prob is not None:
+        final.append(FnMaxProb(chosen.fn_max_prob, detector=det))
+    return Calibration(final, make_sampler(chosen.sampler), record, reference=chosen.reference)
+
+
+def _checked(data: MiningData, target_fnr: float, min_coverage: float | None, unknown_ratio: float,
+             mechanisms: Sequence[str]) -> tuple[float, tuple[str, ...]]:
+    """``(min coverage, mechanisms)`` of :func:`calibrate`'s arguments, refused when out of range
+    or when no query has two or more positives to calibrate on."""
+    if not 0 <= target_fnr < 1:
+        raise ConfigError(f"target FNR must be in [0, 1), got {target_fnr}; e.g. --target-fnr 0.1")
+    min_cov = DEFAULT_MIN_COVERAGE if min_coverage is None else float(min_coverage)
+    if not unknown_ratio > 0 or not np.isfinite(unknown_ratio):
+        raise ConfigError(f"unknown_ratio must be a finite number > 0, got {unknown_ratio}")
+    if not 0 <= min_cov <= 1:
+        raise ConfigError(f"min coverage must be in [0, 1], got {min_coverage}; e.g. --min-coverage 0.9")
+    mechanisms = tuple(mechanisms)
+    if not mechanisms or any(m not in MECHANISMS for m in mechanisms):
+        raise ConfigError(f"calibration mechanisms must be among {', '.join(MECHANISMS)}, got {mechanisms!r}")
+    eligible = data.positives.counts() >= 2
+    if not eligible.any():
+        raise ConfigError("--target-fnr needs queries with two or more positives to calibrate on; none found "
+                          "(mine without --target-fnr, or add qrels with several positives per query)")
+    return min_cov, mechanisms
+
+
+def _measure(data: MiningData, cand: Candidates, splits: dict[str, Any], mechanisms: Sequence[str],
+             grid: Sequence[Policy], base: Sequence[Filter], num_negatives: int, seed: int, det: Any,
+             doc_embeddings: np.ndarray | None, tfidf: Any, view: Any,
+             unknown_ratio: float) -> tuple[list[np.ndarray], dict[str, Any], np.ndarray]:
+    """Every policy of ``grid`` under every mechanism's split: ``(per mechanism float64[n_policies,
+    5, n_queries] counts with the hits extrapolated to the mining run, the detector's stats, the
+    queries audited under every mechanism)``. ``det``: the detector (``None``: no threshold in the
+    grid), fitted per mechanism on its visible half, its probabilities shifted to the run's scale."""
+    from negmine.text.detector import known_recall, prior_ratio, shift_prior
+    from negmine.text.holdout import restrict
+
+    audited = splits[mechanisms[0]].hidden.counts() > 0
     per_stats: list[np.ndarray] = []
     det_stats: dict[str, Any] = {}
     for mech in mechanisms:
@@ -426,7 +287,7 @@ def calibrate(data: MiningData, cand: Candidates, filters: Sequence[Filter], sam
         vis = split.visible
         vcand = restrict(cand, data.positives, vis.positives, len(data.corpus))
         fn_prob = None
-        if needs_detector:
+        if det is not None:
             # the mining run's detector will know more positives per query than this one, so its
             # probabilities run higher: shift these to its scale, or a threshold means less here than
             # there (module doc, "The detector's scale")
@@ -450,9 +311,17 @@ def calibrate(data: MiningData, cand: Candidates, filters: Sequence[Filter], sam
         stats[:, 0, :] = np.minimum(stats[:, 0, :] * weight[None, :], stats[:, 1, :])
         per_stats.append(stats)
         audited &= audited_m
-    per_summaries = [[_summary(s, audited) for s in st] for st in per_stats]
-    summaries = worst_of(per_summaries)
-    idx, met = _pick(summaries, target_fnr, min_cov)
+    return per_stats, det_stats, audited
+
+
+def _crossfit(data: MiningData, seed: int, per_stats: list[np.ndarray], audited: np.ndarray,
+              grid: Sequence[Policy], mechanisms: Sequence[str], target_fnr: float,
+              min_cov: float) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The cross-fitted estimate of the selection (module doc, "Cross-fitting"): per mechanism, and
+    the headline one (the worst mechanism's figures, the interval spanning both)."""
+    from negmine.text.detector import fold_of
+
+    n_q = len(data.queries)
     folds = fold_of(data, CROSSFIT_FOLDS, seed ^ 0xCF)
     choices = crossfit_choices(per_stats, folds, audited, target_fnr, min_cov)
     crossfits = []
@@ -470,6 +339,13 @@ def calibrate(data: MiningData, cand: Candidates, filters: Sequence[Filter], sam
     crossfit.update(folds=CROSSFIT_FOLDS, fold_choices=[None if c is None else grid[c].label() for c in choices],
                     decided_by=mechanisms[cf_worst],
                     by_mechanism={m: c for m, c in zip(mechanisms, crossfits)})
+    return crossfits, crossfit
+
+
+def _frontier(grid: Sequence[Policy], summaries: list[dict[str, Any]], per_summaries: list[list[dict[str, Any]]],
+              mechanisms: Sequence[str], target_fnr: float, min_cov: float) -> list[dict[str, Any]]:
+    """One row per policy: its worst-of-mechanisms summary, each mechanism's, whether it is on the
+    Pareto front (upper bound, coverage, mean rank) and whether it meets the target."""
     frontier = []
     for i, (p, s) in enumerate(zip(grid, summaries)):
         dominated = any(o["hp_fnr_ci95"][1] <= s["hp_fnr_ci95"][1] and o["coverage"] >= s["coverage"]
@@ -481,9 +357,12 @@ def calibrate(data: MiningData, cand: Candidates, filters: Sequence[Filter], sam
         frontier.append({"policy": p.label(), **p.as_dict(), **{k: v for k, v in s.items() if k != "decided_by"},
                          "decided_by": mechanisms[s["decided_by"]], "by_mechanism": by_mech, "pareto": not dominated,
                          "meets": bool(s["hp_fnr_ci95"][1] <= target_fnr and s["coverage"] >= min_cov)})
-    chosen = grid[idx]
-    ch = {k: v for k, v in summaries[idx].items() if k != "decided_by"}
-    decided = mechanisms[summaries[idx]["decided_by"]]
+    return frontier
+
+
+def _note(chosen: Policy, ch: dict[str, Any], decided: str, mechanisms: Sequence[str],
+          crossfits: list[dict[str, Any]], target_fnr: float, min_cov: float, met: bool) -> str:
+    """The calibration's one-line account for the report: the choice, and its cross-fitted estimate."""
     desc = (f"{chosen.label()} (HP-FNR {ch['hp_fnr']:.3f}, 95% CI {ch['hp_fnr_ci95'][0]:.3f}-"
             f"{ch['hp_fnr_ci95'][1]:.3f} under {decided} hiding, coverage {ch['coverage']:.2f}, mean rank "
             f"{ch['mean_rank']:.1f})")
@@ -494,32 +373,7 @@ def calibrate(data: MiningData, cand: Candidates, filters: Sequence[Filter], sam
             if met else
             f"no policy meets the target (upper 95% bound of HP-FNR <= {target_fnr:g} with coverage >= "
             f"{min_cov:g} under {under} hiding); closest is {desc}, used")
-    note += f"; cross-fitted estimate under {each}; decided by {decided} hiding"
-    estimates = {m: {"chosen": {k: ps[idx][k] for k in ("hp_fnr", "hp_fnr_ci95", "coverage", "mean_rank")},
-                     "crossfit": {k: c[k] for k in ("hp_fnr", "hp_fnr_ci95", "coverage", "mean_rank")}}
-                 for m, ps, c in zip(mechanisms, per_summaries, crossfits)}
-    record = {
-        "method": "policy-search", "target_fnr": target_fnr, "min_coverage": min_cov, "target_met": met,
-        "note": note, "chosen": {"policy": chosen.label(), **chosen.as_dict(), **ch},
-        "mechanisms": list(mechanisms), "decided_by": decided, "estimates": estimates,
-        "crossfit": crossfit, "calibration_queries": int(audited.sum()),
-        "hidden_positives": int(first.hidden.counts().sum()), "hide_fraction": HIDE_FRACTION,
-        "unknown_ratio": unknown_ratio,
-        "policies": len(grid), "frontier": frontier, "detector": det_stats, "pair_policies": pair_note,
-        # the keys of the margin-only calibration, for readers of older reports
-        "chosen_relative_margin": chosen.margin, "estimated_hp_fnr": crossfit["hp_fnr"],
-        "estimated_hp_fnr_ci95": crossfit["hp_fnr_ci95"],
-        "curve": [{"relative_margin": r["relative_margin"], "hp_fnr": r["hp_fnr"], "hp_fnr_ci95": r["hp_fnr_ci95"],
-                   "coverage": r["coverage"], "mean_rank": r["mean_rank"]} for r in frontier
-                  if r["relative_margin"] is not None and r["positive_reference"] == chosen.reference
-                  and r["sampler"] == chosen.sampler and r["fn_max_prob"] == chosen.fn_max_prob],
-    }
-    final: list[Filter] = list(base)
-    if chosen.margin is not None:
-        final.append(RelativeMargin(chosen.margin, reference=None if chosen.reference == "pair" else chosen.reference))
-    if chosen.fn_max_prob is not None:
-        final.append(FnMaxProb(chosen.fn_max_prob, detector=det))
-    return Calibration(final, make_sampler(chosen.sampler), record, reference=chosen.reference)
+    return note + f"; cross-fitted estimate under {each}; decided by {decided} hiding"
 
 
 def default_policy(data: MiningData) -> dict[str, Any]:
