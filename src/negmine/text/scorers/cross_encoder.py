@@ -15,8 +15,6 @@ predicts nothing twice.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import time
 from collections.abc import Iterator, Sequence
@@ -30,6 +28,8 @@ from negmine.core.optional import require
 from negmine.core.progress import progress
 from negmine.text.encoders.st import model_fingerprint, resolve_path
 from negmine.text.scorers.base import ScoreMatrix
+from negmine.text.scorers.pair_cache import KEY_BYTES as KEY_BYTES  # re-exported (the cache lives in pair_cache)
+from negmine.text.scorers.pair_cache import PairScoreCache, pair_keys
 from negmine.text.types import Candidates, MiningData
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,6 @@ log = logging.getLogger(__name__)
 #: activation name -> meaning of the scores (see :class:`CrossEncoderScorer`)
 ACTIVATIONS = ("sigmoid", "none")
 EXAMPLE_MODEL = "cross-encoder/ms-marco-MiniLM-L6-v2"
-KEY_BYTES = 16  # a pair key is the first 16 bytes of a sha256
 FLUSH_PAIRS = 16384  # predicted scores are written to the cache in segments of about this size
 
 
@@ -47,112 +46,6 @@ def resolve_model_path(name: str) -> str:
     return resolve_path(name, what="cross-encoder model", example=EXAMPLE_MODEL)
 
 
-class PairScoreCache:
-    """Scores of (query, document) pairs on disk, for one scorer identity.
-
-    Layout: ``<root>/<sha256(identity)[:32]>/identity.json`` (the identity, for humans) and
-    append-only segments ``seg-*.npz``, each holding ``keys`` (``S16``: the first 16 bytes of the
-    sha256 of a pair's texts) and ``scores`` (``float32``). Segments are written atomically (temp
-    file + rename) and never modified, so concurrent runs cannot corrupt each other; an unreadable
-    segment is a cache miss. When more than ``max_segments`` accumulate they are merged into one.
-    """
-
-    def __init__(self, root: str | Path, identity: str, *, max_segments: int = 64) -> None:
-        self.identity = identity
-        self.directory = Path(root) / hashlib.sha256(identity.encode()).hexdigest()[:32]
-        self.max_segments = max_segments
-
-    def segments(self) -> list[Path]:
-        return sorted(self.directory.glob("seg-*.npz")) if self.directory.is_dir() else []
-
-    def _read(self) -> tuple[np.ndarray, np.ndarray, list[Path]]:
-        keys, scores, read = [], [], []
-        for seg in self.segments():
-            try:
-                with np.load(seg, allow_pickle=False) as z:
-                    k, s = z["keys"], z["scores"]
-            except (OSError, ValueError, KeyError):
-                continue  # vanished (merged by another run) or corrupt: a miss
-            if k.dtype != np.dtype(f"S{KEY_BYTES}") or s.dtype != np.float32 or k.shape != s.shape or k.ndim != 1:
-                continue
-            keys.append(k)
-            scores.append(s)
-            read.append(seg)
-        if not keys:
-            return np.empty(0, f"S{KEY_BYTES}"), np.empty(0, np.float32), read
-        return np.concatenate(keys), np.concatenate(scores), read
-
-    def lookup(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(scores float32[n], found bool[n])`` for ``keys S16[n]``."""
-        stored_keys, stored_scores, read = self._read()
-        if len(read) > self.max_segments:
-            self._merge(stored_keys, stored_scores, read)
-        scores = np.full(len(keys), np.nan, np.float32)
-        if len(stored_keys) == 0 or len(keys) == 0:
-            return scores, np.zeros(len(keys), bool)
-        order = np.argsort(stored_keys, kind="stable")
-        stored_keys, stored_scores = stored_keys[order], stored_scores[order]
-        pos = np.minimum(np.searchsorted(stored_keys, keys), len(stored_keys) - 1)
-        found = stored_keys[pos] == keys
-        scores[found] = stored_scores[pos[found]]
-        return scores, found
-
-    def add(self, keys: np.ndarray, scores: np.ndarray) -> Path | None:
-        """Store ``scores float32[n]`` of ``keys S16[n]`` as a new segment (atomically); its path."""
-        if len(keys) == 0:
-            return None
-        keys = np.ascontiguousarray(keys, dtype=f"S{KEY_BYTES}")
-        scores = np.ascontiguousarray(scores, dtype=np.float32)
-        self.directory.mkdir(parents=True, exist_ok=True)
-        ident = self.directory / "identity.json"
-        if not ident.exists():
-            self._write(ident, (json.dumps({"identity": self.identity}, indent=2) + "\n").encode())
-        name = hashlib.sha256(keys.tobytes() + scores.tobytes()).hexdigest()[:24]
-
-        def save(fh: Any) -> None:
-            np.savez(fh, keys=keys, scores=scores)
-
-        path = self.directory / f"seg-{name}.npz"
-        self._write(path, save)
-        return path
-
-    def _merge(self, keys: np.ndarray, scores: np.ndarray, read: list[Path]) -> None:
-        uniq, first = np.unique(keys, return_index=True)
-        merged = self.add(uniq, scores[first])
-        for seg in read:
-            if seg != merged:
-                seg.unlink(missing_ok=True)
-
-    def _write(self, path: Path, content: bytes | Any) -> None:
-        from negmine.core.atomic import write_atomic
-
-        if isinstance(content, bytes):
-            data = content
-
-            def content(fh: Any) -> None:
-                fh.write(data)
-
-        write_atomic(path, content)
-
-
-def _digest(text: str) -> bytes:
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
-
-
-def pair_keys(queries: Sequence[str], documents: Sequence[str]) -> np.ndarray:
-    """``S16[n]``: the cache key of each ``(queries[i], documents[i])`` pair (exact texts)."""
-    q_memo: dict[str, bytes] = {}
-    d_memo: dict[str, bytes] = {}
-    out = np.empty(len(queries), f"S{KEY_BYTES}")
-    for i, (q, d) in enumerate(zip(queries, documents)):
-        qd = q_memo.get(q)
-        if qd is None:
-            qd = q_memo[q] = _digest(q)
-        dd = d_memo.get(d)
-        if dd is None:
-            dd = d_memo[d] = _digest(d)
-        out[i] = hashlib.sha256(qd + dd).digest()[:KEY_BYTES]
-    return out
 
 
 class CrossEncoderScorer:
@@ -345,26 +238,8 @@ class CrossEncoderScorer:
         self._check()
         self._path()  # a missing model path fails before any work
         ids = np.asarray(candidates.ids)
-        n_q = len(data.queries)
-        if ids.ndim != 2 or ids.shape[0] != n_q:
-            raise DataError(
-                f"candidates have shape {ids.shape} but there are {n_q} queries; pass the candidates of this data"
-            )
-        cells = ids >= 0
-        if mask is not None:
-            mask = np.asarray(mask)
-            if mask.shape != ids.shape or mask.dtype != bool:
-                raise ConfigError(
-                    f"mask must be bool{list(ids.shape)} like the candidate ids, "
-                    f"got {mask.dtype}{list(mask.shape)}"
-                )
-            cells &= mask
-        cq, cj = np.nonzero(cells)
-        all_q = np.concatenate([cq.astype(np.int64), data.positives.query_of_pair()])
-        all_d = np.concatenate([ids[cq, cj].astype(np.int64), np.asarray(data.positives.indices, np.int64)])
+        cq, cj, all_q, all_d = _requested(data, ids, mask)
         n_docs = len(data.corpus)
-        if len(all_d) and (all_d.min() < 0 or all_d.max() >= n_docs):
-            raise DataError(f"candidate or positive document rows fall outside the corpus of {n_docs} documents")
 
         # distinct (query row, doc row) pairs, then distinct (query text, doc text) pairs
         row_codes, row_inv = np.unique(all_q * max(n_docs, 1) + all_d, return_inverse=True)
@@ -387,17 +262,7 @@ class CrossEncoderScorer:
         )
         if len(todo):
             rows = first[todo]
-            done: list[np.ndarray] = []
-            for idx, pred in self._batches([q_texts[i] for i in rows], [d_texts[i] for i in rows]):
-                values[todo[idx]] = pred
-                done.append(todo[idx])
-                if cache is not None and sum(map(len, done)) >= FLUSH_PAIRS:
-                    flushed = np.concatenate(done)
-                    cache.add(ukeys[flushed], values[flushed])
-                    done = []
-            if cache is not None and done:
-                flushed = np.concatenate(done)
-                cache.add(ukeys[flushed], values[flushed])
+            self._predict_into(values, todo, [q_texts[i] for i in rows], [d_texts[i] for i in rows], ukeys, cache)
 
         per_pair = values[key_inv.reshape(-1)][row_inv.reshape(-1)]
         scores = np.full(ids.shape, np.nan, np.float32)
@@ -411,3 +276,46 @@ class CrossEncoderScorer:
             "seconds": time.perf_counter() - t0,
         }
         return ScoreMatrix(name=self.name, scores=scores, positive_scores=positive_scores, stats=stats)
+
+    def _predict_into(self, values: np.ndarray, todo: np.ndarray, queries: list[str], documents: list[str],
+                      ukeys: np.ndarray, cache: PairScoreCache | None) -> None:
+        """Predict the pairs ``todo`` (their texts ``queries``/``documents``) into ``values``,
+        adding them to the ``cache`` in segments of about ``FLUSH_PAIRS`` as they arrive."""
+        done: list[np.ndarray] = []
+        for idx, pred in self._batches(queries, documents):
+            values[todo[idx]] = pred
+            done.append(todo[idx])
+            if cache is not None and sum(map(len, done)) >= FLUSH_PAIRS:
+                flushed = np.concatenate(done)
+                cache.add(ukeys[flushed], values[flushed])
+                done = []
+        if cache is not None and done:
+            flushed = np.concatenate(done)
+            cache.add(ukeys[flushed], values[flushed])
+
+
+def _requested(data: MiningData, ids: np.ndarray,
+               mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(cell rows, cell columns, query row, document row)`` of every pair to score: the valid
+    (and ``mask``-ed) candidate cells, then every positive pair; the shapes and rows checked."""
+    n_q = len(data.queries)
+    if ids.ndim != 2 or ids.shape[0] != n_q:
+        raise DataError(
+            f"candidates have shape {ids.shape} but there are {n_q} queries; pass the candidates of this data"
+        )
+    cells = ids >= 0
+    if mask is not None:
+        mask = np.asarray(mask)
+        if mask.shape != ids.shape or mask.dtype != bool:
+            raise ConfigError(
+                f"mask must be bool{list(ids.shape)} like the candidate ids, "
+                f"got {mask.dtype}{list(mask.shape)}"
+            )
+        cells &= mask
+    cq, cj = np.nonzero(cells)
+    all_q = np.concatenate([cq.astype(np.int64), data.positives.query_of_pair()])
+    all_d = np.concatenate([ids[cq, cj].astype(np.int64), np.asarray(data.positives.indices, np.int64)])
+    n_docs = len(data.corpus)
+    if len(all_d) and (all_d.min() < 0 or all_d.max() >= n_docs):
+        raise DataError(f"candidate or positive document rows fall outside the corpus of {n_docs} documents")
+    return cq, cj, all_q, all_d
