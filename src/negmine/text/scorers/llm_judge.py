@@ -14,6 +14,10 @@ Cells of the returned ``verdicts int8[n_queries, k]``:
   429, timeout, connection error, another HTTP error) or the answer for that candidate could not
   be parsed. Fail closed: the pipeline never makes such a candidate a negative;
 - :data:`VERDICT_UNJUDGED` (-2): padding, or a cell outside ``mask``.
+
+The prompt, the parsing, the HTTP client and the call records live in ``llm_prompt``,
+``llm_parse``, ``llm_client`` and ``llm_calls``; this module is the judge itself (its options, the
+cascade, one call), a little over 400 lines because its options are documented where they are declared.
 """
 
 from __future__ import annotations
@@ -264,39 +268,34 @@ class LLMJudge:
 
         verdicts = np.full((n_q, k), VERDICT_UNJUDGED, dtype=np.int8)
         if batches:
-            workers = min(self.max_concurrency, len(batches))
-            pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="negmine-llm-judge")
-            try:
-                futures: list[Future[Batch]] = [
-                    pool.submit(self._judge_batch, b, opener, key, cache) for b in batches
-                ]
-                for fut in progress(as_completed(futures), desc="llm-judge", total=len(futures), unit="batch"):
-                    b = fut.result()
-                    verdicts[b.q, b.cols] = b.calls[-1].verdicts
-            except BaseException:
-                pool.shutdown(wait=False, cancel_futures=True)
-                raise
-            pool.shutdown(wait=True)
+            self._judge_all(batches, verdicts, opener, key, cache)
 
         stats = judge_stats(batches, verdicts)
         # the model whose verdicts stand for flagged cells (provenance of relabeled positives)
         stats.update(model=self.verify_model or self.model, prompt_version=PROMPT_VERSION)
-        if stats["failed"]:
-            log.warning(
-                "llm-judge: %d of %d candidates failed (%d failed calls, %d unparsed answers; %s); "
-                "they are never used as negatives",
-                stats["failed"], stats["judged"], stats["failed_calls"], stats["parse_failures"],
-                ", ".join(f"{k_}: {v}" for k_, v in sorted(stats["errors"].items())) or "no call errors",
-            )
-        log.info(
-            "llm-judge: %d calls (+%d verify), %d cache hits, %d retries; better %d, worse %d, irrelevant %d",
-            stats["calls"], stats["calls_verify"], stats["cache_hits"], stats["retries"],
-            stats["better"], stats["worse"], stats["irrelevant"],
-        )
+        _log_stats(stats)
         scores = np.where(verdicts >= 0, verdicts, np.nan).astype(np.float32)
         positive_scores = np.full(len(data.positives.indices), np.nan, dtype=np.float32)
         return ScoreMatrix(name=self.name, scores=scores, positive_scores=positive_scores, verdicts=verdicts,
                            stats=stats)
+
+    def _judge_all(self, batches: list[Batch], verdicts: np.ndarray, opener: urllib.request.OpenerDirector,
+                   key: str | None, cache: AnswerCache | None) -> None:
+        """Judge every batch on a pool of ``max_concurrency`` threads, writing each batch's last
+        verdicts into ``verdicts`` as it completes; an error cancels the batches not yet started."""
+        workers = min(self.max_concurrency, len(batches))
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="negmine-llm-judge")
+        try:
+            futures: list[Future[Batch]] = [
+                pool.submit(self._judge_batch, b, opener, key, cache) for b in batches
+            ]
+            for fut in progress(as_completed(futures), desc="llm-judge", total=len(futures), unit="batch"):
+                b = fut.result()
+                verdicts[b.q, b.cols] = b.calls[-1].verdicts
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)
 
     def _api_key(self) -> str | None:
         key = (os.environ.get(self.api_key_env) or "").strip() if self.api_key_env else ""
@@ -405,3 +404,19 @@ class LLMJudge:
         return post_with_retries(opener, self.endpoint, payload, headers, timeout_s=self.timeout_s,
                                  max_retries=self.max_retries, backoff_s=self.backoff_s,
                                  backoff_max_s=self.backoff_max_s)
+
+
+def _log_stats(stats: dict[str, Any]) -> None:
+    """The judge's narration: failures at WARNING (they are never negatives), the counts at INFO."""
+    if stats["failed"]:
+        log.warning(
+            "llm-judge: %d of %d candidates failed (%d failed calls, %d unparsed answers; %s); "
+            "they are never used as negatives",
+            stats["failed"], stats["judged"], stats["failed_calls"], stats["parse_failures"],
+            ", ".join(f"{k_}: {v}" for k_, v in sorted(stats["errors"].items())) or "no call errors",
+        )
+    log.info(
+        "llm-judge: %d calls (+%d verify), %d cache hits, %d retries; better %d, worse %d, irrelevant %d",
+        stats["calls"], stats["calls_verify"], stats["cache_hits"], stats["retries"],
+        stats["better"], stats["worse"], stats["irrelevant"],
+    )
