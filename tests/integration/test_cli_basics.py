@@ -72,6 +72,7 @@ def test_verbose_and_quiet_together_is_a_usage_error(cli: Cli, argv: list[str]) 
     one_line_error(cli(*argv), "-v and -q")
 
 
+@pytest.mark.extra("bm25")
 def test_a_flag_before_the_subcommand_is_not_reset_after_it(cli: Cli, run: Path) -> None:
     from negmine.cli.main import build_parser
 
@@ -88,6 +89,7 @@ def test_examples_in_the_help(cli: Cli, command: str) -> None:
 
 
 # -- stdout as a file -------------------------------------------------------------------------------
+@pytest.mark.extra("bm25")
 def test_export_to_stdout_is_the_file(cli: Cli, run: Path, tmp_path: Path) -> None:
     res = cli("export", run, "--format", "flag", "--out", "-", "--json")
     assert res.code == 0
@@ -97,12 +99,14 @@ def test_export_to_stdout_is_the_file(cli: Cli, run: Path, tmp_path: Path) -> No
     assert counts["out"] == "-" and counts["rows"] == len(res.out.splitlines())
 
 
+@pytest.mark.extra("bm25")
 def test_report_html_to_stdout(cli: Cli, run: Path) -> None:
     res = cli("report", run, "--html", "-")
     assert res.code == 0 and res.out.startswith("<!DOCTYPE html>") and res.out.rstrip().endswith("</html>")
     one_line_error(cli("report", run, "--html", "-", "--json"), "--html -")
 
 
+@pytest.mark.extra("bm25")
 def test_a_closed_stdout_pipe_is_not_an_error(run: Path) -> None:
     env = {**os.environ, "NEGMINE_PROGRESS": "0"}
     p = subprocess.run(f"'{NEGMINE}' export '{run}' --format triplet --out - | head -1", shell=True,
@@ -112,6 +116,7 @@ def test_a_closed_stdout_pipe_is_not_an_error(run: Path) -> None:
 
 
 # -- exit 2, one line, no traceback -------------------------------------------------------------------
+@pytest.mark.extra("bm25")
 def test_export_errors(cli: Cli, run: Path, tmp_path: Path) -> None:
     one_line_error(cli("export", run, "--format", "flag", "--out", tmp_path / "f.parquet"),
                    "FlagEmbedding reads only .json/.jsonl")
@@ -128,6 +133,7 @@ def test_export_errors(cli: Cli, run: Path, tmp_path: Path) -> None:
     assert not (tmp_path / "f.jsonl").exists() and not (tmp_path / "t.jsonl").exists()
 
 
+@pytest.mark.extra("bm25")
 def test_report_errors(cli: Cli, run: Path, tmp_path: Path) -> None:
     one_line_error(cli("report", tmp_path), "negmine mine")
     one_line_error(cli("report", run, "--html", tmp_path), "is a directory")
@@ -154,6 +160,7 @@ def test_bad_values_are_refused_at_load(cli: Cli, tmp_path: Path, fs: SimpleName
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.extra("bm25")
 def test_a_bom_is_accepted(cli: Cli, tmp_path: Path, fs: SimpleNamespace) -> None:
     docs = [{"_id": f"d{i}", "text": f"document number {i} about topic {i % 3}"} for i in range(8)]
     root = fs.write_beir(tmp_path / "ds", docs, [{"_id": "q1", "text": "topic 1"}], {"train": [("q1", "d1", 1)]})
@@ -210,6 +217,7 @@ def no_proxy(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
 
 
+@pytest.mark.extra("bm25")
 def test_judge_redirect_to_another_host_is_exit_2_and_the_key_stays_home(
         cli: Cli, no_proxy: None, sample_dir: Path, tmp_path: Path) -> None:
     with Recorder() as second, Recorder("placeholder") as first:
@@ -264,6 +272,7 @@ def run_with_stderr(argv: list[str], *, tty: bool, env_progress: str | None = No
 BAR = ("it/s", "%|", "Loading weights", "Batches", "Writing model shards", "Computing widget examples")
 
 
+@pytest.mark.extra("st", "model")
 def test_no_bars_when_stderr_is_not_a_terminal(tiny_beir: Path, tmp_path: Path) -> None:
     code, err = run_with_stderr(["mine", "--dataset", str(tiny_beir), "--retriever", "dense", "--num-negatives", "2",
                                  "--out", str(tmp_path / "out")], tty=False)
@@ -272,6 +281,7 @@ def test_no_bars_when_stderr_is_not_a_terminal(tiny_beir: Path, tmp_path: Path) 
     assert "LOAD REPORT" not in err
 
 
+@pytest.mark.extra("st", "model")
 @pytest.mark.slow
 def test_bars_on_a_terminal_and_none_with_quiet(tiny_beir: Path, tmp_path: Path) -> None:
     argv = ["mine", "--dataset", str(tiny_beir), "--retriever", "dense", "--num-negatives", "2"]
@@ -297,6 +307,7 @@ def test_negmine_progress_values(monkeypatch: pytest.MonkeyPatch, value: str, ex
         _progress.set_enabled(None)
 
 
+@pytest.mark.extra("st")
 def test_quiet_third_party_sets_the_libraries_switches(monkeypatch: pytest.MonkeyPatch) -> None:
     from negmine.core import progress as _progress
 
@@ -341,6 +352,7 @@ def test_environment_problems_are_exit_2_with_the_fix(exc: BaseException, expect
     assert (fix is None) if expected is None else (fix is not None and fix.startswith(expected)), fix
 
 
+@pytest.mark.extra("bm25", "train")
 @pytest.mark.slow
 def test_training_notices_follow_the_same_switch(run: Path, tmp_path: Path) -> None:
     """transformers' "Loading weights"/"Writing model shards" and sentence-transformers'

@@ -190,6 +190,7 @@ def test_unknown_ids_in_another_split_are_errors_too(cli: Cli, beir: Path,
     assert not out.exists()
 
 
+@pytest.mark.extra("bm25")
 def test_drop_unknown_skips_and_counts_them(cli: Cli, beir: Path, out: Path, fs: SimpleNamespace) -> None:
     fs.write_qrels(beir / "qrels" / "train.tsv",
                 [*TRAIN, ("q1", "nodoc", 1), ("noquery", "d4", 1), ("noquery", "nodoc", 1)])
@@ -201,6 +202,7 @@ def test_drop_unknown_skips_and_counts_them(cli: Cli, beir: Path, out: Path, fs:
     assert report["positives"]["pairs"] == 3
 
 
+@pytest.mark.extra("bm25")
 def test_drop_unknown_from_toml(cli: Cli, beir: Path, out: Path, tmp_path: Path, fs: SimpleNamespace) -> None:
     fs.write_qrels(beir / "qrels" / "train.tsv", [*TRAIN, ("q3", "nodoc", 1)])
     cfg = tmp_path / "cfg.toml"
@@ -303,6 +305,7 @@ def test_model_path_error_with_a_cache_dir(cli: Cli, beir: Path, out: Path,
     assert not out.exists()
 
 
+@pytest.mark.extra("st")
 def test_hub_name_that_cannot_be_loaded_offline(cli: Cli, beir: Path, out: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
@@ -360,6 +363,7 @@ def test_pairs_missing_positive(cli: Cli, out: Path, tmp_path: Path, fs: SimpleN
 
 
 # ------------------------------------------------------------------------------------------ --out
+@pytest.mark.extra("bm25")
 def test_out_holding_a_different_run_is_refused_then_replaced_with_overwrite(
     cli: Cli, beir: Path, out: Path, fs: SimpleNamespace) -> None:
     first = cli(*mine_args(beir, out))
@@ -378,6 +382,7 @@ def test_out_holding_a_different_run_is_refused_then_replaced_with_overwrite(
     assert fs.snapshot(out) != before
 
 
+@pytest.mark.extra("bm25")
 def test_out_holding_the_same_run_can_be_rerun(cli: Cli, beir: Path, out: Path) -> None:
     assert cli(*mine_args(beir, out)).code == 0
     mined = (out / "mined.parquet").read_bytes()
@@ -399,6 +404,7 @@ def test_out_that_is_a_file_is_refused(cli: Cli, beir: Path, out: Path) -> None:
     assert out.read_text() == "a file"
 
 
+@pytest.mark.extra("bm25")
 def test_a_failing_run_leaves_an_existing_run_untouched(cli: Cli, beir: Path,
                                                         out: Path, fs: SimpleNamespace) -> None:
     assert cli(*mine_args(beir, out)).code == 0
@@ -467,6 +473,7 @@ def test_export_and_report_of_a_directory_that_is_not_a_run(cli: Cli,
     assert_one_line_error(cli("report", tmp_path), str(tmp_path))
 
 
+@pytest.mark.extra("bm25")
 def test_export_refuses_an_existing_file_and_an_unknown_suffix(cli: Cli, beir: Path,
                                                                out: Path, tmp_path: Path) -> None:
     assert cli(*mine_args(beir, out)).code == 0
@@ -481,6 +488,7 @@ def test_export_refuses_an_existing_file_and_an_unknown_suffix(cli: Cli, beir: P
 
 
 # ----------------------------------------------------------------------- as a real process (exit codes)
+@pytest.mark.extra("bm25")
 def test_real_process_exit_codes(negmine_exe: Cli, beir: Path, out: Path, fs: SimpleNamespace) -> None:
     path = beir / "corpus.jsonl"
     good = path.read_text()

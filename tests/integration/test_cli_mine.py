@@ -75,6 +75,7 @@ def known_positives(sample: dict[str, Any]) -> dict[str, set[str]]:
 
 
 # -------------------------------------------------------------------------------- mined.parquet
+@pytest.mark.extra("bm25")
 def test_mined_parquet_columns_and_types(bm25_run: Path) -> None:
     schema = pq.read_schema(bm25_run / "mined.parquet")
     assert schema.names == MINED_COLUMNS
@@ -87,6 +88,7 @@ def test_mined_parquet_columns_and_types(bm25_run: Path) -> None:
     assert pa.types.is_list(t["negative_ranks"]) and pa.types.is_integer(t["negative_ranks"].value_type)
 
 
+@pytest.mark.extra("bm25")
 def test_mined_rows_follow_the_qrels(mined: list[dict[str, Any]], sample: dict[str, Any],
                                      known_positives: dict[str, set[str]]) -> None:
     train = sample["qrels"]["train"]
@@ -107,6 +109,7 @@ def test_mined_rows_follow_the_qrels(mined: list[dict[str, Any]], sample: dict[s
         assert len(r["positive_scores"]) == len(r["positive_ids"])
 
 
+@pytest.mark.extra("bm25")
 def test_mined_ranks_point_into_the_candidates(mined: list[dict[str, Any]], api_result: negmine.MiningResult,
                                                known_positives: dict[str, set[str]]) -> None:
     """``negative_ranks`` are raw retrieval ranks; every raw rank inside the window that was not
@@ -126,6 +129,7 @@ def test_mined_ranks_point_into_the_candidates(mined: list[dict[str, Any]], api_
         assert all(doc_ids[row[k]] in known_positives[r["query_id"]] for k in skipped), r
 
 
+@pytest.mark.extra("bm25")
 def test_manifest(bm25_run: Path, sample_dir: Path, fs: SimpleNamespace) -> None:
     m = json.loads((bm25_run / "manifest.json").read_text())
     for dist in ("python", "negmine", "numpy", "bm25s", "pyarrow"):
@@ -151,6 +155,7 @@ def test_manifest(bm25_run: Path, sample_dir: Path, fs: SimpleNamespace) -> None
     assert isinstance(m["run_id"], str) and len(m["run_id"]) >= 16
 
 
+@pytest.mark.extra("bm25")
 def test_report(bm25_run: Path, mined: list[dict[str, Any]], api_result: negmine.MiningResult,
                 sample: dict[str, Any]) -> None:
     rep = json.loads((bm25_run / "report.json").read_text())
@@ -198,6 +203,7 @@ def test_report(bm25_run: Path, mined: list[dict[str, Any]], api_result: negmine
     assert {"total_s", "filter_s", "sample_s"} <= set(rep["timings"])
 
 
+@pytest.mark.extra("bm25")
 def test_skipped_queries_are_reported(cli: Cli, tmp_path: Path, fs: SimpleNamespace,
                                       sample: dict[str, Any]) -> None:
     docs = list(sample["corpus"].values())[:12]
@@ -218,6 +224,7 @@ def test_skipped_queries_are_reported(cli: Cli, tmp_path: Path, fs: SimpleNamesp
     assert rep["queries"]["mined"] == 1 and rep["queries"]["skipped_no_positive"] == 2
 
 
+@pytest.mark.extra("bm25")
 def test_positives_of_other_splits_are_never_negatives(cli: Cli, tmp_path: Path, fs: SimpleNamespace) -> None:
     """q1's test-split positive is the most similar document to q1: mining train excludes it by
     default (every split), and only an explicit ``--exclude-splits train`` lets it through."""
@@ -240,6 +247,7 @@ def test_positives_of_other_splits_are_never_negatives(cli: Cli, tmp_path: Path,
 
 
 # --------------------------------------------------------------------------- ways in: flags, TOML
+@pytest.mark.extra("bm25")
 def test_json_report_on_stdout(cli: Cli, sample_dir: Path, tmp_path: Path) -> None:
     res = ok(cli("mine", "--dataset", sample_dir, "--num-negatives", "2", "--out", tmp_path / "o", "--json"))
     assert json.loads(res.out) == json.loads((tmp_path / "o" / "report.json").read_text())
@@ -247,6 +255,7 @@ def test_json_report_on_stdout(cli: Cli, sample_dir: Path, tmp_path: Path) -> No
     assert "queries mined: 80" in res.out and "mined.parquet" in res.out
 
 
+@pytest.mark.extra("bm25")
 def test_same_inputs_same_bytes(cli: Cli, sample_dir: Path, tmp_path: Path) -> None:
     args = ["mine", "--dataset", sample_dir, "--sampler", "softmax", "--temperature", "1", "--num-negatives", "3"]
     ok(cli(*args, "--seed", "3", "--out", tmp_path / "a"))
@@ -257,6 +266,7 @@ def test_same_inputs_same_bytes(cli: Cli, sample_dir: Path, tmp_path: Path) -> N
     assert (tmp_path / "a" / "mined.parquet").read_bytes() != (tmp_path / "c" / "mined.parquet").read_bytes()
 
 
+@pytest.mark.extra("bm25")
 def test_config_gives_the_same_result_as_flags_and_flags_override_it(cli: Cli, sample_dir: Path,
                                                                      tmp_path: Path) -> None:
     cfg = tmp_path / "mine.toml"
@@ -289,6 +299,7 @@ def test_config_gives_the_same_result_as_flags_and_flags_override_it(cli: Cli, s
     assert max(len(r["negative_ids"]) for r in read_rows(tmp_path / "override" / "mined.parquet")) == 2
 
 
+@pytest.mark.extra("bm25")
 def test_corpus_queries_qrels_files(cli: Cli, sample_dir: Path, tmp_path: Path) -> None:
     ok(cli("mine", "--corpus", sample_dir / "corpus.jsonl", "--queries", sample_dir / "queries.jsonl",
            "--qrels", sample_dir / "qrels" / "train.tsv", "--num-negatives", "3", "--out", tmp_path / "files"))
@@ -299,6 +310,7 @@ def test_corpus_queries_qrels_files(cli: Cli, sample_dir: Path, tmp_path: Path) 
     assert {Path(v["path"]).name for v in m["inputs"].values()} == {"corpus.jsonl", "queries.jsonl", "train.tsv"}
 
 
+@pytest.mark.extra("bm25")
 def test_parquet_inputs_and_jsonl_output(cli: Cli, sample_dir: Path, tmp_path: Path, fs: SimpleNamespace) -> None:
     for name in ("corpus", "queries"):
         rows = fs.read_jsonl(sample_dir / f"{name}.jsonl")
@@ -322,6 +334,7 @@ def test_parquet_inputs_and_jsonl_output(cli: Cli, sample_dir: Path, tmp_path: P
     assert (tmp_path / "a.jsonl").read_bytes() == (tmp_path / "b.jsonl").read_bytes()
 
 
+@pytest.mark.extra("bm25")
 def test_overwrite_in_another_format_leaves_no_stale_files(cli: Cli, sample_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "o"
     ok(cli("mine", "--dataset", sample_dir, "--num-negatives", "2", "--sampler", "top", "--format", "jsonl",
@@ -343,6 +356,7 @@ def pairs(sample: dict[str, Any]) -> list[dict[str, str]]:
             for q, d, _ in sample["qrels"]["train"]]
 
 
+@pytest.mark.extra("bm25")
 def test_pairs_jsonl_and_parquet(cli: Cli, sample_dir: Path, tmp_path: Path, fs: SimpleNamespace,
                                  pairs: list[dict[str, str]]) -> None:
     fs.write_jsonl(tmp_path / "pairs.jsonl", pairs)
@@ -366,6 +380,7 @@ def test_pairs_jsonl_and_parquet(cli: Cli, sample_dir: Path, tmp_path: Path, fs:
         assert len(r["neg"]) == 3 and not set(r["neg"]) & expected[r["query"]]
 
 
+@pytest.mark.extra("bm25")
 def test_pairs_without_a_corpus_mine_among_the_positives(cli: Cli, tmp_path: Path, fs: SimpleNamespace,
                                                          pairs: list[dict[str, str]]) -> None:
     fs.write_jsonl(tmp_path / "pairs.jsonl", pairs)
@@ -448,6 +463,7 @@ def test_every_registered_format_is_covered() -> None:
     assert sorted(registry.formats.names()) == sorted(EXPECTED_COLUMNS)
 
 
+@pytest.mark.extra("bm25")
 @pytest.mark.parametrize("with_scores", [False, True], ids=["plain", "scores"])
 @pytest.mark.parametrize("suffix", ["jsonl", "parquet"])
 @pytest.mark.parametrize("fmt", list(EXPECTED_COLUMNS))
@@ -482,6 +498,7 @@ def test_export(cli: Cli, bm25_run: Path, mined: list[dict[str, Any]], sample: d
     assert counts["queries_left_out_no_negatives"] == (empty if fmt in ("flag", "tevatron", "tevatron-ids") else 0)
 
 
+@pytest.mark.extra("bm25")
 def test_export_overwrite(cli: Cli, bm25_run: Path, tmp_path: Path) -> None:
     target = tmp_path / "t.jsonl"
     target.write_text("old\n")
@@ -490,6 +507,7 @@ def test_export_overwrite(cli: Cli, bm25_run: Path, tmp_path: Path) -> None:
     assert target.read_text() != "old\n"
 
 
+@pytest.mark.extra("bm25")
 def test_export_never_re_mines(cli: Cli, sample_dir: Path, tmp_path: Path) -> None:
     """Exports read only the mining output: they work with the dataset deleted, and import no
     retrieval backend."""
@@ -516,9 +534,9 @@ def test_export_never_re_mines(cli: Cli, sample_dir: Path, tmp_path: Path) -> No
 @pytest.mark.parametrize(
     ("family", "names"),
     [
-        ("retrievers", {"bm25", "dense", "faiss"}),
-        ("filters", {"exclude-positives", "rank-window", "max-score", "min-score", "absolute-margin",
-                     "relative-margin"}),
+        pytest.param("retrievers", {"bm25", "dense", "faiss"}, marks=pytest.mark.extra("bm25", "st", "faiss")),
+        pytest.param("filters", {"exclude-positives", "rank-window", "max-score", "min-score", "absolute-margin",
+                                 "relative-margin"}, marks=pytest.mark.extra("detect")),
         ("samplers", {"top", "random", "softmax", "simans"}),
         ("formats", set(EXPECTED_COLUMNS)),
     ],
@@ -540,6 +558,7 @@ def test_list(cli: Cli, family: str, names: set[str]) -> None:
     assert all(r["summary"] for r in rows)
 
 
+@pytest.mark.extra("bm25")
 def test_report_command(cli: Cli, bm25_run: Path) -> None:
     report = json.loads((bm25_run / "report.json").read_text())
     assert json.loads(ok(cli("report", bm25_run, "--json")).out) == report
@@ -550,6 +569,7 @@ def test_report_command(cli: Cli, bm25_run: Path) -> None:
     assert f"shortfall: {short['queries']} queries" in text and short["query_ids"][0] in text
 
 
+@pytest.mark.extra("bm25", "hf")
 def test_to_dataset(api_result: negmine.MiningResult) -> None:
     import datasets
 
@@ -565,6 +585,7 @@ def test_to_dataset(api_result: negmine.MiningResult) -> None:
     assert flag.column_names == ["query", "pos", "neg"] and flag.num_rows == len(api_result.data.queries)
 
 
+@pytest.mark.extra("bm25")
 def test_demo_bm25(cli: Cli, tmp_path: Path) -> None:
     out = tmp_path / "demo"
     res = ok(cli("demo", "--retrievers", "bm25", "--out", out))
@@ -574,6 +595,7 @@ def test_demo_bm25(cli: Cli, tmp_path: Path) -> None:
     assert ok(cli("demo", "--retrievers", "bm25", "--out", out)).code == 0  # re-running is fine
 
 
+@pytest.mark.extra("bm25")
 def test_a_successful_run_is_quiet_on_stderr(negmine_exe: Cli, sample_dir: Path, tmp_path: Path) -> None:
     """Without ``-v`` and with progress bars off, nothing but results is written: no library's
     debug logging leaks onto stderr (bm25s sets its own logger to DEBUG)."""
@@ -583,6 +605,7 @@ def test_a_successful_run_is_quiet_on_stderr(negmine_exe: Cli, sample_dir: Path,
 
 
 # ------------------------------------------------------------------- dense with the real MiniLM
+@pytest.mark.extra("st", "model", "faiss")
 def test_dense_cache_second_run_encodes_nothing(cli: Cli, tiny_beir: Path, tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     base = ["mine", "--dataset", tiny_beir, "--num-negatives", "3", "--cache-dir", cache]

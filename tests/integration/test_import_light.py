@@ -30,6 +30,7 @@ def heavy_modules_after(code: str, tmp_path: Path) -> list[str]:
     return json.loads(p.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
+@pytest.mark.extra("bm25")
 def test_the_probe_sees_heavy_imports(tmp_path: Path) -> None:
     """The check can fail: importing a backend module does show up."""
     assert "bm25s" in heavy_modules_after("import negmine.text.retrievers.bm25; import bm25s", tmp_path)

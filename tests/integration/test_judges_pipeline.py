@@ -77,6 +77,7 @@ def _texts(out: Path) -> dict[str, str]:
             if r["kind"] == "doc"}
 
 
+@pytest.mark.extra("bm25")
 def test_judged_false_negatives_are_dropped_and_relabeled(tmp_path: Path, judge_server: ThreadingHTTPServer) -> None:
     out = tmp_path / "out"
     assert _mine(out, judge_server, "--judge-action", "relabel") == 0
@@ -98,6 +99,7 @@ def test_judged_false_negatives_are_dropped_and_relabeled(tmp_path: Path, judge_
     assert manifest["config"]["scorers"][0]["name"] == "llm-judge"
 
 
+@pytest.mark.extra("bm25")
 @pytest.mark.parametrize("mode", ["fail", "garbage"])
 def test_a_failing_judge_never_makes_a_negative(tmp_path: Path, judge_server: ThreadingHTTPServer,
                                                 mode: str) -> None:
@@ -111,6 +113,7 @@ def test_a_failing_judge_never_makes_a_negative(tmp_path: Path, judge_server: Th
     assert removed["llm-judge"] > 0
 
 
+@pytest.mark.extra("bm25", "st")
 def test_cross_encoder_scores_are_kept_beside_retrieval_scores(tmp_path: Path) -> None:
     from tests.unit.tiny_models import build_tiny_cross_encoder
 
@@ -137,6 +140,7 @@ def test_ce_filter_without_cross_encoder_is_a_usage_error(tmp_path: Path, capsys
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.extra("bm25", "st", "detect")
 def test_target_fnr_with_a_cross_encoder_filter(tmp_path: Path) -> None:
     """Regression (issue "One machine, any corpus"): ``--target-fnr`` with ``--cross-encoder X
     --ce-max-score S`` exited 2 asking for --cross-encoder; calibration and scorers now share the
@@ -157,6 +161,7 @@ def test_target_fnr_with_a_cross_encoder_filter(tmp_path: Path) -> None:
     assert all(s < 0.5 for r in _rows(out) for s in r["negative_ce_scores"])
 
 
+@pytest.mark.extra("bm25", "train")
 def test_remining_during_training_keeps_the_judges(tmp_path: Path) -> None:
     """Regression: ``train --remine-every`` on an output filtered by a cross-encoder rebuilt its
     filters without the scorers. Re-mining now goes through ``mine_from_options`` with the mining
@@ -179,6 +184,7 @@ def test_remining_during_training_keeps_the_judges(tmp_path: Path) -> None:
     assert all(s < 0.5 for r in rows for s in r["negative_ce_scores"])
 
 
+@pytest.mark.extra("bm25")
 def test_credentials_in_the_judge_url_never_reach_the_manifest_or_report(
         tmp_path: Path, judge_server: ThreadingHTTPServer) -> None:
     """Issue "Trustworthy in daily use", item 1: user-info and key-like query parameters of

@@ -23,6 +23,8 @@ N_DOCS = 50
 N_NEG = 5
 TIE = 1e-5  # cosine scores closer than this are a tie: either order is right
 
+pytestmark = pytest.mark.extra("st", "model", "hf")
+
 
 @pytest.fixture(scope="module")
 def slice_(tmp_path_factory: pytest.TempPathFactory, sample: dict[str, Any], fs: SimpleNamespace) -> dict[str, Any]:

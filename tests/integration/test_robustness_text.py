@@ -92,6 +92,7 @@ def test_an_old_lock_record_with_secrets_is_redacted_in_the_message(
     assert not any(s in res.err for s in SECRETS)
 
 
+@pytest.mark.extra("bm25")
 @pytest.mark.parametrize(("fmt", "target"), [
     ("triplet", "mined.parquet"), ("flag", "manifest.json"), ("triplet", "texts.parquet"),
     ("n-tuple", "report.jsonl"), ("triplet", "sub/new.jsonl"), ("triplet", ".negmine/x.jsonl"),
@@ -104,6 +105,7 @@ def test_export_into_the_run_it_reads_is_refused(cli: Cli, run_copy: Path, fmt: 
     assert snapshot(run_copy) == before
 
 
+@pytest.mark.extra("bm25")
 def test_export_corpus_out_into_the_run_and_through_a_symlink_are_refused(cli: Cli, run_copy: Path,
                                                                            tmp_path: Path) -> None:
     before = snapshot(run_copy)
@@ -117,6 +119,7 @@ def test_export_corpus_out_into_the_run_and_through_a_symlink_are_refused(cli: C
     assert snapshot(run_copy) == before and not (tmp_path / "t.jsonl").exists()
 
 
+@pytest.mark.extra("bm25")
 @pytest.mark.parametrize("name", ["report.json", "manifest.json", ".negmine/lock"])
 def test_mine_html_onto_a_file_of_the_run_is_refused_before_any_work(cli: Cli, run_copy: Path, sample_dir: Path,
                                                                        name: str) -> None:
@@ -139,6 +142,7 @@ def test_mine_out_onto_an_input_is_refused(cli: Cli, tmp_path: Path, sample_dir:
     assert snapshot(data) == before and pairs.is_file()
 
 
+@pytest.mark.extra("bm25")
 def test_report_html_onto_the_run_is_refused(cli: Cli, run_copy: Path) -> None:
     before = snapshot(run_copy)
     for name in ("manifest.json", "mined.parquet"):
@@ -203,6 +207,7 @@ def test_mine_config_with_a_non_utf8_byte(cli: Cli, small_beir: Path, tmp_path: 
                            f"{cfg}:2", "UTF-8")
 
 
+@pytest.mark.extra("bm25")
 def test_export_of_a_manifest_whose_num_negatives_is_not_a_count(cli: Cli, run_copy: Path, tmp_path: Path) -> None:
     manifest = run_copy / "manifest.json"
     m = json.loads(manifest.read_text())
@@ -255,6 +260,7 @@ def test_numpy_short_write_without_errno_is_exit_2(tiny_disk: Path) -> None:
     assert named.filename == str(tiny_disk / "x.npy") and environment_error(named).startswith(str(tiny_disk))
 
 
+@pytest.mark.extra("st", "model")
 def test_dense_run_whose_cache_dir_fills_up(cli: Cli, tiny_beir: Path, tiny_disk: Path, tmp_path: Path) -> None:
     """The embedding cache on a full disk: one line naming --cache-dir, no partial entry left."""
     res = cli("mine", "--dataset", tiny_beir, "--retriever", "dense", "--cache-dir", tiny_disk / "cache",
@@ -264,6 +270,7 @@ def test_dense_run_whose_cache_dir_fills_up(cli: Cli, tiny_beir: Path, tiny_disk
     assert not [p for p in (tiny_disk / "cache").iterdir() if p.name.endswith(".tmp")]
 
 
+@pytest.mark.extra("bm25")
 def test_run_files_on_a_full_disk_name_the_file_not_its_temp(cli: Cli, tmp_path: Path, tiny_disk: Path,
                                                              fs: SimpleNamespace) -> None:
     rng = np.random.default_rng(0)
@@ -350,6 +357,7 @@ def test_options_that_do_not_apply_are_refused(cli: Cli, small_beir: Path, tmp_p
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.extra("bm25")
 def test_options_that_apply_are_accepted(cli: Cli, small_beir: Path, tmp_path: Path) -> None:
     """The same mechanism lets through what a chosen component takes (a member of a union, the
     chosen sampler's, a filter's, the positives' reference)."""
@@ -445,6 +453,7 @@ def test_mine_html_that_cannot_be_written_is_refused_before_any_work(cli: Cli, s
         assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.extra("bm25")
 def test_errors_name_the_file_not_its_temp(cli: Cli, run_copy: Path, sample_dir: Path) -> None:
     """A run file that became a directory: the message once named ``.mined.parquet.xxxx.tmp``."""
     (run_copy / "mined.parquet").unlink()
