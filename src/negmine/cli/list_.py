@@ -13,11 +13,12 @@ from negmine.kg.registry import FILTER_REGISTRY as KG_FILTERS
 from negmine.kg.registry import SAMPLER_REGISTRY as KG_SAMPLERS
 from negmine.rec.registry import SAMPLERS as REC_SAMPLERS
 from negmine.rec.registry import SCORERS as REC_SCORERS
+from negmine.text.engines import ENGINE_REGISTRY
 from negmine.text.registry import FAMILIES as TEXT_FAMILIES
 
 #: every domain's registries: text's under their own names (as before), rec's and kg's prefixed
-FAMILIES: dict[str, Registry] = {**TEXT_FAMILIES, "rec-samplers": REC_SAMPLERS, "rec-scorers": REC_SCORERS,
-                                 "kg-samplers": KG_SAMPLERS, "kg-filters": KG_FILTERS}
+FAMILIES: dict[str, Registry] = {**TEXT_FAMILIES, "engines": ENGINE_REGISTRY, "rec-samplers": REC_SAMPLERS,
+                                 "rec-scorers": REC_SCORERS, "kg-samplers": KG_SAMPLERS, "kg-filters": KG_FILTERS}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -13,9 +13,10 @@ from collections.abc import Iterator, Sequence
 from typing import Any, Protocol
 
 from negmine.core.errors import ConfigError
+from negmine.core.registry import Registry
 from negmine.text.types import Candidates, MiningData, RunContext
 
-__all__ = ["ENGINES", "Engine", "LocalEngine", "get_engine"]
+__all__ = ["ENGINES", "ENGINE_REGISTRY", "Engine", "LocalEngine", "get_engine"]
 
 
 class Engine(Protocol):
@@ -46,8 +47,13 @@ class LocalEngine:
             yield a, b, retriever.retrieve(sub, k, ctx)
 
 
-#: engine name -> "module:attribute" of its class (loaded on use: ray is an optional extra)
-ENGINES = {"local": "negmine.text.engines:LocalEngine", "ray": "negmine.text.engines.ray:RayEngine"}
+#: the engines by name, each class loaded on use (ray is an optional extra)
+ENGINE_REGISTRY = Registry("engine")
+ENGINE_REGISTRY.register("local", "negmine.text.engines:LocalEngine", "every stage in this process (default)")
+ENGINE_REGISTRY.register("ray", "negmine.text.engines.ray:RayEngine",
+                         "encoding on Ray Data actors, search shards as Ray tasks; the same bytes", ("ray",))
+#: engine name -> "module:attribute" of its class
+ENGINES = {name: e.target for name, e in ENGINE_REGISTRY.entries.items()}
 
 
 def get_engine(engine: str | Engine | None, **options: Any) -> Engine:
@@ -58,8 +64,5 @@ def get_engine(engine: str | Engine | None, **options: Any) -> Engine:
         return engine
     if engine not in ENGINES:
         raise ConfigError(f"unknown engine {engine!r}; known engines: {', '.join(ENGINES)}")
-    import importlib
-
-    module, _, attr = ENGINES[engine].partition(":")
-    cls = getattr(importlib.import_module(module), attr)
-    return cls(**options) if engine != "local" else cls()
+    cls = ENGINE_REGISTRY.get(engine).load()
+    return cls(**options) if options and engine != "local" else cls()
