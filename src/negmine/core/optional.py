@@ -34,14 +34,16 @@ EXTRAS: dict[str, tuple[str, str]] = {
 }
 
 
-def require(module: str) -> ModuleType:
-    """Import ``module`` or raise :class:`MissingDependencyError` naming the extra that provides it."""
+def require(module: str, extra: str | None = None) -> ModuleType:
+    """Import ``module`` or raise :class:`MissingDependencyError` naming the extra that provides it
+    (``extra``: the one the caller's domain lists it in, e.g. torch in ``rec``)."""
     try:
         return importlib.import_module(module)
     except ModuleNotFoundError as exc:
         if exc.name is None or exc.name.split(".")[0] != module.split(".")[0]:
             raise  # a real bug inside the package, not a missing package
-        extra, dist = EXTRAS.get(module.split(".")[0], (None, module))
+        default, dist = EXTRAS.get(module.split(".")[0], (None, module))
+        extra = extra or default
         hint = f"pip install 'negmine[{extra}]'" if extra else f"pip install {dist}"
         raise MissingDependencyError(
             f"optional dependency {dist!r} is not installed; install it with: {hint}"

@@ -135,7 +135,7 @@ class Trainer:
             raise ConfigError(f"sampler {sampler.name!r} scores with the model being trained; drop --scorer")
         self.data, self.sampler, self.config, self.scorer = data, sampler, config, scorer
         self.history: list[dict[str, float]] = []
-        torch = self._torch = require("torch")
+        torch = self._torch = require("torch", extra="rec")
         threads = torch.get_num_threads()
         torch.set_num_threads(1)
         try:
