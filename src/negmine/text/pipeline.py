@@ -1,5 +1,5 @@
 """``mine(...)``: the one orchestration path — retrieve → (calibrate) → score → filter → sample →
-(commit), returning a :class:`~negmine.text.types.MiningResult`.
+(commit), returning a :class:`~negmine.text.result.MiningResult`.
 
 Every caller — the Python API, ``negmine mine``, ``compare``, ``train --remine-every`` and the
 sentence-transformers drop-in — ends here. Stages exchange plain arrays (see :mod:`negmine.text.types`);
@@ -33,9 +33,10 @@ from negmine.text.plan import (
     resolve_depth,
     run_options,
 )
+from negmine.text.result import MiningResult
 from negmine.text.retrievers.base import Retriever
 from negmine.text.samplers import SampleInput, Sampler, select
-from negmine.text.types import Candidates, MiningData, MiningResult, RunContext, run_id
+from negmine.text.types import Candidates, MiningData, RunContext, run_id
 
 # the request's validation (Plan, plan, resolve_depth, ...) lives in negmine.text.plan; its names stay
 # importable from here

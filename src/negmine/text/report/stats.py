@@ -9,7 +9,7 @@ import numpy as np
 from negmine.core.stats import describe, round_floats
 
 if TYPE_CHECKING:
-    from negmine.text.types import MiningResult
+    from negmine.text.result import MiningResult
 
 MAX_IDS = 1000  # query ids listed in the JSON report per category
 

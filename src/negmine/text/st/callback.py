@@ -30,7 +30,8 @@ from typing import Any
 
 from negmine.core.errors import ConfigError
 from negmine.core.optional import require
-from negmine.text.types import MiningResult, text_hash
+from negmine.text.result import MiningResult
+from negmine.text.types import text_hash
 
 log = logging.getLogger(__name__)
 

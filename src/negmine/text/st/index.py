@@ -26,7 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from negmine.text.types import MiningResult, text_hash
+from negmine.text.result import MiningResult
+from negmine.text.types import text_hash
 
 __all__ = ["RowKeys", "RunIndex", "row_keys"]
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from negmine.core.errors import DataError
-from negmine.text.types import MiningResult
+from negmine.text.result import MiningResult
 
 __all__ = ["load_run", "rows_by_query"]
 

@@ -14,7 +14,7 @@ from negmine.core.manifest import versions as core_versions
 
 if TYPE_CHECKING:
     from negmine.core.rundir import Claim
-    from negmine.text.types import MiningResult
+    from negmine.text.result import MiningResult
 
 #: separates the query id and the positive's id in the row ids of ``--positive-reference pair``
 PAIR_SEP = "\x1f"
