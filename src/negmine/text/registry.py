@@ -161,7 +161,7 @@ for _fmt, _builder, _summary in [
     ("tevatron-ids", "tevatron_ids_rows",
      "Tevatron 2 id-based jsonl: query_id, query_text, positive/negative_document_ids + a corpus file"),
 ]:
-    formats.register(_fmt, f"negmine.text.writers.export:{_builder}", _summary)  # one row builder per format
+    formats.register(_fmt, f"negmine.text.writers.formats:{_builder}", _summary)  # one row builder per format
 
 FAMILIES: dict[str, Registry] = {
     "retrievers": retrievers,
