@@ -1,5 +1,8 @@
 """Calibration: choose the mining policy from the data's own known positives.
 
+(One concern, slightly over 400 lines: the search, its record and the default policy; the policy
+grid and its measurement are in :mod:`negmine.text.calibrate_policies`.)
+
 :func:`calibrate` is what :func:`negmine.mine` calls when ``target_fnr`` is given. On the already
 retrieved candidates it hides a seeded half of the known positives of every query with two or
 more, mines with every *policy* of a grid — positive reference (``min | mean | max | pair``) ×
