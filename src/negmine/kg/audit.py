@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from negmine.core.stats import wilson
+from negmine.core.tables import markdown_table
 from negmine.kg.data import KGData, triple_keys
 from negmine.kg.engines import corrupt
 from negmine.kg.evaluation import all_scores, hardness_percentile
@@ -112,15 +113,16 @@ def render_audit(result: dict[str, Any]) -> str:
         f"{m['name']} (dim {m['dim']}, {m['epochs']} epochs), {result['num_negatives']} negatives per training "
         f"triple, seed {result['seed']}, exact filter over train:",
         "",
-        "| sampler | emitted | false neg. | FNR | 95% CI | mean score | hardness |",
-        "|---|---:|---:|---:|---|---:|---:|",
     ]
+    rows = []
     for r in result["rows"]:
         fnr = "–" if r["fnr"] is None else f"{100 * r['fnr']:.2f}%"
         ci = "–" if r["fnr_ci95"][0] is None else f"{100 * r['fnr_ci95'][0]:.2f}–{100 * r['fnr_ci95'][1]:.2f}%"
         ms = "–" if r["mean_score"] is None else f"{r['mean_score']:.3f}"
         hd = "–" if r["hardness"] is None else f"{r['hardness']:.3f}"
-        lines.append(f"| {r['sampler']} | {r['emitted']} | {r['false_negatives']} | {fnr} | {ci} | {ms} | {hd} |")
+        rows.append([r["sampler"], r["emitted"], r["false_negatives"], fnr, ci, ms, hd])
+    lines.append(markdown_table(["sampler", "emitted", "false neg.", "FNR", "95% CI", "mean score", "hardness"], rows,
+                                align="-rrr-rr"))
     lines += ["", "hardness: share of the other entities on the corrupted side whose corruption the model scores "
               "lower (0.5 ≈ random, 1 = the model's top pick)."]
     return "\n".join(lines) + "\n"

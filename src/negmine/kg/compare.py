@@ -23,6 +23,7 @@ import numpy as np
 from negmine.core.atomic import strict_json
 from negmine.core.errors import ConfigError
 from negmine.core.stats import permutation_test
+from negmine.core.tables import markdown_table
 from negmine.kg.audit import NEEDS_EMBEDDINGS, sampler_options
 from negmine.kg.data import KGData
 from negmine.kg.evaluation import all_scores, filtered_ranks, rank_metrics
@@ -126,13 +127,12 @@ def render_compare(result: dict[str, Any]) -> str:
         f"batch {r0['batch_size']}, Adam lr {r0['lr']}) on {r0['source']}, seeds {r0['seeds']}; filtered ranks "
         f"over both sides of {r0['test_triples']} test triples; mean ± sd over seeds.",
         "",
-        f"| sampler | MRR | Hits@10 | Δ MRR vs {r0['baseline']} | p | train s |",
-        "|---|---|---|---:|---:|---:|",
     ]
-    for r in result["rows"]:
-        p = "–" if r["p_value"] is None else f"{r['p_value']:.4f}"
-        lines.append(f"| {r['sampler']} | {r['mrr']:.4f} ± {r['mrr_sd']:.4f} | {r['hits@10']:.4f} ± "
-                     f"{r['hits@10_sd']:.4f} | {r['delta_mrr']:+.4f} | {p} | {r['train_seconds']:.1f} |")
+    rows = [[r["sampler"], f"{r['mrr']:.4f} ± {r['mrr_sd']:.4f}", f"{r['hits@10']:.4f} ± {r['hits@10_sd']:.4f}",
+             f"{r['delta_mrr']:+.4f}", "–" if r["p_value"] is None else f"{r['p_value']:.4f}",
+             f"{r['train_seconds']:.1f}"] for r in result["rows"]]
+    lines.append(markdown_table(["sampler", "MRR", "Hits@10", f"Δ MRR vs {r0['baseline']}", "p", "train s"], rows,
+                                align="---rrr"))
     lines += ["", "p: paired two-sided sign-flip test (negmine.compare.permutation_test) on per-test-triple "
               "reciprocal ranks averaged over the seeds."]
     return "\n".join(lines) + "\n"

@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from negmine.core.tables import markdown_table
 from negmine.text.compare.sweep import PRIMARY, Sweep
 from negmine.text.evaluate import METRICS
 
@@ -31,9 +32,8 @@ def render_markdown(summary: dict[str, Any]) -> str:
         f"`{summary['eval_split']}` ({summary['eval_queries']} queries); "
         f"seeds {', '.join(map(str, summary['seeds']))}; baseline **{summary['baseline']}**.",
         "",
-        "| " + " | ".join(cols) + " |",
-        "|---|" + "---:|" * (len(cols) - 1),
     ]
+    cells_of_rows = []
     for r in rows:
         cells = [r["setting"] + ("" if r["trained"] else " (untrained)")]
         for m in METRICS:
@@ -44,7 +44,8 @@ def render_markdown(summary: dict[str, Any]) -> str:
                   _f(r.get("shortfall_pct"), ".1f")]
         if audit:
             cells.append(_f(r.get("hp_fnr"), ".4f"))
-        lines.append("| " + " | ".join(cells) + " |")
+        cells_of_rows.append(cells)
+    lines.append(markdown_table(cols, cells_of_rows, align="-" + "r" * (len(cols) - 1)))
     t = summary["test"]
     lines += [
         "",
