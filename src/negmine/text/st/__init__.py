@@ -23,7 +23,7 @@ Three pieces that compose with sentence-transformers' own API, all built from a 
 
 from __future__ import annotations
 
-from typing import Any
+from negmine.core.lazy import lazy_attributes
 
 __all__ = ["FalseNegativeMasking", "MinedBatchSampler", "RemineCallback", "RunIndex", "calibrated_bound",
            "count_collisions", "load_run", "row_keys"]
@@ -39,10 +39,4 @@ _LAZY = {
     "load_run": "negmine.text.st.run",
 }
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'negmine.text.st' has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _LAZY)

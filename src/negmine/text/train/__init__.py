@@ -12,8 +12,7 @@ loss names (``negmine train --loss``).
 
 from __future__ import annotations
 
-from typing import Any
-
+from negmine.core.lazy import lazy_attributes
 from negmine.core.registry import Registry
 
 __all__ = [
@@ -48,10 +47,4 @@ _LAZY = {
     "train": "negmine.text.train.trainer",
 }
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'negmine.text.train' has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _LAZY)
