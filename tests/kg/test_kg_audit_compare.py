@@ -51,3 +51,29 @@ def test_compare_end_to_end(tmp_path: Path) -> None:
     assert all(0 < r["mrr"] <= 1 for r in result["runs"])
     assert files["markdown"].read_text().count("\n| ") == 3
     assert paired_p(result, "typed", "uniform") == result["rows"][1]["p_value"]
+
+
+def test_compare_trains_with_the_live_sampler() -> None:
+    """``live-hard`` in kg compare: the sampler scores with the model being trained (PyKEENSampler
+    gets that model, not a warm-up's embeddings), in a real PyKEEN loop."""
+    from negmine.kg import load_dataset
+    from negmine.kg.compare import _sampler_kwargs, compare
+    from negmine.kg.kge import LIVE_MODEL
+
+    kw = _sampler_kwargs("live-hasa", None, None, None, {"temperature": 0.5})
+    assert kw["sampler"] == "hasa" and kw["model"] == LIVE_MODEL and kw["sampler_kwargs"] == {"temperature": 0.5}
+    assert "model" not in _sampler_kwargs("uniform", None, None, None, {})
+    data = load_dataset("nations")
+    result = compare(data, ["uniform", "live-hard"], seeds=(0,), epochs=1, dim=8)
+    assert [r["sampler"] for r in result["rows"]] == ["uniform", "live-hard"]
+    assert all(0 < r["mrr"] <= 1 for r in result["runs"])
+    assert result["runs"][0]["mrr"] != result["runs"][1]["mrr"]  # other negatives, another model
+
+
+def test_an_unknown_or_misplaced_live_sampler_is_refused() -> None:
+    from negmine.core.errors import ConfigError
+    from negmine.kg import load_dataset
+    from negmine.kg.compare import compare
+
+    with pytest.raises(ConfigError, match=r"unknown sampler 'live-nope'.*live-hard, live-hasa"):
+        compare(load_dataset("nations"), ["uniform", "live-nope"], seeds=(0,), epochs=1, dim=8)

@@ -102,3 +102,14 @@ def test_a_different_run_needs_overwrite(tmp_path: Path, write_triples, capsys) 
     assert code == 2
     assert _run(["kg", "mine", "--triples", str(root), "--seed", "5", "--out", str(out), "--overwrite"],
                 capsys)[0] == 0
+
+
+def test_live_samplers_are_for_compare_only(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["kg", "audit", "--dataset", "nations", "--samplers", "uniform,live-hard"]) == 2
+    assert "live-hard" in capsys.readouterr().err
+    assert main(["kg", "compare", "--dataset", "nations", "--samplers", "uniform,live-x",
+                 "--out", str(tmp_path / "x")]) == 2
+    assert "unknown sampler 'live-x'" in capsys.readouterr().err
+    assert main(["kg", "compare", "--dataset", "nations", "--samplers", "bernoulli,live-hard", "--warmup-epochs", "3",
+                 "--out", str(tmp_path / "x")]) == 2
+    assert "--warmup-epochs applies to the hard and hasa sampler(s)" in capsys.readouterr().err

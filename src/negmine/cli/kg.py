@@ -45,8 +45,17 @@ def _load(args: argparse.Namespace) -> Any:
 
 def _names(args: argparse.Namespace) -> list[str]:
     """The samplers the command runs, and a refusal of any sampler option none of them reads."""
-    names = [args.sampler] if args.kg_command == "mine" else parse_list(args.samplers, "sampler", "--samplers")
-    from negmine.kg.registry import SAMPLER_OPTIONS
+    from negmine.kg.registry import SAMPLER_OPTIONS, TRAIN_SAMPLERS
+
+    if args.kg_command == "mine":
+        names = [args.sampler]
+    elif args.kg_command == "compare":  # compare trains: the live samplers are allowed
+        names = parse_list(args.samplers, None, "--samplers")
+        for n in names:
+            if n not in TRAIN_SAMPLERS:
+                raise ConfigError(f"--samplers: unknown sampler {n!r}; use {', '.join(TRAIN_SAMPLERS)}")
+    else:
+        names = parse_list(args.samplers, "sampler", "--samplers")
 
     for key, users in SAMPLER_OPTIONS.items():
         if key not in vars(args) or (key == "kge_epochs" and args.kg_command != "mine"):  # audit: hardness model

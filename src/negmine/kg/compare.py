@@ -28,7 +28,7 @@ from negmine.kg.audit import NEEDS_EMBEDDINGS, sampler_options
 from negmine.kg.data import KGData
 from negmine.kg.evaluation import all_scores, filtered_ranks, rank_metrics
 from negmine.kg.graph import known_keys
-from negmine.kg.registry import SAMPLERS
+from negmine.kg.registry import LIVE_SAMPLERS, SAMPLERS, TRAIN_SAMPLERS
 
 __all__ = ["compare", "paired_p", "render_compare", "write_compare"]
 
@@ -48,7 +48,8 @@ def compare(data: KGData, samplers: list[str] | None = None, *, seeds: tuple[int
     if not names:
         raise ConfigError("no samplers to compare; name at least one, e.g. --samplers uniform,bernoulli")
     for n in names:
-        check("sampler", n, "kg compare")
+        if n not in TRAIN_SAMPLERS:
+            raise ConfigError(f"kg compare: unknown sampler {n!r}; use {', '.join(TRAIN_SAMPLERS)}")
     if not seeds:
         raise ConfigError("no seeds; give at least one, e.g. --seeds 0,1,2")
     seeds = tuple(check("seed", s, "kg compare") for s in seeds)
@@ -75,14 +76,13 @@ def compare(data: KGData, samplers: list[str] | None = None, *, seeds: tuple[int
     rr: dict[str, list[np.ndarray]] = {n: [] for n in names}
     for seed in seeds:
         emb = None
-        if any(n in NEEDS_EMBEDDINGS for n in names):
+        if any(n in NEEDS_EMBEDDINGS for n in names):  # the live samplers need none: they read the model
             emb = fit_kge(data, model=model, dim=dim, epochs=warmup_epochs, batch_size=batch_size, lr=lr,
                           seed=seed).entity_embeddings
         for name in names:
-            opts = sampler_options(name, emb, entity_texts, text_embeddings=text_emb, **options)
             t0 = time.perf_counter()
-            kwargs = {"sampler": name, "sampler_kwargs": opts, "num_negs_per_pos": num_negatives, "seed": seed,
-                      "entity_labels": data.entities, "relation_labels": data.relations}
+            kwargs = {**_sampler_kwargs(name, emb, entity_texts, text_emb, options), "num_negs_per_pos": num_negatives,
+                      "seed": seed, "entity_labels": data.entities, "relation_labels": data.relations}
             fitted = fit_kge(data, model=model, dim=dim, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
                              negative_sampler=PyKEENSampler, negative_sampler_kwargs=kwargs)
             train_s = time.perf_counter() - t0
@@ -108,6 +108,21 @@ def compare(data: KGData, samplers: list[str] | None = None, *, seeds: tuple[int
             "num_negatives": num_negatives, "batch_size": batch_size, "lr": lr, "seeds": list(seeds),
             "baseline": baseline, "test_triples": len(test), "rows": rows, "runs": runs,
             "reciprocal_ranks": {n: [round(float(x), 6) for x in np.mean(rr[n], axis=0)] for n in names}}
+
+
+def _sampler_kwargs(name: str, emb: Any, entity_texts: list[str] | None, text_emb: Any,
+                    options: dict[str, Any]) -> dict[str, Any]:
+    """``PyKEENSampler`` keywords of one compared sampler: a fixed sampler with its options, or a
+    live one (``live-hard`` / ``live-hasa``) scoring with the model being trained, refreshed every
+    batch and guarded by relation cardinality and a margin to the positive (plus HaSa's structure)."""
+    from negmine.kg.kge import LIVE_MODEL
+
+    if name in LIVE_SAMPLERS:
+        live_opts = {"temperature": options["temperature"]} if options.get("temperature") is not None else {}
+        return {"sampler": name.removeprefix("live-"), "model": LIVE_MODEL, "refresh": "batch",
+                "guard": ("cardinality", "margin"), "sampler_kwargs": live_opts}
+    return {"sampler": name, "sampler_kwargs": sampler_options(name, emb, entity_texts, text_embeddings=text_emb,
+                                                               **options)}
 
 
 def paired_p(result: dict[str, Any], a: str, b: str) -> float:

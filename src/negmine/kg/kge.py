@@ -62,6 +62,10 @@ class KGEModel:
         return out
 
 
+#: ``negative_sampler_kwargs["model"] = LIVE_MODEL``: give the sampler the model being trained
+LIVE_MODEL = "live"
+
+
 def fit_kge(data: KGData, *, model: str = "TransE", dim: int = 50, epochs: int = 50, batch_size: int = 256,
             lr: float = 0.01, seed: int = 0, negative_sampler: Any = None,
             negative_sampler_kwargs: dict[str, Any] | None = None) -> KGEModel:
@@ -86,6 +90,8 @@ def fit_kge(data: KGData, *, model: str = "TransE", dim: int = 50, epochs: int =
     tf = triples_factory(data)
     try:
         m = model_resolver.make(model, triples_factory=tf, embedding_dim=dim, random_seed=seed)
+        if negative_sampler_kwargs is not None and negative_sampler_kwargs.get("model") == LIVE_MODEL:
+            negative_sampler_kwargs = {**negative_sampler_kwargs, "model": m}  # the sampler scores with it
         loop = SLCWATrainingLoop(model=m, triples_factory=tf, optimizer=Adam(params=m.get_grad_params(), lr=lr),
                                  negative_sampler=negative_sampler, negative_sampler_kwargs=negative_sampler_kwargs)
     except NegmineError:

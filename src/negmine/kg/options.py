@@ -50,7 +50,8 @@ SAMPLING = (
            "(default ⌈√entities⌉)", low=1),
 )
 TRAINING = (
-    Option("samplers", str, ",".join(SAMPLER_NAMES), "comma-separated samplers", multiple=True),
+    Option("samplers", str, ",".join(SAMPLER_NAMES), "comma-separated samplers (kg compare also takes live-hard and "
+           "live-hasa: hard negatives scored by the model being trained, guarded)", multiple=True),
     Option("seeds", str, "0,1,2", "comma-separated seeds", multiple=True),
     Option("model", str, "TransE", "PyKEEN model name (TransE, RotatE, DistMult, ...)"),
     Option("epochs", int, 100, "training epochs per run", low=1, high=1_000_000),
@@ -111,7 +112,7 @@ def check(key: str, value: Any, where: str, *, required: bool = True) -> Any:
     return registry.check_declared(OPTIONS, key, value, where, required=required)
 
 
-def parse_list(raw: str, element: str, flag: str) -> list[Any]:
+def parse_list(raw: str, element: str | None, flag: str) -> list[Any]:
     """The checked items of a comma-separated flag (see :func:`negmine.core.registry.parse_declared_list`)."""
     return registry.parse_declared_list(OPTIONS, raw, element, flag)
 

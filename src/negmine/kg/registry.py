@@ -20,8 +20,17 @@ if TYPE_CHECKING:
     from negmine.kg.filters import KnownFilter
     from negmine.kg.samplers import KGSampler
 
-__all__ = ["FILTERS", "FILTER_REGISTRY", "SAMPLERS", "SAMPLER_OPTIONS", "SAMPLER_REGISTRY", "make_filter",
-           "make_sampler"]
+__all__ = [
+    "FILTERS",
+    "FILTER_REGISTRY",
+    "LIVE_SAMPLERS",
+    "SAMPLERS",
+    "SAMPLER_OPTIONS",
+    "SAMPLER_REGISTRY",
+    "TRAIN_SAMPLERS",
+    "make_filter",
+    "make_sampler",
+]
 
 SAMPLER_REGISTRY = Registry("sampler")
 SAMPLER_REGISTRY.register("uniform", "negmine.kg.samplers:Uniform",
@@ -41,10 +50,17 @@ SAMPLER_REGISTRY.register("hasa", "negmine.kg.hasa:HaSa",
 #: the sampler names, in registration order (what error messages and defaults list)
 SAMPLERS: tuple[str, ...] = tuple(SAMPLER_REGISTRY.entries)
 
+#: samplers that score candidates with the model being trained (kg compare only: they need a
+#: training loop); ``live-hasa`` adds HaSa's structure guard to ``live-hard``'s cardinality and margin
+LIVE_SAMPLERS: tuple[str, ...] = ("live-hard", "live-hasa")
+#: what ``kg compare --samplers`` accepts
+TRAIN_SAMPLERS: tuple[str, ...] = (*SAMPLERS, *LIVE_SAMPLERS)
+
 #: which samplers read each sampler option (declared in negmine.kg.options); an option given to a
 #: command whose samplers do not read it is refused
 SAMPLER_OPTIONS: dict[str, tuple[str, ...]] = {
-    "embeddings": ("hard", "hasa"), "kge_epochs": ("hard", "hasa"), "temperature": ("hard", "hasa"),
+    "embeddings": ("hard", "hasa"), "kge_epochs": ("hard", "hasa"),
+    "temperature": ("hard", "hasa", "live-hard", "live-hasa"),
     "strength": ("hasa",), "clusters": ("lemon",), "entity_text": ("lemon",), "warmup_epochs": ("hard", "hasa"),
 }
 
