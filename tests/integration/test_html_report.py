@@ -160,6 +160,12 @@ def test_page_holds_statistics_sections_and_every_query(page: Path, run_dir: Pat
     for setting in json.loads(audit_file.read_text())["settings"]:
         assert f"<td>{setting['setting']}</td>" in text
         assert f"<td>{setting['hp_fnr']:.4f}</td>" in text
+    cal = report.get("calibration") or manifest.get("calibration") or {}
+    assert cal.get("estimates"), "the calibrated run records an estimate per way of hiding positives"
+    assert "The chosen policy under each way of hiding known positives" in text
+    for m, e in cal["estimates"].items():  # both estimates of issue 17, each in its own row
+        assert f"<td>{m} hiding" in text
+        assert f"<td>{e['crossfit']['hp_fnr']:.4f}</td>" in text
     assert text.count("<tr data-key=") == len(rows) == report["queries"]["mined"]
     first = next(r for r in rows if r["negative_ids"])
     assert f'<span class="id">{first["negative_ids"][0]}</span>' in text

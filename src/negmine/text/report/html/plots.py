@@ -274,6 +274,7 @@ def _frontier_section(cal: Mapping[str, Any], plots: _Plots) -> str:
     sc = ax.scatter([f["mean_rank"] for f in pts], [f["hp_fnr"] for f in pts], c=[f["coverage"] for f in pts],
                     cmap="viridis", vmin=0, vmax=1, s=18, alpha=0.8)
     fig.colorbar(sc, ax=ax, label="coverage (queries with all negatives)")
+    _mechanism_points(ax, pts, chosen)
     if isinstance(chosen.get("hp_fnr"), (int, float)) and isinstance(chosen.get("mean_rank"), (int, float)):
         ax.scatter([chosen["mean_rank"]], [chosen["hp_fnr"]], marker="*", s=220, color=ACCENT, label="chosen",
                    edgecolors="#343a40")
@@ -291,9 +292,53 @@ def _frontier_section(cal: Mapping[str, Any], plots: _Plots) -> str:
              _pct(f["coverage"]), _num(f["mean_rank"], 1)] for f in best]
     table = _table(["policy", "HP-FNR", "95% CI", "coverage", "mean rank"], body, "narrow")
     boxes = _figure_box(plots.img(fig, "policy frontier: HP-FNR against mean rank, colour = coverage"),
-                        "Each dot is a policy (reference × margin × sampler × detector threshold); the star is "
-                        "the hardest one meeting the target.") + f'<div class="card">{table}</div>'
-    return out + f'<div class="plots">{boxes}</div>'
+                        "Each dot is a policy (reference × margin × sampler × detector threshold) at the worse of "
+                        "its estimates; hollow marks are each way of hiding positives on its own; the star is the "
+                        "hardest one meeting the target.") + f'<div class="card">{table}</div>'
+    return out + _estimates_table(cal) + f'<div class="plots">{boxes}</div>'
+
+
+#: the marker of each way of hiding known positives in the frontier plot
+_HIDING_MARKERS = {"random": "o", "pool": "^"}
+
+
+def _mechanism_points(ax: Any, pts: list[Mapping[str, Any]], chosen: Mapping[str, Any]) -> None:
+    """Each hiding mechanism's own estimate of every policy (hollow markers), and of the chosen one
+    (joined to the star), so that the reader sees both estimates and which one decided."""
+    mechs = sorted({m for f in pts for m in (f.get("by_mechanism") or {})})
+    for m in mechs:
+        xs, ys = [], []
+        for f in pts:
+            e = (f.get("by_mechanism") or {}).get(m)
+            if isinstance(e, Mapping) and all(isinstance(e.get(k), (int, float)) and math.isfinite(e[k])
+                                              for k in ("hp_fnr", "mean_rank")):
+                xs.append(e["mean_rank"])
+                ys.append(e["hp_fnr"])
+        if xs:
+            ax.scatter(xs, ys, marker=_HIDING_MARKERS.get(m, "s"), s=14, facecolors="none", edgecolors="#868e96",
+                       linewidths=0.6, alpha=0.6, label=f"{m} hiding")
+
+
+def _estimates_table(cal: Mapping[str, Any]) -> str:
+    """The chosen policy's estimate under each hiding mechanism (in-sample and cross-fitted)."""
+    est = cal.get("estimates")
+    if not isinstance(est, Mapping) or not est:
+        return ""
+    rows = []
+    for m, e in est.items():
+        for kind in ("chosen", "crossfit"):
+            v = e.get(kind) if isinstance(e, Mapping) else None
+            if not isinstance(v, Mapping):
+                continue
+            ci = v.get("hp_fnr_ci95") or [None, None]
+            rows.append([_e(f"{m} hiding" + (" (decided)" if m == cal.get("decided_by") else "")),
+                         "in-sample" if kind == "chosen" else "cross-fitted", _num(v.get("hp_fnr")),
+                         f"{_num(ci[0], 3)} – {_num(ci[1], 3)}", _pct(v.get("coverage")), _num(v.get("mean_rank"), 1)])
+    if not rows:
+        return ""
+    table = _table(["hiding", "estimate", "HP-FNR", "95% CI", "coverage", "mean rank"], rows, "narrow")
+    return ("<p>The chosen policy under each way of hiding known positives (the worse one decides):</p>"
+            f'<div class="card">{table}</div>')
 
 
 def _calibration_section(cal: Mapping[str, Any], plots: _Plots) -> str:
