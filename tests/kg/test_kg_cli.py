@@ -110,6 +110,9 @@ def test_live_samplers_are_for_compare_only(tmp_path: Path, capsys: pytest.Captu
     assert main(["kg", "compare", "--dataset", "nations", "--samplers", "uniform,live-x",
                  "--out", str(tmp_path / "x")]) == 2
     assert "unknown sampler 'live-x'" in capsys.readouterr().err
+    assert main(["kg", "compare", "--dataset", "nations", "--samplers", "live-hard,live-hard",
+                 "--out", str(tmp_path / "x")]) == 2
+    assert "names an item twice" in capsys.readouterr().err
     assert main(["kg", "compare", "--dataset", "nations", "--samplers", "bernoulli,live-hard", "--warmup-epochs", "3",
                  "--out", str(tmp_path / "x")]) == 2
     assert "--warmup-epochs applies to the hard and hasa sampler(s)" in capsys.readouterr().err

@@ -33,6 +33,21 @@ def add_options(p: argparse.ArgumentParser, groups: Mapping[str, Iterable[Option
                            required=o.key in need, help=o.help + (f"; {rng}" if rng else "") + shown, **kw)
 
 
+def names_among(raw: str, allowed: Iterable[str], flag: str) -> list[str]:
+    """The items of a comma-separated ``flag`` (e.g. ``compare --samplers``, which also takes the
+    live samplers), each one of ``allowed`` and each once; one-line :class:`ConfigError` otherwise."""
+    allowed = tuple(allowed)
+    names = [x.strip() for x in (raw or "").split(",") if x.strip()]
+    if not names:
+        raise ConfigError(f"{flag} {raw!r} names nothing; give a comma-separated list, e.g. {flag} {allowed[0]}")
+    for n in names:
+        if n not in allowed:
+            raise ConfigError(f"{flag}: unknown sampler {n!r}; use {', '.join(allowed)}")
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{flag} {raw!r} names an item twice; list each once")
+    return names
+
+
 def check_args(args: argparse.Namespace, groups: Mapping[str, Iterable[Option]]) -> None:
     """Every declared option's parsed value checked (finite, in range, a valid choice) and
     converted in place; the first problem is a one-line :class:`ConfigError` naming the flag."""

@@ -12,7 +12,7 @@ import json
 import sys
 from typing import Any
 
-from negmine.cli._flags import add_options, check_args, check_out_dir
+from negmine.cli._flags import add_options, check_args, check_out_dir, names_among
 from negmine.core.errors import ConfigError
 from negmine.kg.options import COMMANDS, OPTIONS, REQUIRED, SAMPLER_NAMES, check_model, parse_list
 
@@ -50,10 +50,7 @@ def _names(args: argparse.Namespace) -> list[str]:
     if args.kg_command == "mine":
         names = [args.sampler]
     elif args.kg_command == "compare":  # compare trains: the live samplers are allowed
-        names = parse_list(args.samplers, None, "--samplers")
-        for n in names:
-            if n not in TRAIN_SAMPLERS:
-                raise ConfigError(f"--samplers: unknown sampler {n!r}; use {', '.join(TRAIN_SAMPLERS)}")
+        names = names_among(args.samplers, TRAIN_SAMPLERS, "--samplers")
     else:
         names = parse_list(args.samplers, "sampler", "--samplers")
 

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from negmine.cli._flags import add_options, check_args, check_out_dir, check_out_file
+from negmine.cli._flags import add_options, check_args, check_out_dir, check_out_file, names_among
 from negmine.core.errors import ConfigError, DataError
 from negmine.rec.options import COMMANDS, REQUIRED, SAMPLER_NAMES, parse_list, parse_mix
 
@@ -70,12 +70,7 @@ def _sampler_names(args: argparse.Namespace) -> list[str]:
     if hasattr(args, "sampler"):
         names = [args.sampler]
     elif args.rec_command == "compare":  # compare trains: the live samplers are allowed
-        names = parse_list(args.samplers, None, "--samplers")
-        for n in names:
-            if n not in TRAIN_SAMPLER_NAMES:
-                raise ConfigError(f"--samplers: unknown sampler {n!r}; use {', '.join(TRAIN_SAMPLER_NAMES)}")
-        if len(set(names)) != len(names):
-            raise ConfigError(f"--samplers {args.samplers!r} names an item twice; list each once")
+        names = names_among(args.samplers, TRAIN_SAMPLER_NAMES, "--samplers")
     else:
         names = parse_list(args.samplers, "sampler", "--samplers")
     if "mixed" in names:
