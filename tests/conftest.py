@@ -156,3 +156,14 @@ def assert_refused(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixtur
         assert snapshot(workdir) == before, case
 
     return run
+
+
+@pytest.fixture(scope="module")
+def one_thread() -> Any:
+    """torch on one thread for a module: tiny models run ~20x faster on one thread than on two
+    contended ones (a shared 2-core machine)."""
+    torch = pytest.importorskip("torch")
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

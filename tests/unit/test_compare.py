@@ -184,14 +184,6 @@ def test_cli_reports_a_bad_key_in_one_line_with_exit_2(tmp_path: Path, capsys: p
 
 
 # ------------------------------------------------------------------------------ end to end
-@pytest.fixture(scope="module")
-def one_thread() -> Any:
-    """torch on one thread: the tiny model is ~10x faster so on a shared 2-core machine."""
-    torch = pytest.importorskip("torch")
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

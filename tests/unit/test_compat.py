@@ -30,20 +30,12 @@ def _text(i: int, n: int) -> str:
 
 
 ANCHORS = [_text(i, 4) for i in range(12)]
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 PAIRS = [(ANCHORS[i], _text(100 + i, 9)) for i in range(12)]
 PAIRS += [(ANCHORS[0], _text(200, 9)), (ANCHORS[3], _text(201, 9)), (ANCHORS[3], _text(202, 9))]  # 2-3 positives
 CORPUS = [_text(300 + i, 8) for i in range(30)]
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> Any:
-    """Tiny models run ~20x faster on one thread than on two contended ones."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -31,18 +31,11 @@ def _text(i: int, n: int) -> str:
     return " ".join(W[(i * 7 + j * j * 3 + j) % len(W)] for j in range(n))
 
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 PAIRS = [(_text(i, 4), _text(100 + i, 9)) for i in range(10)] + [(_text(0, 4), _text(200, 9))]
 CORPUS = [_text(300 + i, 8) for i in range(25)]
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> Any:
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
