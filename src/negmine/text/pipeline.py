@@ -50,11 +50,6 @@ QUERY_SHARD = 4096
 # -- retrieve, by query shard ------------------------------------------------------------------
 
 
-def query_slice(data: MiningData, start: int, stop: int) -> MiningData:
-    """The queries ``start:stop`` of ``data`` (see :meth:`MiningData.query_slice`)."""
-    return data.query_slice(start, stop)
-
-
 def _pad(a: np.ndarray, width: int, fill: Any) -> np.ndarray:
     if a.shape[1] == width:
         return a
