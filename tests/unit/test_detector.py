@@ -198,6 +198,30 @@ def test_similarity_features_equal_the_per_query_computation(monkeypatch: pytest
     np.testing.assert_allclose(x[..., 3:5], dref[..., :2], atol=1e-5)
     assert (x[0, :, :5] == 0).all() and (x[1, :, 2] == 0).all() and (x[3, -4:] == 0).all()
     assert x[2, valid[2], 0].max() == pytest.approx(1.0)  # its own positives are among its candidates
+    # beyond the query's words (queries that share topic and common words with the documents):
+    # per query, zero the query's columns and renormalise, by hand
+    worded = MiningData(data.corpus, Queries(ids=list(data.queries.ids),
+                                             texts=[f"t{q}w0 t{q}w1 t{q}w2 c{q} c7" for q in range(N_Q)]),
+                        data.positives, data.positives)
+    xb = features(worded, cand, known, tf, emb, beyond_query=True)
+    qwords = tf.vectorizer.transform(worded.queries.texts).toarray() > 0
+    assert qwords.sum(axis=1).min() >= 3
+    dense_full = full.toarray()
+    bref = np.zeros((N_Q, ids.shape[1], 3))
+    for q in range(N_Q):
+        m = np.where(qwords[q][None, :], 0.0, dense_full)
+        m /= np.where(np.linalg.norm(m, axis=1, keepdims=True) > 1e-12, np.linalg.norm(m, axis=1, keepdims=True), 1)
+        bref[q] = _reference_similarities(m, ids[q:q + 1], valid[q:q + 1], by_q[q:q + 1])[0]
+    i = FEATURES.index("tfidf_beyond_query_max")
+    np.testing.assert_allclose(xb[..., i:i + 2], bref[..., :2], atol=1e-5)
+    np.testing.assert_array_equal(xb[..., :i], x[..., :i])
+    # only the spaces the needed features read: the others' columns stay 0, the rest is unchanged
+    need = ("dense_max", "tfidf_beyond_query_mean")
+    xn = features(worded, cand, known, tf, emb, beyond_query=True, need=need)
+    cols = [FEATURES.index(f) for f in ("dense_max", "dense_mean", "tfidf_beyond_query_max",
+                                        "tfidf_beyond_query_mean")]
+    np.testing.assert_array_equal(xn[..., cols], xb[..., cols])
+    assert (xn[..., :3] == 0).all()
 
 
 @pytest.mark.extra("detect")

@@ -355,3 +355,34 @@ def test_scale_must_be_known_and_raw_configs_are_unchanged():
         Softmax(scale="z")
     assert SimANS().config() == {"name": "simans", "a": 0.5, "b": 0.0}  # run ids of raw runs unchanged
     assert Softmax(0.1, scale="query").config() == {"name": "softmax", "temperature": 0.1, "scale": "query"}
+
+
+def _top_k_kept_by_sorting(prio: np.ndarray, keep: np.ndarray, k: int) -> np.ndarray:
+    """The definition of :func:`negmine.core.select.top_k_kept`, written as one full sort."""
+    n_rows, m = prio.shape
+    out = np.full((n_rows, k), -1, np.int64)
+    for r in range(n_rows):
+        p = np.where(np.isnan(prio[r]), -np.inf, prio[r])
+        kept = [c for c in sorted(range(m), key=lambda c: (-p[c], c)) if keep[r, c]][:k]
+        out[r, :len(kept)] = sorted(kept)
+    return out
+
+
+@pytest.mark.parametrize("sorted_rows", [True, False])
+def test_top_k_kept_equals_the_definition_with_ties_nans_and_shortfalls(sorted_rows: bool):
+    """Rows already in priority order (the retrieval order a ``top`` sampler keeps: a path that
+    takes the first kept cells) and rows in any order give what one full sort by (priority,
+    column) among the kept cells gives: ties to the lower column, NaN last, -1 for a shortfall."""
+    from negmine.core.select import top_k_kept
+
+    rng = np.random.default_rng(3)
+    for _ in range(400):
+        n, m, k = int(rng.integers(1, 5)), int(rng.integers(0, 12)), int(rng.integers(1, 14))
+        prio = rng.integers(0, 4, (n, m)).astype(np.float64)  # many ties
+        if sorted_rows:
+            prio = -np.sort(-prio, axis=1)
+        if m and rng.random() < 0.3:
+            prio[:, -1] = np.nan
+        keep = rng.random((n, m)) < 0.6
+        got = top_k_kept(prio, keep, k)
+        np.testing.assert_array_equal(got, _top_k_kept_by_sorting(prio, keep, k))

@@ -90,6 +90,7 @@ from negmine.text.calibrate_policies import (
     worst_of,
 )
 from negmine.text.calibrate_policies import _pick as _pick  # re-exported: tests read it here
+from negmine.text.calibrate_policies import summaries as summarise_all
 from negmine.text.filters import AbsoluteMargin, ExcludePositives, Filter, FnMaxProb, RelativeMargin
 from negmine.text.samplers import Sampler
 from negmine.text.types import Candidates, MiningData
@@ -214,7 +215,7 @@ def calibrate(data: MiningData, cand: Candidates, filters: Sequence[Filter], sam
     per_stats, det_stats, audited = _measure(data, cand, splits, mechanisms, grid, base, num_negatives, seed,
                                              det if needs_detector else None, doc_embeddings, tfidf, view,
                                              unknown_ratio)
-    per_summaries = [[_summary(s, audited) for s in st] for st in per_stats]
+    per_summaries = [summarise_all(st, audited) for st in per_stats]
     summaries = worst_of(per_summaries)
     idx, met = _pick(summaries, target_fnr, min_cov)
     crossfits, crossfit = _crossfit(data, seed, per_stats, audited, grid, mechanisms, target_fnr, min_cov)

@@ -236,13 +236,14 @@ class Detector:
         for mech in self.mechanisms:
             merit = pool_merit(data, cand.positive_scores, view.positives, "gap") if mech == "pool" else None
             hidden = pseudo_hide(data, seed, merit=merit)
-            x_train = features(data, cand, ~hidden, tfidf, emb, view, beyond)[..., cols]
+            x_train = features(data, cand, ~hidden, tfidf, emb, view, beyond, used)[..., cols]
             # "halves": score against each half of the known positives (the view the model was
             # trained on) and average, so the probabilities do not drift with the number of known
             # positives
             split_q = np.bincount(qp[hidden], minlength=n_q) > 0
             other_half = hidden | ~split_q[qp]  # unsplit queries: all their positives
-            x_pred = features(data, cand, other_half if halves else all_known, tfidf, emb, view, beyond)[..., cols]
+            x_pred = features(data, cand, other_half if halves else all_known, tfidf, emb, view, beyond,
+                              used)[..., cols]
             out.append(_MechanismView(mech, x_train, x_pred, _labels(data, cand, hidden, ~hidden), split_q))
         return out
 

@@ -100,30 +100,9 @@ def _tfidf(data: MiningData, cand: Candidates) -> TextVectors:
     return _memo(data.corpus, "tfidf", rows, build)
 
 
-#: pairs (candidate, positive) whose similarities are computed at once (bounds the memory of the
-#: gathered rows: ~50 MB of TF-IDF rows or dense embeddings)
+#: pairs (candidate, positive) whose similarities are computed at once (bounds the memory of one
+#: chunk's products and gathered rows)
 PAIR_CHUNK = 65_536
-
-
-def _pair_cosines(mat: Any, a: np.ndarray, b: np.ndarray, dense: bool) -> np.ndarray:
-    """``float64[len(a)]``: dot products of rows ``a[i]`` and ``b[i]`` of ``mat`` (cosines: the
-    rows are L2-normalised), in chunks of ``PAIR_CHUNK`` pairs."""
-    out = np.empty(len(a), dtype=np.float64)
-    for s in range(0, len(a), PAIR_CHUNK):
-        aa, bb = a[s:s + PAIR_CHUNK], b[s:s + PAIR_CHUNK]
-        if dense:
-            x, y = np.asarray(mat[aa], dtype=np.float32), np.asarray(mat[bb], dtype=np.float32)
-            out[s:s + len(aa)] = np.einsum("ij,ij->i", x, y)
-        else:
-            out[s:s + len(aa)] = np.asarray(mat[aa].multiply(mat[bb]).sum(axis=1)).ravel()
-    return out
-
-
-def _grouped(n_per: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For consecutive groups of sizes ``n_per`` (all > 0): each element's group and its index in it."""
-    group = np.repeat(np.arange(len(n_per)), n_per)
-    first = np.cumsum(n_per) - n_per
-    return group, np.arange(int(n_per.sum())) - first[group]
 
 
 def _chunks(n_per: np.ndarray, limit: int) -> list[tuple[int, int]]:
@@ -138,64 +117,134 @@ def _chunks(n_per: np.ndarray, limit: int) -> list[tuple[int, int]]:
     return out
 
 
+def _tagged(matrix: Any, idx: np.ndarray, tag: np.ndarray, n_tags: int) -> Any:
+    """Rows ``idx`` of the CSR ``matrix`` (float64) with each row's columns moved to the block of
+    its ``tag``: column ``w`` of a row tagged ``t`` becomes ``t * width + w``. Two tagged matrices
+    multiply only where their rows share a tag, so one sparse product gives every same-query pair
+    and no other."""
+    sparse = require("scipy.sparse")
+    sub = matrix[idx]
+    width = np.int64(matrix.shape[1])
+    cols = sub.indices.astype(np.int64) + np.repeat(tag.astype(np.int64) * width, np.diff(sub.indptr))
+    return sparse.csr_matrix((sub.data.astype(np.float64), cols, sub.indptr.astype(np.int64)),
+                             shape=(len(idx), int(n_tags * width)))
+
+
+def _unit_rows(m: Any) -> Any:
+    """``m`` (CSR, float64) with each row scaled to unit L2 norm, in place; rows of (near-)zero
+    norm become empty."""
+    lengths = np.diff(m.indptr)
+    sq = np.zeros(m.shape[0])
+    nz = lengths > 0
+    if nz.any():
+        sq[nz] = np.add.reduceat(m.data * m.data, m.indptr[:-1][nz])
+    norm = np.sqrt(sq)
+    scale = np.where(norm > 1e-12, 1.0 / np.where(norm > 1e-12, norm, 1.0), 0.0)
+    m.data *= np.repeat(scale, lengths)
+    m.eliminate_zeros()
+    return m
+
+
 class _Space:
-    """One vector space of documents: TF-IDF rows of the involved documents, or dense embeddings
-    indexed by corpus row."""
+    """One vector space of documents: TF-IDF rows of the involved documents (sparse, non-negative),
+    or dense embeddings indexed by corpus row."""
 
     def __init__(self, matrix: Any, rows: np.ndarray | None, dense: bool) -> None:
         self.matrix, self.rows, self.dense = matrix, rows, dense
 
-    def cosines(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        if self.rows is not None:
-            a, b = np.searchsorted(self.rows, a), np.searchsorted(self.rows, b)
-        return _pair_cosines(self.matrix, a, b, self.dense)
+    def _at(self, docs: np.ndarray) -> np.ndarray:
+        return np.searchsorted(self.rows, docs) if self.rows is not None else docs
+
+    def block(self, docs: np.ndarray, tag: np.ndarray, n_tags: int) -> Any:
+        """The rows of ``docs``, tagged (see :func:`_tagged`)."""
+        return _tagged(self.matrix, self._at(docs), tag, n_tags)
 
 
-class _BeyondQuery:
+class _BeyondQuery(_Space):
     """TF-IDF cosine of two documents over the words that are *not* in the cell's query: how alike
-    they are beyond what a lexical pool matched them on (the query's own words)."""
+    they are beyond what a lexical pool matched them on (the query's own words): both documents'
+    vectors without the query's words, each re-normalised (0 where nothing is left)."""
 
     def __init__(self, tfidf: TextVectors, data: MiningData) -> None:
-        self.matrix, self.rows = tfidf.matrix, tfidf.rows
+        super().__init__(tfidf.matrix, tfidf.rows, dense=False)
         q = tfidf.vectorizer.transform(data.queries.texts).tocsr() if tfidf.vectorizer is not None else None
         if q is None:
             sparse = require("scipy.sparse")
             q = sparse.csr_matrix((len(data.queries), self.matrix.shape[1]))
-        q.data[:] = 1.0
         self.query_words = q
 
-    def cosines(self, a: np.ndarray, b: np.ndarray, q: np.ndarray) -> np.ndarray:
-        a, b = np.searchsorted(self.rows, a), np.searchsorted(self.rows, b)
-        out = np.empty(len(a), dtype=np.float64)
-        for s in range(0, len(a), PAIR_CHUNK):
-            aa, bb, qq = a[s:s + PAIR_CHUNK], b[s:s + PAIR_CHUNK], q[s:s + PAIR_CHUNK]
-            x, y, w = self.matrix[aa], self.matrix[bb], self.query_words[qq]
-            xy = x.multiply(y)
-            dot = np.asarray(xy.sum(axis=1)).ravel() - np.asarray(xy.multiply(w).sum(axis=1)).ravel()
-            nx = 1.0 - np.asarray(x.multiply(x).multiply(w).sum(axis=1)).ravel()
-            ny = 1.0 - np.asarray(y.multiply(y).multiply(w).sum(axis=1)).ravel()
-            den = np.sqrt(np.clip(nx, 0, None) * np.clip(ny, 0, None))
-            out[s:s + len(aa)] = np.where(den > 1e-12, dot / np.where(den > 1e-12, den, 1.0), 0.0)
-        return out
+    def block(self, docs: np.ndarray, tag: np.ndarray, n_tags: int, queries: np.ndarray | None = None) -> Any:
+        m = _tagged(self.matrix, self._at(docs), tag, n_tags)
+        if queries is not None:  # drop each row's query words: the same tagged columns in the queries
+            qw = _tagged(self.query_words, queries, np.arange(len(queries)), len(queries))
+            drop = np.isin(m.indices, qw.indices)
+            m.data[drop] = 0.0
+            m.eliminate_zeros()
+        return _unit_rows(m)
+
+
+def _dense_to_positives(space: _Space, cq: np.ndarray, docs: np.ndarray, pos: np.ndarray,
+                        count: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Max and mean dense cosine of each cell (query ``cq``, document ``docs``) to its query's
+    positives (``pos``, ``count[q]`` per query, stored by query). Queries are bucketed by their
+    number of positives (powers of two) and each bucket is one batched product of its cells'
+    and its positives' rows, zero-padded: no (cell, positive) pair is gathered row by row. The
+    product is numpy's own einsum loop, not BLAS: the features do not depend on the BLAS kernel."""
+    n_q = len(count)
+    mat = space.matrix
+    x_rows = np.asarray(mat[space._at(docs)], dtype=np.float32)
+    y_rows = np.asarray(mat[space._at(pos)], dtype=np.float32)
+    cells_of = np.bincount(cq, minlength=n_q)
+    cell_first = np.cumsum(cells_of) - cells_of
+    cell_j = np.arange(len(cq)) - cell_first[cq]
+    pos_first = np.cumsum(count) - count
+    mx, mn = np.empty(len(cq)), np.empty(len(cq))
+    width = np.where(count > 0, 1 << np.ceil(np.log2(np.maximum(count, 1))).astype(np.int64), 0)
+    for w in np.unique(width[cells_of > 0]):
+        qs = np.flatnonzero((width == w) & (cells_of > 0))
+        local = np.full(n_q, -1)
+        local[qs] = np.arange(len(qs))
+        sel = np.flatnonzero(local[cq] >= 0)
+        x = np.zeros((len(qs), int(cells_of[qs].max()), mat.shape[1]), dtype=np.float32)
+        x[local[cq[sel]], cell_j[sel]] = x_rows[sel]
+        y = np.zeros((len(qs), int(w), mat.shape[1]), dtype=np.float32)
+        pq = np.repeat(np.arange(len(qs)), count[qs])
+        pj = np.arange(len(pq)) - np.repeat(np.cumsum(count[qs]) - count[qs], count[qs])
+        y[pq, pj] = y_rows[np.repeat(pos_first[qs], count[qs]) + pj]
+        sims = np.einsum("qkd,qmd->qkm", x, y).astype(np.float64)
+        real = np.arange(int(w))[None, :] < count[qs][:, None]
+        at = (local[cq[sel]], cell_j[sel])
+        mx[sel] = np.where(real[:, None, :], sims, -np.inf)[at].max(axis=1)
+        mn[sel] = sims[at].sum(axis=1) / count[cq[sel]]
+    return mx, mn
 
 
 def _to_positives(spaces: list[Any], cell_q: np.ndarray, cell_doc: np.ndarray, start: np.ndarray,
                   count: np.ndarray, kp: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
     """Per space, max and mean cosine of each cell's document to the known positives
-    ``kp[start[q]:start[q] + count[q]]`` of its query ``q`` (every cell's query has at least one);
-    the (cell, positive) pairs are built once for all spaces."""
+    ``kp[start[q]:start[q] + count[q]]`` of its query ``q`` (every cell's query has at least one;
+    the cells are ordered by query). Dense spaces gather the (cell, positive) pairs; sparse spaces
+    multiply the cells' and the positives' rows tagged by query (:func:`_tagged`), so only words
+    a pair shares cost anything: TF-IDF rows are non-negative, so a pair sharing no word is an
+    implicit 0 in both the max and the mean."""
     m = count[cell_q]
     out = [(np.empty(len(cell_q)), np.empty(len(cell_q))) for _ in spaces]
     for lo, hi in _chunks(m, 16 * PAIR_CHUNK):
         mm = m[lo:hi]
-        cell, j = _grouped(mm)
-        a, b = cell_doc[lo:hi][cell], kp[start[cell_q[lo:hi]][cell] + j]
-        first = np.cumsum(mm) - mm
-        qa = cell_q[lo:hi][cell]
+        cq = cell_q[lo:hi]
+        q0, q1 = int(cq[0]), int(cq[-1]) + 1
+        pos = kp[int(start[q0]):int(start[q1 - 1] + count[q1 - 1])]
+        pos_q = np.repeat(np.arange(q1 - q0), count[q0:q1])
         for space, (mx, mn) in zip(spaces, out):
-            sims = space.cosines(a, b, qa) if isinstance(space, _BeyondQuery) else space.cosines(a, b)
-            mx[lo:hi] = np.maximum.reduceat(sims, first)
-            mn[lo:hi] = np.add.reduceat(sims, first) / mm
+            if space.dense:
+                mx[lo:hi], mn[lo:hi] = _dense_to_positives(space, cq - q0, cell_doc[lo:hi], pos, count[q0:q1])
+                continue
+            extra = {"queries": np.arange(q0, q1)} if isinstance(space, _BeyondQuery) else {}
+            x = space.block(cell_doc[lo:hi], cq - q0, q1 - q0, **extra)
+            y = space.block(pos, pos_q, q1 - q0, **extra)
+            prod = (x @ y.T).tocsr()
+            mx[lo:hi] = np.maximum(prod.max(axis=1).toarray().ravel(), 0.0)
+            mn[lo:hi] = np.asarray(prod.sum(axis=1), dtype=np.float64).ravel() / mm
     return out
 
 
@@ -251,10 +300,12 @@ def _second_view_features(out: np.ndarray, view: SecondView, known: np.ndarray, 
 
 def features(data: MiningData, cand: Candidates, known: np.ndarray, tfidf: TextVectors,
              doc_embeddings: np.ndarray | DenseRows | None = None, view: SecondView | None = None,
-             beyond_query: bool = False) -> np.ndarray:
+             beyond_query: bool = False, need: tuple[str, ...] | None = None) -> np.ndarray:
     """``float32[n_queries, k, F]`` features of every cell against the known positives
     ``known bool[n_pairs]`` (a mask over ``data.positives``); padding rows are 0, and so are the
-    second-view features without a ``view`` and the beyond-query ones unless ``beyond_query``."""
+    second-view features without a ``view`` and the beyond-query ones unless ``beyond_query``.
+    ``need`` (feature names) leaves out the document-document spaces no needed feature reads
+    (their columns stay 0); ``None`` computes every one."""
     ids = cand.ids
     n_q, k = ids.shape
     out = np.zeros((n_q, k, len(FEATURES)), dtype=np.float32)
@@ -289,21 +340,30 @@ def features(data: MiningData, cand: Candidates, known: np.ndarray, tfidf: TextV
     cell_q, cell_c = np.nonzero(valid & (counts > 0)[:, None])
     if len(cell_q):
         cell_doc = ids[cell_q, cell_c]
-        spaces: list[Any] = [_Space(tfidf.matrix, tfidf.rows, dense=False)]
-        if isinstance(doc_embeddings, DenseRows):
+        def needed(*names: str) -> bool:
+            return need is None or any(f in need for f in names)
+
+        spaces: list[Any] = []
+        lexical = needed(*FEATURES[:3])
+        if lexical:
+            spaces.append(_Space(tfidf.matrix, tfidf.rows, dense=False))
+        dense = doc_embeddings is not None and needed(*FEATURES[3:5])
+        if isinstance(doc_embeddings, DenseRows) and dense:
             spaces.append(_Space(doc_embeddings.matrix, doc_embeddings.rows, dense=True))
-        elif doc_embeddings is not None:
+        elif dense:
             spaces.append(_Space(doc_embeddings, None, dense=True))
+        beyond_query = beyond_query and needed(*BEYOND_QUERY_FEATURES)
         if beyond_query:
             spaces.append(_BeyondQuery(tfidf, data))
         sims = _to_positives(spaces, cell_q, cell_doc, start, counts, kp)
         if beyond_query:
             out[cell_q, cell_c, 11], out[cell_q, cell_c, 12] = sims[-1]
-        (mx, mn), coh = sims[0], _cohesion(tfidf, start, counts, kp)[cell_q]
-        out[cell_q, cell_c, 0], out[cell_q, cell_c, 1] = mx, mn
-        out[cell_q, cell_c, 2] = np.where(np.isfinite(coh), mx - coh, 0.0)
-        if doc_embeddings is not None:
-            out[cell_q, cell_c, 3], out[cell_q, cell_c, 4] = sims[1]
+        if lexical:
+            (mx, mn), coh = sims[0], _cohesion(tfidf, start, counts, kp)[cell_q]
+            out[cell_q, cell_c, 0], out[cell_q, cell_c, 1] = mx, mn
+            out[cell_q, cell_c, 2] = np.where(np.isfinite(coh), mx - coh, 0.0)
+        if dense:
+            out[cell_q, cell_c, 3], out[cell_q, cell_c, 4] = sims[int(lexical)]
     if view is not None:
         _second_view_features(out, view, known, data, valid)
     out[~valid] = 0.0
