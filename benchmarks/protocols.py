@@ -22,6 +22,7 @@ runs on a checkout without :mod:`negmine.text.holdout` (the "before" figures: ``
 
 Usage: python benchmarks/protocols.py [--datasets npl cranfield] [--retrievers bm25 dense]
                                       [--protocols random pool] [--cache-dir DIR] [--out FILE]
+                                      [--hide-seed 7] [--mine-seed 0] [--detector-model logistic|spline]
 """
 
 from __future__ import annotations
@@ -69,37 +70,39 @@ def _pool_split(data: Any, pool: Any, depth: int) -> Any:
     return pool_split(data, pool, depth)
 
 
-def splits(data: Any, protocols: list[str], cache_dir: str) -> dict[str, Any]:
+def splits(data: Any, protocols: list[str], cache_dir: str, hide_seed: int = SEED) -> dict[str, Any]:
     out = {}
     for p in protocols:
         if p == "random":
-            out[p] = audit.hide_fraction(data, 0.5, SEED)
+            out[p] = audit.hide_fraction(data, 0.5, hide_seed)
         else:
             pool = negmine.text.retrievers.BM25().retrieve(data, POOL_DEPTH, RunContext(cache_dir=cache_dir))
             out[p] = _pool_split(data, pool, POOL_DEPTH)
     return out
 
 
-def run(dataset: str, retriever_name: str, protocols: list[str], cache_dir: str) -> list[dict[str, Any]]:
+def run(dataset: str, retriever_name: str, protocols: list[str], cache_dir: str, hide_seed: int = SEED,
+        mine_seed: int = MINE_SEED) -> list[dict[str, Any]]:
     data = negmine.load_beir(str(SHARED / dataset), "test")
     retriever = (negmine.text.retrievers.BM25() if retriever_name == "bm25"
                  else negmine.text.retrievers.Dense("sentence-transformers/all-MiniLM-L6-v2"))
     k = resolve_depth(data, N, [ExcludePositives()], None)
     cand = retriever.retrieve(data, k, RunContext(cache_dir=cache_dir))
     rows = []
-    for proto, split in splits(data, protocols, cache_dir).items():
+    for proto, split in splits(data, protocols, cache_dir, hide_seed).items():
         vis = split.visible
         vcand = audit.restrict(cand, data.positives, vis.positives, len(data.corpus))
         default = C.default_policy(vis)
         row: dict[str, Any] = {"dataset": dataset, "retriever": retriever_name, "protocol": proto,
                                "visible": int(vis.positives.counts().sum()),
-                               "hidden": int(split.hidden.counts().sum()), "default": default["reason"]}
+                               "hidden": int(split.hidden.counts().sum()), "default": default["reason"],
+                               "hide_seed": hide_seed if proto == "random" else None, "mine_seed": mine_seed}
         t0 = time.perf_counter()
         if default["calibrate"]:
-            mined = negmine.mine(vis, retriever, num_negatives=N, seed=MINE_SEED, depth=k, candidates=vcand,
+            mined = negmine.mine(vis, retriever, num_negatives=N, seed=mine_seed, depth=k, candidates=vcand,
                                  target_fnr=default["target_fnr"], min_coverage=default["min_coverage"])
         else:
-            mined = negmine.mine(vis, retriever, num_negatives=N, seed=MINE_SEED, depth=k, candidates=vcand,
+            mined = negmine.mine(vis, retriever, num_negatives=N, seed=mine_seed, depth=k, candidates=vcand,
                                  **_preset(default["options"]))
         row["mine_s"] = time.perf_counter() - t0
         row["calibrate_s"] = mined.timings.get("calibrate_s")
@@ -165,13 +168,20 @@ def main() -> None:
     ap.add_argument("--protocols", nargs="+", default=["random", "pool"], choices=["random", "pool"])
     ap.add_argument("--cache-dir", default="/tmp/negmine-frontier-cache")
     ap.add_argument("--out", default=str(HERE / "out-protocols" / "protocols.json"))
+    ap.add_argument("--hide-seed", type=int, default=SEED, help="seed of the random holdout (default 7)")
+    ap.add_argument("--mine-seed", type=int, default=MINE_SEED, help="mining seed (default 0, the CLI's)")
+    ap.add_argument("--detector-model", default=None, help="the detector's model (default: the library's)")
     args = ap.parse_args()
+    if args.detector_model:
+        import negmine.text.detector as detector
+
+        detector.DEFAULT_MODEL = args.detector_model
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, Any]] = []
     for ds in args.datasets:
         for rname in args.retrievers:
-            rows += run(ds, rname, args.protocols, args.cache_dir)
+            rows += run(ds, rname, args.protocols, args.cache_dir, args.hide_seed, args.mine_seed)
             out.write_text(json.dumps(rows, indent=1, default=float))
             print(render(rows[-len(args.protocols):]), flush=True)
     out.with_suffix(".md").write_text(render(rows) + "\n")

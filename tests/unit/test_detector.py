@@ -89,6 +89,30 @@ def test_finds_hidden_positives_near_visible_ones():
 
 
 @pytest.mark.extra("detect")
+def test_spline_basis_bends_at_the_training_quartiles():
+    """The default model's basis, by hand: each feature and its hinges max(0, x - t) at the
+    training quartiles t (1, 2, 3 for the values 0..4); the logistic model (the default) has none."""
+    from negmine.text.detector import _hinges
+
+    h = _hinges()((0.25, 0.5, 0.75)).fit(np.array([[0.0], [1.0], [2.0], [3.0], [4.0]]))
+    np.testing.assert_allclose(h.knots_[:, 0], [1.0, 2.0, 3.0])
+    np.testing.assert_allclose(h.transform(np.array([[2.5], [0.5]])), [[2.5, 1.5, 0.5, 0.0], [0.5, 0, 0, 0]])
+    assert Detector().model == "logistic"
+    assert [name for name, _ in Detector(model="logistic")._estimator(0).steps] == ["standardscaler",
+                                                                                   "logisticregression"]
+
+
+@pytest.mark.extra("detect")
+@pytest.mark.parametrize("model", ["spline", "logistic"])
+def test_both_linear_models_find_planted_hidden_positives_and_are_seeded(model: str):
+    vis, vcand, hidden, other = _hidden_cells(*planted(near=True))
+    p = Detector(model=model).fit_predict(vis, vcand, seed=1).probability
+    cells = hidden | other
+    assert _auc(p[cells], hidden[cells]) > 0.95
+    np.testing.assert_array_equal(p, Detector(model=model).fit_predict(vis, vcand, seed=1).probability)
+
+
+@pytest.mark.extra("detect")
 def test_does_not_pretend_where_hidden_positives_are_not_near_visible_ones():
     vis, vcand, hidden, other = _hidden_cells(*planted(near=False))
     det = Detector().fit_predict(vis, vcand, seed=1)

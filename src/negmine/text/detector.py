@@ -100,7 +100,11 @@ __all__ = ["BEYOND_QUERY_FEATURES", "FEATURES", "LEXICAL_FEATURES", "MECHANISMS"
 MECHANISMS = ("random", "pool")
 #: the features the default detector fits on (``None``: :func:`auto_features`, by the miner)
 DEFAULT_FEATURES: tuple[str, ...] | None = None
-MODELS = ("logistic", "gbm")
+MODELS = ("logistic", "spline", "gbm")
+#: the model of ``Detector()`` without one (experiments may set it, as :data:`DEFAULT_FEATURES`)
+DEFAULT_MODEL = "logistic"
+#: the training quantiles of each feature where the ``spline`` model's basis bends
+KNOT_QUANTILES = (0.25, 0.5, 0.75)
 
 
 @dataclass
@@ -117,8 +121,11 @@ class Detector:
     Parameters
     ----------
     model
-        ``logistic`` (standardised features, L2 logistic regression) or ``gbm`` (scikit-learn's
-        histogram gradient boosting).
+        ``logistic`` (the default, :data:`DEFAULT_MODEL`: standardised features, L2 logistic regression), ``spline``
+        (L2 logistic regression on a piecewise-linear basis of each feature, bending at its
+        training quartiles: harder negatives at the same measured HP-FNR under random missingness,
+        somewhat less safe under a lexical pool — docs/QUALITY.md §8) or ``gbm`` (scikit-learn's
+        histogram gradient boosting: more flexible, several times slower).
     folds
         Cross-fitting folds over queries (at least 2).
     max_train_rows
@@ -128,7 +135,7 @@ class Detector:
 
     name = "fn-detector"
 
-    def __init__(self, model: str = "logistic", folds: int = 5, max_train_rows: int = 200_000,
+    def __init__(self, model: str | None = None, folds: int = 5, max_train_rows: int = 200_000,
                  view: str = "halves", mechanisms: tuple[str, ...] | str = MECHANISMS,
                  features: tuple[str, ...] | None = None) -> None:
         used = tuple(features) if features is not None else DEFAULT_FEATURES
@@ -139,6 +146,7 @@ class Detector:
         if view not in ("halves", "all"):
             raise ConfigError(f"unknown detector view {view!r}; pick halves or all")
         self.view = view
+        model = model if model is not None else DEFAULT_MODEL
         if model not in MODELS:
             raise ConfigError(f"unknown detector model {model!r}; pick one of {', '.join(MODELS)}")
         if folds < 2:
@@ -168,6 +176,11 @@ class Detector:
         lm = require("sklearn.linear_model")
         pre = require("sklearn.preprocessing")
         pipe = require("sklearn.pipeline")
+        if self.model == "spline":
+            # warm-started: fold f's fit starts where fold f - 1's ended (its training rows are
+            # mostly the same), converging to the same tolerance in a fraction of the iterations
+            return pipe.make_pipeline(_hinges()(KNOT_QUANTILES), pre.StandardScaler(),
+                                      lm.LogisticRegression(C=1.0, max_iter=1000, warm_start=True))
         return pipe.make_pipeline(pre.StandardScaler(), lm.LogisticRegression(C=1.0, max_iter=1000))
 
     def fit_predict(self, data: MiningData, cand: Candidates, *, seed: int = 0,
@@ -192,6 +205,7 @@ class Detector:
         valid = cand.ids >= 0
         held: dict[str, tuple[list[np.ndarray], list[np.ndarray]]] = {m: ([], []) for m in self.mechanisms}
         fitted = 0
+        est: Any = self._estimator(seed) if self.model == "spline" else None  # one, warm-started fold to fold
         lab0 = per_mech[0].labels
         base_rate = float((lab0[trainable] == 1).sum() / max((lab0[trainable] >= 0).sum(), 1))
         for f in range(self.folds):
@@ -203,7 +217,8 @@ class Detector:
             if len(np.unique(y)) < 2:  # nothing to learn from: the base rate, honestly
                 prob[cells] = base_rate
                 continue
-            est = self._estimator(seed)
+            if self.model != "spline":
+                est = self._estimator(seed)
             step = est.steps[-1][0] if hasattr(est, "steps") else None
             est.fit(x, y, **({f"{step}__sample_weight": w} if step else {"sample_weight": w}))
             fitted += 1
@@ -298,6 +313,34 @@ class Detector:
                 stats["heldout_mean_probability"] = float(pp.mean())
                 stats["heldout_positive_rate"] = float(yy.mean())
         return stats
+
+
+_HINGES: Any = None
+
+
+def _hinges() -> Any:
+    """The ``spline`` model's basis as a scikit-learn transformer class (built on first use, so
+    that importing this module needs no scikit-learn): each feature ``x`` plus ``max(0, x - t)``
+    for its training quantiles ``t`` — a piecewise-linear function of every feature once the
+    logistic regression weighs the columns."""
+    global _HINGES
+    if _HINGES is None:
+        base = require("sklearn.base")
+
+        class Hinges(base.TransformerMixin, base.BaseEstimator):  # type: ignore[name-defined]
+            def __init__(self, quantiles: tuple[float, ...] = KNOT_QUANTILES) -> None:
+                self.quantiles = quantiles
+
+            def fit(self, x: np.ndarray, y: Any = None, **_: Any) -> Hinges:
+                self.knots_ = np.quantile(np.asarray(x, dtype=np.float64), self.quantiles, axis=0)
+                return self
+
+            def transform(self, x: np.ndarray) -> np.ndarray:
+                x = np.asarray(x, dtype=np.float64)
+                return np.concatenate([x, *(np.maximum(0.0, x - t[None, :]) for t in self.knots_)], axis=1)
+
+        _HINGES = Hinges
+    return _HINGES
 
 
 @dataclass
