@@ -303,6 +303,37 @@ def test_remine_every_records_refresh_stats(tiny_model: Path, mined: Path, tmp_p
     assert all(np.array_equal(first[k], second[k]) for k in first)
 
 
+def test_a_live_model_is_never_read_from_or_written_to_the_embedding_cache(tiny_model: Path, tmp_path: Path) -> None:
+    """Regression (SciFact, issue 20): a second seed re-mined at the same step read the first
+    seed's cached embeddings ("live-model:step=26" for both) and got its negatives. Two live
+    models with different weights at the same step, one cache directory: each is encoded, nothing
+    is cached, and the embeddings differ."""
+    from sentence_transformers import SentenceTransformer
+
+    import negmine
+    from negmine.text.train.models import LiveEncoder
+    from negmine.text.types import RunContext
+
+    data = negmine.load_beir(str(SAMPLE))
+    a = SentenceTransformer(str(tiny_model), device="cpu")
+    b = SentenceTransformer(str(tiny_model), device="cpu")
+    with torch.no_grad():
+        for p in b.parameters():
+            p.add_(0.05 * torch.randn_like(p, generator=torch.Generator().manual_seed(1)))
+    cache = tmp_path / "cache"
+    out = []
+    for model in (a, b):
+        enc = LiveEncoder(model)
+        enc.step = 26
+        ctx = RunContext(cache_dir=str(cache))
+        retriever = negmine.text.retrievers.Dense(encoder=enc)
+        retriever.retrieve(data, 5, ctx)
+        assert ctx.encoding.get("document_encoded") == len(data.corpus) and not ctx.encoding.get("document_cached")
+        out.append(retriever.docs_[1])
+    assert not np.allclose(out[0], out[1])
+    assert not cache.exists() or not any(cache.rglob("*.npy"))
+
+
 def test_remine_needs_the_mining_options(tiny_model: Path, mined: Path, tmp_path: Path) -> None:
     import shutil
 

@@ -88,7 +88,9 @@ class Encoder(Protocol):
     """Turns texts into ``float32[n, d]`` embeddings.
 
     ``identity(kind)`` must change whenever the embeddings of the same text could change
-    (model, weights, prompt, normalisation, maximum length): it keys the embedding cache.
+    (model, weights, prompt, normalisation, maximum length): it keys the embedding cache. An
+    encoder whose weights change under one identity (a model being trained) sets a class
+    attribute ``cacheable = False``, and no cache is read or written for it.
     """
 
     normalize: bool

@@ -63,6 +63,13 @@ class EmbeddingRetriever:
             )
         return self.encoder
 
+    def _cache(self, ctx: Any) -> EmbeddingCache | None:
+        """The run's embedding cache, unless the encoder's embeddings may change under the same
+        identity (a model being trained: ``cacheable = False``)."""
+        if not ctx.cache_dir or not getattr(self._encoder(), "cacheable", True):
+            return None
+        return EmbeddingCache(ctx.cache_dir)
+
     def config(self) -> dict[str, Any]:
         enc = self._encoder()
         return {
@@ -107,7 +114,7 @@ class EmbeddingRetriever:
             d = load_embeddings(self.doc_embeddings, data.corpus.ids, "corpus")
             ctx.encoding["document_precomputed"] = len(d)
         else:
-            cache = EmbeddingCache(ctx.cache_dir) if ctx.cache_dir else None
+            cache = self._cache(ctx)
             d = encode_cached(self._encoder(), data.corpus.full_texts(), "document", cache, ctx.encoding)
         ctx.timings["encode_documents_s"] = time.perf_counter() - t0
         self.docs_ = (data.corpus, d)
@@ -129,7 +136,7 @@ class EmbeddingRetriever:
             q = np.asarray(table[[rows[x] for x in data.queries.ids]], dtype=np.float32)
             ctx.encoding["query_precomputed"] = ctx.encoding.get("query_precomputed", 0) + len(q)
         else:
-            cache = EmbeddingCache(ctx.cache_dir) if ctx.cache_dir else None
+            cache = self._cache(ctx)
             q = encode_cached(self._encoder(), data.queries.texts, "query", cache, ctx.encoding)
         ctx.timings["encode_queries_s"] = ctx.timings.get("encode_queries_s", 0.0) + time.perf_counter() - t0
         self.queries_ = (data.queries, q)

@@ -20,9 +20,15 @@ class LiveEncoder:
     """An :class:`~negmine.text.encoders.Encoder` over a ``SentenceTransformer`` held in memory — the
     model being trained — so re-mining and evaluation see its current weights.
 
-    ``step`` is part of the identity (the weights change with it); use no embedding cache.
-    Encoding switches the model to eval mode (no dropout) and restores its mode afterwards.
+    ``step`` is part of the identity, but two training runs (two seeds) reach the same step with
+    different weights: the embeddings of a live model are never cached (``cacheable = False``,
+    honoured by :class:`~negmine.text.retrievers.embedding.EmbeddingRetriever`), even when the
+    re-mining run's options name a cache directory. Encoding switches the model to eval mode (no
+    dropout) and restores its mode afterwards.
     """
+
+    #: the weights change under the same identity: never read or write an embedding cache
+    cacheable = False
 
     def __init__(self, model: Any, *, query_prompt: str | None = None, document_prompt: str | None = None,
                  batch_size: int = 32, normalize: bool = True) -> None:
