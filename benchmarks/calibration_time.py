@@ -11,7 +11,10 @@ Medians over the repeats, their spread, the ratio this / reference of the median
 average before and after.
 
     python benchmarks/calibration_time.py --reference /path/to/old/checkout/src [--repeats 3]
-        [--cache-dir /tmp/negmine-frontier-cache] [--core 0] [--out FILE]
+        [--cache-dir /tmp/negmine-frontier-cache] [--core 0] [--out FILE] [--allow-load]
+
+It holds the benchmark lock and refuses a busy machine (load above 1.5) unless ``--allow-load``
+(then its figures are flagged), as every benchmark here (``_bench.quiet``).
 
 The reference checkout may use the pre-layout import paths (``negmine.calibrate``, ...).
 """
@@ -25,6 +28,9 @@ import statistics
 import subprocess
 import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _bench import quiet
 
 HERE = Path(__file__).resolve().parent
 
@@ -76,15 +82,16 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--core", type=int, default=0)
     ap.add_argument("--out", default=None)
+    ap.add_argument("--allow-load", action="store_true", help="run on a busy machine (figures flagged)")
     args = ap.parse_args()
     this = str(HERE.parent / "src")
-    load_before = os.getloadavg()
     runs: dict[str, list[list[dict]]] = {"this": [], "reference": []}
-    for _ in range(args.repeats):
-        for name, src in (("this", this), ("reference", args.reference)):
-            runs[name].append(_run(src, args.dataset, args.cache_dir, args.core))
-    load_after = os.getloadavg()
-    result: dict = {"load_before": load_before, "load_after": load_after, "repeats": args.repeats, "runs": runs}
+    with quiet(allow_load=args.allow_load) as session:
+        for _ in range(args.repeats):
+            for name, src in (("this", this), ("reference", args.reference)):
+                runs[name].append(_run(src, args.dataset, args.cache_dir, args.core))
+    result: dict = {"load_before": session.load_before, "load_after": session.load_after,
+                    "under_load": session.under_load, "repeats": args.repeats, "runs": runs}
     for call, label in ((0, "first call (as one CLI run)"), (2, "third call (compute only)")):
         med = {}
         for name in runs:
@@ -94,7 +101,7 @@ def main() -> None:
                   f"policy {runs[name][0][call]['policy']}")
         result[f"ratio_call{call + 1}"] = med["this"] / med["reference"]
         print(f"{label}: this / reference = {result[f'ratio_call{call + 1}']:.2f}")
-    print(f"load average before {load_before[0]:.2f}, after {load_after[0]:.2f}")
+    print(session.header())
     if args.out:
         Path(args.out).write_text(json.dumps(result, indent=1))
 

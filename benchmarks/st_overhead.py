@@ -11,7 +11,7 @@ sampler's index build (``timings.sampler_index_s``: once per training run), and 
 to the no-duplicates baseline's training seconds; the load average before and after.
 
     taskset -c 1 python benchmarks/st_overhead.py runs/scifact-st/dense-default/seed-0/mined \\
-        [--steps 26] [--repeats 2] [--out FILE]
+        [--steps 26] [--repeats 2] [--out FILE] [--allow-load]
 """
 
 from __future__ import annotations
@@ -20,9 +20,13 @@ import argparse
 import json
 import os
 import statistics
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _bench import quiet
 
 SETTINGS: dict[str, dict[str, Any]] = {
     "no-duplicates": {},
@@ -39,6 +43,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=26)
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--out", default=None)
+    ap.add_argument("--allow-load", action="store_true", help="run on a busy machine (figures flagged)")
     args = ap.parse_args()
     os.environ.setdefault("NEGMINE_PROGRESS", "0")
     import torch
@@ -46,22 +51,20 @@ def main() -> None:
     from negmine.text.train import train
 
     torch.set_num_threads(1)
-    load_before = os.getloadavg()
     runs: dict[str, list[dict[str, float]]] = {name: [] for name in SETTINGS}
-    for _ in range(args.repeats):
-        for name, opts in SETTINGS.items():
-            with tempfile.TemporaryDirectory() as tmp:
-                res = train(args.mined, Path(tmp) / "model", max_steps=args.steps, batch_size=16, lr=2e-5,
-                            max_seq_length=128, seed=0, **opts)
-            t = res.record["timings"]
-            runs[name].append({"train_s": t["train_s"], "sampler_index_s": t.get("sampler_index_s", 0.0)})
-            print(f"{name}: train {t['train_s']:.1f} s, sampler index {t.get('sampler_index_s', 0.0):.1f} s",
-                  flush=True)
-    load_after = os.getloadavg()
+    with quiet(allow_load=args.allow_load) as session:
+        for _ in range(args.repeats):
+            for name, opts in SETTINGS.items():
+                with tempfile.TemporaryDirectory() as tmp:
+                    res = train(args.mined, Path(tmp) / "model", max_steps=args.steps, batch_size=16, lr=2e-5,
+                                max_seq_length=128, seed=0, **opts)
+                t = res.record["timings"]
+                runs[name].append({"train_s": t["train_s"], "sampler_index_s": t.get("sampler_index_s", 0.0)})
+                print(f"{name}: train {t['train_s']:.1f} s, sampler index {t.get('sampler_index_s', 0.0):.1f} s",
+                      flush=True)
     base = statistics.median(r["train_s"] for r in runs["no-duplicates"])
     summary = {}
-    print(f"\n{args.steps} steps, {args.repeats} repeats; load average {load_before[0]:.2f} before, "
-          f"{load_after[0]:.2f} after")
+    print(f"\n{args.steps} steps, {args.repeats} repeats; {session.header()}")
     print("| setting | train s, median (min–max) | sampler index s | (train + index) / no-duplicates train |")
     print("|---|---|---|---|")
     for name, rs in runs.items():
@@ -72,8 +75,10 @@ def main() -> None:
                          "ratio": ratio}
         print(f"| {name} | {statistics.median(xs):.1f} ({min(xs):.1f}–{max(xs):.1f}) | {idx:.1f} | {ratio:.3f} |")
     if args.out:
-        Path(args.out).write_text(json.dumps({"steps": args.steps, "repeats": args.repeats, "load_before": load_before,
-                                              "load_after": load_after, "runs": runs, "summary": summary}, indent=1))
+        Path(args.out).write_text(json.dumps({"steps": args.steps, "repeats": args.repeats,
+                                              "load_before": session.load_before, "load_after": session.load_after,
+                                              "under_load": session.under_load, "runs": runs, "summary": summary},
+                                             indent=1))
 
 
 if __name__ == "__main__":
