@@ -261,6 +261,7 @@ def main() -> None:
     ap.add_argument("--skip", nargs="*", default=[], choices=["bm25", "dense"])
     ap.add_argument("--ref-backend", default="numba", choices=["numba", "numpy"], help="bm25s backend of the reference")
     ap.add_argument("--allow-load", action="store_true", help="run on a busy machine (figures flagged)")
+    ap.add_argument("--repeats", type=int, default=3, help="fresh processes per measurement (median of them)")
     args = ap.parse_args()
     if args.child:
         mode, n, nq, k, seed, dq = args.child[0], *map(int, args.child[1:6])
@@ -293,15 +294,15 @@ def report(args: argparse.Namespace) -> None:
     bm: list[dict[str, float]] = []
     if "bm25" not in args.skip:
         print(f"\n## BM25 (bm25s alone, {args.ref_backend} backend, retrieval on every core = reference; each run "
-              "in a fresh process, median of 3 (min-max))\n")
+              f"in a fresh process, median of {args.repeats} (min-max))\n")
         print("| docs | bm25s s | bm25s MB | negmine s | negmine MB | wall ratio | CPU-time ratio | RSS ratio | "
               "negmine index / search s |")
         print("|---:|---:|---:|---:|---:|---:|---:|---:|---|")
         for n in args.sizes:
             generate(n, args.queries, args.seed)
             argv = [str(n), str(args.queries), str(args.k), str(args.seed), str(args.dense_queries)]
-            ref = child([f"bm25s-{args.ref_backend}", *argv])
-            ours = child(["negmine-bm25", *argv])
+            ref = child([f"bm25s-{args.ref_backend}", *argv], args.repeats)
+            ours = child(["negmine-bm25", *argv], args.repeats)
             row = {"n": n, "ref_s": ref["wall_s"], "ref_mb": ref["peak_rss_mb"], "s": ours["wall_s"],
                    "mb": ours["peak_rss_mb"], "search_s": ours.get("neg_search_s", math.nan),
                    "index_s": ours.get("neg_index_s", math.nan), "ref_search_s": ref["search_s"]}
