@@ -632,3 +632,20 @@ def test_dense_cache_second_run_encodes_nothing(cli: Cli, tiny_beir: Path, tmp_p
     assert all(r["negative_sources"] == ["faiss"] * 3 for r in faiss_rows)
     # cosine scores of a normalised model
     assert all(-1.0 <= s <= 1.0 + 1e-6 for r in dense_rows for s in r["negative_scores"] + r["positive_scores"])
+
+
+@pytest.mark.extra("bm25", "detect")
+def test_the_spline_detector_is_chosen_on_the_command_line(sample_dir: Path, tmp_path: Path) -> None:
+    """``--fn-detector spline`` (the opt-in detector of docs/QUALITY.md §8) reaches the filter and
+    the manifest; the default stays ``logistic``."""
+    from negmine.cli.main import main
+
+    def detector(*extra: str) -> dict[str, Any]:
+        out = tmp_path / "-".join(extra or ("default",))
+        assert main(["mine", "--dataset", str(sample_dir), "--retriever", "bm25", "--num-negatives", "2",
+                     "--fn-max-prob", "0.1", *extra, "--out", str(out)]) == 0
+        filters = json.loads((out / "manifest.json").read_text())["config"]["filters"]
+        return next(f for f in filters if f["name"] == "fn-max-prob")["detector"]
+
+    assert detector("--fn-detector", "spline")["model"] == "spline"
+    assert detector()["model"] == "logistic"

@@ -375,7 +375,7 @@ class FnMaxProb(_Threshold):
         super().__init__(value)
         if not 0 <= self.value <= 1:
             raise ConfigError(f"fn_max_prob is a probability in [0, 1], got {value}; e.g. --fn-max-prob 0.05")
-        if isinstance(detector, str):  # a model name: logistic | gbm
+        if isinstance(detector, str):  # a model name: logistic | spline | gbm
             from negmine.text.detector import Detector
 
             detector = Detector(detector)

@@ -99,7 +99,7 @@ filters.register("fn-max-prob", "negmine.text.filters:FnMaxProb",
                      Option("fn_max_prob", float, None, "keep iff detector probability <= P", arg="value",
                             low=0, high=1),
                      Option("fn_detector", str, "logistic", "detector model", arg="detector",
-                            choices=("logistic", "gbm"))))
+                            choices=("logistic", "spline", "gbm"))))
 
 scorers.register("cross-encoder", "negmine.text.scorers.cross_encoder:CrossEncoderScorer",
                  "sentence-transformers CrossEncoder scores of (query, candidate) and (query, positive) pairs",
