@@ -219,6 +219,26 @@ def _dense_to_positives(space: _Space, cq: np.ndarray, docs: np.ndarray, pos: np
     return mx, mn
 
 
+def _dense_by_parts(space: _Space, cq: np.ndarray, docs: np.ndarray, pos: np.ndarray,
+                    count: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_dense_to_positives` over consecutive runs of queries of at most ``PAIR_CHUNK`` padded
+    cells each (every query counted at the largest number of cells of any): the gathered and
+    padded embedding rows stay ~100 MB however many cells a chunk of pairs holds (a million cells
+    when each query has one positive)."""
+    cells_of = np.bincount(cq, minlength=len(count))
+    widest = max(int(cells_of.max(initial=0)), 1)
+    pos_first = np.cumsum(count) - count
+    cell_first = np.cumsum(cells_of) - cells_of
+    mx, mn = np.empty(len(cq)), np.empty(len(cq))
+    for a, b in _chunks(np.full(len(count), widest), PAIR_CHUNK):
+        c0, c1 = int(cell_first[a]), int(cell_first[b - 1] + cells_of[b - 1])
+        if c1 == c0:
+            continue
+        p0, p1 = int(pos_first[a]), int(pos_first[b - 1] + count[b - 1])
+        mx[c0:c1], mn[c0:c1] = _dense_to_positives(space, cq[c0:c1] - a, docs[c0:c1], pos[p0:p1], count[a:b])
+    return mx, mn
+
+
 def _to_positives(spaces: list[Any], cell_q: np.ndarray, cell_doc: np.ndarray, start: np.ndarray,
                   count: np.ndarray, kp: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
     """Per space, max and mean cosine of each cell's document to the known positives
@@ -237,7 +257,7 @@ def _to_positives(spaces: list[Any], cell_q: np.ndarray, cell_doc: np.ndarray, s
         pos_q = np.repeat(np.arange(q1 - q0), count[q0:q1])
         for space, (mx, mn) in zip(spaces, out):
             if space.dense:
-                mx[lo:hi], mn[lo:hi] = _dense_to_positives(space, cq - q0, cell_doc[lo:hi], pos, count[q0:q1])
+                mx[lo:hi], mn[lo:hi] = _dense_by_parts(space, cq - q0, cell_doc[lo:hi], pos, count[q0:q1])
                 continue
             extra = {"queries": np.arange(q0, q1)} if isinstance(space, _BeyondQuery) else {}
             x = space.block(cell_doc[lo:hi], cq - q0, q1 - q0, **extra)
