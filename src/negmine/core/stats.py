@@ -27,29 +27,34 @@ def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
     return (max(0.0, centre - half), min(1.0, centre + half))
 
 
+def cluster_wilson_rows(hits: np.ndarray, negatives: np.ndarray, z: float = 1.96) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`cluster_wilson` of every row of ``hits`` / ``negatives`` (``[m, n]``: ``m`` rates,
+    each over ``n`` clusters) at once: ``(lower float64[m], upper float64[m])``, NaN for a row
+    with no negatives. The calibration bounds hundreds of policies per fold with it."""
+    k = np.atleast_2d(np.asarray(hits, dtype=np.float64))
+    n = np.atleast_2d(np.asarray(negatives, dtype=np.float64))
+    total = n.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p = k.sum(axis=1) / total
+        m = (n > 0).sum(axis=1)
+        var_c = m / np.maximum(m - 1, 1) * ((k - p[:, None] * n) ** 2).sum(axis=1) / total**2
+        deff = np.where((m > 1) & (p > 0) & (p < 1), np.maximum(1.0, var_c / (p * (1 - p) / total)), 1.0)
+        n_eff = total / deff
+        den = 1 + z * z / n_eff
+        centre = (p + z * z / (2 * n_eff)) / den
+        half = z * np.sqrt(p * (1 - p) / n_eff + z * z / (4 * n_eff * n_eff)) / den
+    none = total == 0
+    return (np.where(none, np.nan, np.maximum(0.0, centre - half)),
+            np.where(none, np.nan, np.minimum(1.0, centre + half)))
+
+
 def cluster_wilson(hits: np.ndarray, negatives: np.ndarray, z: float = 1.96) -> tuple[float, float]:
     """Wilson 95% interval of the pooled rate ``Σ hits / Σ negatives`` whose units come in
     clusters (the negatives of one query are not independent): the count is shrunk to Kish's
     effective size ``n / deff`` with the design effect ``deff = var_cluster(p) / var_binomial(p)``
     (at least 1) of the ratio estimator. With one cluster, or no hit, ``deff = 1``."""
-    k = np.asarray(hits, dtype=np.float64)
-    n = np.asarray(negatives, dtype=np.float64)
-    keep = n > 0
-    k, n = k[keep], n[keep]
-    total = float(n.sum())
-    if total == 0:
-        return (float("nan"), float("nan"))
-    p = float(k.sum()) / total
-    deff = 1.0
-    m = len(n)
-    if m > 1 and 0 < p < 1:
-        var_c = m / (m - 1) * float(((k - p * n) ** 2).sum()) / total**2
-        deff = max(1.0, var_c / (p * (1 - p) / total))
-    n_eff = total / deff
-    den = 1 + z * z / n_eff
-    centre = (p + z * z / (2 * n_eff)) / den
-    half = z * math.sqrt(p * (1 - p) / n_eff + z * z / (4 * n_eff * n_eff)) / den
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    lo, hi = cluster_wilson_rows(np.asarray(hits)[None], np.asarray(negatives)[None], z)
+    return (float(lo[0]), float(hi[0]))
 
 
 N_PERMUTATIONS = 10_000

@@ -134,44 +134,28 @@ def _stats(rows: _Rows, policy: Policy, num_negatives: int, seed: int, n_q: int)
 
 
 def _summary(st: np.ndarray, queries: np.ndarray) -> dict[str, Any]:
-    from negmine.core.stats import cluster_wilson
-
-    hits, negs, full, rows, ranks = st[:, queries]
-    n = float(negs.sum())
-    lo, hi = cluster_wilson(hits, negs)
-    return {"hp_fnr": float(hits.sum() / n) if n else float("nan"), "hp_fnr_ci95": [lo, hi],
-            "coverage": float(full.sum() / rows.sum()) if rows.sum() else float("nan"),
-            "mean_rank": float(ranks.sum() / n) if n else float("nan"), "negatives": int(n),
-            "queries": int(queries.sum())}
+    return summaries(st[None], queries)[0]
 
 
 def summaries(stats: np.ndarray, queries: np.ndarray) -> list[dict[str, Any]]:
-    """:func:`_summary` of every policy of ``stats`` (``float64[n_policies, 5, n_queries]``) over the
-    ``queries`` mask, computed for all policies at once (the same figures: the counts are integers,
-    the interval is :func:`negmine.core.stats.cluster_wilson`'s, vectorised)."""
+    """HP-FNR with its query-clustered interval (:func:`negmine.core.stats.cluster_wilson_rows`),
+    coverage and mean raw rank of every policy of ``stats`` (``float64[n_policies, 5,
+    n_queries]``) over the ``queries`` mask, all policies at once."""
+    from negmine.core.stats import cluster_wilson_rows
+
     st = stats[:, :, queries]
     hits, negs, full, rows, ranks = (st[:, i] for i in range(5))
     n = negs.sum(axis=1)
-    k_tot = hits.sum(axis=1)
     n_rows = rows.sum(axis=1)
+    lo, hi = cluster_wilson_rows(hits, negs)
     with np.errstate(invalid="ignore", divide="ignore"):
-        p = k_tot / n
-        m = (negs > 0).sum(axis=1)
-        var_c = m / np.maximum(m - 1, 1) * ((hits - p[:, None] * negs) ** 2).sum(axis=1) / n**2
-        deff = np.where((m > 1) & (p > 0) & (p < 1), np.maximum(1.0, var_c / (p * (1 - p) / n)), 1.0)
-        n_eff = n / deff
-        z = 1.96
-        den = 1 + z * z / n_eff
-        centre = (p + z * z / (2 * n_eff)) / den
-        half = z * np.sqrt(p * (1 - p) / n_eff + z * z / (4 * n_eff * n_eff)) / den
-        lo, hi = np.maximum(0.0, centre - half), np.minimum(1.0, centre + half)
+        p = hits.sum(axis=1) / n
         cov = full.sum(axis=1) / n_rows
         rank = ranks.sum(axis=1) / n
     out = []
     for i in range(len(st)):
         none = not n[i]
-        out.append({"hp_fnr": float("nan") if none else float(p[i]),
-                    "hp_fnr_ci95": [float("nan"), float("nan")] if none else [float(lo[i]), float(hi[i])],
+        out.append({"hp_fnr": float("nan") if none else float(p[i]), "hp_fnr_ci95": [float(lo[i]), float(hi[i])],
                     "coverage": float(cov[i]) if n_rows[i] else float("nan"),
                     "mean_rank": float("nan") if none else float(rank[i]), "negatives": int(n[i]),
                     "queries": int(queries.sum())})
