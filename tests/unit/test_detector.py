@@ -88,18 +88,19 @@ def test_finds_hidden_positives_near_visible_ones():
     assert keep[hidden].mean() < 0.2 and keep[other].mean() > 0.95
 
 
-@pytest.mark.extra("detect")
 def test_spline_basis_bends_at_the_training_quartiles():
-    """The default model's basis, by hand: each feature and its hinges max(0, x - t) at the
+    """The spline model's basis, by hand: each feature and its hinges max(0, x - t) at the
     training quartiles t (1, 2, 3 for the values 0..4); the logistic model (the default) has none."""
-    from negmine.text.detector import _hinges
+    from negmine.core.logistic import LogisticModel
 
-    h = _hinges()((0.25, 0.5, 0.75)).fit(np.array([[0.0], [1.0], [2.0], [3.0], [4.0]]))
-    np.testing.assert_allclose(h.knots_[:, 0], [1.0, 2.0, 3.0])
-    np.testing.assert_allclose(h.transform(np.array([[2.5], [0.5]])), [[2.5, 1.5, 0.5, 0.0], [0.5, 0, 0, 0]])
+    m = Detector(model="spline")._estimator(0)
+    assert isinstance(m, LogisticModel) and m.knots == (0.25, 0.5, 0.75) and m.warm_start
+    m.fit(np.array([[0.0], [1.0], [2.0], [3.0], [4.0]]), np.array([0, 0, 1, 0, 1]))
+    np.testing.assert_allclose(m.knots_[:, 0], [1.0, 2.0, 3.0])
+    np.testing.assert_allclose(m._basis(np.array([[2.5], [0.5]])), [[2.5, 1.5, 0.5, 0.0], [0.5, 0, 0, 0]])
     assert Detector().model == "logistic"
-    assert [name for name, _ in Detector(model="logistic")._estimator(0).steps] == ["standardscaler",
-                                                                                   "logisticregression"]
+    plain = Detector(model="logistic")._estimator(0)
+    assert isinstance(plain, LogisticModel) and plain.knots == () and not plain.warm_start
 
 
 @pytest.mark.extra("detect")

@@ -61,6 +61,7 @@ import numpy as np
 
 from negmine.core.errors import ConfigError
 from negmine.core.keys import uniform
+from negmine.core.logistic import LogisticModel
 from negmine.core.optional import require
 from negmine.text.detector_features import (
     BEYOND_QUERY_FEATURES,
@@ -173,15 +174,13 @@ class Detector:
             ens = require("sklearn.ensemble")
             return ens.HistGradientBoostingClassifier(max_iter=150, learning_rate=0.05, max_leaf_nodes=15,
                                                       l2_regularization=1.0, random_state=seed & 0x7FFFFFFF)
-        lm = require("sklearn.linear_model")
-        pre = require("sklearn.preprocessing")
-        pipe = require("sklearn.pipeline")
+        # a Newton fit with no BLAS call (negmine.core.logistic): scikit-learn's lbfgs sums through
+        # BLAS, and its probabilities differed in the last bits between OpenBLAS kernels
         if self.model == "spline":
             # warm-started: fold f's fit starts where fold f - 1's ended (its training rows are
-            # mostly the same), converging to the same tolerance in a fraction of the iterations
-            return pipe.make_pipeline(_hinges()(KNOT_QUANTILES), pre.StandardScaler(),
-                                      lm.LogisticRegression(C=1.0, max_iter=1000, warm_start=True))
-        return pipe.make_pipeline(pre.StandardScaler(), lm.LogisticRegression(C=1.0, max_iter=1000))
+            # mostly the same), converging to the same tolerance in fewer Newton steps
+            return LogisticModel(c=1.0, knots=KNOT_QUANTILES, warm_start=True)
+        return LogisticModel(c=1.0)
 
     def fit_predict(self, data: MiningData, cand: Candidates, *, seed: int = 0,
                     doc_embeddings: np.ndarray | None = None, tfidf: TextVectors | None = None,
@@ -219,8 +218,7 @@ class Detector:
                 continue
             if self.model != "spline":
                 est = self._estimator(seed)
-            step = est.steps[-1][0] if hasattr(est, "steps") else None
-            est.fit(x, y, **({f"{step}__sample_weight": w} if step else {"sample_weight": w}))
+            est.fit(x, y, sample_weight=w)
             fitted += 1
             prob[cells] = self._predict(est, per_mech, cells)
             for mv in per_mech:
@@ -313,34 +311,6 @@ class Detector:
                 stats["heldout_mean_probability"] = float(pp.mean())
                 stats["heldout_positive_rate"] = float(yy.mean())
         return stats
-
-
-_HINGES: Any = None
-
-
-def _hinges() -> Any:
-    """The ``spline`` model's basis as a scikit-learn transformer class (built on first use, so
-    that importing this module needs no scikit-learn): each feature ``x`` plus ``max(0, x - t)``
-    for its training quantiles ``t`` — a piecewise-linear function of every feature once the
-    logistic regression weighs the columns."""
-    global _HINGES
-    if _HINGES is None:
-        base = require("sklearn.base")
-
-        class Hinges(base.TransformerMixin, base.BaseEstimator):  # type: ignore[name-defined]
-            def __init__(self, quantiles: tuple[float, ...] = KNOT_QUANTILES) -> None:
-                self.quantiles = quantiles
-
-            def fit(self, x: np.ndarray, y: Any = None, **_: Any) -> Hinges:
-                self.knots_ = np.quantile(np.asarray(x, dtype=np.float64), self.quantiles, axis=0)
-                return self
-
-            def transform(self, x: np.ndarray) -> np.ndarray:
-                x = np.asarray(x, dtype=np.float64)
-                return np.concatenate([x, *(np.maximum(0.0, x - t[None, :]) for t in self.knots_)], axis=1)
-
-        _HINGES = Hinges
-    return _HINGES
 
 
 @dataclass
