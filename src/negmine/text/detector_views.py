@@ -18,6 +18,8 @@ from negmine.text.types import Candidates, MiningData
 BM25_K1, BM25_B = 1.5, 0.75
 #: dimensions of the latent (LSA) second view, when no dense embeddings exist
 LATENT_DIMS = 64
+#: power iterations of the latent view's randomised subspace iteration (scikit-learn's TruncatedSVD used 4)
+LATENT_ITERATIONS = 4
 
 
 @dataclass
@@ -104,11 +106,42 @@ def _lexical_view(data: MiningData, cand: Candidates, rows: np.ndarray) -> Secon
     return view
 
 
+def _orthonormal_rows(rows: np.ndarray) -> np.ndarray:
+    """An orthonormal basis (as rows) of the span of ``rows`` (``d × n``), by modified Gram-Schmidt
+    with numpy's own loops (no BLAS or LAPACK); rows that add nothing new (relative norm below
+    1e-10: a rank-deficient span) become zero."""
+    out = np.array(rows, dtype=np.float64)
+    for j in range(len(out)):
+        size0 = float(np.sqrt(np.sum(out[j] * out[j])))
+        for _ in range(2):  # twice is enough (Giraud et al., 2005)
+            if j:
+                out[j] -= np.einsum("ki,k->i", out[:j], np.einsum("ki,i->k", out[:j], out[j]))
+        size = float(np.sqrt(np.sum(out[j] * out[j])))
+        out[j] = out[j] / size if size > 1e-10 * max(size0, 1e-300) else 0.0
+    return out
+
+
+def latent_basis(matrix: Any, dims: int, n_iter: int = LATENT_ITERATIONS, seed: int = 0) -> np.ndarray:
+    """``float64[n_terms, dims]``: an orthonormal basis of (about) the top-``dims`` right singular
+    subspace of the sparse ``matrix`` (documents × terms), by seeded randomised subspace iteration
+    (Halko, Martinsson & Tropp, 2011) written without BLAS: sparse products are scipy's own loops,
+    orthonormalisation :func:`_orthonormal_rows`. Cosines of ``matrix @ basis`` rows are those of
+    LSA's space (they do not depend on the rotation inside the subspace), and the bytes do not
+    depend on the BLAS kernel — identical documents get identical coordinates."""
+    x = matrix.tocsr().astype(np.float64)
+    xt = x.T.tocsr()
+    rng = np.random.default_rng(seed)
+    q_docs = _orthonormal_rows(np.ascontiguousarray((x @ rng.standard_normal((x.shape[1], dims))).T))
+    for _ in range(n_iter):
+        q_terms = _orthonormal_rows(np.ascontiguousarray((xt @ np.ascontiguousarray(q_docs.T)).T))
+        q_docs = _orthonormal_rows(np.ascontiguousarray((x @ np.ascontiguousarray(q_terms.T)).T))
+    return np.ascontiguousarray(_orthonormal_rows(np.ascontiguousarray((xt @ np.ascontiguousarray(q_docs.T)).T)).T)
+
+
 def _latent_view(data: MiningData, cand: Candidates, tfidf: TextVectors) -> SecondView:
-    """Cosine of query and document in an LSA space (truncated SVD of the involved documents'
-    TF-IDF, ``LATENT_DIMS`` dimensions, randomized solver with a fixed seed): a cheap semantic view
-    where no dense embeddings exist."""
-    decomposition = require("sklearn.decomposition")
+    """Cosine of query and document in an LSA space (the top ``LATENT_DIMS`` right singular
+    subspace of the involved documents' TF-IDF, :func:`latent_basis`, fixed seed): a cheap semantic
+    view where no dense embeddings exist."""
     sparse = require("scipy.sparse")
     dims = min(LATENT_DIMS, tfidf.matrix.shape[0] - 1, tfidf.matrix.shape[1] - 1)
     if tfidf.vectorizer is None or dims < 2:
@@ -116,12 +149,12 @@ def _latent_view(data: MiningData, cand: Candidates, tfidf: TextVectors) -> Seco
                               sparse.csr_matrix((max(len(tfidf.rows), 1), 1)), tfidf.rows, data, cand)
         view.name = "latent"
         return view
-    svd = decomposition.TruncatedSVD(n_components=dims, algorithm="randomized", n_iter=4, random_state=0)
-    docs = svd.fit_transform(tfidf.matrix.astype(np.float64))
-    queries = svd.transform(tfidf.vectorizer.transform(data.queries.texts).astype(np.float64))
+    basis = latent_basis(tfidf.matrix, dims)
+    docs = np.asarray(tfidf.matrix.astype(np.float64) @ basis)
+    queries = np.asarray(tfidf.vectorizer.transform(data.queries.texts).astype(np.float64) @ basis)
 
     def unit(x: np.ndarray) -> np.ndarray:
-        nrm = np.linalg.norm(x, axis=1, keepdims=True)
+        nrm = np.sqrt(np.sum(x * x, axis=1, keepdims=True))
         return x / np.where(nrm > 0, nrm, 1.0)
 
     view = _view_of_pairs(unit(queries), unit(docs), tfidf.rows, data, cand)
