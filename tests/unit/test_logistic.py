@@ -105,3 +105,61 @@ def test_the_same_bytes_under_every_openblas_kernel_and_thread_count(threads: st
         out = subprocess.run([sys.executable, "-c", _HASH], env=env, capture_output=True, text=True, check=True)
         seen.add(out.stdout)
     assert len(seen) == 1, seen
+
+
+def test_latent_basis_spans_the_top_singular_subspace():
+    """The latent view's BLAS-free subspace iteration finds the top right singular subspace of a
+    matrix with a clear spectral gap (cosines of the principal angles to numpy's SVD ≈ 1), as an
+    orthonormal basis; identical rows get identical coordinates."""
+    sparse = pytest.importorskip("scipy.sparse")
+    from negmine.text.detector_views import latent_basis
+
+    rng = np.random.default_rng(0)
+    u = np.linalg.qr(rng.normal(size=(300, 6)))[0]
+    v = np.linalg.qr(rng.normal(size=(80, 6)))[0]
+    m = (u * [50, 40, 30, 20, 15, 10]) @ v.T + 0.01 * rng.normal(size=(300, 80))
+    m[17] = m[203]
+    basis = latent_basis(sparse.csr_matrix(m), 6)
+    np.testing.assert_allclose(basis.T @ basis, np.eye(6), atol=1e-10)
+    top = np.linalg.svd(m, full_matrices=False)[2][:6].T
+    assert np.linalg.svd(top.T @ basis, compute_uv=False).min() > 0.999
+    coords = sparse.csr_matrix(m) @ basis
+    assert coords[17].tobytes() == coords[203].tobytes()
+
+
+_DETECTOR = """
+import hashlib, sys, numpy as np
+sys.path.insert(0, {tests!r})
+from unit.test_detector import planted
+from negmine.text.detector import Detector, _tfidf, second_view
+data, cand = planted(near=True)
+emb = np.random.default_rng(5).normal(size=(len(data.corpus), 24)).astype(np.float32)
+h = hashlib.sha256()
+for model in ("logistic", "spline"):
+    for e in (None, emb):
+        h.update(Detector(model=model).fit_predict(data, cand, seed=2, doc_embeddings=e).probability.tobytes())
+h.update(second_view(data, cand, _tfidf(data, cand)).cells.tobytes())
+print(h.hexdigest())
+"""
+
+
+@pytest.mark.extra("detect")
+def test_the_detector_gives_the_same_bytes_under_every_openblas_kernel():
+    """End to end: the detector's probabilities (both linear models, lexical and dense miners) and
+    the latent second view are the same bytes under each OpenBLAS kernel (scikit-learn's lbfgs and
+    TruncatedSVD were not)."""
+    if sys.platform != "linux" or os.uname().machine != "x86_64":
+        pytest.skip("OpenBLAS kernels are selected on x86-64 Linux")
+    from pathlib import Path
+
+    code = _DETECTOR.format(tests=str(Path(__file__).resolve().parents[1]))
+    seen = set()
+    for kernel in ("", "Haswell", "Sandybridge"):
+        env = {**os.environ}
+        env.pop("OPENBLAS_CORETYPE", None)
+        if kernel:
+            env["OPENBLAS_CORETYPE"] = kernel
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr[-2000:]
+        seen.add(out.stdout)
+    assert len(seen) == 1, seen
