@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from test_detector import N_Q, planted
@@ -295,6 +297,34 @@ def test_pool_like_calibration_does_not_promise_what_random_hiding_cannot_see():
     assert hi == max(e["crossfit"]["hp_fnr_ci95"][1] for e in est.values())
     assert new["decided_by"] in ("random", "pool") and new["decided_by"] in new["note"]
     assert new["detector"]["second_view"] == "lexical"
+    # the labels look pooled (the lexical view ranks every known positive on top), and the note says
+    # the estimate may be low
+    assert new["pool_signature"]["pooled"] and new["pool_signature"]["by"] == "view"
+    assert "look pooled by a ranking unlike this retriever's" in new["note"] and "may be low" in new["note"]
+
+
+@pytest.mark.extra("detect")
+def test_pool_signature_tells_pooled_labels_from_labels_missing_at_random():
+    """The same planted collection, known and unknown positives together, half of each query's
+    hidden at random: the known positives no longer crowd the top of the lexical view."""
+    from negmine.text.detector import _tfidf, second_view
+    from negmine.text.holdout import pool_signature
+    from negmine.text.types import Candidates
+
+    def by_view(d: MiningData, c: Candidates) -> dict:
+        v = second_view(d, c, _tfidf(d, c), emb)
+        return pool_signature(d, c, v.cells, v.positives)
+
+    data, cand, unknown, emb = planted_pool()
+    assert by_view(data, cand)["pooled"]
+    both = Qrels.from_pairs(data.positives.n_queries,
+                            np.concatenate([data.positives.query_of_pair(), unknown.query_of_pair()]),
+                            np.concatenate([data.positives.indices, unknown.indices]))
+    vis = hide_fraction(MiningData(data.corpus, data.queries, both, both), 0.5, 3).visible
+    # the planted retriever did not score the unknown positives: rank by the lexical view alone
+    vcand = dataclasses.replace(cand, positive_scores=np.full(len(vis.positives.indices), -np.inf, np.float32))
+    rand = by_view(vis, vcand)
+    assert rand["miner"] is None and not rand["pooled"] and rand["ratio"] < 3
 
 
 @pytest.mark.extra("detect")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -128,3 +129,58 @@ def test_audit_cli_protocol_flags_and_out_file(tmp_path: Path, capsys: pytest.Ca
     assert all(r["holdout"] == "pool" for r in got["settings"])
     assert main([*base, "--hide-fraction", "0.5", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["holdout"]["protocol"] == "random"
+
+
+def _signature_data(known: list[list[float]], cands: list[list[float]]) -> tuple[MiningData, Candidates]:
+    """Queries with the given known-positive and candidate scores (candidates are documents that
+    are not positives; -inf pads)."""
+    n_q = len(known)
+    width = max(len(c) for c in cands)
+    ids = np.full((n_q, width), -1, np.int64)
+    scores = np.full((n_q, width), -np.inf, np.float32)
+    q_of, rows, ps = [], [], []
+    row = 0
+    for q, (kn, cs) in enumerate(zip(known, cands)):
+        for s in kn:
+            q_of.append(q)
+            rows.append(row)
+            ps.append(s)
+            row += 1
+        ids[q, : len(cs)] = np.arange(row, row + len(cs))
+        scores[q, : len(cs)] = cs
+        row += len(cs)
+    corpus = Corpus(ids=[f"d{i}" for i in range(row)], texts=["x"] * row)
+    queries = Queries(ids=[f"q{i}" for i in range(n_q)], texts=["x"] * n_q)
+    pos = Qrels.from_pairs(n_q, np.array(q_of), np.array(rows))
+    return MiningData(corpus, queries, pos, pos), Candidates(ids, scores, (ids >= 0).astype(np.uint8), ["m"],
+                                                             np.array(ps, np.float32))
+
+
+def test_pool_signature_by_hand():
+    """Known positives 0.9 and 0.5 among candidates 0.8, 0.7, 0.6, 0.4: the merged list is
+    K C | C C K C (top third = 2 of 6), density 1/2 above and 1/4 below: ratio 2, not pooled. Known
+    positives at the very top of every list (what a pool leaves): no known one below the top third,
+    the ratio is capped, pooled. A query with one positive is left out; a second view is read from
+    the arrays given."""
+    from negmine.text.holdout import POOL_SIGNATURE_RATIO, RATIO_CAP, pool_signature
+
+    data, cand = _signature_data([[0.9, 0.5], [0.3]], [[0.8, 0.7, 0.6, 0.4], [0.9, 0.8]])
+    sig = pool_signature(data, cand)
+    assert sig["miner"] == pytest.approx(2.0) and sig["view"] is None and sig["by"] == "miner" and not sig["pooled"]
+    data, cand = _signature_data([[0.99, 0.98]] * 3, [[0.5, 0.4, 0.3, 0.2]] * 3)
+    sig = pool_signature(data, cand)
+    assert sig["miner"] == RATIO_CAP and sig["ratio"] == RATIO_CAP and sig["pooled"]
+    # the same lists under a second view that interleaves them: the view's ratio, the larger decides
+    view_cells = np.tile(np.array([[0.8, 0.7, 0.6, 0.4]], np.float32), (3, 1))
+    view_pos = np.tile(np.array([0.9, 0.5], np.float32), 3)
+    sig = pool_signature(data, cand, view_cells, view_pos)
+    assert sig["view"] == pytest.approx(2.0) and sig["ratio"] == RATIO_CAP and sig["by"] == "miner" and sig["pooled"]
+    sig = pool_signature(data, cand, np.full_like(view_cells, 0.1), np.ones_like(view_pos))
+    assert sig["view"] == RATIO_CAP and sig["by"] == "miner"  # a tie goes to the miner
+    sig = pool_signature(data, dataclasses.replace(cand, scores=cand.scores * 0 + 1.0), view_cells * 0 + 0.1,
+                         np.ones_like(view_pos))
+    assert sig["miner"] == pytest.approx(0.0) and sig["by"] == "view" and sig["pooled"]
+    # ties put the candidates first: nothing is denser anywhere
+    data, cand = _signature_data([[0.5, 0.5]], [[0.5, 0.5, 0.5, 0.5]])
+    assert pool_signature(data, cand)["miner"] == pytest.approx(0.0)
+    assert POOL_SIGNATURE_RATIO > 2.0

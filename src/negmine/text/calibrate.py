@@ -192,6 +192,7 @@ def calibrate(data: MiningData, cand: Candidates, filters: Sequence[Filter], sam
     it meets the target under every one of them.
     """
     from negmine.text.detector import Detector, _tfidf, second_view
+    from negmine.text.holdout import pool_signature
 
     min_cov, mechanisms = _checked(data, target_fnr, min_coverage, unknown_ratio, mechanisms)
     base = [f for f in filters if not isinstance(f, (RelativeMargin, AbsoluteMargin, FnMaxProb))]
@@ -204,6 +205,8 @@ def calibrate(data: MiningData, cand: Candidates, filters: Sequence[Filter], sam
     tfidf = _tfidf(data, cand) if needs_detector or "pool" in mechanisms else None
     view = second_view(data, cand, tfidf, doc_embeddings) if tfidf is not None else None
     splits = calibration_splits(data, cand, seed, mechanisms, doc_embeddings, view)
+    signature = pool_signature(data, cand, None if view is None else view.cells,
+                               None if view is None else view.positives)
     first = splits[mechanisms[0]]
     pair_note = None
     pair_cells = int(first.visible.positives.counts().sum()) * int(cand.ids.shape[1])
@@ -228,7 +231,9 @@ def calibrate(data: MiningData, cand: Candidates, filters: Sequence[Filter], sam
                  for m, ps, c in zip(mechanisms, per_summaries, crossfits)}
     record = {
         "method": "policy-search", "target_fnr": target_fnr, "min_coverage": min_cov, "target_met": met,
-        "note": _note(chosen, ch, decided, mechanisms, crossfits, target_fnr, min_cov, met),
+        "note": (_note(chosen, ch, decided, mechanisms, crossfits, target_fnr, min_cov, met)
+                 + _pooled_note(signature, unknown_ratio)),
+        "pool_signature": signature,
         "chosen": {"policy": chosen.label(), **chosen.as_dict(), **ch},
         "mechanisms": list(mechanisms), "decided_by": decided, "estimates": estimates,
         "crossfit": crossfit, "calibration_queries": int(audited.sum()),
@@ -378,6 +383,22 @@ def _note(chosen: Policy, ch: dict[str, Any], decided: str, mechanisms: Sequence
             f"no policy meets the target (upper 95% bound of HP-FNR <= {target_fnr:g} with coverage >= "
             f"{min_cov:g} under {under} hiding); closest is {desc}, used")
     return note + f"; cross-fitted estimate under {each}; decided by {decided} hiding"
+
+
+def _pooled_note(signature: dict[str, Any], unknown_ratio: float) -> str:
+    """The note's warning when the known positives look pooled (:func:`negmine.text.holdout.pool_signature`):
+    by a ranking like the miner's, the unknown positives sit low in the miner's list too and the
+    estimate may be high; by the second view, the miner surfaces what the pool missed and the
+    estimate may be low."""
+    if not signature["pooled"]:
+        return ""
+    ratio = f"{signature['ratio']:.3g}x denser in the top third of each list than below it"
+    if signature["by"] == "miner":
+        return (f"; the known positives look pooled by a ranking like this retriever's ({ratio}): the unknown "
+                f"positives are likely ranked low by it too, and this estimate may be high")
+    return (f"; the known positives look pooled by a ranking unlike this retriever's (by the second view, {ratio}): "
+            f"unknown positives may outnumber the known ones among the candidates, and this estimate, which "
+            f"assumes {unknown_ratio:g} unknown per known positive, may be low")
 
 
 def default_policy(data: MiningData) -> dict[str, Any]:

@@ -210,7 +210,8 @@ def _select(data: MiningData, cand: Candidates, p: Plan, retriever: Retriever, c
                                  "mechanisms": calibration["mechanisms"], "decided_by": calibration["decided_by"],
                                  "estimated_hp_fnr": calibration["estimated_hp_fnr"],
                                  "estimated_hp_fnr_ci95": calibration["estimated_hp_fnr_ci95"],
-                                 "by_mechanism": {m: e["crossfit"] for m, e in calibration["estimates"].items()}}
+                                 "by_mechanism": {m: e["crossfit"] for m, e in calibration["estimates"].items()},
+                                 "pool_signature": calibration.get("pool_signature")}
     if reference != "min":
         config["positive_reference"] = reference
     if reference == "pair":
