@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from negmine.core.optional import available
 from negmine.text.types import Candidates, MiningData, RunContext
 
 _LOW = np.uint64(0xFFFFFFFF)
@@ -239,6 +240,12 @@ def top_k(scores: np.ndarray, k: int, first_row: int = 0) -> tuple[np.ndarray, n
 def rescore_exact(q_emb: np.ndarray, d_emb: np.ndarray, ids: np.ndarray) -> np.ndarray:
     """Dot products ``q_emb[i] · d_emb[ids[i, j]]`` computed elementwise in float64 (so the value
     of a pair never depends on block or batch shapes), as float32; ``-inf`` where ``ids < 0``."""
+    if len(ids) and available("numba"):  # the same bytes in one compiled pass, where numba is installed
+        from negmine.text.retrievers import rescore_jit
+
+        fast = rescore_jit.rescore(q_emb, d_emb, ids)
+        if fast is not None:
+            return fast
     out = np.full(ids.shape, -np.inf, dtype=np.float32)
     step = max(1, 2_000_000 // max(1, ids.shape[1] * q_emb.shape[1]))
     for s in range(0, ids.shape[0], step):

@@ -1,0 +1,147 @@
+"""The exact re-scoring of :func:`~negmine.text.retrievers.base.rescore_exact`, compiled (numba,
+where installed): the same bytes, one pass, every core.
+
+``rescore_exact`` multiplies each candidate's float32 vector with its query's in float64 (exact:
+a product of two float32 fits in a float64) and sums the products with numpy's reduction, which
+is a *pairwise* sum (blocks of at most 128 with eight accumulators, halves above). This module sums
+in exactly that order, so each float64 sum, and the float32 it rounds to, is the same bit for bit;
+it gathers each candidate's row in place instead of building float64 copies of all of them.
+:func:`agrees` checks that on this machine's numpy before the first use (a numpy with another
+summation order makes the caller keep the numpy path), and the tests check it over every length.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numba
+import numpy as np
+
+#: numpy's pairwise-summation block (``PW_BLOCKSIZE``)
+_BLOCK = 128
+
+
+def plan(n: int) -> np.ndarray:
+    """numpy's pairwise sum of ``n`` terms as a postfix program, ``int64[m, 3]`` rows ``(op, lo,
+    count)``: op 0 pushes the block sum of ``count`` terms from ``lo`` (at most 128: eight
+    accumulators), op 1 pops two sums and pushes their sum (the first pushed on the left). numpy
+    halves a sum of more than 128 terms at ``n // 2`` rounded down to a multiple of 8."""
+    ops: list[tuple[int, int, int]] = []
+
+    def walk(lo: int, m: int) -> None:
+        if m <= _BLOCK:
+            ops.append((0, lo, m))
+            return
+        half = m // 2
+        half -= half % 8
+        walk(lo, half)
+        walk(lo + half, m - half)
+        ops.append((1, 0, 0))
+
+    walk(0, n)
+    return np.array(ops, dtype=np.int64).reshape(-1, 3)
+
+
+@numba.njit(cache=True)
+def _block(a: Any, lo: int, n: int) -> float:  # pragma: no cover (compiled)
+    """numpy's sum of ``a[lo : lo + n]``, ``n <= 128``: sequential below 8 terms, else eight
+    accumulators combined as ((0+1)+(2+3))+((4+5)+(6+7)), then the rest in order."""
+    if n < 8:
+        res = 0.0
+        for i in range(lo, lo + n):
+            res += a[i]
+        return res
+    r0, r1, r2, r3 = a[lo], a[lo + 1], a[lo + 2], a[lo + 3]
+    r4, r5, r6, r7 = a[lo + 4], a[lo + 5], a[lo + 6], a[lo + 7]
+    m = n - n % 8
+    for i in range(8, m, 8):
+        j = lo + i
+        r0 += a[j]
+        r1 += a[j + 1]
+        r2 += a[j + 2]
+        r3 += a[j + 3]
+        r4 += a[j + 4]
+        r5 += a[j + 5]
+        r6 += a[j + 6]
+        r7 += a[j + 7]
+    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    for i in range(lo + m, lo + n):
+        res += a[i]
+    return res
+
+
+@numba.njit(cache=True)
+def _pairwise(a: Any, program: Any, stack: Any) -> float:  # pragma: no cover (compiled)
+    """Run a :func:`plan` program over ``a``."""
+    top = 0
+    for p in range(program.shape[0]):
+        if program[p, 0] == 0:
+            stack[top] = _block(a, program[p, 1], program[p, 2])
+            top += 1
+        else:
+            stack[top - 2] = stack[top - 2] + stack[top - 1]
+            top -= 1
+    return stack[0]
+
+
+def _rescore(q: Any, d: Any, ids: Any, program: Any, out: Any) -> None:  # pragma: no cover (compiled)
+    n, kk = ids.shape
+    dim = q.shape[1]
+    for i in numba.prange(n):
+        prod = np.empty(dim, dtype=np.float64)
+        stack = np.empty(program.shape[0] + 1, dtype=np.float64)
+        for j in range(kk):
+            r = ids[i, j]
+            if r < 0:
+                out[i, j] = -np.inf
+                continue
+            for t in range(dim):
+                prod[t] = np.float64(q[i, t]) * np.float64(d[r, t])
+            out[i, j] = _pairwise(prod, program, stack)  # rounded to out's dtype (float32; float64 in tests)
+
+
+_rescore_parallel = numba.njit(parallel=True, cache=True)(_rescore)
+_rescore_serial = numba.njit(cache=True)(_rescore)
+#: cells x dimensions worth starting the threads for
+PARALLEL_WORK = 1 << 20
+
+_AGREES: dict[int, bool] = {}
+
+
+def _numpy_sums(q: np.ndarray, d: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """``rescore_exact``'s float64 sums, before rounding to float32 (``-inf`` for padding)."""
+    valid = ids >= 0
+    docs = d[np.where(valid, ids, 0)].astype(np.float64)
+    return np.where(valid, (docs * q[:, None, :].astype(np.float64)).sum(-1), -np.inf)
+
+
+def sums(q: np.ndarray, d: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """The kernel's float64 sums (one thread), before rounding: what :func:`agrees` and the tests
+    compare with numpy's, since a float32 result hides most changes of summation order."""
+    out = np.empty(ids.shape, dtype=np.float64)
+    _rescore_serial(q, d, np.ascontiguousarray(ids, dtype=np.int64), plan(q.shape[1]), out)
+    return out
+
+
+def agrees(dim: int) -> bool:
+    """Whether this kernel sums in numpy's order at this dimension on this machine: the float64
+    sums, bit for bit, on seeded data spanning many magnitudes (checked once per dimension)."""
+    if dim not in _AGREES:
+        rng = np.random.default_rng(dim)
+        q = (rng.standard_normal((4, dim)) * np.exp(rng.normal(0, 2, (4, dim)))).astype(np.float32)
+        d = (rng.standard_normal((64, dim)) * np.exp(rng.normal(0, 2, (64, dim)))).astype(np.float32)
+        ids = rng.integers(-1, 64, (4, 16))
+        _AGREES[dim] = sums(q, d, ids).tobytes() == _numpy_sums(q, d, ids).tobytes()
+    return _AGREES[dim]
+
+
+def rescore(q: np.ndarray, d: np.ndarray, ids: np.ndarray) -> np.ndarray | None:
+    """``float32[n, kk]``: :func:`~negmine.text.retrievers.base.rescore_exact`'s bytes, compiled;
+    ``None`` where this kernel does not apply (not float32 rows, or a numpy that sums otherwise)."""
+    if q.dtype != np.float32 or d.dtype != np.float32 or q.ndim != 2 or d.ndim != 2 or not agrees(q.shape[1]):
+        return None
+    out = np.empty(ids.shape, dtype=np.float32)
+    ids = np.ascontiguousarray(ids, dtype=np.int64)
+    fn = _rescore_parallel if ids.size * q.shape[1] >= PARALLEL_WORK else _rescore_serial
+    fn(np.ascontiguousarray(q), d, ids, plan(q.shape[1]), out)
+    return out
