@@ -358,3 +358,34 @@ def test_crossfit_holds_under_the_pool_like_mechanism_too():
     assert whole != whole2
     # the pool-like split hides, per query, the known positives the second view ranks lowest
     assert (splits["pool"].hidden.counts() == splits["random"].hidden.counts()).all()
+
+
+def test_pooled_like_the_miner_the_interval_starts_at_zero():
+    """Known positives that crowd the top of the miner's own ranking: the unknown ones are ranked
+    low by it too, so the headline interval's low end is 0 and the note says the estimate may be
+    high; pooled by the second view, or not pooled, the interval is left as measured."""
+    cf = {"hp_fnr": 0.07, "hp_fnr_ci95": [0.02, 0.11]}
+    miner = {"pooled": True, "by": "miner", "ratio": 1e6, "miner": 1e6, "view": 3.0}
+    out = C._bounded_by_signature(cf, miner)
+    assert out["hp_fnr_ci95"] == [0.0, 0.11] and "ranks low" in out["low_end"] and cf["hp_fnr_ci95"] == [0.02, 0.11]
+    assert "may be high (the interval's low end is 0)" in C._pooled_note(miner, 1.0)
+    for sig in ({**miner, "by": "view"}, {**miner, "pooled": False}):
+        assert C._bounded_by_signature(cf, sig) is cf
+
+
+def test_the_calibration_reports_a_miner_pooled_interval_from_zero():
+    """End to end on data whose known positives are the miner's top candidates (a pool built by a
+    ranking like the miner's): the signature says so, and the record's interval starts at 0."""
+    data, cand = planted(near=True)
+    # the known positives outscore every candidate of their query
+    ps = np.full(len(data.positives.indices), float(np.nanmax(cand.scores)) + 1.0, np.float32)
+    pooled = dataclasses.replace(cand, positive_scores=ps)
+    cal = C.calibrate(data, pooled, [ExcludePositives()], Top(), 5, 0, target_fnr=0.1, policies=GRID,
+                      mechanisms=("random",))
+    sig = cal.record["pool_signature"]
+    assert sig["pooled"] and sig["by"] == "miner"
+    assert cal.record["estimated_hp_fnr_ci95"][0] == 0.0 and cal.record["crossfit"]["low_end"]
+    assert "may be high" in cal.record["note"]
+    plain = C.calibrate(data, cand, [ExcludePositives()], Top(), 5, 0, target_fnr=0.1, policies=GRID,
+                        mechanisms=("random",))
+    assert not plain.record["pool_signature"]["pooled"] and "low_end" not in plain.record["crossfit"]

@@ -222,6 +222,7 @@ def calibrate(data: MiningData, cand: Candidates, filters: Sequence[Filter], sam
     summaries = worst_of(per_summaries)
     idx, met = _pick(summaries, target_fnr, min_cov)
     crossfits, crossfit = _crossfit(data, seed, per_stats, audited, grid, mechanisms, target_fnr, min_cov)
+    crossfit = _bounded_by_signature(crossfit, signature)
     frontier = _frontier(grid, summaries, per_summaries, mechanisms, target_fnr, min_cov)
     chosen = grid[idx]
     ch = {k: v for k, v in summaries[idx].items() if k != "decided_by"}
@@ -385,6 +386,21 @@ def _note(chosen: Policy, ch: dict[str, Any], decided: str, mechanisms: Sequence
     return note + f"; cross-fitted estimate under {each}; decided by {decided} hiding"
 
 
+def _bounded_by_signature(crossfit: dict[str, Any], signature: dict[str, Any]) -> dict[str, Any]:
+    """The headline interval, honest about what a pool hides. When the known positives crowd the top
+    of the miner's own ranking (:func:`negmine.text.holdout.pool_signature`, ``by == "miner"``), the
+    labels were pooled by a ranking like the miner's: the unknown positives are ranked low by the
+    miner too, mostly beyond its candidates, where no pseudo-hidden known positive can stand for
+    them. The known positives then measure the high end only, and the interval's low end is 0
+    (``crossfit["low_end"]`` says why). Pooled by the second view, nothing bounds how many unknown
+    positives the miner surfaces, and the note says the estimate may be low."""
+    if not (signature["pooled"] and signature["by"] == "miner"):
+        return crossfit
+    return {**crossfit, "hp_fnr_ci95": [0.0, crossfit["hp_fnr_ci95"][1]],
+            "low_end": "0: the known positives look pooled by a ranking like this retriever's, whose unknown "
+                       "positives it ranks low, mostly beyond its candidates"}
+
+
 def _pooled_note(signature: dict[str, Any], unknown_ratio: float) -> str:
     """The note's warning when the known positives look pooled (:func:`negmine.text.holdout.pool_signature`):
     by a ranking like the miner's, the unknown positives sit low in the miner's list too and the
@@ -395,7 +411,8 @@ def _pooled_note(signature: dict[str, Any], unknown_ratio: float) -> str:
     ratio = f"{signature['ratio']:.3g}x denser in the top third of each list than below it"
     if signature["by"] == "miner":
         return (f"; the known positives look pooled by a ranking like this retriever's ({ratio}): the unknown "
-                f"positives are likely ranked low by it too, and this estimate may be high")
+                f"positives are likely ranked low by it too, and this estimate may be high (the interval's low "
+                f"end is 0)")
     return (f"; the known positives look pooled by a ranking unlike this retriever's (by the second view, {ratio}): "
             f"unknown positives may outnumber the known ones among the candidates, and this estimate, which "
             f"assumes {unknown_ratio:g} unknown per known positive, may be low")
