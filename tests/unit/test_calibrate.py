@@ -373,6 +373,7 @@ def test_pooled_like_the_miner_the_interval_starts_at_zero():
         assert C._bounded_by_signature(cf, sig) is cf
 
 
+@pytest.mark.extra("detect")
 def test_the_calibration_reports_a_miner_pooled_interval_from_zero():
     """End to end on data whose known positives are the miner's top candidates (a pool built by a
     ranking like the miner's): the signature says so, and the record's interval starts at 0."""
