@@ -130,12 +130,14 @@ def latent_basis(matrix: Any, dims: int, n_iter: int = LATENT_ITERATIONS, seed: 
     depend on the BLAS kernel — identical documents get identical coordinates."""
     x = matrix.tocsr().astype(np.float64)
     xt = x.T.tocsr()
-    rng = np.random.default_rng(seed)
-    q_docs = _orthonormal_rows(np.ascontiguousarray((x @ rng.standard_normal((x.shape[1], dims))).T))
+
+    def through(m: Any, basis_rows: np.ndarray) -> np.ndarray:  # orthonormal rows spanning m @ basis
+        return _orthonormal_rows(np.ascontiguousarray((m @ np.ascontiguousarray(basis_rows.T)).T))
+
+    q_docs = through(x, np.random.default_rng(seed).standard_normal((x.shape[1], dims)).T)
     for _ in range(n_iter):
-        q_terms = _orthonormal_rows(np.ascontiguousarray((xt @ np.ascontiguousarray(q_docs.T)).T))
-        q_docs = _orthonormal_rows(np.ascontiguousarray((x @ np.ascontiguousarray(q_terms.T)).T))
-    return np.ascontiguousarray(_orthonormal_rows(np.ascontiguousarray((xt @ np.ascontiguousarray(q_docs.T)).T)).T)
+        q_docs = through(x, through(xt, q_docs))
+    return np.ascontiguousarray(through(xt, q_docs).T)
 
 
 def _latent_view(data: MiningData, cand: Candidates, tfidf: TextVectors) -> SecondView:

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from negmine.core.optional import available
+from negmine.text.retrievers.exact import exact_sums
 from negmine.text.types import Candidates, MiningData, RunContext
 
 _LOW = np.uint64(0xFFFFFFFF)
@@ -249,11 +250,7 @@ def rescore_exact(q_emb: np.ndarray, d_emb: np.ndarray, ids: np.ndarray) -> np.n
     out = np.full(ids.shape, -np.inf, dtype=np.float32)
     step = max(1, 2_000_000 // max(1, ids.shape[1] * q_emb.shape[1]))
     for s in range(0, ids.shape[0], step):
-        blk = ids[s : s + step]
-        valid = blk >= 0
-        docs = d_emb[np.where(valid, blk, 0)].astype(np.float64)
-        vals = (docs * q_emb[s : s + step, None, :].astype(np.float64)).sum(-1)
-        out[s : s + step] = np.where(valid, vals, -np.inf).astype(np.float32)
+        out[s : s + step] = exact_sums(q_emb[s : s + step], d_emb, ids[s : s + step]).astype(np.float32)
     return out
 
 
