@@ -220,3 +220,41 @@ def test_cli_train_and_compare_with_live_dns(tmp_path, capsys) -> None:
     assert main(["rec", "compare", "--interactions", str(f), "--samplers", "uniform,live-dns", "--seeds", "0",
                  "--negatives", "2", "--models", "mf-bpr", "--epochs", "2"]) == 0
     assert "| mf-bpr | 2 | live-dns |" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("margin", [-0.5, 0.0, 0.3, 0.9])
+def test_the_simplex_loss_through_active_negatives_equals_the_dense_hinge(margin: float) -> None:
+    """The CCL loss differentiates only through negatives past the margin; its value and every
+    gradient equal the textbook form over all ``B x N`` negatives (normalise, hinge, mask the
+    ``-1`` slots), at margins where none, some and all negatives are active."""
+    import torch
+
+    from negmine.rec.train import _loss
+
+    F = torch.nn.functional
+    g = torch.Generator().manual_seed(3)
+    u = torch.randn(60, 5, generator=g, dtype=torch.float64, requires_grad=True)
+    table = torch.randn(31, 5, generator=g, dtype=torch.float64, requires_grad=True)
+    pos_rows = torch.randint(0, 31, (60,), generator=g)
+    j = torch.randint(0, 31, (60, 12), generator=g)
+    j[2, :] = -1
+    j[4, 3:] = -1
+    c = TrainConfig(model="simplex", margin=margin, negative_weight=3.0)
+
+    def dense() -> torch.Tensor:
+        valid = (j >= 0).double()
+        un = F.normalize(u, dim=-1)
+        pos = (un * F.normalize(table[pos_rows], dim=-1)).sum(-1)
+        neg = torch.einsum("bd,bnd->bn", un, F.normalize(table[j.clamp(min=0)], dim=-1))
+        hinge = torch.relu(neg - margin) * valid
+        return ((1 - pos) + 3.0 * hinge.sum(1) / valid.sum(1).clamp(min=1)).mean()
+
+    grads = []
+    for f in (dense, lambda: _loss(torch, c, u, table[pos_rows], table, j)):
+        u.grad = table.grad = None
+        loss = f()
+        loss.backward()
+        grads.append((loss.detach(), u.grad.clone(), table.grad.clone()))
+    for a, b in zip(grads[0], grads[1]):
+        np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-12, atol=1e-14)
+    assert float(grads[0][2].abs().sum()) > 0

@@ -224,12 +224,9 @@ class Trainer:
                 t1 = time.perf_counter()
                 neg, _ = self.negatives(b.numpy(), epoch)
                 sample_s += time.perf_counter() - t1
-                j = torch.from_numpy(neg)
                 u = self._user_vectors(torch.from_numpy(self.users[b.numpy()]))
                 i = self.item.weight[torch.from_numpy(self.items[b.numpy()])]
-                valid = (j >= 0).float()
-                v = self.item.weight[j.clamp(min=0)]  # (B, N, d); plain indexing: a faster backward than Embedding
-                loss = _loss(torch, c, u, i, v, valid)
+                loss = _loss(torch, c, u, i, self.item.weight, torch.from_numpy(neg))
                 self.opt.zero_grad()
                 loss.backward()
                 self.opt.step()
@@ -260,19 +257,38 @@ class Trainer:
                             "guard_fallback": self.ctx.guard_fallback})
 
 
-def _loss(torch: Any, c: TrainConfig, u: Any, i: Any, v: Any, valid: Any) -> Any:
+def _loss(torch: Any, c: TrainConfig, u: Any, i: Any, table: Any, j: Any) -> Any:
+    """The batch loss of users ``u (B, d)``, positives ``i (B, d)`` and negatives ``table[j]``
+    (``j (B, N)``, ``-1`` = no negative in that slot)."""
+    valid = j >= 0
     count = valid.sum(dim=1).clamp(min=1)
+    jj = j.clamp(min=0)
     if c.model == "mf-bpr":
+        v = table[jj]  # (B, N, d); plain indexing: a faster backward than Embedding
+        w = valid.float()
         pos = (u * i).sum(-1, keepdim=True)  # (B, 1)
         neg = torch.einsum("bd,bnd->bn", u, v)
-        per = torch.nn.functional.softplus(neg - pos) * valid  # −log σ(pos − neg)
-        reg = c.l2 * ((u * u).sum() + (i * i).sum() + ((v * v).sum(-1) * valid).sum()) / len(u)
+        per = torch.nn.functional.softplus(neg - pos) * w  # −log σ(pos − neg)
+        reg = c.l2 * ((u * u).sum() + (i * i).sum() + ((v * v).sum(-1) * w).sum()) / len(u)
         return (per.sum(1) / count).mean() + reg
-    un = torch.nn.functional.normalize(u, dim=-1)
-    pos = (un * torch.nn.functional.normalize(i, dim=-1)).sum(-1)
-    neg = torch.einsum("bd,bnd->bn", un, torch.nn.functional.normalize(v, dim=-1))
-    hinge = torch.relu(neg - c.margin) * valid
-    return ((1 - pos) + c.negative_weight * hinge.sum(1) / count).mean()
+    normalize = torch.nn.functional.normalize
+    un = normalize(u, dim=-1)
+    pos = (un * normalize(i, dim=-1)).sum(-1)
+    # Only negatives past the margin carry loss or gradient (the hinge is flat below it): find them
+    # without autograd, then differentiate through those alone. Same loss and gradients as the
+    # dense form; on Gowalla at margin 0.5 about 2% of the negatives are past it, and the step is
+    # about 3x faster than normalising and back-propagating all B x N of them.
+    with torch.no_grad():
+        v = table[jj]
+        cos = torch.einsum("bd,bnd->bn", un, v) / torch.linalg.vector_norm(v, dim=-1).clamp_min(_EPS)
+        rb, rn = ((cos > c.margin) & valid).nonzero(as_tuple=True)
+    va = table[jj[rb, rn]]
+    ca = (un[rb] * va).sum(-1) / torch.linalg.vector_norm(va, dim=-1).clamp_min(_EPS)
+    hinge = torch.zeros(len(u), dtype=ca.dtype).index_add(0, rb, torch.relu(ca - c.margin))
+    return ((1 - pos) + c.negative_weight * hinge / count).mean()
+
+
+_EPS = 1e-12  # torch.nn.functional.normalize's
 
 
 def evaluate(scorer: Scorer, data: RecData, k: int = 20, block: int = 512) -> dict[str, Any]:
