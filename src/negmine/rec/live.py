@@ -88,7 +88,9 @@ class LiveScorer:
             if self.cosine:
                 u = _normalised(u)
             # einsum's own loop (no BLAS): each score sums over d in one fixed order, whatever n is
-            out[a : a + step] = np.einsum("nd,nmd->nm", u, table[items[a : a + step]], optimize=False)
+            # np.take: the same rows as fancy indexing, gathered about twice as fast
+            out[a : a + step] = np.einsum("nd,nmd->nm", u, np.take(table, items[a : a + step], axis=0),
+                                          optimize=False)
         return out
 
     def item_similarity(self, items: np.ndarray, others: np.ndarray) -> np.ndarray:
@@ -98,8 +100,8 @@ class LiveScorer:
         out = np.empty(others.shape, np.float32)
         step = max(1, BLOCK_FLOATS // max(others.shape[1] * v.shape[1], 1))
         for s in range(0, len(items), step):
-            out[s : s + step] = np.einsum("nd,nmd->nm", v[items[s : s + step]], v[others[s : s + step]],
-                                          optimize=False)
+            out[s : s + step] = np.einsum("nd,nmd->nm", v[items[s : s + step]],
+                                          np.take(v, others[s : s + step], axis=0), optimize=False)
         return out
 
     def snapshot(self, block: int = 4096) -> tuple[np.ndarray, np.ndarray]:
