@@ -390,3 +390,69 @@ def test_the_calibration_reports_a_miner_pooled_interval_from_zero():
     plain = C.calibrate(data, cand, [ExcludePositives()], Top(), 5, 0, target_fnr=0.1, policies=GRID,
                         mechanisms=("random",))
     assert not plain.record["pool_signature"]["pooled"] and "low_end" not in plain.record["crossfit"]
+
+
+def _pooled_by_the_miner(n_q: int = 40, k: int = 60) -> tuple[MiningData, object, Qrels]:
+    """Labels from a pool the miner's own ranking built: per query the miner's ranks 0-12 hold the 8
+    known positives and 5 documents the labellers saw and did not choose (ranks 2, 5, 8, 10, 11);
+    the 6 positives nobody labelled sit just below the pool (ranks 13-18), the hardest candidates
+    left. Returns the data, the candidates and the unknown positives."""
+    from negmine.text.types import Candidates, Corpus, Queries
+
+    known_at = [0, 1, 3, 4, 6, 7, 9, 12]
+    unknown_at = list(range(13, 19))
+    ids = np.arange(n_q * k, dtype=np.int64).reshape(n_q, k)
+    scores = np.tile(np.linspace(0.9, 0.1, k, dtype=np.float32), (n_q, 1))
+    known = Qrels.from_pairs(n_q, np.repeat(np.arange(n_q), len(known_at)), ids[:, known_at].ravel())
+    unknown = Qrels.from_pairs(n_q, np.repeat(np.arange(n_q), len(unknown_at)), ids[:, unknown_at].ravel())
+    corpus = Corpus(ids=[f"d{i}" for i in range(n_q * k)], texts=[f"doc {i}" for i in range(n_q * k)])
+    queries = Queries(ids=[f"q{i}" for i in range(n_q)], texts=["x"] * n_q)
+    cand = Candidates(ids, scores, np.ones(ids.shape, np.uint8), ["m"], scores[:, known_at].ravel().copy())
+    return MiningData(corpus, queries, known, known), cand, unknown
+
+
+def test_judged_or_keeps_the_judged_ranks_whatever_its_filters_say():
+    from negmine.text.filters import FilterInput, JudgedOr, MaxScore
+
+    data, cand, _ = _pooled_by_the_miner(n_q=2)
+    inp = FilterInput(cand, data)
+    inp.current = cand.ids >= 0
+    keep = JudgedOr(13, [MaxScore(-1.0)]).keep(inp)  # the filter alone keeps nothing
+    assert keep[:, :13].all() and not keep[:, 13:].any()
+    keep = JudgedOr(13, [RankWindow(20, 30)]).keep(inp)
+    assert keep[:, :13].all() and keep[:, 20:30].all() and not keep[:, 13:20].any() and not keep[:, 30:].any()
+    assert inp.current is not None and inp.current.all()  # the pipeline's mask is left as it was
+    with pytest.raises(ConfigError, match="judged depth"):
+        JudgedOr(-1)
+
+
+@pytest.mark.extra("detect")
+def test_pooled_by_the_miner_the_judged_top_gives_the_negatives():
+    """The labellers saw the miner's top 13 and chose 8: the other 5 are negatives they judged, and
+    the run takes them, not the unlabelled positives just below the pool, which no policy measured
+    on the known positives can tell from negatives (every known positive lies inside the pool)."""
+    from negmine.text.filters import JudgedOr
+    from negmine.text.pipeline import choose
+
+    data, cand, unknown = _pooled_by_the_miner()
+    cal = C.calibrate(data, cand, [ExcludePositives()], Top(), 5, 0, target_fnr=0.1, policies=GRID,
+                      mechanisms=("random",))
+    sig = cal.record["pool_signature"]
+    assert sig["pooled"] and sig["by"] == "miner"
+    assert cal.record["judged"] == {"depth": 13, "quantile": 0.9, "sampler": "top"}
+    assert isinstance(cal.filters[-1], JudgedOr) and cal.filters[-1].depth == 13
+    assert "ranks 1-13 (where 90% of the known positives lie) are taken as judged" in cal.record["note"]
+    res = choose(data, cand, cal.filters, cal.sampler, 5, 0, config={}, reference=cal.reference)
+    assert np.array_equal(res.columns, np.tile([2, 5, 8, 10, 11], (40, 1)))
+    chosen = np.take_along_axis(cand.ids, res.columns, axis=1)
+    assert not np.isin(chosen, unknown.indices).any()
+    # the chosen policy alone, measured on pseudo-hidden known positives (all inside the pool), lets
+    # the unlabelled positives below the pool through
+    policy = [*cal.filters[:-1], *cal.filters[-1].filters]
+    alone = choose(data, cand, policy, C.make_sampler(cal.record["chosen"]["sampler"]), 5, 0, config={},
+                   reference=cal.reference)
+    assert np.isin(np.take_along_axis(cand.ids, np.maximum(alone.columns, 0), axis=1), unknown.indices).any()
+    # labels not pooled (the known positives scored mid-list): no judged top
+    plain = C.calibrate(data, dataclasses.replace(cand, positive_scores=cand.positive_scores * 0 + 0.5),
+                        [ExcludePositives()], Top(), 5, 0, target_fnr=0.1, policies=GRID, mechanisms=("random",))
+    assert plain.record["judged"] is None and not any(isinstance(f, JudgedOr) for f in plain.filters)

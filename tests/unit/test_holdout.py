@@ -184,3 +184,28 @@ def test_pool_signature_by_hand():
     data, cand = _signature_data([[0.5, 0.5]], [[0.5, 0.5, 0.5, 0.5]])
     assert pool_signature(data, cand)["miner"] == pytest.approx(0.0)
     assert POOL_SIGNATURE_RATIO > 2.0
+
+
+def test_judged_depth_by_hand():
+    """Known positives at raw ranks 0, 1 and 3 of a six-long list (candidate rows placed among
+    them): 90% of them lie within rank 3, so the labellers are taken to have seen ranks 0-3
+    (depth 4). A known positive the miner did not retrieve counts as beyond the list: when the
+    quantile falls there, nothing is judged (``None``). Queries with one positive are left out."""
+    from negmine.text.holdout import judged_depth
+
+    corpus = Corpus(ids=[f"d{i}" for i in range(12)], texts=["x"] * 12)
+    queries = Queries(ids=["q0", "q1"], texts=["x", "x"])
+    ids = np.array([[5, 2, 1, 7, 0, 3], [9, 10, 11, 4, 6, 8]], np.int64)
+    scores = np.tile(-np.arange(6, dtype=np.float32), (2, 1))
+
+    def depth(q_of: list[int], rows: list[int], quantile: float = 0.9) -> int | None:
+        pos = Qrels.from_pairs(2, np.array(q_of), np.array(rows))
+        data = MiningData(corpus, queries, pos, pos)
+        cand = Candidates(ids, scores, np.ones(ids.shape, np.uint8), ["m"], np.zeros(len(rows), np.float32))
+        return judged_depth(data, cand, quantile)
+
+    assert depth([0, 0, 0, 1], [5, 2, 7, 11]) == 4  # q1 has one positive: left out
+    assert depth([0, 0, 0], [5, 2, 7], quantile=0.5) == 2  # the median rank is 1
+    assert depth([0, 0, 1, 1], [5, 2, 9, 4]) == 4  # q1's at ranks 0 and 3
+    assert depth([0, 0, 0], [5, 2, 8]) is None  # 8 is not retrieved for q0: beyond the list
+    assert depth([0, 1], [5, 9]) is None  # no query with two positives

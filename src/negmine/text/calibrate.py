@@ -46,6 +46,17 @@ on its own visible half. A policy qualifies only if it meets the target under bo
 interval (``crossfit["hp_fnr_ci95"]``, ``estimated_hp_fnr_ci95``) spans both mechanisms' cross-fitted
 intervals: the calibration cannot tell which mechanism lost the labels.
 
+Judged. When the known positives look pooled by a ranking like the miner's own
+(:func:`negmine.text.holdout.pool_signature`, ``by == "miner"``), the labellers were shown the top
+of each list and chose among it: the candidates there that are not known positives were seen and
+not chosen. The run then keeps every candidate above the depth that holds 90% of the known
+positives (:func:`negmine.text.holdout.judged_depth`) whatever the chosen policy says, guards the
+rest with the policy (:class:`~negmine.text.filters.JudgedOr`) and takes the hardest first
+(``top``); ``record["judged"]`` says so. Pseudo-hidden known positives cannot measure this (every
+known positive lies inside the pool), so the estimate stays the policy's, with the interval's low
+end at 0. Pooled by the second view, the pool cannot be located in the miner's lists, and nothing
+changes.
+
 Choice: the hardest policy (lowest mean raw rank) whose **upper** 95% bound is at most the target
 under every mechanism and whose coverage is at least ``min_coverage``. When none qualifies, the closest one (the least
 relative violation of the two bounds) is used and ``record["note"]`` says so in one line.
@@ -91,7 +102,8 @@ from negmine.text.calibrate_policies import (
 )
 from negmine.text.calibrate_policies import _pick as _pick  # re-exported: tests read it here
 from negmine.text.calibrate_policies import summaries as summarise_all
-from negmine.text.filters import AbsoluteMargin, ExcludePositives, Filter, FnMaxProb, RelativeMargin
+from negmine.text.filters import AbsoluteMargin, ExcludePositives, Filter, FnMaxProb, JudgedOr, RelativeMargin
+from negmine.text.holdout import JUDGED_QUANTILE
 from negmine.text.samplers import Sampler
 from negmine.text.types import Candidates, MiningData
 
@@ -192,7 +204,7 @@ def calibrate(data: MiningData, cand: Candidates, filters: Sequence[Filter], sam
     it meets the target under every one of them.
     """
     from negmine.text.detector import Detector, _tfidf, second_view
-    from negmine.text.holdout import pool_signature
+    from negmine.text.holdout import judged_depth, pool_signature
 
     min_cov, mechanisms = _checked(data, target_fnr, min_coverage, unknown_ratio, mechanisms)
     base = [f for f in filters if not isinstance(f, (RelativeMargin, AbsoluteMargin, FnMaxProb))]
@@ -230,10 +242,13 @@ def calibrate(data: MiningData, cand: Candidates, filters: Sequence[Filter], sam
     estimates = {m: {"chosen": {k: ps[idx][k] for k in ("hp_fnr", "hp_fnr_ci95", "coverage", "mean_rank")},
                      "crossfit": {k: c[k] for k in ("hp_fnr", "hp_fnr_ci95", "coverage", "mean_rank")}}
                  for m, ps, c in zip(mechanisms, per_summaries, crossfits)}
+    # pooled by a ranking like the miner's: the top of its lists was judged (module doc, "Judged")
+    depth = judged_depth(data, cand) if signature["pooled"] and signature["by"] == "miner" else None
     record = {
         "method": "policy-search", "target_fnr": target_fnr, "min_coverage": min_cov, "target_met": met,
         "note": (_note(chosen, ch, decided, mechanisms, crossfits, target_fnr, min_cov, met)
-                 + _pooled_note(signature, unknown_ratio)),
+                 + _pooled_note(signature, unknown_ratio, depth)),
+        "judged": None if depth is None else {"depth": depth, "quantile": JUDGED_QUANTILE, "sampler": "top"},
         "pool_signature": signature,
         "chosen": {"policy": chosen.label(), **chosen.as_dict(), **ch},
         "mechanisms": list(mechanisms), "decided_by": decided, "estimates": estimates,
@@ -254,6 +269,9 @@ def calibrate(data: MiningData, cand: Candidates, filters: Sequence[Filter], sam
         final.append(RelativeMargin(chosen.margin, reference=None if chosen.reference == "pair" else chosen.reference))
     if chosen.fn_max_prob is not None:
         final.append(FnMaxProb(chosen.fn_max_prob, detector=det))
+    if depth is not None:
+        return Calibration([*base, JudgedOr(depth, final[len(base):])], make_sampler("top"), record,
+                           reference=chosen.reference)
     return Calibration(final, make_sampler(chosen.sampler), record, reference=chosen.reference)
 
 
@@ -401,18 +419,22 @@ def _bounded_by_signature(crossfit: dict[str, Any], signature: dict[str, Any]) -
                        "positives it ranks low, mostly beyond its candidates"}
 
 
-def _pooled_note(signature: dict[str, Any], unknown_ratio: float) -> str:
+def _pooled_note(signature: dict[str, Any], unknown_ratio: float, depth: int | None = None) -> str:
     """The note's warning when the known positives look pooled (:func:`negmine.text.holdout.pool_signature`):
     by a ranking like the miner's, the unknown positives sit low in the miner's list too and the
-    estimate may be high; by the second view, the miner surfaces what the pool missed and the
-    estimate may be low."""
+    estimate may be high, and the top ``depth`` ranks are taken as judged; by the second view, the
+    miner surfaces what the pool missed and the estimate may be low."""
     if not signature["pooled"]:
         return ""
     ratio = f"{signature['ratio']:.3g}x denser in the top third of each list than below it"
     if signature["by"] == "miner":
+        judged = "" if depth is None else (
+            f"; ranks 1-{depth} (where {JUDGED_QUANTILE:.0%} of the known positives lie) are taken as judged by "
+            f"the labellers: their candidates that are not known positives are kept as negatives first, the "
+            f"policy above guards the rest")
         return (f"; the known positives look pooled by a ranking like this retriever's ({ratio}): the unknown "
                 f"positives are likely ranked low by it too, and this estimate may be high (the interval's low "
-                f"end is 0)")
+                f"end is 0){judged}")
     return (f"; the known positives look pooled by a ranking unlike this retriever's (by the second view, {ratio}): "
             f"unknown positives may outnumber the known ones among the candidates, and this estimate, which "
             f"assumes {unknown_ratio:g} unknown per known positive, may be low")

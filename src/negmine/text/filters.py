@@ -20,6 +20,7 @@ the margin filters keep none of its candidates (fail closed).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Protocol
@@ -38,6 +39,7 @@ __all__ = [
     "Filter",
     "FilterInput",
     "FnMaxProb",
+    "JudgedOr",
     "MaxScore",
     "MinScore",
     "PairRows",
@@ -390,3 +392,39 @@ class FnMaxProb(_Threshold):
     def keep(self, inp: FilterInput) -> np.ndarray:
         p = inp.false_negative_probability(self.detector)
         return np.isfinite(p) & (p <= np.float32(self.value))
+
+
+class JudgedOr:
+    """Keep a candidate the labellers are taken to have judged, raw rank below ``depth`` in the
+    miner's own list, whatever ``filters`` say; keep any other candidate only if every one of
+    ``filters`` keeps it. Filters before this one (``ExcludePositives``, a rank window) still apply
+    to all.
+
+    The calibration puts it in place of its margin and detector filters when the known positives
+    look pooled by a ranking like the miner's (:func:`negmine.text.holdout.pool_signature`): such a
+    pool showed its labellers the top of each list, so a candidate up there that is not a known
+    positive was seen and not chosen (:func:`negmine.text.holdout.judged_depth` estimates how deep
+    they looked). Those are the hardest negatives and the safest; ``filters`` guard the rest.
+    """
+
+    name = "judged-or"
+
+    def __init__(self, depth: int, filters: Sequence[Filter] = ()) -> None:
+        if isinstance(depth, bool) or not isinstance(depth, (int, np.integer)) or depth < 0:
+            raise ConfigError(f"judged depth must be an integer >= 0, got {depth!r}")
+        self.depth = int(depth)
+        self.filters = list(filters)
+
+    def config(self) -> dict[str, Any]:
+        return {"name": self.name, "depth": self.depth, "filters": [f.config() for f in self.filters]}
+
+    def keep(self, inp: FilterInput) -> np.ndarray:
+        start = inp.current if inp.current is not None else inp.candidates.ids >= 0
+        rest = start.copy()
+        try:
+            for f in self.filters:
+                inp.current = rest
+                rest = rest & f.keep(inp)
+        finally:
+            inp.current = start
+        return (inp.ranks < self.depth) | rest

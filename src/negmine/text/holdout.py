@@ -33,7 +33,7 @@ from negmine.core.positives import pair_keys
 from negmine.text.types import Candidates, MiningData, Qrels, RunContext
 
 __all__ = ["HIDE_SALT", "POOL_SIGNATURE_RATIO", "PROTOCOLS", "Holdout", "Split", "hide_below_grade", "hide_fraction",
-           "hide_pool", "hide_qrels", "pool_signature", "pool_split", "restrict"]
+           "hide_pool", "hide_qrels", "judged_depth", "pool_signature", "pool_split", "restrict"]
 
 PROTOCOLS = ("random", "grade", "pool", "qrels")
 #: :func:`pool_signature` calls labels pooled when the known positives are this many times denser
@@ -42,6 +42,8 @@ PROTOCOLS = ("random", "grade", "pool", "qrels")
 POOL_SIGNATURE_RATIO = 10.0
 #: the largest ratio :func:`pool_signature` reports (JSON has no infinity)
 RATIO_CAP = 1e6
+#: :func:`judged_depth`: the share of the known positives the estimated pool must reach
+JUDGED_QUANTILE = 0.9
 
 
 @dataclass
@@ -285,3 +287,32 @@ def pool_signature(data: MiningData, cand: Candidates, view_cells: np.ndarray | 
     by = max(finite, key=lambda k: (finite[k], k == "miner")) if finite else None
     top = finite[by] if by is not None else None
     return {**clean, "ratio": top, "by": by, "pooled": bool(top is not None and top >= POOL_SIGNATURE_RATIO)}
+
+
+def judged_depth(data: MiningData, cand: Candidates, quantile: float = JUDGED_QUANTILE) -> int | None:
+    """How deep into the miner's lists the labellers looked, when the known positives look pooled by
+    the miner's own kind of ranking (:func:`pool_signature`, ``by == "miner"``): the raw rank
+    (0-based) that holds ``quantile`` of the known positives of the queries with two or more, plus
+    one. Such a pool showed its labellers each list's top, so a candidate above that depth that is
+    not a known positive was seen and not chosen: a judged negative. A known positive the miner did
+    not retrieve counts as beyond the list. ``None`` when the depth reaches the end of the lists
+    (nothing to tell judged from unseen), or without such queries.
+    """
+    pos = data.positives
+    use = pos.counts() >= 2
+    if not use.any():
+        return None
+    n_docs = np.int64(max(len(data.corpus), 1))
+    k = cand.ids.shape[1]
+    qp = pos.query_of_pair()
+    pk = use[qp]
+    want = qp[pk] * n_docs + pos.indices[pk]
+    q_of_cell = np.broadcast_to(np.arange(cand.ids.shape[0], dtype=np.int64)[:, None], cand.ids.shape)
+    cells = np.flatnonzero((cand.ids >= 0).reshape(-1))
+    keys = q_of_cell.reshape(-1)[cells] * n_docs + cand.ids.reshape(-1)[cells]
+    order = np.argsort(keys, kind="stable")
+    at = np.minimum(np.searchsorted(keys[order], want), max(len(keys) - 1, 0))
+    found = (len(keys) > 0) & (keys[order][at] == want) if len(keys) else np.zeros(len(want), dtype=bool)
+    ranks = np.where(found, cells[order][at] % k if len(keys) else 0, k)
+    depth = int(np.quantile(ranks, quantile, method="higher")) + 1
+    return depth if depth < k else None
