@@ -118,6 +118,7 @@ def run(dataset: str, retriever_name: str, protocols: list[str], cache_dir: str,
             row["detector"] = {k2: cal["detector"].get(k2) for k2 in ("heldout_auc", "heldout_auc_by_mechanism",
                                                                       "second_view", "prior_shift")}
             row["note"] = cal["note"]
+            row["judged"] = cal.get("judged")  # the judged top, when pooled by the miner's own ranking
         lo, hi = row.get("estimate_ci95", [float("nan")] * 2)
         row["covered"] = bool(lo <= row["hp_fnr"] <= hi)
         row["meets"] = bool(row["hp_fnr"] <= TARGET[0] and row["coverage"] >= TARGET[1]
