@@ -257,6 +257,9 @@ class Trainer:
                             "guard_fallback": self.ctx.guard_fallback})
 
 
+_EPS = 1e-12  # torch.nn.functional.normalize's
+
+
 def _loss(torch: Any, c: TrainConfig, u: Any, i: Any, table: Any, j: Any) -> Any:
     """The batch loss of users ``u (B, d)``, positives ``i (B, d)`` and negatives ``table[j]``
     (``j (B, N)``, ``-1`` = no negative in that slot)."""
@@ -286,9 +289,6 @@ def _loss(torch: Any, c: TrainConfig, u: Any, i: Any, table: Any, j: Any) -> Any
     ca = (un[rb] * va).sum(-1) / torch.linalg.vector_norm(va, dim=-1).clamp_min(_EPS)
     hinge = torch.zeros(len(u), dtype=ca.dtype).index_add(0, rb, torch.relu(ca - c.margin))
     return ((1 - pos) + c.negative_weight * hinge / count).mean()
-
-
-_EPS = 1e-12  # torch.nn.functional.normalize's
 
 
 def evaluate(scorer: Scorer, data: RecData, k: int = 20, block: int = 512) -> dict[str, Any]:

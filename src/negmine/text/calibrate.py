@@ -103,7 +103,7 @@ from negmine.text.calibrate_policies import (
 from negmine.text.calibrate_policies import _pick as _pick  # re-exported: tests read it here
 from negmine.text.calibrate_policies import summaries as summarise_all
 from negmine.text.filters import AbsoluteMargin, ExcludePositives, Filter, FnMaxProb, JudgedOr, RelativeMargin
-from negmine.text.holdout import JUDGED_QUANTILE
+from negmine.text.holdout import JUDGED_QUANTILE, judged_depth, pool_signature
 from negmine.text.samplers import Sampler
 from negmine.text.types import Candidates, MiningData
 
@@ -204,7 +204,6 @@ def calibrate(data: MiningData, cand: Candidates, filters: Sequence[Filter], sam
     it meets the target under every one of them.
     """
     from negmine.text.detector import Detector, _tfidf, second_view
-    from negmine.text.holdout import judged_depth, pool_signature
 
     min_cov, mechanisms = _checked(data, target_fnr, min_coverage, unknown_ratio, mechanisms)
     base = [f for f in filters if not isinstance(f, (RelativeMargin, AbsoluteMargin, FnMaxProb))]

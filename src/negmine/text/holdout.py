@@ -302,17 +302,13 @@ def judged_depth(data: MiningData, cand: Candidates, quantile: float = JUDGED_QU
     use = pos.counts() >= 2
     if not use.any():
         return None
-    n_docs = np.int64(max(len(data.corpus), 1))
+    n_docs = len(data.corpus)
     k = cand.ids.shape[1]
-    qp = pos.query_of_pair()
-    pk = use[qp]
-    want = qp[pk] * n_docs + pos.indices[pk]
-    q_of_cell = np.broadcast_to(np.arange(cand.ids.shape[0], dtype=np.int64)[:, None], cand.ids.shape)
-    cells = np.flatnonzero((cand.ids >= 0).reshape(-1))
-    keys = q_of_cell.reshape(-1)[cells] * n_docs + cand.ids.reshape(-1)[cells]
-    order = np.argsort(keys, kind="stable")
-    at = np.minimum(np.searchsorted(keys[order], want), max(len(keys) - 1, 0))
-    found = (len(keys) > 0) & (keys[order][at] == want) if len(keys) else np.zeros(len(want), dtype=bool)
-    ranks = np.where(found, cells[order][at] % k if len(keys) else 0, k)
+    want = pos.pair_keys(n_docs)[use[pos.query_of_pair()]]
+    # each known positive's column in its query's list (a list holds a document once); the ones not
+    # retrieved count as rank k, beyond the list
+    found = (cand.ids >= 0) & np.isin(pair_keys(np.arange(len(cand.ids))[:, None], cand.ids, n_docs), want)
+    cols = np.nonzero(found)[1]
+    ranks = np.concatenate([cols, np.full(len(want) - len(cols), k, dtype=np.int64)])
     depth = int(np.quantile(ranks, quantile, method="higher")) + 1
     return depth if depth < k else None
