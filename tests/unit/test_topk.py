@@ -365,3 +365,47 @@ def test_torch_keys_order_nan_and_signed_zero():
     keys = _torch_keys(torch, torch.from_numpy(s), 10).numpy().view(np.uint64) ^ np.uint64(1 << 63)
     clean = np.where(np.isnan(s), np.float32(-np.inf), s)
     np.testing.assert_array_equal(keys, pack(clean, np.arange(10, 18)[None, :]))
+
+
+def test_a_zero_query_gets_the_first_rows_whichever_tied_rows_the_raw_search_kept():
+    # every product of a zero query is exactly 0: the answer is rows 0..k-1 by the tie rule, even
+    # when the raw search (threads, tiles) kept other tied rows, here the last ones
+    from negmine.text.retrievers.base import exact_top_k
+
+    d = embeddings(31, 200, 8)
+    q = np.zeros((2, 8), dtype=np.float32)
+    q[1] = d[50]
+
+    def raw(qs: np.ndarray, dd: np.ndarray, kk: int) -> tuple[np.ndarray, np.ndarray]:
+        s = np.zeros((len(qs), len(dd)), dtype=np.float32) if not qs.any() else (qs @ dd.T).astype(np.float32)
+        ids, sc = reference(s[:, ::-1], kk)  # ties resolved to the *highest* rows
+        return np.where(ids >= 0, len(dd) - 1 - ids, -1), sc
+
+    got = exact_top_k(q, d, 7, raw)
+    want = exact_reference(q, d, 7)
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_array_equal(got[1], want[1])
+    np.testing.assert_array_equal(got[0][0], np.arange(7))
+
+
+@pytest.mark.skipif(not importlib.util.find_spec("numba"), reason="the compiled screen needs numba")
+@pytest.mark.parametrize("with_threads", [True, False])
+def test_the_compiled_raw_search_keeps_each_querys_best_products_with_threads_or_without(monkeypatch, with_threads):
+    # the tiled search (threads, one BLAS thread each, per-thread heaps merged) and the one-thread
+    # block search keep the same best float32 products; tiles of 64 documents make many tiles
+    from negmine.text.retrievers import dense_jit
+
+    d = embeddings(41, 3000, 24)
+    q = embeddings(42, 70, 24)
+    monkeypatch.setattr(dense_jit, "tile_docs", lambda query_block: 64)
+    if not with_threads:
+        monkeypatch.setattr(dense_jit, "_blas", lambda: None)
+    ids, scores = dense_jit.search(q, d, 30, 32, 500)
+    prods = (q.astype(np.float64) @ d.T.astype(np.float64))
+    best = -np.sort(-prods, axis=1)[:, :30]
+    np.testing.assert_allclose(scores, best, atol=1e-5)  # float32 products, any kernel
+    np.testing.assert_allclose(np.take_along_axis(prods, ids, axis=1), scores, atol=1e-5)
+    assert (np.diff(scores, axis=1) <= 0).all()
+    assert all(len(set(row)) == 30 for row in ids.tolist())
+    np.testing.assert_array_equal(Dense(query_block=32, doc_block=500).search(q, d, 30)[0],
+                                  exact_reference(q, d, 30)[0])

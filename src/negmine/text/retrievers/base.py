@@ -313,16 +313,22 @@ def exact_top_k(q: np.ndarray, d: np.ndarray, k: int, raw: RawSearch,
     while todo.size:
         qs = q if todo.size == n_q else q[todo]
         ids, raw_scores = raw(qs, d, kk)
+        if kk < n_d:
+            if d_norm_max is None:
+                d_norm_max = float(row_norms(d).max())
+            err = c * q_norm[todo] * d_norm_max
+            # an exactly zero bound means every product is exactly ±0 (equal keys): the first rows
+            # are the answer, whichever tied rows the raw search kept
+            zero = err == 0
+            if zero.any():
+                ids = ids.copy()
+                ids[zero] = np.arange(kk)
         top_ids, top_sc = resort(ids, rescore_exact(qs, d, ids), k)
         if kk >= n_d:
             settled = np.ones(todo.size, dtype=bool)
         else:
-            if d_norm_max is None:
-                d_norm_max = float(row_norms(d).max())
-            err = c * q_norm[todo] * d_norm_max
             last = raw_scores[:, kk - 1].astype(np.float64)
-            # an exactly zero bound means exactly zero products: the raw search is already exact
-            settled = (last + err < top_sc[:, k - 1]) | (err == 0)
+            settled = (last + err < top_sc[:, k - 1]) | zero
         ids_out[todo[settled]], sc_out[todo[settled]] = top_ids[settled], top_sc[settled]
         todo = todo[~settled]
         kk = min(2 * kk, n_d)

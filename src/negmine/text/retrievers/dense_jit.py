@@ -1,15 +1,21 @@
-"""The compiled screen of the blocked dense search (numba, where installed): one fused pass over
-each block of float32 products, rows in parallel, keeping each query's best ``k`` in a min-heap.
+"""The compiled dense search (numba, where installed): each core multiplies a cache-sized tile of
+documents with the query block and screens the float32 products into its own min-heaps of each
+query's best ``k`` while they are still in its cache, in one fused pass.
 
 The numpy screen (:class:`~negmine.text.retrievers.base.TopK`) takes several passes over each block
 (row maxima, a comparison mask, the surviving cells, packing, merging) on one core while the
-other idles; this takes one pass on every core. It is a *raw* search: near-ties of the float32
-products are settled afterwards by :func:`~negmine.text.retrievers.base.exact_top_k`, which only needs
-the best ``k`` of these products (any order among equal ones), so both screens give the same bytes.
+other idles. This is a *raw* search: near-ties of the float32 products are settled afterwards by
+:func:`~negmine.text.retrievers.base.exact_top_k`, which only needs the best ``k`` of these products
+(any order among equal ones), so both screens, any tile and any thread count give the same bytes.
 """
 
 from __future__ import annotations
 
+import functools
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import numba
@@ -72,12 +78,59 @@ def screen(block: np.ndarray, first_row: int, heap_s: np.ndarray, heap_r: np.nda
 def search(q: np.ndarray, d: np.ndarray, k: int, query_block: int, doc_block: int,
            progress: Any = iter) -> tuple[np.ndarray, np.ndarray]:
     """``(ids int64[n_q, k], scores float32[n_q, k])``: the best ``k`` float32 products of every
-    query, sorted descending (any order among equal ones), padded with ``-1``/``-inf``."""
+    query, sorted descending (any order among equal ones), padded with ``-1``/``-inf``.
+
+    On several cores (as many threads as BLAS would use, held to one BLAS thread each through
+    threadpoolctl), each thread takes the next *tile* of documents, multiplies it with the query
+    block and screens the products into its own heaps while they are still in its cache; the
+    heaps are merged per query block. The tile is sized from the L2 cache (:func:`tile_docs`).
+    Without threads the products of each ``query_block × doc_block`` block are computed by every
+    BLAS thread and screened by every core in turn, which reads them back from memory."""
     ids = np.full((len(q), k), -1, dtype=np.int64)
     scores = np.full((len(q), k), -np.inf, dtype=np.float32)
     if k == 0 or not len(q) or not len(d):
         return ids, scores
     qbs, dbs = max(1, min(query_block, len(q))), max(1, min(doc_block, len(d)))
+    tile = min(tile_docs(qbs), dbs)
+    blas = _blas()
+    threads = min(numba.get_num_threads(), blas[1], -(-len(d) // tile)) if blas is not None else 1
+    if blas is None or threads < 2:
+        return _search_blocks(q, d, k, qbs, dbs, progress, ids, scores)
+    with blas[0](1, user_api="blas"), ThreadPoolExecutor(threads) as pool:
+        bufs = [np.empty(qbs * tile, dtype=np.float32) for _ in range(threads)]
+        for qs in progress(range(0, len(q), qbs)):
+            qb = np.ascontiguousarray(q[qs : qs + qbs], dtype=np.float32)
+            share = functools.partial(_tiles, qb, d, k, tile, iter(range(0, len(d), tile)), threading.Lock())
+            heaps = list(pool.map(share, bufs))
+            heap_s = np.concatenate([h[0] for h in heaps], axis=1)
+            heap_r = np.concatenate([h[1] for h in heaps], axis=1)
+            order = np.argsort(-heap_s, axis=1, kind="stable")[:, :k]
+            ids[qs : qs + len(qb)] = np.take_along_axis(heap_r, order, axis=1)
+            scores[qs : qs + len(qb)] = np.take_along_axis(heap_s, order, axis=1)
+    return ids, scores
+
+
+def _tiles(qb: np.ndarray, d: np.ndarray, k: int, tile: int, starts: Iterator[int], lock: threading.Lock,
+           buf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One thread's share of a query block: tiles taken from ``starts`` until none is left
+    (whichever thread is free takes the next), each multiplied and screened at once."""
+    heap_s = np.full((len(qb), k), -np.inf, dtype=np.float32)
+    heap_r = np.full((len(qb), k), -1, dtype=np.int64)
+    sizes = np.zeros(len(qb), dtype=np.int64)
+    while True:
+        with lock:
+            ds = next(starts, None)
+        if ds is None:
+            return heap_s, heap_r
+        db = np.asarray(d[ds : ds + tile], dtype=np.float32)
+        out = buf[: len(qb) * len(db)].reshape(len(qb), len(db))
+        np.matmul(qb, db.T, out=out)  # one BLAS thread; the GIL is released
+        _screen_serial(out, ds, heap_s, heap_r, sizes)  # nogil
+
+
+def _search_blocks(q: np.ndarray, d: np.ndarray, k: int, qbs: int, dbs: int, progress: Any,
+                   ids: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One thread: each block's products on every BLAS thread, then screened on every core."""
     buf = np.empty(qbs * dbs, dtype=np.float32)  # reused: no page faults per block
     for qs in progress(range(0, len(q), qbs)):
         qb = np.ascontiguousarray(q[qs : qs + qbs], dtype=np.float32)
@@ -93,3 +146,36 @@ def search(q: np.ndarray, d: np.ndarray, k: int, query_block: int, doc_block: in
         ids[qs : qs + len(qb)] = np.take_along_axis(heap_r, order, axis=1)
         scores[qs : qs + len(qb)] = np.take_along_axis(heap_s, order, axis=1)
     return ids, scores
+
+
+def _blas() -> tuple[Any, int] | None:
+    """``(threadpoolctl's threadpool_limits, the BLAS thread count now)``, or ``None`` where
+    threadpoolctl is not installed. The search uses no more threads than BLAS would, so a limit the
+    user or an engine set (``OMP_NUM_THREADS=1`` in a Ray worker) holds."""
+    try:
+        from threadpoolctl import threadpool_info, threadpool_limits
+    except ImportError:
+        return None
+    counts = [int(i.get("num_threads") or 1) for i in threadpool_info() if i.get("user_api") == "blas"]
+    return threadpool_limits, max(counts, default=1)
+
+
+@functools.cache
+def l2_bytes() -> int:
+    """The size of one core's L2 cache (Linux sysfs), else 1 MiB."""
+    base = Path("/sys/devices/system/cpu/cpu0/cache")
+    try:
+        for idx in sorted(base.glob("index*")):
+            if (idx / "level").read_text().strip() == "2" and (idx / "type").read_text().strip() != "Instruction":
+                size = (idx / "size").read_text().strip().upper()
+                mult = {"K": 1 << 10, "M": 1 << 20}.get(size[-1:], 1)
+                return int(size.rstrip("KM")) * mult
+    except (OSError, ValueError):
+        pass
+    return 1 << 20
+
+
+def tile_docs(query_block: int) -> int:
+    """Documents per tile: a ``query_block × tile`` float32 block of products fills one L2 cache
+    (a multiple of 64 documents, at least 64)."""
+    return max(64, l2_bytes() // (4 * max(1, query_block)) // 64 * 64)

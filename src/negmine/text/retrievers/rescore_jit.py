@@ -44,62 +44,49 @@ def plan(n: int) -> np.ndarray:
     return np.array(ops, dtype=np.int64).reshape(-1, 3)
 
 
-@numba.njit(cache=True)
-def _block(a: Any, lo: int, n: int) -> float:  # pragma: no cover (compiled)
-    """numpy's sum of ``a[lo : lo + n]``, ``n <= 128``: sequential below 8 terms, else eight
-    accumulators combined as ((0+1)+(2+3))+((4+5)+(6+7)), then the rest in order."""
+@numba.njit(cache=True, inline="always")
+def _block(q: Any, i: int, d: Any, r: int, lo: int, n: int) -> float:  # pragma: no cover (compiled)
+    """numpy's sum of the float64 products ``q[i, t] · d[r, t]`` for ``t`` in ``[lo, lo + n)``,
+    ``n <= 128``: sequential below 8 terms, else eight accumulators combined as
+    ((0+1)+(2+3))+((4+5)+(6+7)), then the rest in order. Each product is exact in float64, so
+    forming it in place gives the same terms as numpy's product array."""
     if n < 8:
         res = 0.0
-        for i in range(lo, lo + n):
-            res += a[i]
+        for t in range(lo, lo + n):
+            res += np.float64(q[i, t]) * np.float64(d[r, t])
         return res
-    r0, r1, r2, r3 = a[lo], a[lo + 1], a[lo + 2], a[lo + 3]
-    r4, r5, r6, r7 = a[lo + 4], a[lo + 5], a[lo + 6], a[lo + 7]
+    acc = np.empty(8, dtype=np.float64)
+    for u in range(8):
+        acc[u] = np.float64(q[i, lo + u]) * np.float64(d[r, lo + u])
     m = n - n % 8
-    for i in range(8, m, 8):
-        j = lo + i
-        r0 += a[j]
-        r1 += a[j + 1]
-        r2 += a[j + 2]
-        r3 += a[j + 3]
-        r4 += a[j + 4]
-        r5 += a[j + 5]
-        r6 += a[j + 6]
-        r7 += a[j + 7]
-    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
-    for i in range(lo + m, lo + n):
-        res += a[i]
+    for s in range(lo + 8, lo + m, 8):
+        for u in range(8):  # eight independent accumulators: vectorised
+            acc[u] += np.float64(q[i, s + u]) * np.float64(d[r, s + u])
+    res = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]))
+    for t in range(lo + m, lo + n):
+        res += np.float64(q[i, t]) * np.float64(d[r, t])
     return res
 
 
-@numba.njit(cache=True)
-def _pairwise(a: Any, program: Any, stack: Any) -> float:  # pragma: no cover (compiled)
-    """Run a :func:`plan` program over ``a``."""
-    top = 0
-    for p in range(program.shape[0]):
-        if program[p, 0] == 0:
-            stack[top] = _block(a, program[p, 1], program[p, 2])
-            top += 1
-        else:
-            stack[top - 2] = stack[top - 2] + stack[top - 1]
-            top -= 1
-    return stack[0]
-
-
 def _rescore(q: Any, d: Any, ids: Any, program: Any, out: Any) -> None:  # pragma: no cover (compiled)
+    """Run the :func:`plan` program for every candidate: block sums pushed, pairs popped and added."""
     n, kk = ids.shape
-    dim = q.shape[1]
     for i in numba.prange(n):
-        prod = np.empty(dim, dtype=np.float64)
         stack = np.empty(program.shape[0] + 1, dtype=np.float64)
         for j in range(kk):
             r = ids[i, j]
             if r < 0:
                 out[i, j] = -np.inf
                 continue
-            for t in range(dim):
-                prod[t] = np.float64(q[i, t]) * np.float64(d[r, t])
-            out[i, j] = _pairwise(prod, program, stack)  # rounded to out's dtype (float32; float64 in tests)
+            top = 0
+            for p in range(program.shape[0]):
+                if program[p, 0] == 0:
+                    stack[top] = _block(q, i, d, r, program[p, 1], program[p, 2])
+                    top += 1
+                else:
+                    stack[top - 2] = stack[top - 2] + stack[top - 1]
+                    top -= 1
+            out[i, j] = stack[0]  # rounded to out's dtype (float32; float64 in tests)
 
 
 _rescore_parallel = numba.njit(parallel=True, cache=True)(_rescore)
