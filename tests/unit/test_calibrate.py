@@ -293,8 +293,12 @@ def test_pool_like_calibration_does_not_promise_what_random_hiding_cannot_see():
     est = new["estimates"]
     assert all(len(e["crossfit"]["hp_fnr_ci95"]) == 2 for e in est.values())
     lo, hi = new["estimated_hp_fnr_ci95"]
-    assert lo == min(e["crossfit"]["hp_fnr_ci95"][0] for e in est.values())
     assert hi == max(e["crossfit"]["hp_fnr_ci95"][1] for e in est.values())
+    # pooled by the lexical view: the run takes the lexical pool's judged candidates first, which no
+    # pseudo-hidden known positive can measure, so the low end is 0 (and says why)
+    assert new["judged"]["by"] == "lexical-pool"
+    assert lo == 0.0 < min(e["crossfit"]["hp_fnr_ci95"][0] for e in est.values())
+    assert "lexical pool" in new["crossfit"]["low_end"]
     assert new["decided_by"] in ("random", "pool") and new["decided_by"] in new["note"]
     assert new["detector"]["second_view"] == "lexical"
     # the labels look pooled (the lexical view ranks every known positive on top), and the note says
@@ -456,3 +460,168 @@ def test_pooled_by_the_miner_the_judged_top_gives_the_negatives():
     plain = C.calibrate(data, dataclasses.replace(cand, positive_scores=cand.positive_scores * 0 + 0.5),
                         [ExcludePositives()], Top(), 5, 0, target_fnr=0.1, policies=GRID, mechanisms=("random",))
     assert plain.record["judged"] is None and not any(isinstance(f, JudgedOr) for f in plain.filters)
+
+
+#: a lexical pool of 13 per query: term frequency of the query's word 13 down to 1 (equal lengths,
+#: so BM25 ranks them in that order); the labellers chose the 8 known positives among them
+POOL_KNOWN, POOL_JUDGED = [0, 1, 3, 4, 6, 7, 9, 12], [2, 5, 8, 10, 11]
+#: where the dense miner ranks them: the 6 unlabelled positives (no query word) on top, the judged
+#: negatives among the others, the known positives spread down the list
+MINER_UNKNOWN, MINER_JUDGED = [0, 1, 2, 3, 4, 5], [8, 12, 16, 20, 24]
+MINER_KNOWN = [6, 15, 22, 30, 38, 45, 50, 55]
+
+
+def _pooled_by_a_lexical_system(n_q: int = 40, k: int = 60) -> tuple[MiningData, object, Qrels, np.ndarray]:
+    """Labels from a BM25 pool unlike the dense miner (module constants); returns the data, the
+    candidates, the unknown positives and unit document embeddings (a dense miner's)."""
+    from negmine.text.types import Candidates, Corpus, Queries
+
+    width = 14
+    texts: list[str] = []
+    ids = np.full((n_q, k), -1, dtype=np.int64)
+    known, unknown = [], []
+    for q in range(n_q):
+        pool = [" ".join([f"w{q}"] * (13 - p) + [f"pad{q}x{p}"] * (width - 13 + p)) for p in range(13)]
+        far = [" ".join(f"far{q}x{u}y{j}" for j in range(width)) for u in range(6)]
+        other = [" ".join(f"oth{q}x{o}y{j}" for j in range(width)) for o in range(k - 13 - 6 + len(POOL_KNOWN))]
+        row = len(texts)
+        texts += pool + far + other
+        pool_rows = row + np.arange(13)
+        far_rows = row + 13 + np.arange(6)
+        other_rows = list(row + 19 + np.arange(len(other)))
+        known.append(pool_rows[POOL_KNOWN])
+        unknown.append(far_rows)
+        ids[q, MINER_UNKNOWN] = far_rows
+        ids[q, MINER_JUDGED] = pool_rows[POOL_JUDGED]
+        ids[q, MINER_KNOWN] = pool_rows[POOL_KNOWN]
+        free = [c for c in range(k) if ids[q, c] < 0]
+        ids[q, free] = other_rows[: len(free)]
+    scores = np.tile(np.linspace(0.9, 0.1, k, dtype=np.float32), (n_q, 1))
+    known_q = Qrels.from_pairs(n_q, np.repeat(np.arange(n_q), len(POOL_KNOWN)), np.concatenate(known))
+    unknown_q = Qrels.from_pairs(n_q, np.repeat(np.arange(n_q), 6), np.concatenate(unknown))
+    corpus = Corpus(ids=[f"d{i}" for i in range(len(texts))], texts=texts)
+    queries = Queries(ids=[f"q{i}" for i in range(n_q)], texts=[f"w{q}" for q in range(n_q)])
+    pos_scores = np.full(len(known_q.indices), np.nan, dtype=np.float32)
+    cols = {(q, int(ids[q, c])): c for q in range(n_q) for c in range(k)}
+    for j, (q, d) in enumerate(zip(known_q.query_of_pair(), known_q.indices)):
+        pos_scores[j] = scores[q, cols[(int(q), int(d))]]
+    # the known positives are candidates too (ExcludePositives drops them), as a miner returns them
+    cand = Candidates(ids, scores, np.ones(ids.shape, np.uint8), ["m"], pos_scores)
+    emb = np.random.default_rng(0).standard_normal((len(texts), 16)).astype(np.float32)
+    return MiningData(corpus, queries, known_q, known_q), cand, unknown_q, emb / np.linalg.norm(emb, axis=1,
+                                                                                              keepdims=True)
+
+
+@pytest.mark.extra("detect")
+def test_judged_by_lexical_pool_by_hand():
+    # the known positives lie at corpus BM25 ranks 0, 1, 3, 4, 6, 7, 9 and 12: 90% within rank 12,
+    # so the judges looked 13 deep; the 5 other pool documents are the judged cells, at the miner's
+    # columns MINER_JUDGED (and the known positives' own columns, which ExcludePositives drops)
+    from negmine.text.detector_views import judged_by_lexical_pool
+
+    data, cand, _, _ = _pooled_by_a_lexical_system(n_q=6)
+    found = judged_by_lexical_pool(data, cand, 0.9)
+    # equal lengths: every stand-in ranks the pool by term frequency, the tie goes to the first
+    assert found.depths == {"bm25": 13, "bm25-all-words": 13, "tfidf": 13, "tfidf-all-words": 13}
+    assert found.depth == 13 and found.stand_in == "bm25"
+    want = np.zeros(cand.ids.shape, dtype=bool)
+    want[:, MINER_JUDGED + MINER_KNOWN] = True
+    assert np.array_equal(found.judged, want)
+    # a shallower quantile: half of them lie within rank 6 (numpy's "higher" quantile), so 7 deep:
+    # pool ranks 0-6 hold 5 known positives and 2 judged negatives
+    found = judged_by_lexical_pool(data, cand, 0.5)
+    assert found.depth == 7 and found.judged.sum(axis=1).tolist() == [7] * 6
+    assert found.judged[:, MINER_JUDGED[:2]].all() and not found.judged[:, MINER_JUDGED[2:]].any()
+
+
+@pytest.mark.extra("detect")
+@pytest.mark.parametrize("labeller", ["bm25", "bm25-all-words", "tfidf", "tfidf-all-words"])
+def test_the_lexical_stand_in_is_the_system_that_made_the_pool(labeller):
+    # documents of varying length over a small vocabulary: BM25 and TF-IDF cosine rank them
+    # differently. The known positives are 8 of each query's top 13 by the labelling system; the
+    # stand-in that ranks them highest is that system, and its judged cells are its own top
+    from negmine.text.detector_views import _stand_in, judged_by_lexical_pool
+    from negmine.text.types import Candidates, Corpus, Queries
+
+    rng = np.random.default_rng(3)
+    vocab = [f"v{i}" for i in range(60)] + ["the", "of", "and", "with"]  # four English stop words
+    texts = [" ".join(rng.choice(vocab, size=int(rng.integers(4, 80)))) for _ in range(400)]
+    n_q = 25
+    q_texts = [" ".join(rng.choice(vocab, size=4, replace=False)) + " the of" for _ in range(n_q)]
+    corpus = Corpus(ids=[f"d{i}" for i in range(400)], texts=texts)
+    queries = Queries(ids=[f"q{i}" for i in range(n_q)], texts=q_texts)
+    bare = MiningData(corpus, queries, Qrels.from_pairs(n_q, np.array([0]), np.array([0])),
+                      Qrels.from_pairs(n_q, np.array([0]), np.array([0])))
+    q_mat, wt = _stand_in(bare, labeller)
+    scores = np.asarray((q_mat @ wt).todense())
+    order = np.argsort(-scores, axis=1, kind="stable")
+    known = order[:, [0, 1, 3, 4, 6, 7, 9, 12]]
+    pos = Qrels.from_pairs(n_q, np.repeat(np.arange(n_q), 8), known.ravel())
+    data = MiningData(corpus, queries, pos, pos)
+    ids = np.stack([rng.permutation(400)[:60] for _ in range(n_q)]).astype(np.int64)
+    cand = Candidates(ids, np.zeros(ids.shape, np.float32), np.ones(ids.shape, np.uint8), ["m"],
+                      np.zeros(len(pos.indices), np.float32))
+    found = judged_by_lexical_pool(data, cand, 0.9)
+    assert found.stand_in == labeller and found.depth == 13
+    assert all(d is None or d >= 13 for d in found.depths.values())
+    top13 = np.zeros((n_q, 400), dtype=bool)
+    np.put_along_axis(top13, order[:, :13], True, axis=1)
+    assert np.array_equal(found.judged, np.take_along_axis(top13, ids, axis=1))
+
+
+def test_judged_or_takes_judged_cells_first_and_fills_with_the_best_ranked_guarded():
+    from negmine.text.filters import FilterInput, JudgedOr, RankWindow
+
+    data, cand, _, _ = _pooled_by_a_lexical_system(n_q=2)
+    inp = FilterInput(cand, data)
+    inp.current = cand.ids >= 0
+    judged = np.zeros(cand.ids.shape, dtype=bool)
+    judged[0, [8, 12, 16, 20, 24]] = True  # query 0: five judged
+    judged[1, [30, 40]] = True  # query 1: two judged
+    keep = JudgedOr(13, [RankWindow(10, 60)], judged=judged, enough=5).keep(inp)
+    assert np.flatnonzero(keep[0]).tolist() == [8, 12, 16, 20, 24]  # enough judged: only they
+    assert np.flatnonzero(keep[1]).tolist() == [10, 11, 12, 30, 40]  # two judged + the 3 best guarded
+    every = JudgedOr(13, [RankWindow(10, 60)], judged=judged).keep(inp)  # no "enough": judged or guarded
+    assert np.flatnonzero(every[1]).tolist() == list(range(10, 60))
+    assert JudgedOr(13, [], judged=judged, enough=5).config()["by"] == "lexical-pool"
+    with pytest.raises(ConfigError, match="do not match the candidates"):
+        JudgedOr(13, [], judged=judged[:1], enough=5).keep(inp)
+    with pytest.raises(ConfigError, match="enough"):
+        JudgedOr(13, [], judged=judged, enough=0)
+
+
+@pytest.mark.extra("detect")
+def test_pooled_by_a_lexical_system_the_judged_pool_gives_the_negatives():
+    """A BM25 pool unlike the dense miner: the miner puts the 6 unlabelled positives (no query word)
+    on top, where the known positives (all inside the pool) cannot show them; the 5 pool documents
+    the labellers did not choose are taken instead, and the interval's low end is 0."""
+    from negmine.text.filters import JudgedOr
+    from negmine.text.pair_rows import expand_pairs
+    from negmine.text.pipeline import choose
+
+    data, cand, unknown, emb = _pooled_by_a_lexical_system()
+    cal = C.calibrate(data, cand, [ExcludePositives()], Top(), 5, 0, target_fnr=0.1, policies=GRID,
+                      doc_embeddings=emb)
+    sig = cal.record["pool_signature"]
+    assert sig["pooled"] and sig["by"] == "view"
+    assert cal.record["judged"]["by"] == "lexical-pool" and cal.record["judged"]["depth"] == 13
+    assert isinstance(cal.filters[-1], JudgedOr) and cal.filters[-1].enough == 5
+    assert "stands in for the labelling system" in cal.record["note"]
+    assert cal.record["judged"]["stand_in"] in cal.record["judged"]["depths"]
+    assert cal.record["estimated_hp_fnr_ci95"][0] == 0.0 and "lexical pool" in cal.record["crossfit"]["low_end"]
+    rows_data, rows, reference = data, cand, cal.reference
+    if reference == "pair":  # as the pipeline does: one row per (query, known positive)
+        pr = expand_pairs(data, cand)
+        rows_data, rows, reference = pr.data, pr.candidates, "min"
+    res = choose(rows_data, rows, cal.filters, cal.sampler, 5, 0, config={}, reference=reference)
+    assert np.array_equal(res.columns, np.tile(MINER_JUDGED, (len(rows.ids), 1)))
+    assert not np.isin(np.take_along_axis(rows.ids, res.columns, axis=1), unknown.indices).any()
+    # a policy without pair rows filters the query rows themselves
+    single = C.calibrate(data, cand, [ExcludePositives()], Top(), 5, 0, target_fnr=0.1, doc_embeddings=emb,
+                         policies=[p for p in GRID if p.reference != "pair"])
+    assert single.reference != "pair" and single.record["judged"]["by"] == "lexical-pool"
+    res = choose(data, cand, single.filters, single.sampler, 5, 0, config={}, reference=single.reference)
+    assert np.array_equal(res.columns, np.tile(MINER_JUDGED, (40, 1)))
+    # without a dense miner's embeddings the second view is latent: no lexical pool is computed
+    lexical = C.calibrate(data, cand, [ExcludePositives()], Top(), 5, 0, target_fnr=0.1, policies=GRID)
+    assert lexical.record["judged"] is None or lexical.record["judged"].get("by") != "lexical-pool"

@@ -204,6 +204,8 @@ def calibrate(data: MiningData, cand: Candidates, filters: Sequence[Filter], sam
     it meets the target under every one of them.
     """
     from negmine.text.detector import Detector, _tfidf, second_view
+    from negmine.text.detector_views import judged_by_lexical_pool
+    from negmine.text.pair_rows import expand_pairs
 
     min_cov, mechanisms = _checked(data, target_fnr, min_coverage, unknown_ratio, mechanisms)
     base = [f for f in filters if not isinstance(f, (RelativeMargin, AbsoluteMargin, FnMaxProb))]
@@ -233,7 +235,6 @@ def calibrate(data: MiningData, cand: Candidates, filters: Sequence[Filter], sam
     summaries = worst_of(per_summaries)
     idx, met = _pick(summaries, target_fnr, min_cov)
     crossfits, crossfit = _crossfit(data, seed, per_stats, audited, grid, mechanisms, target_fnr, min_cov)
-    crossfit = _bounded_by_signature(crossfit, signature)
     frontier = _frontier(grid, summaries, per_summaries, mechanisms, target_fnr, min_cov)
     chosen = grid[idx]
     ch = {k: v for k, v in summaries[idx].items() if k != "decided_by"}
@@ -243,11 +244,24 @@ def calibrate(data: MiningData, cand: Candidates, filters: Sequence[Filter], sam
                  for m, ps, c in zip(mechanisms, per_summaries, crossfits)}
     # pooled by a ranking like the miner's: the top of its lists was judged (module doc, "Judged")
     depth = judged_depth(data, cand) if signature["pooled"] and signature["by"] == "miner" else None
+    # pooled by a lexical system unlike this dense miner: the cells a corpus-wide BM25 puts in the pool
+    judged_cells, lexical = None, None
+    if signature["pooled"] and signature["by"] == "view" and view is not None and view.name == "lexical":
+        lexical = judged_by_lexical_pool(data, cand, JUDGED_QUANTILE)
+        if lexical is not None:
+            depth, judged_cells = lexical.depth, lexical.judged
+            if chosen.reference == "pair":  # the run filters one row per (query, known positive)
+                judged_cells = judged_cells[expand_pairs(data, cand).query_row]
+    crossfit = _bounded_by_signature(crossfit, signature, judged_cells is not None)
+    judged_record = None if depth is None else {"depth": depth, "quantile": JUDGED_QUANTILE, "sampler": "top"}
+    if judged_record is not None and lexical is not None:
+        judged_record.update(by="lexical-pool", stand_in=lexical.stand_in, depths=lexical.depths,
+                             cells=int(lexical.judged.sum()), fill="best-ranked guarded")
     record = {
         "method": "policy-search", "target_fnr": target_fnr, "min_coverage": min_cov, "target_met": met,
         "note": (_note(chosen, ch, decided, mechanisms, crossfits, target_fnr, min_cov, met)
-                 + _pooled_note(signature, unknown_ratio, depth)),
-        "judged": None if depth is None else {"depth": depth, "quantile": JUDGED_QUANTILE, "sampler": "top"},
+                 + _pooled_note(signature, unknown_ratio, depth, None if lexical is None else lexical.stand_in)),
+        "judged": judged_record,
         "pool_signature": signature,
         "chosen": {"policy": chosen.label(), **chosen.as_dict(), **ch},
         "mechanisms": list(mechanisms), "decided_by": decided, "estimates": estimates,
@@ -268,6 +282,9 @@ def calibrate(data: MiningData, cand: Candidates, filters: Sequence[Filter], sam
         final.append(RelativeMargin(chosen.margin, reference=None if chosen.reference == "pair" else chosen.reference))
     if chosen.fn_max_prob is not None:
         final.append(FnMaxProb(chosen.fn_max_prob, detector=det))
+    if judged_cells is not None and depth is not None:
+        judged_or = JudgedOr(depth, final[len(base):], judged=judged_cells, enough=num_negatives)
+        return Calibration([*base, judged_or], make_sampler("top"), record, reference=chosen.reference)
     if depth is not None:
         return Calibration([*base, JudgedOr(depth, final[len(base):])], make_sampler("top"), record,
                            reference=chosen.reference)
@@ -403,22 +420,32 @@ def _note(chosen: Policy, ch: dict[str, Any], decided: str, mechanisms: Sequence
     return note + f"; cross-fitted estimate under {each}; decided by {decided} hiding"
 
 
-def _bounded_by_signature(crossfit: dict[str, Any], signature: dict[str, Any]) -> dict[str, Any]:
+def _bounded_by_signature(crossfit: dict[str, Any], signature: dict[str, Any],
+                          lexical_pool: bool = False) -> dict[str, Any]:
     """The headline interval, honest about what a pool hides. When the known positives crowd the top
     of the miner's own ranking (:func:`negmine.text.holdout.pool_signature`, ``by == "miner"``), the
     labels were pooled by a ranking like the miner's: the unknown positives are ranked low by the
     miner too, mostly beyond its candidates, where no pseudo-hidden known positive can stand for
     them. The known positives then measure the high end only, and the interval's low end is 0
-    (``crossfit["low_end"]`` says why). Pooled by the second view, nothing bounds how many unknown
-    positives the miner surfaces, and the note says the estimate may be low."""
-    if not (signature["pooled"] and signature["by"] == "miner"):
+    (``crossfit["low_end"]`` says why). Pooled by the second view with the judged cells of a
+    lexical pool taken first (``lexical_pool``), most negatives are ones the labellers saw and
+    rejected, which no pseudo-hidden known positive can measure either (every known positive is in
+    the pool): the policy's estimate bounds the guarded rest, and the low end is 0 too. Pooled by the
+    second view otherwise, nothing bounds how many unknown positives the miner surfaces, and the
+    note says the estimate may be low."""
+    if signature["pooled"] and signature["by"] == "miner":
+        why = "the known positives look pooled by a ranking like this retriever's, whose unknown positives it ranks " \
+              "low, mostly beyond its candidates"
+    elif signature["pooled"] and lexical_pool:
+        why = "most negatives are candidates a lexical pool showed its labellers, judged and not chosen, which the " \
+              "known positives (all inside the pool) cannot measure"
+    else:
         return crossfit
-    return {**crossfit, "hp_fnr_ci95": [0.0, crossfit["hp_fnr_ci95"][1]],
-            "low_end": "0: the known positives look pooled by a ranking like this retriever's, whose unknown "
-                       "positives it ranks low, mostly beyond its candidates"}
+    return {**crossfit, "hp_fnr_ci95": [0.0, crossfit["hp_fnr_ci95"][1]], "low_end": f"0: {why}"}
 
 
-def _pooled_note(signature: dict[str, Any], unknown_ratio: float, depth: int | None = None) -> str:
+def _pooled_note(signature: dict[str, Any], unknown_ratio: float, depth: int | None = None,
+                 stand_in: str | None = None) -> str:
     """The note's warning when the known positives look pooled (:func:`negmine.text.holdout.pool_signature`):
     by a ranking like the miner's, the unknown positives sit low in the miner's list too and the
     estimate may be high, and the top ``depth`` ranks are taken as judged; by the second view, the
@@ -434,9 +461,14 @@ def _pooled_note(signature: dict[str, Any], unknown_ratio: float, depth: int | N
         return (f"; the known positives look pooled by a ranking like this retriever's ({ratio}): the unknown "
                 f"positives are likely ranked low by it too, and this estimate may be high (the interval's low "
                 f"end is 0){judged}")
+    judged = "" if stand_in is None or depth is None else (
+        f"; a corpus-wide {stand_in} ranking, of the lexical systems tried the one that ranks the known positives "
+        f"highest, stands in for the labelling system: candidates in its top {depth} (where {JUDGED_QUANTILE:.0%} of "
+        f"the known positives lie) are taken as judged by the labellers and kept as negatives first, the policy "
+        f"above guards the rest")
     return (f"; the known positives look pooled by a ranking unlike this retriever's (by the second view, {ratio}): "
             f"unknown positives may outnumber the known ones among the candidates, and this estimate, which "
-            f"assumes {unknown_ratio:g} unknown per known positive, may be low")
+            f"assumes {unknown_ratio:g} unknown per known positive, may be low{judged}")
 
 
 def default_policy(data: MiningData) -> dict[str, Any]:

@@ -69,10 +69,10 @@ def _view_of_pairs(q_mat: Any, d_mat: Any, rows: np.ndarray, data: MiningData, c
     return SecondView("", cells, positives)
 
 
-def _bm25_weights(data: MiningData, rows: np.ndarray) -> tuple[Any, Any] | None:
+def _bm25_weights(data: MiningData, rows: np.ndarray, stop_words: str | None = "english") -> tuple[Any, Any] | None:
     """``(vectorizer, BM25 document-term weights)`` of the documents ``rows`` (None: no vocabulary)."""
     text = require("sklearn.feature_extraction.text")
-    vec = text.CountVectorizer(stop_words="english", dtype=np.float32)
+    vec = text.CountVectorizer(stop_words=stop_words, dtype=np.float32)
     try:
         tf = vec.fit_transform(data.corpus.full_texts_at(rows)).tocsr().astype(np.float64)
     except ValueError:
@@ -172,3 +172,107 @@ def second_view(data: MiningData, cand: Candidates, tfidf: TextVectors | None = 
         return _lexical_view(data, cand, tfidf.rows if tfidf is not None else involved_rows(data, cand))
     return _latent_view(data, cand, tfidf if tfidf is not None else _tfidf(data, cand))
 
+
+
+#: corpus cells (queries × documents) of one block of :func:`judged_by_lexical_pool`'s scores
+JUDGED_BLOCK_CELLS = 1 << 24
+#: the lexical systems a labelling pool is matched against (:func:`judged_by_lexical_pool`), in the
+#: order that breaks ties: BM25 (k1 1.5, b 0.75) and TF-IDF cosine (sublinear tf), each with English
+#: stop words removed and with every word kept
+POOL_STAND_INS = ("bm25", "bm25-all-words", "tfidf", "tfidf-all-words")
+
+
+@dataclass
+class LexicalPool:
+    """What :func:`judged_by_lexical_pool` found: the stand-in for the labelling system, how deep
+    its judges looked, the judged cells (``bool[n_queries, k]``) and every stand-in's depth."""
+
+    stand_in: str
+    depth: int
+    judged: np.ndarray
+    depths: dict[str, int | None]
+
+
+def _stand_in(data: MiningData, name: str) -> tuple[Any, Any] | None:
+    """``(query-term matrix, term-document weights)`` of one of :data:`POOL_STAND_INS` over the
+    whole corpus (document frequencies and lengths over it); ``None`` without a vocabulary."""
+    stop = None if name.endswith("all-words") else "english"
+    rows = np.arange(len(data.corpus))
+    if name.startswith("bm25"):
+        built = _bm25_weights(data, rows, stop)
+        if built is None:
+            return None
+        vec, w = built
+        return vec.transform(data.queries.texts).tocsr().astype(np.float64), w.T.tocsc()
+    text = require("sklearn.feature_extraction.text")
+    tfidf = text.TfidfVectorizer(stop_words=stop, sublinear_tf=True, dtype=np.float64)
+    try:
+        d = tfidf.fit_transform(data.corpus.full_texts_at(rows))
+    except ValueError:
+        return None
+    return tfidf.transform(data.queries.texts).tocsr(), d.T.tocsc()
+
+
+def _pool_depth(q_mat: Any, wt: Any, data: MiningData, cand: Candidates, quantile: float,
+                use: np.ndarray) -> tuple[int, np.ndarray] | None:
+    """One stand-in's depth (the corpus rank, 0-based, that holds ``quantile`` of the known positives
+    of the ``use`` queries, plus one) and its judged cells: each query's candidates scored at least
+    its score at that depth, and above 0. ``None`` when the depth reaches the candidates' depth."""
+    pos = data.positives
+    ids = cand.ids
+    n_q, k = ids.shape
+    n_docs = len(data.corpus)
+    top = np.zeros((n_q, k), dtype=np.float64)  # each query's best k corpus scores, descending
+    cells = np.full((n_q, k), -np.inf, dtype=np.float64)  # each candidate's corpus score
+    ranks = np.empty(len(pos.indices), dtype=np.int64)  # each known positive's corpus rank, capped at k
+    qp = pos.query_of_pair()
+    step = max(1, JUDGED_BLOCK_CELLS // n_docs)
+    kk = min(k, n_docs)
+    for s in range(0, n_q, step):
+        scores = np.asarray((q_mat[s : s + step] @ wt).todense())
+        e = s + len(scores)
+        part = -np.partition(-scores, kk - 1, axis=1)[:, :kk] if kk < n_docs else scores
+        top[s:e, :kk] = -np.sort(-part, axis=1)[:, :kk]
+        valid = ids[s:e] >= 0
+        cells[s:e][valid] = scores[np.nonzero(valid)[0], ids[s:e][valid]]
+        lo, hi = int(pos.indptr[s]), int(pos.indptr[e])
+        own = scores[qp[lo:hi] - s, pos.indices[lo:hi]]
+        # documents scored above it among the query's best k: k (beyond the lists) when below them all
+        ranks[lo:hi] = (top[qp[lo:hi]] > own[:, None]).sum(axis=1)
+    depth = int(np.quantile(ranks[use[qp]], quantile, method="higher")) + 1
+    if depth >= k:
+        return None
+    cut = top[:, depth - 1]
+    return depth, (ids >= 0) & (cells >= cut[:, None]) & (cut[:, None] > 0)
+
+
+def judged_by_lexical_pool(data: MiningData, cand: Candidates, quantile: float) -> LexicalPool | None:
+    """The candidates a *lexical* labelling pool showed its judges, when the known positives look
+    pooled by the second view rather than by a dense miner (:func:`negmine.text.holdout.pool_signature`,
+    ``by == "view"``).
+
+    The labelling system is unknown, so each of :data:`POOL_STAND_INS` ranks the whole corpus for
+    each query, and the one that ranks the known positives highest stands in for it: the smallest
+    *depth*, the corpus rank (0-based) that holds ``quantile`` of the known positives of the queries
+    with two or more, plus one (ties to the earlier stand-in). A pool put every known positive in
+    its top, so the system most like it reaches them soonest. The depth is how deep the judges
+    looked. A candidate that stand-in scores at least the query's score at that depth (and above 0)
+    was in the pool; if it is not a known positive, it was seen and not chosen: a judged negative.
+
+    ``None`` without queries with two or more known positives, without a vocabulary, or when every
+    depth reaches past the candidates' depth (nothing to tell judged from unseen). One pass over
+    the corpus per query and stand-in, in blocks of at most :data:`JUDGED_BLOCK_CELLS` scores."""
+    use = data.positives.counts() >= 2
+    if not use.any() or not len(data.corpus) or not cand.ids.shape[1]:
+        return None
+    depths: dict[str, int | None] = {}
+    best: tuple[int, str, np.ndarray] | None = None
+    for name in POOL_STAND_INS:
+        built = _stand_in(data, name)
+        found = None if built is None else _pool_depth(*built, data, cand, quantile, use)
+        depths[name] = None if found is None else found[0]
+        if found is not None and (best is None or found[0] < best[0]):
+            best = (found[0], name, found[1])
+    if best is None:
+        return None
+    return LexicalPool(stand_in=best[1], depth=best[0], judged=best[2], depths=depths)

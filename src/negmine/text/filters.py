@@ -395,28 +395,46 @@ class FnMaxProb(_Threshold):
 
 
 class JudgedOr:
-    """Keep a candidate the labellers are taken to have judged, raw rank below ``depth`` in the
-    miner's own list, whatever ``filters`` say; keep any other candidate only if every one of
-    ``filters`` keeps it. Filters before this one (``ExcludePositives``, a rank window) still apply
-    to all.
+    """Keep the candidates the labellers are taken to have judged, whatever ``filters`` say; keep any
+    other candidate only if every one of ``filters`` keeps it. Filters before this one
+    (``ExcludePositives``, a rank window) still apply to all.
+
+    Judged: raw rank below ``depth`` in the miner's own list, or, when ``judged`` (``bool[n_queries,
+    k]``, aligned with the candidates) is given, those cells. With ``enough`` (the negatives per
+    query), a query keeps its judged candidates first and fills up to ``enough`` with the best-ranked
+    of the others, so a sampler never passes over a judged candidate for a guarded one.
 
     The calibration puts it in place of its margin and detector filters when the known positives
-    look pooled by a ranking like the miner's (:func:`negmine.text.holdout.pool_signature`): such a
-    pool showed its labellers the top of each list, so a candidate up there that is not a known
+    look pooled (:func:`negmine.text.holdout.pool_signature`). Pooled by a ranking like the miner's,
+    the pool showed its labellers the top of each list, so a candidate up there that is not a known
     positive was seen and not chosen (:func:`negmine.text.holdout.judged_depth` estimates how deep
-    they looked). Those are the hardest negatives and the safest; ``filters`` guard the rest.
+    they looked). Pooled by a lexical system unlike a dense miner, the judged cells are the ones a
+    corpus-wide BM25 puts above the depth of the known positives
+    (:func:`negmine.text.detector_views.judged_by_lexical_pool`). Those are hard negatives and the
+    safest; ``filters`` guard the rest.
     """
 
     name = "judged-or"
 
-    def __init__(self, depth: int, filters: Sequence[Filter] = ()) -> None:
+    def __init__(self, depth: int, filters: Sequence[Filter] = (), *, judged: np.ndarray | None = None,
+                 enough: int | None = None) -> None:
         if isinstance(depth, bool) or not isinstance(depth, (int, np.integer)) or depth < 0:
             raise ConfigError(f"judged depth must be an integer >= 0, got {depth!r}")
+        if enough is not None and (isinstance(enough, bool) or not isinstance(enough, (int, np.integer))
+                                   or enough < 1):
+            raise ConfigError(f"judged-or enough must be an integer >= 1, got {enough!r}")
         self.depth = int(depth)
         self.filters = list(filters)
+        self.judged = None if judged is None else np.asarray(judged, dtype=bool)
+        self.enough = None if enough is None else int(enough)
 
     def config(self) -> dict[str, Any]:
-        return {"name": self.name, "depth": self.depth, "filters": [f.config() for f in self.filters]}
+        out: dict[str, Any] = {"name": self.name, "depth": self.depth, "filters": [f.config() for f in self.filters]}
+        if self.judged is not None:
+            out["by"] = "lexical-pool"
+        if self.enough is not None:
+            out["enough"] = self.enough
+        return out
 
     def keep(self, inp: FilterInput) -> np.ndarray:
         start = inp.current if inp.current is not None else inp.candidates.ids >= 0
@@ -427,4 +445,17 @@ class JudgedOr:
                 rest = rest & f.keep(inp)
         finally:
             inp.current = start
-        return (inp.ranks < self.depth) | rest
+        if self.judged is None:
+            judged = inp.ranks < self.depth
+        elif self.judged.shape != start.shape:
+            raise ConfigError(f"judged-or: judged cells of shape {self.judged.shape} do not match the candidates "
+                              f"{start.shape}; compute them on the candidates this run filters")
+        else:
+            judged = self.judged
+        judged = judged & start
+        if self.enough is None:
+            return judged | rest
+        rest = rest & ~judged
+        room = np.maximum(self.enough - judged.sum(axis=1), 0)  # per query, guarded cells still wanted
+        order = np.cumsum(rest, axis=1)  # 1-based place of each guarded cell in rank order
+        return judged | (rest & (order <= room[:, None]))
