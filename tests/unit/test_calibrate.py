@@ -293,12 +293,11 @@ def test_pool_like_calibration_does_not_promise_what_random_hiding_cannot_see():
     est = new["estimates"]
     assert all(len(e["crossfit"]["hp_fnr_ci95"]) == 2 for e in est.values())
     lo, hi = new["estimated_hp_fnr_ci95"]
+    assert lo == min(e["crossfit"]["hp_fnr_ci95"][0] for e in est.values())
     assert hi == max(e["crossfit"]["hp_fnr_ci95"][1] for e in est.values())
-    # pooled by the lexical view: the run takes the lexical pool's judged candidates first, which no
-    # pseudo-hidden known positive can measure, so the low end is 0 (and says why)
-    assert new["judged"]["by"] == "lexical-pool"
-    assert lo == 0.0 < min(e["crossfit"]["hp_fnr_ci95"][0] for e in est.values())
-    assert "lexical pool" in new["crossfit"]["low_end"]
+    # one known positive per query carries no query word (level 0): no lexical system can rank it,
+    # so no depth holds 90% of them and no lexical pool is taken as judged
+    assert new["judged"] is None and "low_end" not in new["crossfit"]
     assert new["decided_by"] in ("random", "pool") and new["decided_by"] in new["note"]
     assert new["detector"]["second_view"] == "lexical"
     # the labels look pooled (the lexical view ranks every known positive on top), and the note says
@@ -625,3 +624,61 @@ def test_pooled_by_a_lexical_system_the_judged_pool_gives_the_negatives():
     # without a dense miner's embeddings the second view is latent: no lexical pool is computed
     lexical = C.calibrate(data, cand, [ExcludePositives()], Top(), 5, 0, target_fnr=0.1, policies=GRID)
     assert lexical.record["judged"] is None or lexical.record["judged"].get("by") != "lexical-pool"
+
+
+@pytest.mark.extra("detect")
+def test_positives_no_lexical_system_can_rank_are_beyond_every_list():
+    # queries made only of words no document has: every system scores their positives 0, which
+    # ranks them nowhere, not first. One query of 12: the depth stays 13 and that query has no
+    # judged cells; three of 12: 90% of the known positives are not within any list, so nothing can
+    # be told judged (None), where counting them as rank 0 would have set the depth at 10
+    from negmine.text.detector_views import judged_by_lexical_pool
+
+    data, cand, _, _ = _pooled_by_a_lexical_system(n_q=12)
+    texts = list(data.queries.texts)
+    texts[0] = "the of and"
+    one = dataclasses.replace(data, queries=dataclasses.replace(data.queries, texts=texts))
+    found = judged_by_lexical_pool(one, cand, 0.9)
+    assert found.depth == 13 and not found.judged[0].any() and found.judged[1:].sum(axis=1).tolist() == [13] * 11
+    texts[1] = texts[2] = "the of and"
+    three = dataclasses.replace(data, queries=dataclasses.replace(data.queries, texts=texts))
+    assert judged_by_lexical_pool(three, cand, 0.9) is None
+
+
+def test_scored_filters_go_before_a_judged_or_that_fills_up_to_a_number():
+    # a cross-encoder or judge after JudgedOr(enough=2) could drop a judged candidate after the
+    # filling, leaving the query short; before it, JudgedOr fills from what survives
+    from negmine.text.filters import FilterInput, JudgedOr
+    from negmine.text.pipeline import with_scored
+
+    class DropColumn:
+        name = "drop-column"
+        needs = "cross-encoder"
+
+        def config(self) -> dict:
+            return {"name": self.name}
+
+        def keep(self, inp: FilterInput) -> np.ndarray:
+            out = np.ones(inp.candidates.ids.shape, dtype=bool)
+            out[:, 8] = False
+            return out
+
+    data, cand, _, _ = _pooled_by_a_lexical_system(n_q=2)
+    judged = np.zeros(cand.ids.shape, dtype=bool)
+    judged[:, [8, 12]] = True
+    filled = JudgedOr(13, [], judged=judged, enough=2)
+    base = [ExcludePositives()]
+    order = with_scored([*base, filled], [DropColumn()])
+    assert [f.name for f in order] == ["exclude-positives", "drop-column", "judged-or"]
+    assert with_scored([*base, JudgedOr(13, [])], [DropColumn()])[-1].name == "drop-column"
+
+    def kept(filters: list) -> np.ndarray:
+        inp = FilterInput(cand, data)
+        keep = cand.ids >= 0
+        for f in filters:
+            inp.current = keep
+            keep = keep & f.keep(inp)
+        return keep
+
+    assert kept(order).sum(axis=1).tolist() == [2, 2]  # column 12 and the best-ranked guarded one
+    assert kept([*base, filled, DropColumn()]).sum(axis=1).tolist() == [1, 1]  # the old order: short

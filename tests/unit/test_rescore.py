@@ -81,3 +81,16 @@ def test_exact_search_gives_the_same_bytes_with_and_without_the_compiled_rescori
         m.setattr(base, "available", lambda name: False if name == "numba" else True)
         slow = Dense(encoder=None, doc_block=700, screen="numpy").search(q, d, 12)
     assert fast[0].tobytes() == slow[0].tobytes() and fast[1].tobytes() == slow[1].tobytes()
+
+
+@pytest.mark.parametrize("dim", [3, 8, 16, 200, 384])
+def test_a_sum_of_negative_zeros_is_positive_zero_as_in_numpy(dim):
+    # a zero query against a document of negative components: every product is -0.0, and numpy's
+    # reduction (which adds to +0.0) gives +0.0, so the compiled kernel must too
+    from negmine.text.retrievers import rescore_jit
+
+    q = np.zeros((2, dim), dtype=np.float32)
+    d = -np.abs(np.random.default_rng(dim).standard_normal((5, dim))).astype(np.float32) - 0.5
+    ids = np.tile(np.arange(5), (2, 1))
+    assert rescore_jit.sums(q, d, ids).tobytes() == base.exact_sums(q, d, ids).tobytes()
+    assert not np.signbit(rescore_jit.sums(q, d, ids)).any()

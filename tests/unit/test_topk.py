@@ -409,3 +409,52 @@ def test_the_compiled_raw_search_keeps_each_querys_best_products_with_threads_or
     assert all(len(set(row)) == 30 for row in ids.tolist())
     np.testing.assert_array_equal(Dense(query_block=32, doc_block=500).search(q, d, 30)[0],
                                   exact_reference(q, d, 30)[0])
+
+
+def test_tiny_vectors_are_not_taken_for_zero_vectors():
+    # entries near 1e-23 square to 0 in float32: the bound must not become 0 for such a query
+    # (it would take the first rows as ties) nor for such a corpus
+    rng = np.random.default_rng(8)
+    d = rng.standard_normal((50, 8)).astype(np.float32)
+    q = (rng.standard_normal((2, 8)) * 1e-23).astype(np.float32)
+    for qq, dd in ((q, d), (d[:2] * np.float32(1e-23), (d * np.float32(1e-23)).astype(np.float32))):
+        got = Dense(query_block=2, doc_block=16).search(qq, dd, 3)
+        want = exact_reference(qq, dd, 3)
+        np.testing.assert_array_equal(got[0], want[0])
+        np.testing.assert_array_equal(got[1], want[1])
+    from negmine.text.retrievers.base import row_norms
+
+    assert (row_norms(q) > 0).all() and row_norms(np.zeros((1, 8), np.float32))[0] == 0.0
+
+
+@pytest.mark.skipif(not importlib.util.find_spec("numba") or not importlib.util.find_spec("threadpoolctl"),
+                    reason="the tiled search needs numba and threadpoolctl")
+def test_concurrent_tiled_searches_leave_blas_threads_as_they_were():
+    # BLAS's thread count is process-wide: two searches at once must not leave it at one
+    import threading
+
+    from threadpoolctl import threadpool_info
+
+    from negmine.text.retrievers import dense_jit
+
+    def blas_threads() -> list[int]:
+        return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+    d = embeddings(51, 4000, 32)
+    q = embeddings(52, 200, 32)
+    want = dense_jit.search(q, d, 10, 64, 512)  # loads whatever the search loads first
+    before = blas_threads()
+    def run(gate: threading.Barrier, out: list) -> None:
+        gate.wait()
+        out.append(dense_jit.search(q, d, 10, 64, 512))
+
+    for _ in range(5):
+        gate = threading.Barrier(2)
+        out: list = []
+        workers = [threading.Thread(target=run, args=(gate, out)) for _ in range(2)]
+        [w.start() for w in workers]
+        [w.join() for w in workers]
+        assert blas_threads() == before
+        for _ids, sc in out:
+            # raw float32 products: the block path's BLAS threads may round them otherwise
+            np.testing.assert_allclose(np.sort(sc, axis=1), np.sort(want[1], axis=1), atol=1e-5)

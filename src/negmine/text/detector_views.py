@@ -203,14 +203,14 @@ def _stand_in(data: MiningData, name: str) -> tuple[Any, Any] | None:
         if built is None:
             return None
         vec, w = built
-        return vec.transform(data.queries.texts).tocsr().astype(np.float64), w.T.tocsc()
+        return vec.transform(data.queries.texts).tocsr().astype(np.float64), w.T.tocsr()
     text = require("sklearn.feature_extraction.text")
     tfidf = text.TfidfVectorizer(stop_words=stop, sublinear_tf=True, dtype=np.float64)
     try:
         d = tfidf.fit_transform(data.corpus.full_texts_at(rows))
     except ValueError:
         return None
-    return tfidf.transform(data.queries.texts).tocsr(), d.T.tocsc()
+    return tfidf.transform(data.queries.texts).tocsr(), d.T.tocsr()  # CSR @ CSR: no conversion per block
 
 
 def _pool_depth(q_mat: Any, wt: Any, data: MiningData, cand: Candidates, quantile: float,
@@ -237,8 +237,9 @@ def _pool_depth(q_mat: Any, wt: Any, data: MiningData, cand: Candidates, quantil
         cells[s:e][valid] = scores[np.nonzero(valid)[0], ids[s:e][valid]]
         lo, hi = int(pos.indptr[s]), int(pos.indptr[e])
         own = scores[qp[lo:hi] - s, pos.indices[lo:hi]]
-        # documents scored above it among the query's best k: k (beyond the lists) when below them all
-        ranks[lo:hi] = (top[qp[lo:hi]] > own[:, None]).sum(axis=1)
+        # documents scored above it among the query's best k: k (beyond the lists) when below them
+        # all, or when it scores 0 (no word in common: this system cannot rank it at all)
+        ranks[lo:hi] = np.where(own > 0, (top[qp[lo:hi]] > own[:, None]).sum(axis=1), k)
     depth = int(np.quantile(ranks[use[qp]], quantile, method="higher")) + 1
     if depth >= k:
         return None

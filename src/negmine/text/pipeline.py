@@ -21,7 +21,7 @@ import numpy as np
 from negmine.core.errors import ConfigError
 from negmine.core.keys import string_keys
 from negmine.core.progress import progress
-from negmine.text.filters import Filter, FilterInput
+from negmine.text.filters import Filter, FilterInput, JudgedOr
 from negmine.text.plan import (
     DEFAULT_DEPTH,
     Plan,
@@ -197,7 +197,8 @@ def _select(data: MiningData, cand: Candidates, p: Plan, retriever: Retriever, c
         cal = calibrate(data, cand, plain, p.sampler, p.num_negatives, p.seed, target_fnr=p.target_fnr,
                         min_coverage=p.min_coverage, doc_embeddings=doc_emb)
         ctx.timings["calibrate_s"] = time.perf_counter() - t0
-        filters, sampler, calibration, reference = [*cal.filters, *scored], cal.sampler, cal.record, cal.reference
+        filters, sampler, calibration, reference = with_scored(cal.filters, scored), cal.sampler, cal.record, \
+            cal.reference
     if p.policy is not None:  # reported under "run": what the default policy did and why
         ctx.stats["default_policy"] = dict(p.policy)
     config = build_config(data, retriever, filters, sampler, p.num_negatives, p.seed, p.depth)
@@ -225,6 +226,16 @@ def _select(data: MiningData, cand: Candidates, p: Plan, retriever: Retriever, c
     return choose(data, cand, filters, sampler, p.num_negatives, p.seed, config=config, scorers=p.scorers,
                   ctx=ctx, request=p.request, calibration=calibration, t_start=t_start, reference=reference,
                   doc_embeddings=doc_emb)
+
+
+def with_scored(calibrated: Sequence[Filter], scored: Sequence[Filter]) -> list[Filter]:
+    """The calibrated filters and the user's scorer-backed ones (cross-encoder, judge), which go on
+    top of the chosen policy: after it, except before a last ``JudgedOr`` that fills each query up
+    to a number of negatives, so that they can drop judged candidates before it counts them (after
+    it, a dropped one would leave its query short while guarded candidates were still there)."""
+    if scored and calibrated and isinstance(calibrated[-1], JudgedOr) and calibrated[-1].enough is not None:
+        return [*calibrated[:-1], *scored, calibrated[-1]]
+    return [*calibrated, *scored]
 
 
 def mine(

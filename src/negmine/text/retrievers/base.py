@@ -266,13 +266,26 @@ RawSearch = Callable[[np.ndarray, np.ndarray, int], tuple[np.ndarray, np.ndarray
 def row_norms(x: np.ndarray, block: int = 1 << 16) -> np.ndarray:
     """An upper bound of the Euclidean norm of every row of ``x``, float64 (streamed: a
     memory-mapped array stays on disk). Summed in float32, then raised by the bound on that
-    sum's own rounding: only ever used as a bound, so its last bits may vary by machine."""
+    sum's own rounding: only ever used as a bound, so its last bits may vary by machine. Rows
+    whose float32 sum leaves float32's normal range (squares that underflow, as of entries near
+    1e-20, or overflow) are summed again in float64, where squares of float32 values do neither:
+    a norm is 0 only for a row of zeros."""
     out = np.empty(len(x), dtype=np.float64)
     slack = 1.0 + 2 * (x.shape[1] + 2) * _U32 if x.ndim == 2 else 1.0
     for s in range(0, len(x), block):
         b = np.asarray(x[s : s + block], dtype=np.float32)
-        out[s : s + len(b)] = np.einsum("ij,ij->i", b, b).astype(np.float64)
+        sq = np.einsum("ij,ij->i", b, b).astype(np.float64)
+        odd = ~((sq >= _NORMAL_SUM) & (sq < np.inf))
+        if odd.any():
+            wide = b[odd].astype(np.float64)
+            sq[odd] = np.einsum("ij,ij->i", wide, wide)
+        out[s : s + len(b)] = sq
     return np.sqrt(out * slack)
+
+
+#: float32 sums of squares from here up hold every square's contribution to well below the
+#: rounding slack (an underflowed square is below 2**-126, 2**-60 of this)
+_NORMAL_SUM = 2.0**-66
 
 
 def float32_error_bound(dim: int) -> float:
@@ -317,8 +330,9 @@ def exact_top_k(q: np.ndarray, d: np.ndarray, k: int, raw: RawSearch,
             if d_norm_max is None:
                 d_norm_max = float(row_norms(d).max())
             err = c * q_norm[todo] * d_norm_max
-            # an exactly zero bound means every product is exactly ±0 (equal keys): the first rows
-            # are the answer, whichever tied rows the raw search kept
+            # an exactly zero bound means a zero vector (row_norms underflows for no other row), so
+            # every product is exactly ±0 (equal keys): the first rows are the answer, whichever
+            # tied rows the raw search kept
             zero = err == 0
             if zero.any():
                 ids = ids.copy()

@@ -92,11 +92,29 @@ def search(q: np.ndarray, d: np.ndarray, k: int, query_block: int, doc_block: in
         return ids, scores
     qbs, dbs = max(1, min(query_block, len(q))), max(1, min(doc_block, len(d)))
     tile = min(tile_docs(qbs), dbs)
-    blas = _blas()
-    threads = min(numba.get_num_threads(), blas[1], -(-len(d) // tile)) if blas is not None else 1
-    if blas is None or threads < 2:
+    # BLAS's thread count is process-wide: one tiled search at a time sets and restores it (a
+    # concurrent one takes the block path, so neither restores the other's limit)
+    if not _TILED.acquire(blocking=False):
         return _search_blocks(q, d, k, qbs, dbs, progress, ids, scores)
-    with blas[0](1, user_api="blas"), ThreadPoolExecutor(threads) as pool:
+    try:
+        blas = _blas()
+        threads = min(numba.get_num_threads(), blas[1], -(-len(d) // tile)) if blas is not None else 1
+        if blas is None or threads < 2:
+            return _search_blocks(q, d, k, qbs, dbs, progress, ids, scores)
+        return _search_tiles(q, d, k, qbs, tile, threads, blas[0], progress, ids, scores)
+    finally:
+        _TILED.release()
+
+
+#: held by the tiled search while it limits BLAS to one thread
+_TILED = threading.Lock()
+
+
+def _search_tiles(q: np.ndarray, d: np.ndarray, k: int, qbs: int, tile: int, threads: int, limits: Any,
+                  progress: Any, ids: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every core on its own tiles (one BLAS thread each; other threads' BLAS calls are held to
+    one thread meanwhile), heaps merged per query block."""
+    with limits(1, user_api="blas"), ThreadPoolExecutor(threads) as pool:
         bufs = [np.empty(qbs * tile, dtype=np.float32) for _ in range(threads)]
         for qs in progress(range(0, len(q), qbs)):
             qb = np.ascontiguousarray(q[qs : qs + qbs], dtype=np.float32)

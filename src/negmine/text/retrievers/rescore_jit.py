@@ -86,7 +86,9 @@ def _rescore(q: Any, d: Any, ids: Any, program: Any, out: Any) -> None:  # pragm
                 else:
                     stack[top - 2] = stack[top - 2] + stack[top - 1]
                     top -= 1
-            out[i, j] = stack[0]  # rounded to out's dtype (float32; float64 in tests)
+            # numpy's reduction adds the sum to its identity, +0.0: a sum of -0.0 products is +0.0
+            # (every other sum is unchanged); rounded to out's dtype (float32; float64 in tests)
+            out[i, j] = stack[0] + 0.0
 
 
 _rescore_parallel = numba.njit(parallel=True, cache=True)(_rescore)
