@@ -408,10 +408,10 @@ class JudgedOr:
     look pooled (:func:`negmine.text.holdout.pool_signature`). Pooled by a ranking like the miner's,
     the pool showed its labellers the top of each list, so a candidate up there that is not a known
     positive was seen and not chosen (:func:`negmine.text.holdout.judged_depth` estimates how deep
-    they looked). Pooled by a lexical system unlike a dense miner, the judged cells are the ones a
-    corpus-wide BM25 puts above the depth of the known positives
-    (:func:`negmine.text.detector_views.judged_by_lexical_pool`). Those are hard negatives and the
-    safest; ``filters`` guard the rest.
+    they looked). Pooled by a lexical system unlike a dense miner, the judged cells are the ones that
+    the lexical system closest to the pool puts above the depth of the known positives, ranking the
+    whole corpus (:func:`negmine.text.detector_views.judged_by_lexical_pool`). Those are hard
+    negatives and the safest; ``filters`` guard the rest.
     """
 
     name = "judged-or"
