@@ -5,6 +5,7 @@ lexical one), which the ``pool`` mechanism ranks known positives by and which gi
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,6 +78,11 @@ def _bm25_weights(data: MiningData, rows: np.ndarray, stop_words: str | None = "
         tf = vec.fit_transform(data.corpus.full_texts_at(rows)).tocsr().astype(np.float64)
     except ValueError:
         return None
+    return vec, _bm25_from_counts(tf)
+
+
+def _bm25_from_counts(tf: Any) -> Any:
+    """BM25 document-term weights (CSR) of a document-term count matrix (CSR, float64)."""
     n = tf.shape[0]
     df = np.bincount(tf.indices, minlength=tf.shape[1]).astype(np.float64)
     idf = np.log1p((n - df + 0.5) / (df + 0.5))
@@ -85,7 +91,7 @@ def _bm25_weights(data: MiningData, rows: np.ndarray, stop_words: str | None = "
     row_of = np.repeat(np.arange(n), np.diff(tf.indptr))
     w = tf.copy()
     w.data = idf[tf.indices] * tf.data * (BM25_K1 + 1) / (tf.data + norm[row_of])
-    return vec, w.tocsr()
+    return w.tocsr()
 
 
 def _lexical_view(data: MiningData, cand: Candidates, rows: np.ndarray) -> SecondView:
@@ -193,24 +199,31 @@ class LexicalPool:
     depths: dict[str, int | None]
 
 
-def _stand_in(data: MiningData, name: str) -> tuple[Any, Any] | None:
-    """``(query-term matrix, term-document weights)`` of one of :data:`POOL_STAND_INS` over the
-    whole corpus (document frequencies and lengths over it); ``None`` without a vocabulary."""
-    stop = None if name.endswith("all-words") else "english"
-    rows = np.arange(len(data.corpus))
-    if name.startswith("bm25"):
-        built = _bm25_weights(data, rows, stop)
-        if built is None:
-            return None
-        vec, w = built
-        return vec.transform(data.queries.texts).tocsr().astype(np.float64), w.T.tocsr()
+def _stand_ins(data: MiningData) -> Iterator[tuple[str, tuple[Any, Any] | None]]:
+    """Each of :data:`POOL_STAND_INS` in turn: ``(name, (query-term matrix, term-document weights))``
+    over the whole corpus (document frequencies and lengths over it), ``None`` without a
+    vocabulary. The corpus is tokenised once; the stop-word variants drop those columns, which is
+    what removing the words before counting gives."""
     text = require("sklearn.feature_extraction.text")
-    tfidf = text.TfidfVectorizer(stop_words=stop, sublinear_tf=True, dtype=np.float64)
+    vec = text.CountVectorizer(dtype=np.float64)
     try:
-        d = tfidf.fit_transform(data.corpus.full_texts_at(rows))
-    except ValueError:
-        return None
-    return tfidf.transform(data.queries.texts).tocsr(), d.T.tocsr()  # CSR @ CSR: no conversion per block
+        counts = vec.fit_transform(data.corpus.full_texts_at(np.arange(len(data.corpus)))).tocsr()
+    except ValueError:  # no word in the corpus
+        for name in POOL_STAND_INS:
+            yield name, None
+        return
+    q_counts = vec.transform(data.queries.texts).tocsr()
+    content = np.flatnonzero(~np.isin(vec.get_feature_names_out(), sorted(text.ENGLISH_STOP_WORDS)))
+    for name in POOL_STAND_INS:
+        tf, qf = (counts, q_counts) if name.endswith("all-words") else (counts[:, content], q_counts[:, content])
+        if not tf.shape[1]:
+            yield name, None
+        elif name.startswith("bm25"):
+            yield name, (qf, _bm25_from_counts(tf).T.tocsr())
+        else:
+            tfidf = text.TfidfTransformer(sublinear_tf=True)
+            # CSR @ CSR: no conversion per block of queries
+            yield name, (tfidf.fit(tf).transform(qf).tocsr(), tfidf.transform(tf).T.tocsr())
 
 
 def _pool_depth(q_mat: Any, wt: Any, data: MiningData, cand: Candidates, quantile: float,
@@ -268,8 +281,7 @@ def judged_by_lexical_pool(data: MiningData, cand: Candidates, quantile: float) 
         return None
     depths: dict[str, int | None] = {}
     best: tuple[int, str, np.ndarray] | None = None
-    for name in POOL_STAND_INS:
-        built = _stand_in(data, name)
+    for name, built in _stand_ins(data):
         found = None if built is None else _pool_depth(*built, data, cand, quantile, use)
         depths[name] = None if found is None else found[0]
         if found is not None and (best is None or found[0] < best[0]):
