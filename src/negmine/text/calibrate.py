@@ -54,8 +54,9 @@ positives (:func:`negmine.text.holdout.judged_depth`) whatever the chosen policy
 rest with the policy (:class:`~negmine.text.filters.JudgedOr`) and takes the hardest first
 (``top``); ``record["judged"]`` says so. Pseudo-hidden known positives cannot measure this (every
 known positive lies inside the pool), so the estimate stays the policy's, with the interval's low
-end at 0. Pooled by the second view, the pool cannot be located in the miner's lists, and nothing
-changes.
+end at 0. Pooled by a lexical second view (a dense miner), the pool is located in the corpus by the
+lexical system closest to it (:func:`negmine.text.detector_views.judged_by_lexical_pool`) and its
+judged candidates fill each query first, the same way (:mod:`negmine.text.calibrate_pools`).
 
 Choice: the hardest policy (lowest mean raw rank) whose **upper** 95% bound is at most the target
 under every mechanism and whose coverage is at least ``min_coverage``. When none qualifies, the closest one (the least
@@ -102,8 +103,11 @@ from negmine.text.calibrate_policies import (
 )
 from negmine.text.calibrate_policies import _pick as _pick  # re-exported: tests read it here
 from negmine.text.calibrate_policies import summaries as summarise_all
+from negmine.text.calibrate_pools import bounded_by_signature as _bounded_by_signature  # tests read it here
+from negmine.text.calibrate_pools import judged_rule
+from negmine.text.calibrate_pools import pooled_note as _pooled_note  # tests read it here
 from negmine.text.filters import AbsoluteMargin, ExcludePositives, Filter, FnMaxProb, JudgedOr, RelativeMargin
-from negmine.text.holdout import JUDGED_QUANTILE, judged_depth, pool_signature
+from negmine.text.holdout import pool_signature
 from negmine.text.samplers import Sampler
 from negmine.text.types import Candidates, MiningData
 
@@ -204,8 +208,6 @@ def calibrate(data: MiningData, cand: Candidates, filters: Sequence[Filter], sam
     it meets the target under every one of them.
     """
     from negmine.text.detector import Detector, _tfidf, second_view
-    from negmine.text.detector_views import judged_by_lexical_pool
-    from negmine.text.pair_rows import expand_pairs
 
     min_cov, mechanisms = _checked(data, target_fnr, min_coverage, unknown_ratio, mechanisms)
     base = [f for f in filters if not isinstance(f, (RelativeMargin, AbsoluteMargin, FnMaxProb))]
@@ -242,26 +244,15 @@ def calibrate(data: MiningData, cand: Candidates, filters: Sequence[Filter], sam
     estimates = {m: {"chosen": {k: ps[idx][k] for k in ("hp_fnr", "hp_fnr_ci95", "coverage", "mean_rank")},
                      "crossfit": {k: c[k] for k in ("hp_fnr", "hp_fnr_ci95", "coverage", "mean_rank")}}
                  for m, ps, c in zip(mechanisms, per_summaries, crossfits)}
-    # pooled by a ranking like the miner's: the top of its lists was judged (module doc, "Judged")
-    depth = judged_depth(data, cand) if signature["pooled"] and signature["by"] == "miner" else None
-    # pooled by a lexical system unlike this dense miner: the cells a corpus-wide BM25 puts in the pool
-    judged_cells, lexical = None, None
-    if signature["pooled"] and signature["by"] == "view" and view is not None and view.name == "lexical":
-        lexical = judged_by_lexical_pool(data, cand, JUDGED_QUANTILE)
-        if lexical is not None:
-            depth, judged_cells = lexical.depth, lexical.judged
-            if chosen.reference == "pair":  # the run filters one row per (query, known positive)
-                judged_cells = judged_cells[expand_pairs(data, cand).query_row]
-    crossfit = _bounded_by_signature(crossfit, signature, judged_cells is not None)
-    judged_record = None if depth is None else {"depth": depth, "quantile": JUDGED_QUANTILE, "sampler": "top"}
-    if judged_record is not None and lexical is not None:
-        judged_record.update(by="lexical-pool", stand_in=lexical.stand_in, depths=lexical.depths,
-                             cells=int(lexical.judged.sum()), fill="best-ranked guarded")
+    # pooled: the candidates the labellers saw and did not choose come first (module doc, "Judged")
+    judged = judged_rule(data, cand, signature, view, chosen.reference)
+    crossfit = _bounded_by_signature(crossfit, signature, judged is not None and judged.cells is not None)
+    depth, stand_in = (judged.depth, judged.stand_in) if judged is not None else (None, None)
     record = {
         "method": "policy-search", "target_fnr": target_fnr, "min_coverage": min_cov, "target_met": met,
         "note": (_note(chosen, ch, decided, mechanisms, crossfits, target_fnr, min_cov, met)
-                 + _pooled_note(signature, unknown_ratio, depth, None if lexical is None else lexical.stand_in)),
-        "judged": judged_record,
+                 + _pooled_note(signature, unknown_ratio, depth, stand_in)),
+        "judged": None if judged is None else judged.record,
         "pool_signature": signature,
         "chosen": {"policy": chosen.label(), **chosen.as_dict(), **ch},
         "mechanisms": list(mechanisms), "decided_by": decided, "estimates": estimates,
@@ -282,12 +273,10 @@ def calibrate(data: MiningData, cand: Candidates, filters: Sequence[Filter], sam
         final.append(RelativeMargin(chosen.margin, reference=None if chosen.reference == "pair" else chosen.reference))
     if chosen.fn_max_prob is not None:
         final.append(FnMaxProb(chosen.fn_max_prob, detector=det))
-    if judged_cells is not None and depth is not None:
-        judged_or = JudgedOr(depth, final[len(base):], judged=judged_cells, enough=num_negatives)
+    if judged is not None:  # a lexical pool's cells fill each query up to its negatives first
+        judged_or = JudgedOr(judged.depth, final[len(base):], judged=judged.cells,
+                             enough=None if judged.cells is None else num_negatives)
         return Calibration([*base, judged_or], make_sampler("top"), record, reference=chosen.reference)
-    if depth is not None:
-        return Calibration([*base, JudgedOr(depth, final[len(base):])], make_sampler("top"), record,
-                           reference=chosen.reference)
     return Calibration(final, make_sampler(chosen.sampler), record, reference=chosen.reference)
 
 
@@ -418,57 +407,6 @@ def _note(chosen: Policy, ch: dict[str, Any], decided: str, mechanisms: Sequence
             f"no policy meets the target (upper 95% bound of HP-FNR <= {target_fnr:g} with coverage >= "
             f"{min_cov:g} under {under} hiding); closest is {desc}, used")
     return note + f"; cross-fitted estimate under {each}; decided by {decided} hiding"
-
-
-def _bounded_by_signature(crossfit: dict[str, Any], signature: dict[str, Any],
-                          lexical_pool: bool = False) -> dict[str, Any]:
-    """The headline interval, honest about what a pool hides. When the known positives crowd the top
-    of the miner's own ranking (:func:`negmine.text.holdout.pool_signature`, ``by == "miner"``), the
-    labels were pooled by a ranking like the miner's: the unknown positives are ranked low by the
-    miner too, mostly beyond its candidates, where no pseudo-hidden known positive can stand for
-    them. The known positives then measure the high end only, and the interval's low end is 0
-    (``crossfit["low_end"]`` says why). Pooled by the second view with the judged cells of a
-    lexical pool taken first (``lexical_pool``), most negatives are ones the labellers saw and
-    rejected, which no pseudo-hidden known positive can measure either (every known positive is in
-    the pool): the policy's estimate bounds the guarded rest, and the low end is 0 too. Pooled by the
-    second view otherwise, nothing bounds how many unknown positives the miner surfaces, and the
-    note says the estimate may be low."""
-    if signature["pooled"] and signature["by"] == "miner":
-        why = "the known positives look pooled by a ranking like this retriever's, whose unknown positives it ranks " \
-              "low, mostly beyond its candidates"
-    elif signature["pooled"] and lexical_pool:
-        why = "most negatives are candidates a lexical pool showed its labellers, judged and not chosen, which the " \
-              "known positives (all inside the pool) cannot measure"
-    else:
-        return crossfit
-    return {**crossfit, "hp_fnr_ci95": [0.0, crossfit["hp_fnr_ci95"][1]], "low_end": f"0: {why}"}
-
-
-def _pooled_note(signature: dict[str, Any], unknown_ratio: float, depth: int | None = None,
-                 stand_in: str | None = None) -> str:
-    """The note's warning when the known positives look pooled (:func:`negmine.text.holdout.pool_signature`):
-    by a ranking like the miner's, the unknown positives sit low in the miner's list too and the
-    estimate may be high, and the top ``depth`` ranks are taken as judged; by the second view, the
-    miner surfaces what the pool missed and the estimate may be low."""
-    if not signature["pooled"]:
-        return ""
-    ratio = f"{signature['ratio']:.3g}x denser in the top third of each list than below it"
-    if signature["by"] == "miner":
-        judged = "" if depth is None else (
-            f"; ranks 1-{depth} (where {JUDGED_QUANTILE:.0%} of the known positives lie) are taken as judged by "
-            f"the labellers: their candidates that are not known positives are kept as negatives first, the "
-            f"policy above guards the rest")
-        return (f"; the known positives look pooled by a ranking like this retriever's ({ratio}): the unknown "
-                f"positives are likely ranked low by it too, and this estimate may be high (the interval's low "
-                f"end is 0){judged}")
-    judged = "" if stand_in is None or depth is None else (
-        f"; a corpus-wide {stand_in} ranking, of the lexical systems tried the one that ranks the known positives "
-        f"highest, stands in for the labelling system: candidates in its top {depth} (where {JUDGED_QUANTILE:.0%} of "
-        f"the known positives lie) are taken as judged by the labellers and kept as negatives first, the policy "
-        f"above guards the rest")
-    return (f"; the known positives look pooled by a ranking unlike this retriever's (by the second view, {ratio}): "
-            f"unknown positives may outnumber the known ones among the candidates, and this estimate, which "
-            f"assumes {unknown_ratio:g} unknown per known positive, may be low{judged}")
 
 
 def default_policy(data: MiningData) -> dict[str, Any]:

@@ -120,21 +120,31 @@ def _search_tiles(q: np.ndarray, d: np.ndarray, k: int, qbs: int, tile: int, thr
             qb = np.ascontiguousarray(q[qs : qs + qbs], dtype=np.float32)
             share = functools.partial(_tiles, qb, d, k, tile, iter(range(0, len(d), tile)), threading.Lock())
             heaps = list(pool.map(share, bufs))
-            heap_s = np.concatenate([h[0] for h in heaps], axis=1)
-            heap_r = np.concatenate([h[1] for h in heaps], axis=1)
-            order = np.argsort(-heap_s, axis=1, kind="stable")[:, :k]
-            ids[qs : qs + len(qb)] = np.take_along_axis(heap_r, order, axis=1)
-            scores[qs : qs + len(qb)] = np.take_along_axis(heap_s, order, axis=1)
+            _emit(np.concatenate([h[0] for h in heaps], axis=1), np.concatenate([h[1] for h in heaps], axis=1),
+                  qs, ids, scores)
     return ids, scores
+
+
+def _heaps(n: int, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Empty min-heaps of capacity ``k`` for ``n`` queries: scores, rows, sizes."""
+    return (np.full((n, k), -np.inf, dtype=np.float32), np.full((n, k), -1, dtype=np.int64),
+            np.zeros(n, dtype=np.int64))
+
+
+def _emit(heap_s: np.ndarray, heap_r: np.ndarray, qs: int, ids: np.ndarray, scores: np.ndarray) -> None:
+    """Write a query block's heaps (any number of columns, merged) as its best ``k`` rows from
+    ``qs`` on, sorted by score descending."""
+    k = ids.shape[1]
+    order = np.argsort(-heap_s, axis=1, kind="stable")[:, :k]
+    ids[qs : qs + len(heap_s)] = np.take_along_axis(heap_r, order, axis=1)
+    scores[qs : qs + len(heap_s)] = np.take_along_axis(heap_s, order, axis=1)
 
 
 def _tiles(qb: np.ndarray, d: np.ndarray, k: int, tile: int, starts: Iterator[int], lock: threading.Lock,
            buf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """One thread's share of a query block: tiles taken from ``starts`` until none is left
     (whichever thread is free takes the next), each multiplied and screened at once."""
-    heap_s = np.full((len(qb), k), -np.inf, dtype=np.float32)
-    heap_r = np.full((len(qb), k), -1, dtype=np.int64)
-    sizes = np.zeros(len(qb), dtype=np.int64)
+    heap_s, heap_r, sizes = _heaps(len(qb), k)
     while True:
         with lock:
             ds = next(starts, None)
@@ -152,17 +162,13 @@ def _search_blocks(q: np.ndarray, d: np.ndarray, k: int, qbs: int, dbs: int, pro
     buf = np.empty(qbs * dbs, dtype=np.float32)  # reused: no page faults per block
     for qs in progress(range(0, len(q), qbs)):
         qb = np.ascontiguousarray(q[qs : qs + qbs], dtype=np.float32)
-        heap_s = np.full((len(qb), k), -np.inf, dtype=np.float32)
-        heap_r = np.full((len(qb), k), -1, dtype=np.int64)
-        sizes = np.zeros(len(qb), dtype=np.int64)
+        heap_s, heap_r, sizes = _heaps(len(qb), k)
         for ds in range(0, len(d), dbs):
             db = np.asarray(d[ds : ds + dbs], dtype=np.float32)
             out = buf[: len(qb) * len(db)].reshape(len(qb), len(db))
             np.matmul(qb, db.T, out=out)
             screen(out, ds, heap_s, heap_r, sizes)
-        order = np.argsort(-heap_s, axis=1, kind="stable")
-        ids[qs : qs + len(qb)] = np.take_along_axis(heap_r, order, axis=1)
-        scores[qs : qs + len(qb)] = np.take_along_axis(heap_s, order, axis=1)
+        _emit(heap_s, heap_r, qs, ids, scores)
     return ids, scores
 
 
