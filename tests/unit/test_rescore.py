@@ -49,8 +49,17 @@ def test_the_threaded_kernel_gives_the_serial_bytes(monkeypatch: pytest.MonkeyPa
     q, d = _arrays(rng, 300, 500, 384)
     ids = rng.integers(-1, 500, (300, 30))
     big = rescore_jit.rescore(q, d, ids)
+    # the kernel that fetches rows ahead compiles with this numba, and the hint changes nothing
+    assert rescore_jit.threaded() is rescore_jit._rescore_parallel
+    plain = np.empty(ids.shape, dtype=np.float32)
+    rescore_jit._rescore_plain(q, d, ids, rescore_jit.plan(384), plain)
+    assert big is not None and big.tobytes() == plain.tobytes()
+    # rows of another layout (a column slice of a wider array) are not fetched ahead: same bytes
+    wide = np.zeros((500, 400), dtype=np.float32)
+    wide[:, :384] = d
+    assert rescore_jit.rescore(q, wide[:, :384], ids).tobytes() == big.tobytes()
     monkeypatch.setattr(rescore_jit, "PARALLEL_WORK", 1 << 62)
-    assert big is not None and big.tobytes() == rescore_jit.rescore(q, d, ids).tobytes()
+    assert big.tobytes() == rescore_jit.rescore(q, d, ids).tobytes()
     assert big.tobytes() == _numpy_path(monkeypatch, q, d, ids).tobytes()
 
 

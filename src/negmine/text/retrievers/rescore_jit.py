@@ -5,17 +5,23 @@ where installed): the same bytes, one pass, every core.
 a product of two float32 fits in a float64) and sums the products with numpy's reduction, which
 is a *pairwise* sum (blocks of at most 128 with eight accumulators, halves above). This module sums
 in exactly that order, so each float64 sum, and the float32 it rounds to, is the same bit for bit;
-it gathers each candidate's row in place instead of building float64 copies of all of them.
+it gathers each candidate's row in place instead of building float64 copies of all of them, and
+asks the CPU for the rows of the candidates a few places ahead before it sums them.
 :func:`agrees` checks that on this machine's numpy before the first use (a numpy with another
 summation order makes the caller keep the numpy path), and the tests check it over every length.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numba
 import numpy as np
+from llvmlite import binding as _llvm
+from llvmlite import ir
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 from negmine.text.retrievers.exact import exact_sums
 
@@ -88,35 +94,100 @@ def _block(q: Any, i: int, d: Any, r: int, lo: int, n: int) -> float:  # pragma:
     return res
 
 
-def _rescore(q: Any, d: Any, ids: Any, program: Any, out: Any) -> None:  # pragma: no cover (compiled)
-    """Run the :func:`plan` program for every candidate: block sums pushed, pairs popped and added."""
-    n, kk = ids.shape
-    for i in numba.prange(n):
-        stack = np.empty(program.shape[0] + 1, dtype=np.float64)
-        for j in range(kk):
-            r = ids[i, j]
-            if r < 0:
-                out[i, j] = -np.inf
-                continue
-            top = 0
-            for p in range(program.shape[0]):
-                if program[p, 0] == 0:
-                    stack[top] = _block(q, i, d, r, program[p, 1], program[p, 2])
-                    top += 1
-                else:
-                    stack[top - 2] = stack[top - 2] + stack[top - 1]
-                    top -= 1
-            # numpy's reduction adds the sum to its identity, +0.0: a sum of -0.0 products is +0.0
-            # (every other sum is unchanged); rounded to out's dtype (float32; float64 in tests)
-            out[i, j] = stack[0] + 0.0
+#: candidates ahead whose rows are fetched into the cache while the current one is summed
+PREFETCH_AHEAD = 8
+#: llvm.prefetch's name for a plain pointer: ``p0`` where pointers are opaque (LLVM 17 on),
+#: ``p0i8`` before
+_PREFETCH = "llvm.prefetch.p0" if _llvm.llvm_version_info >= (17,) else "llvm.prefetch.p0i8"
 
 
-_rescore_parallel = numba.njit(parallel=True, cache=True)(_rescore)
-_rescore_serial = numba.njit(cache=True)(_rescore)
+@intrinsic
+def _prefetch_row(typingctx: Any, arr: Any, row: Any) -> Any:  # pragma: no cover (compiled)
+    """Ask the CPU to bring row ``row`` of the C-contiguous 2-D array ``arr`` into its caches, one
+    ``llvm.prefetch`` per 64-byte line: a hint, which changes no result and never faults. Nothing
+    for arrays of another layout."""
+    sig = numba.types.void(arr, row)
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        aryty = signature.args[0]
+        if aryty.layout != "C" or aryty.ndim != 2:
+            return context.get_dummy_value()
+        ary = context.make_array(aryty)(context, builder, args[0])
+        intp = numba.types.intp
+        start = cgutils.get_item_pointer(context, builder, aryty, ary, [args[1], context.get_constant(intp, 0)],
+                                         wraparound=False)
+        base = builder.bitcast(start, ir.IntType(8).as_pointer())
+        width = builder.mul(cgutils.unpack_tuple(builder, ary.shape, 2)[1],
+                            context.get_constant(intp, aryty.dtype.bitwidth // 8))
+        i32 = ir.IntType(32)
+        fn = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [base.type, i32, i32, i32]), _PREFETCH)
+        with cgutils.for_range_slice(builder, context.get_constant(intp, 0), width,
+                                     context.get_constant(intp, 64)) as (offset, _):
+            # read access, keep in every cache level, data
+            builder.call(fn, [builder.gep(base, [offset]), i32(0), i32(3), i32(1)])
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+def _make(prefetch: bool) -> Callable[..., None]:
+    """The kernel, with or without fetching the rows of the candidates ahead (the gathers of
+    random rows from a large corpus wait on memory otherwise: 0.043 s against 0.074 s for 2,048 x
+    108 candidates from 200,000 x 384 here)."""
+
+    def _rescore(q: Any, d: Any, ids: Any, program: Any, out: Any) -> None:  # pragma: no cover (compiled)
+        """Run the :func:`plan` program for every candidate: block sums pushed, pairs popped and
+        added."""
+        n, kk = ids.shape
+        for i in numba.prange(n):
+            stack = np.empty(program.shape[0] + 1, dtype=np.float64)
+            for j in range(kk):
+                if prefetch:  # the candidate PREFETCH_AHEAD on, in this query's row or the next's
+                    ahead = i * kk + j + PREFETCH_AHEAD
+                    if ahead < n * kk and ids[ahead // kk, ahead % kk] >= 0:
+                        _prefetch_row(d, ids[ahead // kk, ahead % kk])  # type: ignore[call-arg]  # typed by numba
+                r = ids[i, j]
+                if r < 0:
+                    out[i, j] = -np.inf
+                    continue
+                top = 0
+                for p in range(program.shape[0]):
+                    if program[p, 0] == 0:
+                        stack[top] = _block(q, i, d, r, program[p, 1], program[p, 2])
+                        top += 1
+                    else:
+                        stack[top - 2] = stack[top - 2] + stack[top - 1]
+                        top -= 1
+                # numpy's reduction adds the sum to its identity, +0.0: a sum of -0.0 products is
+                # +0.0 (every other sum is unchanged); rounded to out's dtype (float32; float64 in
+                # tests)
+                out[i, j] = stack[0] + 0.0
+
+    return _rescore
+
+
+_rescore_parallel = numba.njit(parallel=True, cache=True)(_make(prefetch=True))
+_rescore_plain = numba.njit(parallel=True, cache=True)(_make(prefetch=False))
+_rescore_serial = numba.njit(cache=True)(_make(prefetch=False))
 #: cells x dimensions worth starting the threads for
 PARALLEL_WORK = 1 << 20
 
 _AGREES: dict[int, bool] = {}
+_THREADED: list[Callable[..., None]] = []
+
+
+def threaded() -> Callable[..., None]:
+    """The threaded kernel: the one that fetches rows ahead, unless it does not compile with this
+    numba and LLVM (then the same kernel without; a hint only, so the bytes are the same)."""
+    if not _THREADED:
+        q, ids = np.zeros((1, 8), dtype=np.float32), np.zeros((1, 1), dtype=np.int64)
+        try:
+            _rescore_parallel(q, q, ids, plan(8), np.empty((1, 1), dtype=np.float32))
+            _THREADED.append(_rescore_parallel)
+        except Exception:  # whatever the compiler raises, the plain kernel serves
+            _THREADED.append(_rescore_plain)
+    return _THREADED[0]
 
 
 def sums(q: np.ndarray, d: np.ndarray, ids: np.ndarray) -> np.ndarray:
@@ -146,6 +217,6 @@ def rescore(q: np.ndarray, d: np.ndarray, ids: np.ndarray) -> np.ndarray | None:
         return None
     out = np.empty(ids.shape, dtype=np.float32)
     ids = np.ascontiguousarray(ids, dtype=np.int64)
-    fn = _rescore_parallel if ids.size * q.shape[1] >= PARALLEL_WORK else _rescore_serial
+    fn = threaded() if ids.size * q.shape[1] >= PARALLEL_WORK else _rescore_serial
     fn(np.ascontiguousarray(q), d, ids, plan(q.shape[1]), out)
     return out
