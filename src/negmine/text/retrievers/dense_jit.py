@@ -21,6 +21,8 @@ from typing import Any
 import numba
 import numpy as np
 
+from negmine.text.retrievers.compiled import njit_as
+
 
 def _screen(block: Any, first_row: int, heap_s: Any, heap_r: Any, sizes: Any) -> None:  # pragma: no cover
     n, w = block.shape
@@ -63,8 +65,8 @@ def _screen(block: Any, first_row: int, heap_s: Any, heap_r: Any, sizes: Any) ->
 
 
 #: rows in parallel for blocks worth starting the threads for; small blocks on one thread
-_screen_parallel = numba.njit(parallel=True, nogil=True, cache=True)(_screen)
-_screen_serial = numba.njit(nogil=True, cache=True)(_screen)
+_screen_parallel = njit_as(_screen, "parallel", parallel=True, nogil=True)
+_screen_serial = njit_as(_screen, "serial", nogil=True)
 PARALLEL_CELLS = 1 << 18
 
 

@@ -23,6 +23,7 @@ from llvmlite import ir
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from negmine.text.retrievers.compiled import njit_as
 from negmine.text.retrievers.exact import exact_sums
 
 #: numpy's pairwise-summation block (``PW_BLOCKSIZE``)
@@ -167,9 +168,9 @@ def _make(prefetch: bool) -> Callable[..., None]:
     return _rescore
 
 
-_rescore_parallel = numba.njit(parallel=True, cache=True)(_make(prefetch=True))
-_rescore_plain = numba.njit(parallel=True, cache=True)(_make(prefetch=False))
-_rescore_serial = numba.njit(cache=True)(_make(prefetch=False))
+_rescore_parallel = njit_as(_make(prefetch=True), "prefetch", parallel=True)
+_rescore_plain = njit_as(_make(prefetch=False), "parallel", parallel=True)
+_rescore_serial = njit_as(_make(prefetch=False), "serial")
 #: cells x dimensions worth starting the threads for
 PARALLEL_WORK = 1 << 20
 
