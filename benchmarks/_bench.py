@@ -6,7 +6,10 @@
   prints is flagged ``UNDER LOAD``. The load after is recorded but not judged: a benchmark that
   keeps both cores busy raises the 1-minute average towards 2 by itself.
 * Every measurement is repeated (3 times by default): :func:`timed` returns the median and the
-  min-max, and ratios are taken between measurements of the *same run*.
+  min-max, and ratios are taken between measurements of the *same run*. Where several things are
+  compared, :func:`interleaved` runs each once untimed, then all of them in turn, round by round,
+  and :func:`paired` takes the ratio within each round: a drift of the machine between rounds
+  then cancels.
 """
 
 from __future__ import annotations
@@ -91,6 +94,26 @@ def timed(fn: Callable[[], Any], repeat: int = 3, warmup: bool = False) -> Timin
         value = fn()
         runs.append(time.perf_counter() - t0)
     return Timing(runs, value)
+
+
+def interleaved(fns: dict[str, Callable[[], Any]], repeat: int = 3) -> dict[str, Timing]:
+    """Each function once untimed (compiling, faulting pages in), then ``repeat`` rounds that run
+    every function in turn, so that a drift of the machine hits them alike; see :func:`paired`."""
+    values = {name: fn() for name, fn in fns.items()}
+    runs: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeat):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            values[name] = fn()
+            runs[name].append(time.perf_counter() - t0)
+    return {name: Timing(runs[name], values[name]) for name in fns}
+
+
+def paired(a: Timing, b: Timing) -> str:
+    """``a``'s throughput relative to ``b`` round by round (runs of :func:`interleaved`): the median
+    of ``b / a`` over the rounds, and its min-max."""
+    per_round = [tb / ta for ta, tb in zip(a.runs, b.runs, strict=True)]
+    return f"{statistics.median(per_round):.2f}x ({min(per_round):.2f}-{max(per_round):.2f})"
 
 
 def ratio(a: Timing, b: Timing) -> str:

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _bench import Session, Timing, quiet, ratio, timed
+from _bench import Session, Timing, interleaved, paired, quiet, ratio, timed
 
 K = 100
 DIM = 384
@@ -98,17 +98,19 @@ def _dense_blocks_one(n_docs: int, n_q: int, blocks: list[int], repeat: int) -> 
     return "\n".join(rows) + f"\n\nbare blocked sgemm (doc_block {dbs:,}): {tg}\n"
 
 
-def dense(sizes: list[str], s: Session) -> None:
+def dense(sizes: list[str], s: Session, repeat: int = 3) -> None:
     print("## Exact dense search, 384 dims, k = 100 (same arrays, same process)\n")
+    print(f"Each measurement once untimed, then {repeat} rounds of all three in turn; times are medians "
+          "(min-max) over the rounds, ratios the median (min-max) of the ratios within each round.\n")
     print("| docs | queries | bare blocked sgemm | faiss.knn | negmine Dense.search | negmine / faiss | "
           "negmine / sgemm | GFLOP/s (sgemm) | top-k agreement with faiss |")
     print("|---|---|---|---|---|---|---|---|---|")
     for spec in sizes:
         n_docs, n_q = (int(x) for x in spec.split(":"))
-        print(_dense_one(n_docs, n_q), flush=True)
+        print(_dense_one(n_docs, n_q, repeat), flush=True)
 
 
-def _dense_one(n_docs: int, n_q: int) -> str:
+def _dense_one(n_docs: int, n_q: int, repeat: int) -> str:
     import faiss
 
     from negmine.text.retrievers import Dense
@@ -116,15 +118,14 @@ def _dense_one(n_docs: int, n_q: int) -> str:
     rng = np.random.default_rng([0, n_docs])
     d, q = unit(rng, n_docs), unit(rng, n_q)
     r = Dense(encoder=None)
-    qbs, dbs = r.query_block, r.doc_block
-    sgemm = blocked_sgemm(q, d, qbs, dbs)
-    t_gemm = timed(sgemm)
-    t_faiss = timed(lambda: faiss.knn(q, d, K, metric=faiss.METRIC_INNER_PRODUCT))
-    t_neg = timed(lambda: r.search(q, d, K))
-    agree = float(np.mean([len(np.intersect1d(a, b)) / K for a, b in zip(t_neg.value[0], t_faiss.value[1])]))
-    gflops = 2 * n_docs * n_q * DIM / t_gemm.median / 1e9
-    return (f"| {n_docs:,} | {n_q:,} | {t_gemm} | {t_faiss} | {t_neg} | {ratio(t_neg, t_faiss)} | "
-            f"{ratio(t_neg, t_gemm)} | {gflops:.0f} | {agree:.4f} |")
+    t = interleaved({"sgemm": blocked_sgemm(q, d, r.query_block, r.doc_block),
+                     "faiss": lambda: faiss.knn(q, d, K, metric=faiss.METRIC_INNER_PRODUCT),
+                     "negmine": lambda: r.search(q, d, K)}, repeat)
+    agree = float(np.mean([len(np.intersect1d(a, b)) / K
+                           for a, b in zip(t["negmine"].value[0], t["faiss"].value[1])]))
+    gflops = 2 * n_docs * n_q * DIM / t["sgemm"].median / 1e9
+    return (f"| {n_docs:,} | {n_q:,} | {t['sgemm']} | {t['faiss']} | {t['negmine']} | "
+            f"{paired(t['negmine'], t['faiss'])} | {paired(t['negmine'], t['sgemm'])} | {gflops:.0f} | {agree:.4f} |")
 
 
 def bm25(sizes: list[str], n_queries: int, s: Session) -> None:
@@ -178,6 +179,7 @@ def main() -> None:
     ap.add_argument("--sizes", nargs="+", required=True)
     ap.add_argument("--queries", type=int, default=2000)
     ap.add_argument("--allow-load", action="store_true", help="run on a busy machine (figures flagged)")
+    ap.add_argument("--repeat", type=int, default=3, help="dense: timed rounds (after one untimed)")
     ap.add_argument("--doc-blocks", type=int, nargs="+", default=None,
                     help="dense: time Dense.search with each doc_block instead (interleaved)")
     args = ap.parse_args()
@@ -185,7 +187,7 @@ def main() -> None:
         if args.what == "dense" and args.doc_blocks:
             dense_blocks(args.sizes, args.doc_blocks)
         elif args.what == "dense":
-            dense(args.sizes, s)
+            dense(args.sizes, s, args.repeat)
         else:
             bm25(args.sizes, args.queries, s)
     print(f"\n{s.header()}")
