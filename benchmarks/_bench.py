@@ -98,15 +98,17 @@ def timed(fn: Callable[[], Any], repeat: int = 3, warmup: bool = False) -> Timin
 
 def interleaved(fns: dict[str, Callable[[], Any]], repeat: int = 3) -> dict[str, Timing]:
     """Each function once untimed (compiling, faulting pages in), then ``repeat`` rounds that run
-    every function in turn, so that a drift of the machine hits them alike; see :func:`paired`."""
-    values = {name: fn() for name, fn in fns.items()}
-    runs: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(repeat):
-        for name, fn in fns.items():
+    every function in turn, each round starting one function further on (so that neither a drift
+    of the machine nor a place in the order favours one); see :func:`paired`."""
+    names = list(fns)
+    values = {name: fns[name]() for name in names}
+    runs: dict[str, list[float]] = {name: [] for name in names}
+    for r in range(repeat):
+        for name in names[r % len(names):] + names[: r % len(names)]:
             t0 = time.perf_counter()
-            values[name] = fn()
+            values[name] = fns[name]()
             runs[name].append(time.perf_counter() - t0)
-    return {name: Timing(runs[name], values[name]) for name in fns}
+    return {name: Timing(runs[name], values[name]) for name in names}
 
 
 def paired(a: Timing, b: Timing) -> str:

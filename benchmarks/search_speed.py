@@ -1,6 +1,7 @@
 """Search speed against the references, on the same arrays / the same index, in the same run
 (issue 18, items 2, 3 and 5). Holds the benchmark lock, records the load, repeats every
-measurement 3 times and prints median (min-max) and ratios.
+measurement (3 times; dense: ``--repeat`` rounds after an untimed one, the three in turn) and
+prints median (min-max) and ratios.
 
 * dense: unit-norm random ``float32[n, 384]`` documents and queries in memory; the bare blocked
   sgemm (the BLAS limit: the products alone, no selection), ``faiss.knn`` (inner product) and
@@ -100,8 +101,9 @@ def _dense_blocks_one(n_docs: int, n_q: int, blocks: list[int], repeat: int) -> 
 
 def dense(sizes: list[str], s: Session, repeat: int = 3) -> None:
     print("## Exact dense search, 384 dims, k = 100 (same arrays, same process)\n")
-    print(f"Each measurement once untimed, then {repeat} rounds of all three in turn; times are medians "
-          "(min-max) over the rounds, ratios the median (min-max) of the ratios within each round.\n")
+    print(f"Each measurement once untimed, then {repeat} rounds of all three in turn (each round starting one "
+          "further on); times are medians (min-max) over the rounds, ratios the median (min-max) of the "
+          "ratios within each round.\n")
     print("| docs | queries | bare blocked sgemm | faiss.knn | negmine Dense.search | negmine / faiss | "
           "negmine / sgemm | GFLOP/s (sgemm) | top-k agreement with faiss |")
     print("|---|---|---|---|---|---|---|---|---|")
@@ -179,13 +181,15 @@ def main() -> None:
     ap.add_argument("--sizes", nargs="+", required=True)
     ap.add_argument("--queries", type=int, default=2000)
     ap.add_argument("--allow-load", action="store_true", help="run on a busy machine (figures flagged)")
-    ap.add_argument("--repeat", type=int, default=3, help="dense: timed rounds (after one untimed)")
+    ap.add_argument("--repeat", type=int, default=3, help="dense: timed rounds, at least 1 (after one untimed)")
     ap.add_argument("--doc-blocks", type=int, nargs="+", default=None,
                     help="dense: time Dense.search with each doc_block instead (interleaved)")
     args = ap.parse_args()
+    if args.repeat < 1:
+        ap.error(f"--repeat {args.repeat}: give at least 1 timed round")
     with quiet(allow_load=args.allow_load) as s:
         if args.what == "dense" and args.doc_blocks:
-            dense_blocks(args.sizes, args.doc_blocks)
+            dense_blocks(args.sizes, args.doc_blocks, args.repeat)
         elif args.what == "dense":
             dense(args.sizes, s, args.repeat)
         else:
