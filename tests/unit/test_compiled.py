@@ -52,3 +52,34 @@ def test_each_variant_compiles_its_own_code_and_loads_it_back(tmp_path: Path):
     assert all(hits == 0 and misses == 1 for hits, misses in first.values()), first
     second = _run(tmp_path)
     assert all(hits == 1 and misses == 0 for hits, misses in second.values()), second
+
+
+_BUDGET = """
+import json, numba
+from negmine.text.retrievers import compiled, rescore_jit
+print(json.dumps({"budget": compiled.thread_budget(), "numba": numba.get_num_threads(),
+                  "blas": compiled.blas_limits()[1],
+                  "threaded": rescore_jit.kernel(1 << 40) is rescore_jit.threaded(),
+                  "small threaded": rescore_jit.kernel(1) is rescore_jit.threaded()}))
+"""
+
+
+def _budget(**env: str) -> dict[str, object]:
+    clean = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS")}
+    done = subprocess.run([sys.executable, "-c", _BUDGET], env={**clean, **env}, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_a_one_thread_limit_holds_for_the_compiled_kernels():
+    """OMP_NUM_THREADS=1, as Ray sets in a one-CPU worker task: numba does not read it, BLAS does,
+    and the kernels take no more threads than BLAS (the re-scoring runs serial)."""
+    limited = _budget(OMP_NUM_THREADS="1")
+    assert limited["budget"] == 1 and limited["blas"] == 1 and not limited["threaded"]
+    free = _budget()
+    assert free["budget"] == min(free["numba"], free["blas"])
+    assert free["threaded"] == (free["budget"] > 1)
+    assert not free["small threaded"]
+    if (os.cpu_count() or 1) > 1:  # this machine class: 2 cores
+        assert free["budget"] > 1 and free["numba"] > 1

@@ -1,5 +1,7 @@
 """The compiled BM25 search (numba, extra ``bm25``): scores each query from bm25s' precomputed
-sparse index and selects its top k in one pass, queries in parallel.
+sparse index and selects its top k in one pass, queries in parallel (as many threads as
+:func:`~negmine.text.retrievers.compiled.thread_budget` allows: a worker held to one BLAS thread
+searches on one).
 
 It computes exactly what the numpy path computes — every document's float32 score summed term by
 term in the query's token order (``scores[doc] += data[j]``, as bm25s'
@@ -15,6 +17,8 @@ from typing import Any
 
 import numba
 import numpy as np
+
+from negmine.text.retrievers.compiled import thread_budget
 
 
 def flatten(query_ids: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -39,7 +43,7 @@ def search(index: Any, query_ids: list[np.ndarray], k: int, cell_ptr: np.ndarray
     keys = np.zeros((n, max(kk, 1)), dtype=np.uint64)
     cell_scores = np.zeros(len(cell_docs), dtype=np.float32)
     if n and kk:
-        t = max(1, min(threads or numba.get_num_threads(), n))
+        t = max(1, min(threads or thread_budget(), n))
         bounds = np.linspace(0, n, t + 1).astype(np.int64)
         _kernel(np.asarray(sc["data"], dtype=np.float32), np.asarray(sc["indices"], dtype=np.int64),
                   np.asarray(sc["indptr"], dtype=np.int64), n_docs, ptr, tokens, kk,

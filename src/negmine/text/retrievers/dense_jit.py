@@ -21,7 +21,7 @@ from typing import Any
 import numba
 import numpy as np
 
-from negmine.text.retrievers.compiled import njit_as
+from negmine.text.retrievers.compiled import blas_limits, njit_as
 
 
 def _screen(block: Any, first_row: int, heap_s: Any, heap_r: Any, sizes: Any) -> None:  # pragma: no cover
@@ -175,16 +175,9 @@ def _search_blocks(q: np.ndarray, d: np.ndarray, k: int, qbs: int, dbs: int, pro
     return ids, scores
 
 
-def _blas() -> tuple[Any, int] | None:
-    """``(threadpoolctl's threadpool_limits, the BLAS thread count now)``, or ``None`` where
-    threadpoolctl is not installed. The search uses no more threads than BLAS would, so a limit the
-    user or an engine set (``OMP_NUM_THREADS=1`` in a Ray worker) holds."""
-    try:
-        from threadpoolctl import threadpool_info, threadpool_limits
-    except ImportError:
-        return None
-    counts = [int(i.get("num_threads") or 1) for i in threadpool_info() if i.get("user_api") == "blas"]
-    return threadpool_limits, max(counts, default=1)
+#: ``(threadpoolctl's threadpool_limits, the BLAS thread count now)`` or ``None``; a module name so
+#: that tests can take threadpoolctl away
+_blas = blas_limits
 
 
 @functools.cache

@@ -23,7 +23,7 @@ from llvmlite import ir
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from negmine.text.retrievers.compiled import njit_as
+from negmine.text.retrievers.compiled import njit_as, thread_budget
 from negmine.text.retrievers.exact import exact_sums
 
 #: numpy's pairwise-summation block (``PW_BLOCKSIZE``)
@@ -211,6 +211,13 @@ def agrees(dim: int) -> bool:
     return _AGREES[dim]
 
 
+def kernel(work: int) -> Callable[..., None]:
+    """The kernel for ``work`` cells x dimensions: threaded for work worth starting the threads for,
+    where more than one thread is allowed (:func:`~negmine.text.retrievers.compiled.thread_budget`),
+    else serial."""
+    return threaded() if work >= PARALLEL_WORK and thread_budget() > 1 else _rescore_serial
+
+
 def rescore(q: np.ndarray, d: np.ndarray, ids: np.ndarray) -> np.ndarray | None:
     """``float32[n, kk]``: :func:`~negmine.text.retrievers.base.rescore_exact`'s bytes, compiled;
     ``None`` where this kernel does not apply (not float32 rows, or a numpy that sums otherwise)."""
@@ -218,6 +225,5 @@ def rescore(q: np.ndarray, d: np.ndarray, ids: np.ndarray) -> np.ndarray | None:
         return None
     out = np.empty(ids.shape, dtype=np.float32)
     ids = np.ascontiguousarray(ids, dtype=np.int64)
-    fn = threaded() if ids.size * q.shape[1] >= PARALLEL_WORK else _rescore_serial
-    fn(np.ascontiguousarray(q), d, ids, plan(q.shape[1]), out)
+    kernel(ids.size * q.shape[1])(np.ascontiguousarray(q), d, ids, plan(q.shape[1]), out)
     return out
