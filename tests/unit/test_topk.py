@@ -399,7 +399,7 @@ def test_the_compiled_raw_search_keeps_each_querys_best_products_with_threads_or
     q = embeddings(42, 70, 24)
     monkeypatch.setattr(dense_jit, "tile_docs", lambda query_block: 64)
     if not with_threads:
-        monkeypatch.setattr(dense_jit, "_blas", lambda: None)
+        monkeypatch.setattr(dense_jit, "blas_limits", lambda: None)
     ids, scores = dense_jit.search(q, d, 30, 32, 500)
     prods = (q.astype(np.float64) @ d.T.astype(np.float64))
     best = -np.sort(-prods, axis=1)[:, :30]

@@ -99,7 +99,7 @@ def search(q: np.ndarray, d: np.ndarray, k: int, query_block: int, doc_block: in
     if not _TILED.acquire(blocking=False):
         return _search_blocks(q, d, k, qbs, dbs, progress, ids, scores)
     try:
-        blas = _blas()
+        blas = blas_limits()
         threads = min(numba.get_num_threads(), blas[1], -(-len(d) // tile)) if blas is not None else 1
         if blas is None or threads < 2:
             return _search_blocks(q, d, k, qbs, dbs, progress, ids, scores)
@@ -173,11 +173,6 @@ def _search_blocks(q: np.ndarray, d: np.ndarray, k: int, qbs: int, dbs: int, pro
             screen(out, ds, heap_s, heap_r, sizes)
         _emit(heap_s, heap_r, qs, ids, scores)
     return ids, scores
-
-
-#: ``(threadpoolctl's threadpool_limits, the BLAS thread count now)`` or ``None``; a module name so
-#: that tests can take threadpoolctl away
-_blas = blas_limits
 
 
 @functools.cache
