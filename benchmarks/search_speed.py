@@ -5,7 +5,8 @@ prints median (min-max) and ratios.
 
 * dense: unit-norm random ``float32[n, 384]`` documents and queries in memory; the bare blocked
   sgemm (the BLAS limit: the products alone, no selection), ``faiss.knn`` (inner product) and
-  ``negmine.text.retrievers.Dense.search`` (exact top k, ties settled exactly), k = 100.
+  ``negmine.text.retrievers.Dense.search`` (exact top k, ties settled exactly) screening float32
+  products and, on a CPU with bfloat16 instructions, bfloat16 ones (the same bytes), k = 100.
 * bm25: the synthetic Zipf corpus of ``benchmarks/scale.py``; bm25s' numpy and numba backends
   (``retrieve``, one thread, as their README) against negmine's BM25 search on the same tokens
   (numpy path; compiled path on one thread and on every core), top 100. The index is built once.
@@ -100,34 +101,56 @@ def _dense_blocks_one(n_docs: int, n_q: int, blocks: list[int], repeat: int) -> 
 
 
 def dense(sizes: list[str], s: Session, repeat: int = 3) -> None:
+    from negmine.text.retrievers import dense_bf16
+
+    bf16 = dense_bf16.usable()
+    if bf16:
+        import torch  # imported before timing, as in a run that encodes with sentence-transformers
+
+        torch_threads = torch.get_num_threads()
     print("## Exact dense search, 384 dims, k = 100 (same arrays, same process)\n")
-    print(f"Each measurement once untimed, then {repeat} rounds of all three in turn (each round starting one "
+    print(f"Each measurement once untimed, then {repeat} rounds of all of them in turn (each round starting one "
           "further on); times are medians (min-max) over the rounds, ratios the median (min-max) of the "
-          "ratios within each round.\n")
-    print("| docs | queries | bare blocked sgemm | faiss.knn | negmine Dense.search | negmine / faiss | "
-          "negmine / sgemm | GFLOP/s (sgemm) | top-k agreement with faiss |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          "ratios within each round. `Dense.search` screens float32 products (`screen_dtype=float32`) or "
+          "bfloat16 ones (`screen_dtype=bfloat16`, what `auto` takes for searches this large on this CPU); "
+          "both give the exact top k, and the last column checks that their bytes are equal.\n")
+    print(f"bfloat16 dot-product instructions on this CPU: {'yes' if dense_bf16.native() else 'no'}"
+          + (f" (torch {torch.__version__}, {torch_threads} threads)" if bf16 else " (bfloat16 columns skipped)")
+          + "\n")
+    print("| docs | queries | bare blocked sgemm | faiss.knn | Dense.search float32 | Dense.search bfloat16 | "
+          "float32 / faiss | float32 / sgemm | bfloat16 / faiss | bfloat16 / sgemm | GFLOP/s (sgemm) | "
+          "top-k agreement with faiss | same bytes |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for spec in sizes:
         n_docs, n_q = (int(x) for x in spec.split(":"))
-        print(_dense_one(n_docs, n_q, repeat), flush=True)
+        print(_dense_one(n_docs, n_q, repeat, bf16), flush=True)
 
 
-def _dense_one(n_docs: int, n_q: int, repeat: int) -> str:
+def _dense_one(n_docs: int, n_q: int, repeat: int, bf16: bool) -> str:
     import faiss
 
     from negmine.text.retrievers import Dense
 
     rng = np.random.default_rng([0, n_docs])
     d, q = unit(rng, n_docs), unit(rng, n_q)
-    r = Dense(encoder=None)
-    t = interleaved({"sgemm": blocked_sgemm(q, d, r.query_block, r.doc_block),
-                     "faiss": lambda: faiss.knn(q, d, K, metric=faiss.METRIC_INNER_PRODUCT),
-                     "negmine": lambda: r.search(q, d, K)}, repeat)
+    r = Dense(encoder=None, screen_dtype="float32")
+    fns = {"sgemm": blocked_sgemm(q, d, r.query_block, r.doc_block),
+           "faiss": lambda: faiss.knn(q, d, K, metric=faiss.METRIC_INNER_PRODUCT),
+           "float32": lambda: r.search(q, d, K)}
+    if bf16:
+        rb = Dense(encoder=None, screen_dtype="bfloat16")
+        fns["bfloat16"] = lambda: rb.search(q, d, K)
+    t = interleaved(fns, repeat)
     agree = float(np.mean([len(np.intersect1d(a, b)) / K
-                           for a, b in zip(t["negmine"].value[0], t["faiss"].value[1])]))
+                           for a, b in zip(t["float32"].value[0], t["faiss"].value[1])]))
     gflops = 2 * n_docs * n_q * DIM / t["sgemm"].median / 1e9
-    return (f"| {n_docs:,} | {n_q:,} | {t['sgemm']} | {t['faiss']} | {t['negmine']} | "
-            f"{paired(t['negmine'], t['faiss'])} | {paired(t['negmine'], t['sgemm'])} | {gflops:.0f} | {agree:.4f} |")
+    cells = [f"{n_docs:,}", f"{n_q:,}", str(t["sgemm"]), str(t["faiss"]), str(t["float32"])]
+    b = t.get("bfloat16")
+    cells += [str(b) if b else "—", paired(t["float32"], t["faiss"]), paired(t["float32"], t["sgemm"])]
+    cells += [paired(b, t["faiss"]), paired(b, t["sgemm"])] if b else ["—", "—"]
+    equal = b is not None and all(np.array_equal(x, y) for x, y in zip(b.value, t["float32"].value))
+    cells += [f"{gflops:.0f}", f"{agree:.4f}", "—" if b is None else "yes" if equal else "**no**"]
+    return "| " + " | ".join(cells) + " |"
 
 
 def bm25(sizes: list[str], n_queries: int, s: Session) -> None:

@@ -621,6 +621,11 @@ def test_dense_cache_second_run_encodes_nothing(cli: Cli, tiny_beir: Path, tmp_p
     assert second["encoding"] == {"document_cached": n_docs, "query_cached": n_q}
     assert (tmp_path / "first" / "mined.parquet").read_bytes() == (tmp_path / "second" / "mined.parquet").read_bytes()
 
+    # the bfloat16 screen (forced: the sample is far too small for auto to take it) writes the
+    # same bytes; the option is not part of the run's configuration
+    ok(cli(*base, "--retriever", "dense", "--screen-dtype", "bfloat16", "--out", tmp_path / "bf16"))
+    assert (tmp_path / "first" / "mined.parquet").read_bytes() == (tmp_path / "bf16" / "mined.parquet").read_bytes()
+
     # FAISS (flat, exact) shares the embeddings and finds the same negatives with the same scores
     ok(cli(*base, "--retriever", "faiss", "--out", tmp_path / "faiss"))
     third = json.loads((tmp_path / "faiss" / "report.json").read_text())

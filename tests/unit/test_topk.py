@@ -252,6 +252,10 @@ def embeddings(seed: int, n: int, dim: int) -> np.ndarray:
 
 #: the screens of the blocked dense search (the compiled one where numba is installed)
 SCREENS = ("numpy", "numba") if importlib.util.find_spec("numba") else ("numpy",)
+#: every way the CPU search can run: each screen on float32 products, and the bfloat16 screen
+#: where torch and numba are installed (emulated by torch on a CPU without bfloat16 instructions)
+CONFIGS = [{"screen": s, "screen_dtype": "float32"} for s in SCREENS] + (
+    [{"screen_dtype": "bfloat16"}] if importlib.util.find_spec("numba") and importlib.util.find_spec("torch") else [])
 
 
 def exact_reference(q: np.ndarray, d: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -274,8 +278,8 @@ def test_dense_search_equals_brute_force_for_any_block_sizes(seed, k, qb, db, du
     q = embeddings(seed + 1, 50, 16)
     q[0] = d[7]
     want = exact_reference(q, d, k)
-    for screen in SCREENS:
-        got = Dense(query_block=qb, doc_block=db, screen=screen).search(q, d, k)
+    for cfg in CONFIGS:
+        got = Dense(query_block=qb, doc_block=db, **cfg).search(q, d, k)
         np.testing.assert_array_equal(got[0], want[0])
         np.testing.assert_array_equal(got[1], want[1])
 
@@ -296,8 +300,8 @@ def test_runs_of_exact_duplicates_across_blocks_keep_ties_to_the_lower_row(seed,
         q[i + 10] = d[src] + np.float32(1e-4) * q[i + 10]
     q[30] = 0.0  # every product exactly zero: the first k rows
     want = exact_reference(q, d, k)
-    for screen in SCREENS:
-        got = Dense(query_block=qb, doc_block=db, screen=screen).search(q, d, k)
+    for cfg in CONFIGS:
+        got = Dense(query_block=qb, doc_block=db, **cfg).search(q, d, k)
         np.testing.assert_array_equal(got[0], want[0])
         np.testing.assert_array_equal(got[1], want[1])
 
@@ -418,10 +422,11 @@ def test_tiny_vectors_are_not_taken_for_zero_vectors():
     d = rng.standard_normal((50, 8)).astype(np.float32)
     q = (rng.standard_normal((2, 8)) * 1e-23).astype(np.float32)
     for qq, dd in ((q, d), (d[:2] * np.float32(1e-23), (d * np.float32(1e-23)).astype(np.float32))):
-        got = Dense(query_block=2, doc_block=16).search(qq, dd, 3)
         want = exact_reference(qq, dd, 3)
-        np.testing.assert_array_equal(got[0], want[0])
-        np.testing.assert_array_equal(got[1], want[1])
+        for cfg in CONFIGS:  # out of the bfloat16 bound's range: its screen hands over to float32
+            got = Dense(query_block=2, doc_block=16, **cfg).search(qq, dd, 3)
+            np.testing.assert_array_equal(got[0], want[0])
+            np.testing.assert_array_equal(got[1], want[1])
     from negmine.text.retrievers.base import row_norms
 
     assert (row_norms(q) > 0).all() and row_norms(np.zeros((1, 8), np.float32))[0] == 0.0

@@ -35,6 +35,9 @@ _ENCODER = (
 _BLOCKS = (
     Option("query_block", int, 1024, "queries per dense search block", low=1),
     Option("doc_block", int, 8192, "documents per dense search block", low=1),
+    Option("screen_dtype", str, "auto", "products the CPU search screens with (the result is the same): "
+           "auto, float32, or bfloat16 (about 2x faster on CPUs with bfloat16 instructions)",
+           choices=("auto", "float32", "bfloat16")),
 )
 retrievers.register("bm25", "negmine.text.retrievers.bm25:BM25", "lexical BM25 (bm25s)", ("bm25s",), options=(
     Option("bm25_k1", float, 1.5, "BM25 k1 (term-frequency saturation)", arg="k1", low=0),

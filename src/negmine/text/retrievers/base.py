@@ -297,8 +297,14 @@ def float32_error_bound(dim: int) -> float:
     return n * _U32 / (1.0 - n * _U32) * (1.0 + 1e-5)
 
 
+class BoundBroken(RuntimeError):
+    """A raw search returned a product farther from the exact one than its error bound allows:
+    its kernel does not compute what the bound assumes (see :func:`exact_top_k`'s ``verify``)."""
+
+
 def exact_top_k(q: np.ndarray, d: np.ndarray, k: int, raw: RawSearch,
-                d_norm_max: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+                d_norm_max: float | None = None, *, error: float | None = None, relative: float = 0.0,
+                first: int | None = None, verify: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """The exact top ``k`` of ``q @ d.T`` by (score desc, row asc), whatever kernel computes it.
 
     ``raw(q, d, kk)`` is a fast search on float32 products (BLAS, FAISS, a GPU) returning its
@@ -311,6 +317,14 @@ def exact_top_k(q: np.ndarray, d: np.ndarray, k: int, raw: RawSearch,
     place, tie included. The other queries search again with twice the candidates (a run of
     many exact duplicates at the cut), until the whole corpus is a candidate.
 
+    A raw search on coarser products (bfloat16: :mod:`~negmine.text.retrievers.dense_bf16`) gives
+    its own bound: ``error`` (``c``, instead of the float32 one), ``relative`` (a further
+    ``relative · |score|`` on the raw score, for a product rounded at the end) and ``first`` (the
+    candidates of the first search, instead of ``k + EXTRA``). With ``verify`` every candidate's
+    raw score is checked against its exact one, and a product beyond the bound raises
+    :class:`BoundBroken` (a kernel that does not compute what the bound assumes) rather than
+    trusting the bound for the documents that were not re-scored.
+
     Returns ``(ids int64[n_q, k], scores float32[n_q, k])``, padded with ``-1``/``-inf``; the
     scores are the exact ones, so the bytes are the same on every machine.
     """
@@ -320,16 +334,17 @@ def exact_top_k(q: np.ndarray, d: np.ndarray, k: int, raw: RawSearch,
     if n_q == 0 or n_d == 0 or k == 0:
         return ids_out, sc_out
     q_norm = row_norms(q)
-    c = float32_error_bound(q.shape[1])
+    c = float32_error_bound(q.shape[1]) if error is None else error
     todo = np.arange(n_q)
-    kk = min(k + EXTRA, n_d)
+    kk = min(k + EXTRA if first is None else max(k, first), n_d)
     while todo.size:
         qs = q if todo.size == n_q else q[todo]
         ids, raw_scores = raw(qs, d, kk)
-        if kk < n_d:
+        if kk < n_d or verify:
             if d_norm_max is None:
                 d_norm_max = float(row_norms(d).max())
             err = c * q_norm[todo] * d_norm_max
+        if kk < n_d:
             # an exactly zero bound means a zero vector (row_norms underflows for no other row), so
             # every product is exactly ±0 (equal keys): the first rows are the answer, whichever
             # tied rows the raw search kept
@@ -337,16 +352,34 @@ def exact_top_k(q: np.ndarray, d: np.ndarray, k: int, raw: RawSearch,
             if zero.any():
                 ids = ids.copy()
                 ids[zero] = np.arange(kk)
-        top_ids, top_sc = resort(ids, rescore_exact(qs, d, ids), k)
+        exact = rescore_exact(qs, d, ids)
+        if verify:
+            _check_bound(ids, raw_scores, exact, err, relative)
+        top_ids, top_sc = resort(ids, exact, k)
         if kk >= n_d:
             settled = np.ones(todo.size, dtype=bool)
         else:
             last = raw_scores[:, kk - 1].astype(np.float64)
+            if relative:  # a document below the last raw one is at most this much above it
+                last = last + relative * np.abs(np.where(np.isfinite(last), last, 0.0))
             settled = (last + err < top_sc[:, k - 1]) | zero
         ids_out[todo[settled]], sc_out[todo[settled]] = top_ids[settled], top_sc[settled]
         todo = todo[~settled]
         kk = min(2 * kk, n_d)
     return ids_out, sc_out
+
+
+def _check_bound(ids: np.ndarray, raw: np.ndarray, exact: np.ndarray, err: np.ndarray, relative: float) -> None:
+    """:class:`BoundBroken` unless every valid candidate's raw score is within ``err`` (per query)
+    plus ``relative · |raw|`` of its exact score."""
+    with np.errstate(invalid="ignore"):  # -inf - -inf of padding: NaN, not compared
+        gap = np.abs(raw.astype(np.float64) - exact)
+    allowed = err[:, None] + relative * np.abs(raw.astype(np.float64))
+    bad = (ids >= 0) & np.isfinite(raw) & ~(gap <= allowed)
+    if bad.any():
+        i, j = map(int, np.argwhere(bad)[0])
+        raise BoundBroken(f"a raw product {float(raw[i, j])!r} is {float(gap[i, j]):.3g} from the exact "
+                          f"{float(exact[i, j])!r}, beyond its bound {float(allowed[i, j]):.3g}")
 
 
 def resort(ids: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+import warnings
 from typing import Any
 
 import numpy as np
@@ -11,10 +13,13 @@ from negmine.core.optional import available, require
 from negmine.core.progress import progress
 from negmine.text.encoders.base import Encoder, check_device, check_precision
 from negmine.text.encoders.st import SentenceTransformerEncoder
-from negmine.text.retrievers.base import _LOW, MAX_ROWS, TopK, exact_top_k, keys_to_result
+from negmine.text.retrievers.base import _LOW, MAX_ROWS, BoundBroken, TopK, exact_top_k, keys_to_result, row_norms
 from negmine.text.retrievers.embedding import EmbeddingRetriever
 
 SCREENS = ("auto", "numba", "numpy")
+SCREEN_DTYPES = ("auto", "float32", "bfloat16")
+#: set when a bfloat16 kernel broke its bound once in this process: ``auto`` stays in float32
+_BF16_BROKEN: list[str] = []
 
 
 class Dense(EmbeddingRetriever):
@@ -34,6 +39,13 @@ class Dense(EmbeddingRetriever):
     screen
         ``auto`` (default: compiled where numba is installed), ``numba`` or ``numpy``: how each
         block of products is screened for the running top-k; never changes the result.
+    screen_dtype
+        ``auto`` (default), ``float32`` or ``bfloat16``: the products the CPU search screens
+        with. ``bfloat16`` (:mod:`~negmine.text.retrievers.dense_bf16`, needs torch and numba)
+        runs about twice as fast on CPUs with bfloat16 instructions and gives the same bytes:
+        its candidates are re-scored exactly under a rigorous bound. ``auto`` takes it on such a
+        CPU when the search is large enough to pay for it (and for importing torch, where it is
+        not yet imported). Never changes the result.
     model
         A sentence-transformers model name or path (see :func:`negmine.text.encoders.resolve_model`).
     encoder
@@ -57,7 +69,8 @@ class Dense(EmbeddingRetriever):
     exact_search = True
 
     def __init__(self, model: str | None = None, *, query_block: int = 1024, doc_block: int = 8192,
-                 device: str = "cpu", precision: str = "fp32", screen: str = "auto", **kwargs: Any) -> None:
+                 device: str = "cpu", precision: str = "fp32", screen: str = "auto", screen_dtype: str = "auto",
+                 **kwargs: Any) -> None:
         if model is not None:
             kwargs["model"] = model
         super().__init__(**kwargs)
@@ -68,6 +81,12 @@ class Dense(EmbeddingRetriever):
         if screen not in SCREENS:
             raise ConfigError(f"unknown dense screen {screen!r}; known: {', '.join(SCREENS)}")
         self.screen = screen  # not in config(): every screen gives the same bytes
+        if screen_dtype not in SCREEN_DTYPES:
+            raise ConfigError(f"unknown dense screen_dtype {screen_dtype!r}; known: {', '.join(SCREEN_DTYPES)}")
+        if screen_dtype == "bfloat16" and not (available("torch") and available("numba")):
+            raise ConfigError("screen_dtype bfloat16 needs torch and numba: pip install 'negmine[st,bm25]', "
+                              "or use screen_dtype auto or float32")
+        self.screen_dtype = screen_dtype  # not in config() either
 
     def _encoder(self) -> Encoder:
         return with_device(self, super()._encoder())
@@ -84,7 +103,40 @@ class Dense(EmbeddingRetriever):
             raise ValueError(f"at most {MAX_ROWS - 1} documents are supported")
         if self.device != "cpu":
             return search_torch(q, d, k, self.device, self.query_block, self.doc_block)
+        if self._bfloat16(q, d):
+            from negmine.text.retrievers import dense_bf16
+
+            d_norm_max = float(row_norms(d).max())
+            if dense_bf16.in_range(row_norms(q), d_norm_max):
+                try:
+                    return exact_top_k(q, d, k, self._search_bf16, d_norm_max, error=dense_bf16.error_bound(q.shape[1]),
+                                       relative=dense_bf16.RELATIVE, first=dense_bf16.first(k), verify=True)
+                except BoundBroken as exc:
+                    _BF16_BROKEN.append(str(exc))
+                    warnings.warn(f"the bfloat16 screen is off in this process, its kernel broke the bound ({exc}); "
+                                  "searching in float32", RuntimeWarning, stacklevel=2)
         return exact_top_k(q, d, k, self._search_raw)
+
+    def _bfloat16(self, q: np.ndarray, d: np.ndarray) -> bool:
+        """Whether to screen with bfloat16 products (``screen_dtype``; for ``auto``: a CPU with
+        bfloat16 instructions, the kernel never found broken here, and enough work)."""
+        if self.screen_dtype == "float32" or not len(q) or not len(d) or _BF16_BROKEN:
+            return False
+        if self.screen_dtype == "bfloat16":
+            return True
+        from negmine.text.retrievers import dense_bf16
+
+        work = len(q) * len(d) * (q.shape[1] if q.ndim == 2 else 1)
+        return dense_bf16.usable() and work >= (dense_bf16.WORK_LOADED if "torch" in sys.modules
+                                                else dense_bf16.WORK_COLD)
+
+    def _search_bf16(self, q: np.ndarray, d: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The raw search on bfloat16 products (:func:`negmine.text.retrievers.dense_bf16.search`)."""
+        from negmine.text.retrievers import dense_bf16
+
+        n_blocks = -(-len(q) // max(1, min(self.query_block, len(q)))) if len(q) else 0
+        return dense_bf16.search(q, d, k, self.query_block, self.doc_block,
+                                 lambda it: progress(it, desc="dense search (bfloat16)", total=n_blocks, unit="block"))
 
     def _search_raw(self, q: np.ndarray, d: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """The blocked float32 search: one sgemm per block, screened against a running top-k —

@@ -20,8 +20,25 @@ from typing import Any
 
 import numba
 import numpy as np
+from llvmlite import ir
+from numba.extending import intrinsic
 
 from negmine.text.retrievers.compiled import blas_limits, njit_as
+
+
+@intrinsic
+def _cell(typingctx: Any, v: Any) -> Any:  # pragma: no cover (compiled)
+    """A float cell as it is; a ``uint16`` cell as the bfloat16 whose bits it holds, widened to
+    float32 (exactly: the same bits, sixteen zeros below)."""
+    if isinstance(v, numba.types.Float):
+        return v(v), lambda context, builder, signature, args: args[0]
+    if v == numba.types.uint16:
+        def widen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+            i32 = ir.IntType(32)
+            return builder.bitcast(builder.shl(builder.zext(args[0], i32), i32(16)), ir.FloatType())
+
+        return numba.types.float32(v), widen
+    return None
 
 
 def _screen(block: Any, first_row: int, heap_s: Any, heap_r: Any, sizes: Any) -> None:  # pragma: no cover
@@ -34,7 +51,7 @@ def _screen(block: Any, first_row: int, heap_s: Any, heap_r: Any, sizes: Any) ->
         # loop stays in float32 (no widening of every product; 1.26x on the screen alone)
         thr = hs[0] if size == k else np.float32(-np.inf)
         for j in range(w):
-            v = block[i, j]
+            v = _cell(block[i, j])
             if v > thr:
                 if size < k:  # append, sift up
                     c = size
@@ -70,11 +87,15 @@ _screen_serial = njit_as(_screen, "serial", nogil=True)
 PARALLEL_CELLS = 1 << 18
 
 
-def screen(block: np.ndarray, first_row: int, heap_s: np.ndarray, heap_r: np.ndarray, sizes: np.ndarray) -> None:
-    """Offer every cell of ``block`` (``float32[n, w]``, column ``j`` = document ``first_row + j``)
+def screen(block: np.ndarray, first_row: int, heap_s: np.ndarray, heap_r: np.ndarray, sizes: np.ndarray,
+           parallel: bool = True) -> None:
+    """Offer every cell of ``block`` (``float32[n, w]``, or ``uint16[n, w]`` holding bfloat16 bits;
+    column ``j`` = document ``first_row + j``)
     to row ``i``'s min-heap ``heap_s[i]`` / ``heap_r[i]`` of capacity ``heap_s.shape[1]``; NaN and
-    ``-inf`` never enter."""
-    (_screen_parallel if block.size >= PARALLEL_CELLS else _screen_serial)(block, first_row, heap_s, heap_r, sizes)
+    ``-inf`` never enter. Rows in parallel (numba's threads) for a large block, unless not
+    ``parallel``."""
+    kernel = _screen_parallel if parallel and block.size >= PARALLEL_CELLS else _screen_serial
+    kernel(block, first_row, heap_s, heap_r, sizes)
 
 
 def search(q: np.ndarray, d: np.ndarray, k: int, query_block: int, doc_block: int,
