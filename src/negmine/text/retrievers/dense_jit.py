@@ -51,7 +51,7 @@ def _screen(block: Any, first_row: int, heap_s: Any, heap_r: Any, sizes: Any) ->
         # loop stays in float32 (no widening of every product; 1.26x on the screen alone)
         thr = hs[0] if size == k else np.float32(-np.inf)
         for j in range(w):
-            v = _cell(block[i, j])
+            v = _cell(block[i, j])  # type: ignore[call-arg,var-annotated]  # typed by numba
             if v > thr:
                 if size < k:  # append, sift up
                     c = size
