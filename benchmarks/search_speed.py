@@ -148,7 +148,8 @@ def _dense_one(n_docs: int, n_q: int, repeat: int, bf16: bool) -> str:
     b = t.get("bfloat16")
     cells += [str(b) if b else "—", paired(t["float32"], t["faiss"]), paired(t["float32"], t["sgemm"])]
     cells += [paired(b, t["faiss"]), paired(b, t["sgemm"])] if b else ["—", "—"]
-    equal = b is not None and all(np.array_equal(x, y) for x, y in zip(b.value, t["float32"].value))
+    equal = b is not None and all(np.array_equal(x.view(np.uint8), y.view(np.uint8))
+                                  for x, y in zip(b.value, t["float32"].value))
     cells += [f"{gflops:.0f}", f"{agree:.4f}", "—" if b is None else "yes" if equal else "**no**"]
     return "| " + " | ".join(cells) + " |"
 

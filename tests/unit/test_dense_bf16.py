@@ -118,14 +118,56 @@ def test_a_kernel_beyond_its_bound_is_caught_and_the_search_redone_in_float32(mo
     with pytest.raises(BoundBroken, match="beyond its bound"):
         exact_top_k(q, d, 5, lambda qs, dd, kk: off(qs, dd, kk, 64, 64), error=dense_bf16.error_bound(16),
                     relative=dense_bf16.RELATIVE, first=42, verify=True)
-    with pytest.warns(RuntimeWarning, match="bfloat16 screen is off"):
+    with pytest.warns(RuntimeWarning, match="bfloat16 screen broke its bound"):
         got = Dense(screen_dtype="bfloat16").search(q, d, 5)
     same(got, brute(q, d, 5))
-    assert dense._BF16_BROKEN  # auto stays in float32 from now on in this process
+    assert dense._BF16_BROKEN
+    # auto stays in float32 from now on in this process; an explicit bfloat16 still tries
     calls = []
     monkeypatch.setattr(dense_bf16, "search", lambda *a, **kw: calls.append(1) or real(*a, **kw))
-    same(Dense(screen_dtype="bfloat16").search(q, d, 5), brute(q, d, 5))
+    monkeypatch.setattr(dense_bf16, "WORK_LOADED", 1)
+    monkeypatch.setattr(dense_bf16, "WORK_COLD", 1)
+    monkeypatch.setattr(dense_bf16, "usable", lambda: True)
+    same(Dense().search(q, d, 5), brute(q, d, 5))
     assert calls == []
+    same(Dense(screen_dtype="bfloat16").search(q, d, 5), brute(q, d, 5))
+    assert calls == [1]
+
+
+def test_queries_the_first_search_leaves_unsettled_go_on_in_float32(monkeypatch):
+    # one document of 30x the others' norm widens the bound of every query 30 times: most stay
+    # unsettled after the bfloat16 search, and go on in float32 at once (not in rounds of ever
+    # more bfloat16 candidates); auto does not take bfloat16 for such a corpus at all
+    d = unit(12, 4000, 32)
+    d[-1] *= np.float32(30.0)
+    q = unit(13, 60, 32)
+    calls: list[tuple[int, int]] = []
+    real = dense_bf16.search
+    monkeypatch.setattr(dense_bf16, "search", lambda *a, **kw: calls.append((len(a[0]), a[2])) or real(*a, **kw))
+    same(Dense(screen_dtype="bfloat16").search(q, d, 10), brute(q, d, 10))
+    assert calls == [(60, dense_bf16.first(10))]
+    monkeypatch.setattr(dense, "_BF16_BROKEN", [])
+    monkeypatch.setattr(dense_bf16, "usable", lambda: True)
+    monkeypatch.setattr(dense_bf16, "WORK_LOADED", 1)
+    monkeypatch.setattr(dense_bf16, "WORK_COLD", 1)
+    calls.clear()
+    same(Dense().search(q, d, 10), brute(q, d, 10))
+    assert calls == []
+    assert dense_bf16.even(row_norms(d[:-1])) and not dense_bf16.even(row_norms(d))
+
+
+def test_auto_searches_in_float32_where_torch_cannot_be_imported(monkeypatch):
+    import sys
+
+    d = unit(14, 300, 16)
+    q = unit(15, 6, 16)
+    monkeypatch.setattr(dense, "_BF16_BROKEN", [])
+    monkeypatch.setattr(dense_bf16, "usable", lambda: True)
+    monkeypatch.setattr(dense_bf16, "WORK_LOADED", 1)
+    monkeypatch.setattr(dense_bf16, "WORK_COLD", 1)
+    monkeypatch.setitem(sys.modules, "torch", None)  # import torch raises ImportError
+    assert not dense_bf16.torch_native()
+    same(Dense().search(q, d, 4), brute(q, d, 4))
 
 
 def test_auto_takes_the_bfloat16_screen_only_where_it_pays(monkeypatch):
@@ -155,6 +197,22 @@ def test_bfloat16_instructions_are_read_from_cpuinfo():
     assert dense_bf16.has_bf16("Features\t: fp asimd bf16 i8mm\n")
     assert not dense_bf16.has_bf16("flags\t\t: fpu avx2 avx512f avx512_vnni\nmodel name : x bf16 y\n")
     assert not dense_bf16.has_bf16("")
+
+
+def test_vectors_beyond_float32s_range_in_a_float64_array_are_not_zero_vectors():
+    # float64 queries whose entries are below float32's smallest: cast to float32 they vanish,
+    # their exact scores do not. Both screens give the brute-force bytes (before: the first
+    # rows, as for a zero query, and the bfloat16 screen reported a broken kernel)
+    rng = np.random.default_rng(16)
+    d = (rng.standard_normal((500, 16)) * 2**30).astype(np.float32)
+    q = rng.standard_normal((3, 16)) * 1e-47
+    q[1] = 0.0
+    for cfg in ("float32", "bfloat16"):
+        same(Dense(screen_dtype=cfg).search(q, d, 3), brute(q, d, 3))
+    assert not dense._BF16_BROKEN
+    norms = row_norms(np.array([[1e-47, 2e-47], [0.0, 0.0], [1e-200, 0.0], [3e300, 4e300]]))
+    np.testing.assert_allclose(norms, [np.sqrt(5) * 1e-47, 0.0, 1e-200, 5e300], rtol=1e-6)
+    assert (norms >= [np.sqrt(5) * 1e-47, 0.0, 1e-200, 5e300]).all()
 
 
 def test_norms_outside_the_bounds_range_take_float32():

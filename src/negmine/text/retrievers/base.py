@@ -268,19 +268,27 @@ def row_norms(x: np.ndarray, block: int = 1 << 16) -> np.ndarray:
     memory-mapped array stays on disk). Summed in float32, then raised by the bound on that
     sum's own rounding: only ever used as a bound, so its last bits may vary by machine. Rows
     whose float32 sum leaves float32's normal range (squares that underflow, as of entries near
-    1e-20, or overflow) are summed again in float64, where squares of float32 values do neither:
-    a norm is 0 only for a row of zeros."""
+    1e-20, or overflow; entries of a float64 array beyond float32's range) are taken again from
+    their own values in float64, scaled by their largest entry so that no square under- or
+    overflows: a norm is 0 only for a row of zeros."""
     out = np.empty(len(x), dtype=np.float64)
     slack = 1.0 + 2 * (x.shape[1] + 2) * _U32 if x.ndim == 2 else 1.0
     for s in range(0, len(x), block):
-        b = np.asarray(x[s : s + block], dtype=np.float32)
-        sq = np.einsum("ij,ij->i", b, b).astype(np.float64)
-        odd = ~((sq >= _NORMAL_SUM) & (sq < np.inf))
-        if odd.any():
-            wide = b[odd].astype(np.float64)
-            sq[odd] = np.einsum("ij,ij->i", wide, wide)
-        out[s : s + len(b)] = sq
-    return np.sqrt(out * slack)
+        raw = x[s : s + block]
+        with np.errstate(over="ignore"):  # a float64 entry beyond float32: inf, taken again below
+            b = np.asarray(raw, dtype=np.float32)
+            sq = np.einsum("ij,ij->i", b, b).astype(np.float64)
+        out[s : s + len(b)] = np.sqrt(sq * slack)
+        odd = np.flatnonzero(~((sq >= _NORMAL_SUM) & (sq < np.inf)))
+        if odd.size:
+            wide = np.asarray(raw[odd], dtype=np.float64)
+            top = np.abs(wide).max(axis=1, initial=0.0)
+            unit = wide / np.where(top > 0, top, 1.0)[:, None]
+            # |x| = top · |x / top|: every square of x / top is in [0, 1], so none that matters
+            # underflows and none overflows, in float64 (with float64's rounding as slack)
+            within = np.einsum("ij,ij->i", unit, unit) * (1.0 + 4 * (x.shape[1] + 2) * 2.0**-53)
+            out[s + odd] = top * np.sqrt(within * slack)
+    return out
 
 
 #: float32 sums of squares from here up hold every square's contribution to well below the
@@ -297,6 +305,21 @@ def float32_error_bound(dim: int) -> float:
     return n * _U32 / (1.0 - n * _U32) * (1.0 + 1e-5)
 
 
+#: the largest error any one rounding can make on a result or input below float32's normal range
+#: (a subnormal rounded, or flushed to zero by a kernel that does so: both below 2^-126)
+_TINY = 2.0**-126
+
+
+def absolute_error(dim: int, q_norm: np.ndarray, d_norm_max: float) -> np.ndarray:
+    """What :func:`float32_error_bound` (and the other relative bounds) leave out: entries,
+    products and sums below float32's normal range, each off by at most :data:`_TINY` — an entry
+    of ``q`` moves a product by at most ``_TINY · |d_i|`` (so ``_TINY · √dim · |d|`` over a
+    row), each product and partial sum by ``_TINY`` more. Far below the relative bound for any
+    vector of ordinary size; it is what settles nothing for vectors near float32's smallest."""
+    root = float(np.sqrt(dim))
+    return _TINY * ((root * (q_norm + d_norm_max)) * 1.01 + 2 * dim + 2)
+
+
 class BoundBroken(RuntimeError):
     """A raw search returned a product farther from the exact one than its error bound allows:
     its kernel does not compute what the bound assumes (see :func:`exact_top_k`'s ``verify``)."""
@@ -304,7 +327,8 @@ class BoundBroken(RuntimeError):
 
 def exact_top_k(q: np.ndarray, d: np.ndarray, k: int, raw: RawSearch,
                 d_norm_max: float | None = None, *, error: float | None = None, relative: float = 0.0,
-                first: int | None = None, verify: bool = False) -> tuple[np.ndarray, np.ndarray]:
+                first: int | None = None, verify: bool = False,
+                then: RawSearch | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The exact top ``k`` of ``q @ d.T`` by (score desc, row asc), whatever kernel computes it.
 
     ``raw(q, d, kk)`` is a fast search on float32 products (BLAS, FAISS, a GPU) returning its
@@ -323,7 +347,11 @@ def exact_top_k(q: np.ndarray, d: np.ndarray, k: int, raw: RawSearch,
     candidates of the first search, instead of ``k + EXTRA``). With ``verify`` every candidate's
     raw score is checked against its exact one, and a product beyond the bound raises
     :class:`BoundBroken` (a kernel that does not compute what the bound assumes) rather than
-    trusting the bound for the documents that were not re-scored.
+    trusting the bound for the documents that were not re-scored. With ``then`` (a float32 raw
+    search), the queries the first search leaves unsettled search again with ``then`` under
+    the float32 bound, from ``k + EXTRA`` candidates: a coarse bound that settles few (one
+    document of a much larger norm than the rest) costs one coarse search, not several.
+    Every bound also carries :func:`absolute_error`, for vectors near float32's smallest.
 
     Returns ``(ids int64[n_q, k], scores float32[n_q, k])``, padded with ``-1``/``-inf``; the
     scores are the exact ones, so the bytes are the same on every machine.
@@ -343,12 +371,12 @@ def exact_top_k(q: np.ndarray, d: np.ndarray, k: int, raw: RawSearch,
         if kk < n_d or verify:
             if d_norm_max is None:
                 d_norm_max = float(row_norms(d).max())
-            err = c * q_norm[todo] * d_norm_max
+            err = c * q_norm[todo] * d_norm_max + absolute_error(q.shape[1], q_norm[todo], d_norm_max)
         if kk < n_d:
-            # an exactly zero bound means a zero vector (row_norms underflows for no other row), so
-            # every product is exactly ±0 (equal keys): the first rows are the answer, whichever
-            # tied rows the raw search kept
-            zero = err == 0
+            # a zero norm is a row of zeros (row_norms is 0 for no other row), so every product is
+            # exactly ±0 (equal keys): the first rows are the answer, whichever tied rows the raw
+            # search kept
+            zero = (q_norm[todo] == 0) | (d_norm_max == 0)
             if zero.any():
                 ids = ids.copy()
                 ids[zero] = np.arange(kk)
@@ -365,7 +393,11 @@ def exact_top_k(q: np.ndarray, d: np.ndarray, k: int, raw: RawSearch,
             settled = (last + err < top_sc[:, k - 1]) | zero
         ids_out[todo[settled]], sc_out[todo[settled]] = top_ids[settled], top_sc[settled]
         todo = todo[~settled]
-        kk = min(2 * kk, n_d)
+        if then is not None:
+            raw, c, relative, verify, then = then, float32_error_bound(q.shape[1]), 0.0, False, None
+            kk = min(k + EXTRA, n_d)
+        else:
+            kk = min(2 * kk, n_d)
     return ids_out, sc_out
 
 

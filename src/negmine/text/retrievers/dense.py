@@ -106,32 +106,40 @@ class Dense(EmbeddingRetriever):
             raise ValueError(f"at most {MAX_ROWS - 1} documents are supported")
         if self.device != "cpu":
             return search_torch(q, d, k, self.device, self.query_block, self.doc_block)
+        d_norm_max = None
         if self._bfloat16(q, d):
             from negmine.text.retrievers import dense_bf16
 
-            d_norm_max = float(row_norms(d).max())
-            if dense_bf16.in_range(row_norms(q), d_norm_max):
+            d_norms = row_norms(d)
+            d_norm_max = float(d_norms.max())
+            if dense_bf16.in_range(row_norms(q), d_norm_max) and (
+                    self.screen_dtype == "bfloat16" or dense_bf16.even(d_norms)):
                 try:
                     return exact_top_k(q, d, k, self._search_bf16, d_norm_max, error=dense_bf16.error_bound(q.shape[1]),
-                                       relative=dense_bf16.RELATIVE, first=dense_bf16.first(k), verify=True)
+                                       relative=dense_bf16.RELATIVE, first=dense_bf16.first(k), verify=True,
+                                       then=self._search_raw)
                 except BoundBroken as exc:
                     _BF16_BROKEN.append(str(exc))
-                    warnings.warn(f"the bfloat16 screen is off in this process, its kernel broke the bound ({exc}); "
-                                  "searching in float32", RuntimeWarning, stacklevel=2)
-        return exact_top_k(q, d, k, self._search_raw)
+                    warnings.warn(f"the bfloat16 screen broke its bound ({exc}): searching in float32, and "
+                                  "screen_dtype auto stays in float32 in this process", RuntimeWarning, stacklevel=2)
+        return exact_top_k(q, d, k, self._search_raw, d_norm_max)
 
     def _bfloat16(self, q: np.ndarray, d: np.ndarray) -> bool:
-        """Whether to screen with bfloat16 products (``screen_dtype``; for ``auto``: a CPU with
-        bfloat16 instructions, the kernel never found broken here, and enough work)."""
-        if self.screen_dtype == "float32" or not len(q) or not len(d) or _BF16_BROKEN:
+        """Whether to screen with bfloat16 products: ``screen_dtype``; for ``auto``, the compiled
+        screen, a CPU and a torch with bfloat16 instructions, the kernel never found broken in
+        this process, and enough work to pay for it (and for importing torch, where it is not)."""
+        if self.screen_dtype == "float32" or not len(q) or not len(d):
             return False
         if self.screen_dtype == "bfloat16":
             return True
         from negmine.text.retrievers import dense_bf16
 
         work = len(q) * len(d) * (q.shape[1] if q.ndim == 2 else 1)
-        return dense_bf16.usable() and work >= (dense_bf16.WORK_LOADED if "torch" in sys.modules
-                                                else dense_bf16.WORK_COLD)
+        loaded = "torch" in sys.modules
+        if (_BF16_BROKEN or self.screen == "numpy" or not dense_bf16.usable()
+                or work < (dense_bf16.WORK_LOADED if loaded else dense_bf16.WORK_COLD)):
+            return False
+        return dense_bf16.torch_native()
 
     def _search_bf16(self, q: np.ndarray, d: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """The raw search on bfloat16 products (:func:`negmine.text.retrievers.dense_bf16.search`)."""

@@ -7,23 +7,24 @@ The answer is the same bytes as the float32 search's: every candidate is re-scor
 query is only settled when no document outside its candidates can reach its k-th place under a
 rigorous bound on the bfloat16 error (:func:`error_bound`, :data:`RELATIVE`). The bound is wider
 than float32's (about 0.008 · |q| · |d| against 2e-5), so the first search keeps ``2k + 32``
-candidates (:func:`first`); a query that this does not settle searches again with twice as many.
-Every candidate's bfloat16 product is also checked against its exact one
+candidates (:func:`first`); a query that this does not settle searches again on float32
+products. Every candidate's bfloat16 product is also checked against its exact one
 (``exact_top_k(verify=True)``): a kernel that rounds otherwise than the bound assumes raises
 :class:`~negmine.text.retrievers.base.BoundBroken`, and :class:`~negmine.text.retrievers.dense.Dense`
 searches again in float32.
 
 The bound assumes what every CPU bfloat16 kernel does: each input rounded to nearest (|error| ≤
-2^-8 relative), products summed in float32 (any order, fused or not) and the sum rounded to
-bfloat16 once. Inputs whose norms leave [2^-40, 2^40] (where flushed subnormals would add
-absolute errors, or products could overflow) take the float32 search (:func:`in_range`).
+2^-8 relative), products summed in float32 (any order, fused or not, rounded to nearest or to
+odd) and the sum rounded to bfloat16 once. Inputs whose norms leave [2^-40, 2^40] (where
+products could overflow, or the absolute error of flushed subnormals would settle nothing) take
+the float32 search (:func:`in_range`), and so does, under ``auto``, a corpus with a document of
+more than twice the median norm (:func:`even`).
 """
 
 from __future__ import annotations
 
 import functools
 import platform
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -49,10 +50,11 @@ def error_bound(dim: int) -> float:
     and ``d`` (any order, fused or not), and the float32 rounding of the exact ``q·d``, are both
     within ``c·|q|·|d|`` of ``q·d`` (beside the final rounding to bfloat16, :data:`RELATIVE`):
     ``(2u + u²)`` for the inputs' rounding, ``γ_n (1 + u)²`` for the float32 sum
-    (``γ_n = n·u32 / (1 - n·u32)``), ``u32`` for the exact score's rounding; a small slack for the
-    norms' own rounding."""
+    (``γ_n = n·2u32 / (1 - n·2u32)``: twice float32's unit roundoff, for kernels that round each
+    sum to odd, as Arm's BFDOT without FEAT_EBF16 does), ``u32`` for the exact score's rounding;
+    a small slack for the norms' own rounding. Subnormals: :func:`~negmine.text.retrievers.base.absolute_error`."""
     n = dim + 6
-    gamma = n * _U32 / (1.0 - n * _U32)
+    gamma = n * 2 * _U32 / (1.0 - n * 2 * _U32)
     return (2 * _UB + _UB * _UB + gamma * (1.0 + _UB) ** 2 + _U32) * (1.0 + 1e-5)
 
 
@@ -88,6 +90,27 @@ def has_bf16(cpuinfo: str) -> bool:
 def usable() -> bool:
     """torch and numba installed and bfloat16 native on this CPU."""
     return native() and available("torch") and available("numba")
+
+
+def torch_native() -> bool:
+    """Whether torch multiplies bfloat16 through oneDNN with this CPU's instructions (imports
+    torch; ``False`` where it cannot be imported)."""
+    try:
+        import torch
+    except (ImportError, OSError):
+        return False
+    try:
+        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a torch without these: trust the CPU's flags
+        return True
+
+
+def even(d_norms: np.ndarray) -> bool:
+    """Whether the largest document norm is at most twice the median (of a sample): the bound
+    grows with the largest, and one document far larger than the rest would leave most queries
+    unsettled by the bfloat16 screen (``auto`` then takes float32)."""
+    sample = d_norms[:: max(1, len(d_norms) // 4096)]
+    return bool(d_norms.max() <= 2.0 * float(np.median(sample)))
 
 
 def in_range(q_norm: np.ndarray, d_norm_max: float) -> bool:
@@ -138,15 +161,13 @@ def search(q: np.ndarray, d: np.ndarray, k: int, query_block: int, doc_block: in
 
 def _rounded(torch: Any, stage: np.ndarray, rows: np.ndarray, into: Any) -> Any:
     """``rows`` (any float dtype, maybe memory-mapped) rounded to bfloat16 (to nearest even) in
-    ``into``'s first rows: read in place where they are C-contiguous float32, else through the
-    float32 ``stage`` (never a copy of a whole array)."""
+    ``into``'s first rows: read in place where they are writable C-contiguous float32, else
+    through the float32 ``stage`` (never a copy of a whole array; torch takes no read-only
+    array)."""
     n = len(rows)
-    if rows.dtype != np.float32 or not rows.flags.c_contiguous:
+    if rows.dtype != np.float32 or not rows.flags.c_contiguous or not rows.flags.writeable:
         np.copyto(stage[:n], rows, casting="same_kind")
         rows = stage[:n]
-    with warnings.catch_warnings():  # a read-only memory map: torch only reads it here
-        warnings.filterwarnings("ignore", message=".*not writable.*", category=UserWarning)
-        src = torch.from_numpy(rows)
     out = into[:n]
-    out.copy_(src)
+    out.copy_(torch.from_numpy(rows))
     return out
