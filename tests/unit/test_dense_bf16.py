@@ -156,6 +156,21 @@ def test_queries_the_first_search_leaves_unsettled_go_on_in_float32(monkeypatch)
     assert dense_bf16.even(row_norms(d[:-1])) and not dense_bf16.even(row_norms(d))
 
 
+def test_a_few_queries_with_ties_at_their_cut_stay_on_the_bfloat16_search(monkeypatch):
+    # 100 copies of the document query 0 equals: its cut is unsettled with first(10) = 52
+    # candidates; one query of 40 is under a quarter, so it searches again in bfloat16 with twice
+    # as many candidates, not in float32
+    d = unit(17, 3000, 24)
+    d[np.random.default_rng(0).choice(3000, 100, replace=False)] = d[5]
+    q = unit(18, 40, 24)
+    q[0] = d[5]
+    calls: list[tuple[int, int]] = []
+    real = dense_bf16.search
+    monkeypatch.setattr(dense_bf16, "search", lambda *a, **kw: calls.append((len(a[0]), a[2])) or real(*a, **kw))
+    same(Dense(screen_dtype="bfloat16").search(q, d, 10), brute(q, d, 10))
+    assert calls == [(40, 52), (1, 104)]
+
+
 def test_auto_searches_in_float32_where_torch_cannot_be_imported(monkeypatch):
     import sys
 

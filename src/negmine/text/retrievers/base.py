@@ -348,9 +348,10 @@ def exact_top_k(q: np.ndarray, d: np.ndarray, k: int, raw: RawSearch,
     raw score is checked against its exact one, and a product beyond the bound raises
     :class:`BoundBroken` (a kernel that does not compute what the bound assumes) rather than
     trusting the bound for the documents that were not re-scored. With ``then`` (a float32 raw
-    search), the queries the first search leaves unsettled search again with ``then`` under
-    the float32 bound, from ``k + EXTRA`` candidates: a coarse bound that settles few (one
-    document of a much larger norm than the rest) costs one coarse search, not several.
+    search), once a search leaves more than a quarter of its queries unsettled, the rest search
+    again with ``then`` under the float32 bound, from ``k + EXTRA`` candidates: a coarse bound
+    that settles few (one document of a much larger norm than the rest) costs one coarse search,
+    not several, while a few queries with ties at their cut stay on the faster coarse search.
     Every bound also carries :func:`absolute_error`, for vectors near float32's smallest.
 
     Returns ``(ids int64[n_q, k], scores float32[n_q, k])``, padded with ``-1``/``-inf``; the
@@ -393,7 +394,7 @@ def exact_top_k(q: np.ndarray, d: np.ndarray, k: int, raw: RawSearch,
             settled = (last + err < top_sc[:, k - 1]) | zero
         ids_out[todo[settled]], sc_out[todo[settled]] = top_ids[settled], top_sc[settled]
         todo = todo[~settled]
-        if then is not None:
+        if then is not None and 4 * todo.size > settled.size:
             raw, c, relative, verify, then = then, float32_error_bound(q.shape[1]), 0.0, False, None
             kk = min(k + EXTRA, n_d)
         else:
