@@ -327,8 +327,8 @@ class BoundBroken(RuntimeError):
 
 def exact_top_k(q: np.ndarray, d: np.ndarray, k: int, raw: RawSearch,
                 d_norm_max: float | None = None, *, error: float | None = None, relative: float = 0.0,
-                first: int | None = None, verify: bool = False,
-                then: RawSearch | None = None) -> tuple[np.ndarray, np.ndarray]:
+                first: int | None = None, verify: bool = False, then: RawSearch | None = None,
+                q_norm: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The exact top ``k`` of ``q @ d.T`` by (score desc, row asc), whatever kernel computes it.
 
     ``raw(q, d, kk)`` is a fast search on float32 products (BLAS, FAISS, a GPU) returning its
@@ -353,6 +353,8 @@ def exact_top_k(q: np.ndarray, d: np.ndarray, k: int, raw: RawSearch,
     that settles few (one document of a much larger norm than the rest) costs one coarse search,
     not several, while a few queries with ties at their cut stay on the faster coarse search.
     Every bound also carries :func:`absolute_error`, for vectors near float32's smallest.
+    ``q_norm`` and ``d_norm_max`` are :func:`row_norms` of ``q`` and its maximum over ``d``, where
+    the caller has them already.
 
     Returns ``(ids int64[n_q, k], scores float32[n_q, k])``, padded with ``-1``/``-inf``; the
     scores are the exact ones, so the bytes are the same on every machine.
@@ -362,7 +364,7 @@ def exact_top_k(q: np.ndarray, d: np.ndarray, k: int, raw: RawSearch,
     sc_out = np.full((n_q, k), -np.inf, dtype=np.float32)
     if n_q == 0 or n_d == 0 or k == 0:
         return ids_out, sc_out
-    q_norm = row_norms(q)
+    q_norm = row_norms(q) if q_norm is None else q_norm
     c = float32_error_bound(q.shape[1]) if error is None else error
     todo = np.arange(n_q)
     kk = min(k + EXTRA if first is None else max(k, first), n_d)
@@ -405,9 +407,10 @@ def exact_top_k(q: np.ndarray, d: np.ndarray, k: int, raw: RawSearch,
 def _check_bound(ids: np.ndarray, raw: np.ndarray, exact: np.ndarray, err: np.ndarray, relative: float) -> None:
     """:class:`BoundBroken` unless every valid candidate's raw score is within ``err`` (per query)
     plus ``relative · |raw|`` of its exact score."""
+    wide = raw.astype(np.float64)
     with np.errstate(invalid="ignore"):  # -inf - -inf of padding: NaN, not compared
-        gap = np.abs(raw.astype(np.float64) - exact)
-    allowed = err[:, None] + relative * np.abs(raw.astype(np.float64))
+        gap = np.abs(wide - exact)
+    allowed = err[:, None] + relative * np.abs(wide)
     bad = (ids >= 0) & np.isfinite(raw) & ~(gap <= allowed)
     if bad.any():
         i, j = map(int, np.argwhere(bad)[0])

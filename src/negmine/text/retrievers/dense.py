@@ -110,14 +110,14 @@ class Dense(EmbeddingRetriever):
         if self._bfloat16(q, d):
             from negmine.text.retrievers import dense_bf16
 
-            d_norms = row_norms(d)
+            d_norms, q_norm = row_norms(d), row_norms(q)
             d_norm_max = float(d_norms.max())
-            if dense_bf16.in_range(row_norms(q), d_norm_max) and (
+            if dense_bf16.in_range(q_norm, d_norm_max) and (
                     self.screen_dtype == "bfloat16" or dense_bf16.even(d_norms)):
                 try:
                     return exact_top_k(q, d, k, self._search_bf16, d_norm_max, error=dense_bf16.error_bound(q.shape[1]),
                                        relative=dense_bf16.RELATIVE, first=dense_bf16.first(k), verify=True,
-                                       then=self._search_raw)
+                                       then=self._search_raw, q_norm=q_norm)
                 except BoundBroken as exc:
                     _BF16_BROKEN.append(str(exc))
                     warnings.warn(f"the bfloat16 screen broke its bound ({exc}): searching in float32, and "
@@ -145,9 +145,13 @@ class Dense(EmbeddingRetriever):
         """The raw search on bfloat16 products (:func:`negmine.text.retrievers.dense_bf16.search`)."""
         from negmine.text.retrievers import dense_bf16
 
-        n_blocks = -(-len(q) // max(1, min(self.query_block, len(q)))) if len(q) else 0
         return dense_bf16.search(q, d, k, self.query_block, self.doc_block,
-                                 lambda it: progress(it, desc="dense search (bfloat16)", total=n_blocks, unit="block"))
+                                 self._progress(len(q), "dense search (bfloat16)"))
+
+    def _progress(self, n_q: int, desc: str) -> Any:
+        """A progress bar over the query blocks of a search of ``n_q`` queries."""
+        n_blocks = -(-n_q // max(1, min(self.query_block, n_q))) if n_q else 0
+        return lambda it: progress(it, desc=desc, total=n_blocks, unit="block")
 
     def _search_raw(self, q: np.ndarray, d: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """The blocked float32 search: one sgemm per block, screened against a running top-k —
@@ -156,9 +160,7 @@ class Dense(EmbeddingRetriever):
         if self.screen == "numba" or (self.screen == "auto" and available("numba")):
             from negmine.text.retrievers import dense_jit
 
-            n_blocks = -(-len(q) // max(1, min(self.query_block, len(q)))) if len(q) else 0
-            return dense_jit.search(q, d, k, self.query_block, self.doc_block,
-                                    lambda it: progress(it, desc="dense search", total=n_blocks, unit="block"))
+            return dense_jit.search(q, d, k, self.query_block, self.doc_block, self._progress(len(q), "dense search"))
         ids = np.empty((len(q), k), dtype=np.int64)
         scores = np.empty((len(q), k), dtype=np.float32)
         qbs, dbs = max(1, min(self.query_block, len(q))), max(1, min(self.doc_block, len(d)))

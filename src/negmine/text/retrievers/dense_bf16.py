@@ -38,7 +38,8 @@ _UB = 2.0**-8
 #: the raw score of a document is within this much of its float32 sum, relative to the raw score
 #: (the one rounding of that sum to bfloat16: ``|fl(x) - x| <= u/(1-u) · |fl(x)|``)
 RELATIVE = _UB / (1.0 - _UB) * (1.0 + 1e-5)
-#: the norms of queries and documents the bound holds for without absolute terms
+#: the norms of queries and documents the bfloat16 screen takes: no product can overflow, and
+#: the absolute term of the bound (flushed subnormals) stays far below the relative one
 NORM_LOW, NORM_HIGH = 2.0**-40, 2.0**40
 #: multiply-adds from which the bfloat16 screen pays for itself once torch is imported, and
 #: from which it also pays for importing torch (about 1 s here)
